@@ -1,0 +1,14 @@
+# kernels — quant block formats, dequant, vec_dot, matvec, CPU dispatch.
+# Depends on src/core only.
+noinst_LTLIBRARIES += libmpkernels.la
+libmpkernels_la_CPPFLAGS = $(KERNELS_CPPFLAGS)
+libmpkernels_la_SOURCES = \
+	kernels/dispatch.c \
+	kernels/dispatch.h \
+	kernels/types.c \
+	kernels/types.h
+
+check_PROGRAMS += tests/test_dispatch
+tests_test_dispatch_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_dispatch_SOURCES = tests/test_dispatch.c tests/mp_test.h
+tests_test_dispatch_LDADD = $(KERNELS_LIBS)

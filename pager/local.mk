@@ -1,0 +1,13 @@
+# pager — the expert pager: pool, residency, policy, I/O backends, stats.
+# Depends on kernels and src/core; never on src/ (it knows byte ranges, not
+# transformers).
+noinst_LTLIBRARIES += libmppager.la
+libmppager_la_CPPFLAGS = $(PAGER_CPPFLAGS)
+libmppager_la_SOURCES = \
+	pager/io.c \
+	pager/io.h
+
+check_PROGRAMS += tests/test_io
+tests_test_io_CPPFLAGS = $(PAGER_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_io_SOURCES = tests/test_io.c tests/mp_test.h
+tests_test_io_LDADD = $(PAGER_LIBS)

@@ -1,0 +1,132 @@
+/*
+ * mp_test.h — the unit-test assertions every test program uses.
+ *
+ * Why our own header rather than Check or cmocka: automake's parallel harness
+ * already runs one program per module, counts pass/fail/skip from exit codes
+ * (0, 77, other) and keeps a log per program; what a test needs beyond that is
+ * a handful of assertions that print what was expected and what came.  That
+ * is this file, with no dependency and no fork-per-case to slow the sanitizer
+ * builds.
+ *
+ * Use:
+ *     static void test_parse(void) { CHECK_EQ_U64(parse("4K"), 4096); }
+ *     int main(void) { RUN(test_parse); return mp_test_end(); }
+ * A failed CHECK reports and lets the case go on; REQUIRE also returns from
+ * the case.  mp_test_skip() exits 77 (a backend this machine lacks).
+ */
+#ifndef MP_TEST_H
+#define MP_TEST_H
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int mp_test_failed_checks;
+static int mp_test_cases, mp_test_failed_cases;
+static const char *mp_test_current = "?";
+
+#define MP_TEST_FAIL(...)                                                       \
+	do {                                                                    \
+		fprintf(stderr, "FAIL %s (%s:%d): ", mp_test_current, __FILE__, __LINE__); \
+		fprintf(stderr, __VA_ARGS__);                                   \
+		fputc('\n', stderr);                                            \
+		mp_test_failed_checks++;                                        \
+	} while (0)
+
+#define CHECK(cond)                                                             \
+	do { if (!(cond)) MP_TEST_FAIL("expected %s", #cond); } while (0)
+
+#define REQUIRE(cond)                                                           \
+	do { if (!(cond)) { MP_TEST_FAIL("required %s", #cond); return; } } while (0)
+
+#define CHECK_EQ_INT(got, want)                                                 \
+	do {                                                                    \
+		long long g_ = (long long)(got), w_ = (long long)(want);        \
+		if (g_ != w_)                                                   \
+			MP_TEST_FAIL("%s: expected %lld, got %lld", #got, w_, g_); \
+	} while (0)
+
+#define CHECK_EQ_U64(got, want)                                                 \
+	do {                                                                    \
+		uint64_t g_ = (uint64_t)(got), w_ = (uint64_t)(want);           \
+		if (g_ != w_)                                                   \
+			MP_TEST_FAIL("%s: expected %" PRIu64 ", got %" PRIu64, #got, w_, g_); \
+	} while (0)
+
+#define CHECK_NEAR(got, want, tol)                                              \
+	do {                                                                    \
+		double g_ = (double)(got), w_ = (double)(want), t_ = (double)(tol); \
+		if (!(fabs(g_ - w_) <= t_))                                     \
+			MP_TEST_FAIL("%s: expected %.9g within %.3g, got %.9g", #got, w_, t_, g_); \
+	} while (0)
+
+#define CHECK_STR(got, want)                                                    \
+	do {                                                                    \
+		const char *g_ = (got), *w_ = (want);                           \
+		if (!g_ || strcmp(g_, w_) != 0)                                 \
+			MP_TEST_FAIL("%s: expected \"%s\", got \"%s\"", #got, w_, g_ ? g_ : "(null)"); \
+	} while (0)
+
+/* got must contain want (for error messages that name a file or field). */
+#define CHECK_CONTAINS(got, want)                                               \
+	do {                                                                    \
+		const char *g_ = (got), *w_ = (want);                           \
+		if (!g_ || !strstr(g_, w_))                                     \
+			MP_TEST_FAIL("%s: expected to contain \"%s\", got \"%s\"", #got, w_, g_ ? g_ : "(null)"); \
+	} while (0)
+
+static inline void mp_test_run(const char *name, void (*fn)(void))
+{
+	int before = mp_test_failed_checks;
+	mp_test_current = name;
+	mp_test_cases++;
+	fn();
+	if (mp_test_failed_checks != before) {
+		mp_test_failed_cases++;
+		fprintf(stderr, "case %s: FAILED\n", name);
+	} else {
+		printf("case %s: ok\n", name);
+	}
+	fflush(stdout);
+}
+
+#define RUN(fn) mp_test_run(#fn, fn)
+
+/* Prints the tally and returns the exit status for main. */
+static inline int mp_test_end(void)
+{
+	printf("%d cases, %d failed\n", mp_test_cases, mp_test_failed_cases);
+	return mp_test_failed_cases ? 1 : 0;
+}
+
+/* Exit with automake's "skipped" status, saying why. */
+static inline void mp_test_skip(const char *why)
+{
+	printf("SKIP: %s\n", why);
+	exit(77);
+}
+
+/* Path of a file in the shared test data (MP_SHARED_DIR, set by the harness).
+ * The shared folder is part of the test contract: a missing one fails the test
+ * loudly rather than skipping it.  Returns a static buffer. */
+static inline const char *mp_test_shared(const char *rel)
+{
+	static char path[4096];
+	const char *dir = getenv("MP_SHARED_DIR");
+	if (!dir || !*dir) {
+		fprintf(stderr, "FAIL: MP_SHARED_DIR is not set (run the tests through `make check`)\n");
+		exit(1);
+	}
+	snprintf(path, sizeof path, "%s/%s", dir, rel);
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		fprintf(stderr, "FAIL: shared test data %s is missing (MP_SHARED_DIR=%s)\n", path, dir);
+		exit(1);
+	}
+	return path;
+}
+
+#endif
