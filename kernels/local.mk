@@ -5,6 +5,9 @@ libmpkernels_la_CPPFLAGS = $(KERNELS_CPPFLAGS)
 libmpkernels_la_SOURCES = \
 	kernels/dispatch.c \
 	kernels/dispatch.h \
+	kernels/fp16.h \
+	kernels/quant.c \
+	kernels/quant.h \
 	kernels/types.c \
 	kernels/types.h
 
@@ -12,3 +15,8 @@ check_PROGRAMS += tests/test_dispatch
 tests_test_dispatch_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_dispatch_SOURCES = tests/test_dispatch.c tests/mp_test.h
 tests_test_dispatch_LDADD = $(KERNELS_LIBS)
+
+check_PROGRAMS += tests/test_quant
+tests_test_quant_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_quant_SOURCES = tests/test_quant.c tests/mp_test.h
+tests_test_quant_LDADD = $(KERNELS_LIBS)

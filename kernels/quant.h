@@ -1,0 +1,45 @@
+/*
+ * quant.h — the per-type kernel table: dequantize, quantize and vec_dot for
+ * every GGML type moepager reads (FORMATS.md §2), indexed by GGUF type id.
+ *
+ * Contracts for every type t with block size B (mp_type_info(t)):
+ * - dequant(src, dst, n): n is a multiple of B; src holds n/B blocks of t;
+ *   writes n floats.  The scalar reference, written for clarity.
+ * - quantize(src, dst, n): the inverse direction; any finite input gives valid,
+ *   decodable blocks (round to nearest per block is enough for weights).
+ * - vec_dot[path](n, w, a): Σ w[i]·a[i] over n elements, w in type t and a in
+ *   mp_type_info(t)->vec_dot_type.  [MP_KPATH_SCALAR] is always set; a NULL
+ *   SIMD entry means "no faster path": mp_quant_vec_dot() then falls back to
+ *   the best lower one.
+ * Kernels know blocks and vectors, nothing of files or models.
+ */
+#ifndef MP_QUANT_H
+#define MP_QUANT_H
+
+#include <stdint.h>
+
+#include "dispatch.h"
+#include "types.h"
+
+typedef void (*mp_dequant_fn)(const void *src, float *dst, int64_t n);
+typedef void (*mp_quantize_fn)(const float *src, void *dst, int64_t n);
+typedef float (*mp_vec_dot_fn)(int64_t n, const void *w, const void *a);
+
+struct mp_quant_ops {
+	mp_dequant_fn dequant;                  /* scalar reference; NULL: no kernel */
+	mp_quantize_fn quantize;                /* NULL: cannot be written */
+	mp_vec_dot_fn vec_dot[MP_KPATH_COUNT];  /* [SCALAR] set whenever dequant is */
+};
+
+/* Kernels of type t, or NULL when moepager has none for it. */
+const struct mp_quant_ops *mp_quant_ops(uint32_t t);
+
+/* The vec_dot of t for path, falling back to the best lower path that has one;
+ * NULL when t has no kernels. */
+mp_vec_dot_fn mp_quant_vec_dot(uint32_t t, enum mp_kpath path);
+
+/* Families fill their entries of the table (called once, in order, by
+ * quant.c: never by constructors). */
+void mp_quant_fill_float(struct mp_quant_ops *tab);
+
+#endif

@@ -1,0 +1,150 @@
+/* test_quant — kernels/quant: every type's scalar dequantizer against the
+ * independent reference vectors in ../shared/testdata/quants/, quantize
+ * round trips, and vec_dot against dequantize-then-dot. */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "alloc.h"
+#include "fp16.h"
+#include "quant.h"
+#include "rng.h"
+#include "types.h"
+#include "mp_test.h"
+
+/* Reads a whole shared test file; *len gets its size. */
+static void *slurp(const char *rel, size_t *len)
+{
+	FILE *f = fopen(mp_test_shared(rel), "rb");
+	if (!f)
+		return NULL;
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	void *buf = mp_malloc((size_t)n);
+	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		mp_free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+/* Dequantizes TYPE.blocks and compares with TYPE.f32 (relative 1e-6; exact
+ * for the float types). */
+static void check_reference(enum mp_type t)
+{
+	const struct mp_type_info *ti = mp_type_info(t);
+	const struct mp_quant_ops *ops = mp_quant_ops(t);
+	if (!ops) {
+		MP_TEST_FAIL("%s: no kernels", ti->name);
+		return;
+	}
+	char rel[128];
+	size_t nb, nf;
+	snprintf(rel, sizeof rel, "testdata/quants/%s.blocks", ti->name);
+	uint8_t *blocks = slurp(rel, &nb);
+	snprintf(rel, sizeof rel, "testdata/quants/%s.f32", ti->name);
+	float *want = slurp(rel, &nf);
+	if (!blocks || !want || nb % ti->block_bytes || nf / 4 != nb / ti->block_bytes * ti->block_elems) {
+		MP_TEST_FAIL("%s: reference files unreadable or inconsistent", ti->name);
+		goto out;
+	}
+	int64_t n = (int64_t)(nf / 4);
+	float *got = mp_malloc_array((size_t)n, sizeof(float));
+	REQUIRE(got);
+	ops->dequant(blocks, got, n);
+	int bad = 0;
+	int exact = ti->block_elems == 1;
+	for (int64_t i = 0; i < n && bad < 5; i++) {
+		float w = want[i], g = got[i];
+		int ok = exact ? (mp_f32_bits(w) == mp_f32_bits(g) || (isnan(w) && isnan(g)))
+			       : fabsf(g - w) <= 1e-6f * fmaxf(fabsf(w), 1e-30f) + 1e-37f;
+		if (!ok) {
+			MP_TEST_FAIL("%s: element %lld (block %lld): expected %.9g, got %.9g", ti->name,
+				     (long long)i, (long long)(i / ti->block_elems), w, g);
+			bad++;
+		}
+	}
+	mp_free(got);
+out:
+	mp_free(blocks);
+	mp_free(want);
+}
+
+static void test_reference_float(void)
+{
+	check_reference(MP_TYPE_F16);
+	check_reference(MP_TYPE_BF16);
+}
+
+static void test_f16_edges(void)
+{
+	/* round to nearest even, subnormals, overflow, signed zero, NaN */
+	CHECK_EQ_INT(mp_f32_to_f16(1.0f), 0x3c00);
+	CHECK_EQ_INT(mp_f32_to_f16(-0.0f), 0x8000);
+	CHECK_EQ_INT(mp_f32_to_f16(65504.0f), 0x7bff);
+	CHECK_EQ_INT(mp_f32_to_f16(65520.0f), 0x7c00);
+	CHECK_EQ_INT(mp_f32_to_f16(0x1p-24f), 0x0001);
+	CHECK_EQ_INT(mp_f32_to_f16(0x1p-25f), 0x0000);          /* tie → even (0) */
+	CHECK_EQ_INT(mp_f32_to_f16(0x1.8p-24f), 0x0002);        /* tie → even (2) */
+	CHECK_EQ_INT(mp_f32_to_f16(1.0f + 0x1p-11f), 0x3c00);   /* tie → even */
+	CHECK_EQ_INT(mp_f32_to_f16(1.0f + 0x1.8p-11f), 0x3c01);
+	CHECK_EQ_INT(mp_f32_to_f16(0x1.ffcp-15f), 0x0400);      /* rounds up to smallest normal */
+	CHECK((mp_f32_to_f16(NAN) & 0x7c00) == 0x7c00 && (mp_f32_to_f16(NAN) & 0x3ff));
+	CHECK_EQ_INT(mp_f16_to_f32(0x0001) == 0x1p-24f, 1);
+	for (uint32_t h = 0; h < 0x10000; h++) {                /* every finite half round-trips */
+		if ((h & 0x7c00) == 0x7c00)
+			continue;
+		if (mp_f32_to_f16(mp_f16_to_f32((mp_f16)h)) != h) {
+			MP_TEST_FAIL("f16 0x%04x does not round-trip", h);
+			break;
+		}
+	}
+	CHECK_EQ_INT(mp_f32_to_bf16(1.0f), 0x3f80);
+	CHECK_EQ_INT(mp_f32_to_bf16(mp_f32_from_bits(0x3f808000u)), 0x3f80);  /* tie → even */
+	CHECK_EQ_INT(mp_f32_to_bf16(mp_f32_from_bits(0x3f818000u)), 0x3f82);
+	CHECK((mp_f32_to_bf16(NAN) & 0x7f80) == 0x7f80 && (mp_f32_to_bf16(NAN) & 0x7f));
+}
+
+/* vec_dot of each float type equals the dot of the dequantized values. */
+static void test_float_dot(void)
+{
+	static const enum mp_type types[] = { MP_TYPE_F32, MP_TYPE_F16, MP_TYPE_BF16 };
+	struct mp_rng r;
+	mp_rng_seed(&r, 7);
+	enum { N = 1024 };
+	float x[N], y[N], dx[N], dy[N];
+	for (int i = 0; i < N; i++) {
+		x[i] = (float)mp_rng_normal(&r);
+		y[i] = (float)mp_rng_normal(&r);
+	}
+	for (size_t k = 0; k < sizeof types / sizeof types[0]; k++) {
+		const struct mp_quant_ops *ops = mp_quant_ops(types[k]);
+		REQUIRE(ops && ops->quantize && ops->vec_dot[MP_KPATH_SCALAR]);
+		uint8_t qx[N * 4], qy[N * 4];
+		ops->quantize(x, qx, N);
+		ops->quantize(y, qy, N);
+		ops->dequant(qx, dx, N);
+		ops->dequant(qy, dy, N);
+		double want = 0;
+		for (int i = 0; i < N; i++)
+			want += (double)dx[i] * dy[i];
+		for (int p = 0; p < MP_KPATH_COUNT; p++) {
+			mp_vec_dot_fn dot = mp_quant_vec_dot(types[k], (enum mp_kpath)p);
+			REQUIRE(dot);
+			CHECK_NEAR(dot(N, qx, qy), want, 1e-3 * sqrt((double)N));
+		}
+	}
+	CHECK(mp_quant_ops(MP_TYPE_COUNT) == NULL);
+	CHECK(mp_quant_ops(4) == NULL);
+}
+
+int main(void)
+{
+	RUN(test_reference_float);
+	RUN(test_f16_edges);
+	RUN(test_float_dot);
+	return mp_test_end();
+}
