@@ -3,11 +3,14 @@
 noinst_LTLIBRARIES += libmpkernels.la
 libmpkernels_la_CPPFLAGS = $(KERNELS_CPPFLAGS)
 libmpkernels_la_SOURCES = \
+	kernels/blocks.h \
 	kernels/dispatch.c \
 	kernels/dispatch.h \
 	kernels/fp16.h \
 	kernels/quant.c \
 	kernels/quant.h \
+	kernels/quant_q8.c \
+	kernels/simd.h \
 	kernels/types.c \
 	kernels/types.h
 

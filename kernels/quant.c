@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stddef.h>
 
+#include "blocks.h"
 #include "fp16.h"
 #include "quant.h"
 
@@ -98,6 +99,7 @@ static pthread_once_t table_once = PTHREAD_ONCE_INIT;
 static void build_table(void)
 {
 	mp_quant_fill_float(table);
+	mp_quant_fill_q8(table);
 }
 
 const struct mp_quant_ops *mp_quant_ops(uint32_t t)

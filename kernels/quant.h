@@ -10,7 +10,8 @@
  * - vec_dot[path](n, w, a): Σ w[i]·a[i] over n elements, w in type t and a in
  *   mp_type_info(t)->vec_dot_type.  [MP_KPATH_SCALAR] is always set; a NULL
  *   SIMD entry means "no faster path": mp_quant_vec_dot() then falls back to
- *   the best lower one.
+ *   the best lower one.  Activation-only types (Q8_1, Q8_K) have dequant and
+ *   quantize but no vec_dot.
  * Kernels know blocks and vectors, nothing of files or models.
  */
 #ifndef MP_QUANT_H
@@ -26,9 +27,9 @@ typedef void (*mp_quantize_fn)(const float *src, void *dst, int64_t n);
 typedef float (*mp_vec_dot_fn)(int64_t n, const void *w, const void *a);
 
 struct mp_quant_ops {
-	mp_dequant_fn dequant;                  /* scalar reference; NULL: no kernel */
+	mp_dequant_fn dequant;                  /* scalar reference; NULL: no kernels */
 	mp_quantize_fn quantize;                /* NULL: cannot be written */
-	mp_vec_dot_fn vec_dot[MP_KPATH_COUNT];  /* [SCALAR] set whenever dequant is */
+	mp_vec_dot_fn vec_dot[MP_KPATH_COUNT];  /* [SCALAR] set for every weight type */
 };
 
 /* Kernels of type t, or NULL when moepager has none for it. */

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "alloc.h"
+#include "blocks.h"
 #include "fp16.h"
 #include "quant.h"
 #include "rng.h"
@@ -79,6 +80,52 @@ static void test_reference_float(void)
 	check_reference(MP_TYPE_BF16);
 }
 
+static void test_reference_q8_0(void)
+{
+	check_reference(MP_TYPE_Q8_0);
+}
+
+/* The activation quantizers follow llama.cpp's rules (FORMATS.md §2.8). */
+static void test_activation_quantizers(void)
+{
+	float x[MP_QK_K];
+	for (int i = 0; i < MP_QK_K; i++)
+		x[i] = (float)(i - 100) * 0.25f;   /* max |x| = 155·0.25 at i = 255 */
+	struct mp_block_q8_K k;
+	mp_quantize_q8_K(x, &k, MP_QK_K);
+	/* iscale = -127/mx with mx = +38.75: the largest maps to -127 */
+	CHECK_EQ_INT(k.qs[255], -127);
+	CHECK_NEAR(k.d, 38.75f / -127.0f, 1e-9);
+	int sum0 = 0;
+	for (int j = 0; j < 16; j++)
+		sum0 += k.qs[j];
+	CHECK_EQ_INT(k.bsums[0], sum0);
+	/* half to even: x = 0.5/|iscale| steps land on even codes */
+	float h[MP_QK_K] = { 0 };
+	h[0] = 127.0f;     /* iscale = -1 */
+	h[1] = 2.5f;       /* -2.5 → -2 (even) */
+	h[2] = 3.5f;       /* -3.5 → -4 */
+	mp_quantize_q8_K(h, &k, MP_QK_K);
+	CHECK_EQ_INT(k.qs[1], -2);
+	CHECK_EQ_INT(k.qs[2], -4);
+	float z[MP_QK_K] = { 0 };
+	mp_quantize_q8_K(z, &k, MP_QK_K);
+	CHECK_EQ_INT(k.d == 0.0f, 1);
+	/* Q8_0: half away from zero, d = amax/127 */
+	float v[MP_QK8] = { 0 };
+	v[0] = 127.0f;
+	v[1] = 2.5f;
+	v[2] = -2.5f;
+	struct mp_block_q8_0 q;
+	mp_quantize_q8_0(v, &q, MP_QK8);
+	CHECK_EQ_INT(q.qs[0], 127);
+	CHECK_EQ_INT(q.qs[1], 3);
+	CHECK_EQ_INT(q.qs[2], -3);
+	struct mp_block_q8_1 q1;
+	mp_quantize_q8_1(v, &q1, MP_QK8);
+	CHECK_NEAR(mp_f16_to_f32(q1.s), 127.0, 0.1);
+}
+
 static void test_f16_edges(void)
 {
 	/* round to nearest even, subnormals, overflow, signed zero, NaN */
@@ -144,6 +191,8 @@ static void test_float_dot(void)
 int main(void)
 {
 	RUN(test_reference_float);
+	RUN(test_reference_q8_0);
+	RUN(test_activation_quantizers);
 	RUN(test_f16_edges);
 	RUN(test_float_dot);
 	return mp_test_end();
