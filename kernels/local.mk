@@ -9,6 +9,9 @@ libmpkernels_la_SOURCES = \
 	kernels/fp16.h \
 	kernels/quant.c \
 	kernels/quant.h \
+	kernels/quant_k.c \
+	kernels/quant_k.h \
+	kernels/quant_legacy.c \
 	kernels/quant_q8.c \
 	kernels/simd.h \
 	kernels/types.c \
