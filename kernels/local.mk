@@ -9,10 +9,13 @@ libmpkernels_la_SOURCES = \
 	kernels/fp16.h \
 	kernels/quant.c \
 	kernels/quant.h \
+	kernels/quant_avx2.c \
+	kernels/quant_avx512.c \
 	kernels/quant_k.c \
 	kernels/quant_k.h \
 	kernels/quant_legacy.c \
 	kernels/quant_q8.c \
+	kernels/quant_x86.h \
 	kernels/simd.h \
 	kernels/types.c \
 	kernels/types.h
@@ -26,3 +29,8 @@ check_PROGRAMS += tests/test_quant
 tests_test_quant_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_quant_SOURCES = tests/test_quant.c tests/mp_test.h
 tests_test_quant_LDADD = $(KERNELS_LIBS)
+
+check_PROGRAMS += tests/test_quant_simd
+tests_test_quant_simd_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_quant_simd_SOURCES = tests/test_quant_simd.c tests/mp_test.h
+tests_test_quant_simd_LDADD = $(KERNELS_LIBS)
