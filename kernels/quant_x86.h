@@ -1,0 +1,258 @@
+/*
+ * quant_x86.h — the 256-bit x86 dot products of the K-quants Q2_K, Q3_K,
+ * Q5_K, Q4_K and Q6_K, Q8_0 and the float types, written once and compiled
+ * twice: by quant_avx2.c (AVX2) and by quant_avx512.c (the same code with
+ * EVEX encoding, for the types it has no 512-bit kernel of its own).  Not a
+ * public header: the includer defines
+ *   X86_TARGET   the target attribute (MP_TARGET_AVX2 / _AVX512_BASE)
+ *   X86(name)    the function name with the path's suffix.
+ *
+ * Math (quant_k.c has the integer formulation): per super-block, the codes
+ * q (unsigned bytes) times the Q8_K bytes a go through maddubs (u8×i8 pairs
+ * to i16, never saturating here: |q|≤63, pairs ≤ 2·63·128 < 2^15), then madd
+ * with the sub-block scale broadcast to its lanes (i16 pairs to i32); the
+ * int32 lanes are summed once per super-block, so isum and imin are exact and
+ * mp_k_combine() gives the scalar reference's float bit for bit.  Signed
+ * codes (Q3_K, Q6_K) are split as maddubs(q+off, a) − maddubs(off, a).
+ */
+
+X86_TARGET static inline int32_t X86(hsum_i32)(__m256i v)
+{
+	__m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+	return _mm_cvtsi128_si32(s);
+}
+
+X86_TARGET static inline float X86(hsum_ps)(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+X86_TARGET static inline __m256i X86(loadu)(const void *p)
+{
+	return _mm256_loadu_si256((const __m256i *)p);
+}
+
+/* i16 lanes 0..7 = lo, 8..15 = hi (the two 16-element groups of a
+ * 32-byte maddubs). */
+X86_TARGET static inline __m256i X86(scale2)(int lo, int hi)
+{
+	return _mm256_set_m128i(_mm_set1_epi16((short)hi), _mm_set1_epi16((short)lo));
+}
+
+/* Σ_{lanes} madd(maddubs(q, a), scale2(slo, shi)) added to acc. */
+X86_TARGET static inline __m256i X86(dot32)(__m256i acc, __m256i q, __m256i a, int slo, int shi)
+{
+	__m256i p = _mm256_maddubs_epi16(q, a);
+	return _mm256_add_epi32(acc, _mm256_madd_epi16(p, X86(scale2)(slo, shi)));
+}
+
+/* Σ_j mn[j]·(bsums[2j] + bsums[2j+1]) over the 8 sub-blocks of Q4_K/Q5_K. */
+X86_TARGET static inline int32_t X86(mins8)(const uint8_t *mn, const int16_t *bsums)
+{
+	__m256i bs = X86(loadu)(bsums);
+	__m128i pair = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
+	__m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
+	__m128i p = _mm_madd_epi16(pair, m);
+	p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
+	p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xb1));
+	return _mm_cvtsi128_si32(p);
+}
+
+X86_TARGET static float X86(q2_K_dot)(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_q2_K *x = w;
+	const struct mp_block_q8_K *y = a;
+	const __m256i m3 = _mm256_set1_epi8(3);
+	float s = 0;
+	for (int64_t b = 0; b < n / MP_QK_K; b++) {
+		const uint8_t *sc = x[b].scales;
+		__m256i acc = _mm256_setzero_si256();
+		for (int h = 0; h < 2; h++) {
+			__m256i Q = X86(loadu)(x[b].qs + 32 * h);
+			for (int j = 0; j < 4; j++) {
+				__m256i q = _mm256_and_si256(_mm256_srli_epi16(Q, 2 * j), m3);
+				int g = 8 * h + 2 * j;
+				acc = X86(dot32)(acc, q, X86(loadu)(y[b].qs + 128 * h + 32 * j),
+						 sc[g] & 0xF, sc[g + 1] & 0xF);
+			}
+		}
+		__m128i sc8 = _mm_loadu_si128((const __m128i *)sc);
+		__m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0xF)));
+		int32_t imin = X86(hsum_i32)(_mm256_madd_epi16(mins, X86(loadu)(y[b].bsums)));
+		s += mp_k_combine(_cvtsh_ss(x[b].d), _cvtsh_ss(x[b].dmin), y[b].d, X86(hsum_i32)(acc), imin);
+	}
+	return s;
+}
+
+X86_TARGET static float X86(q3_K_dot)(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_q3_K *x = w;
+	const struct mp_block_q8_K *y = a;
+	const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
+	const __m256i zero = _mm256_setzero_si256();
+	float s = 0;
+	for (int64_t b = 0; b < n / MP_QK_K; b++) {
+		int8_t S[16];
+		mp_q3k_scales(x[b].scales, S);
+		__m256i H = X86(loadu)(x[b].hmask), acc = zero;
+		for (int h = 0; h < 2; h++) {
+			__m256i Q = X86(loadu)(x[b].qs + 32 * h);
+			for (int j = 0; j < 4; j++) {
+				__m256i bit = _mm256_set1_epi8((char)(1 << (4 * h + j)));
+				__m256i q = _mm256_and_si256(_mm256_srli_epi16(Q, 2 * j), m3);
+				/* q − 4 where the high bit is clear */
+				__m256i off = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(H, bit), zero), four);
+				__m256i av = X86(loadu)(y[b].qs + 128 * h + 32 * j);
+				__m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, av), _mm256_maddubs_epi16(off, av));
+				int g = 8 * h + 2 * j;
+				acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, X86(scale2)(S[g], S[g + 1])));
+			}
+		}
+		s += mp_k_combine(_cvtsh_ss(x[b].d), 0.0f, y[b].d, X86(hsum_i32)(acc), 0);
+	}
+	return s;
+}
+
+/* Q4_K and Q5_K: qh is NULL for Q4_K. */
+X86_TARGET static inline int32_t X86(k45_block)(const uint8_t *scales, const uint8_t *qs,
+						const uint8_t *qh, const struct mp_block_q8_K *y,
+						int32_t *imin)
+{
+	const __m256i m4 = _mm256_set1_epi8(0xF), sixteen = _mm256_set1_epi8(16);
+	uint8_t sc[8], mn[8];
+	for (int j = 0; j < 8; j++)
+		mp_k4_scale_min(j, scales, &sc[j], &mn[j]);
+	__m256i acc = _mm256_setzero_si256();
+	__m256i hb = qh ? X86(loadu)(qh) : _mm256_setzero_si256();
+	for (int j2 = 0; j2 < 4; j2++) {
+		__m256i q = X86(loadu)(qs + 32 * j2);
+		__m256i lo = _mm256_and_si256(q, m4);
+		__m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), m4);
+		if (qh) {
+			__m256i blo = _mm256_set1_epi8((char)(1 << (2 * j2)));
+			__m256i bhi = _mm256_set1_epi8((char)(1 << (2 * j2 + 1)));
+			lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, blo), blo), sixteen));
+			hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bhi), bhi), sixteen));
+		}
+		acc = X86(dot32)(acc, lo, X86(loadu)(y->qs + 64 * j2), sc[2 * j2], sc[2 * j2]);
+		acc = X86(dot32)(acc, hi, X86(loadu)(y->qs + 64 * j2 + 32), sc[2 * j2 + 1], sc[2 * j2 + 1]);
+	}
+	*imin = X86(mins8)(mn, y->bsums);
+	return X86(hsum_i32)(acc);
+}
+
+X86_TARGET static float X86(q4_K_dot)(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_q4_K *x = w;
+	const struct mp_block_q8_K *y = a;
+	float s = 0;
+	for (int64_t b = 0; b < n / MP_QK_K; b++) {
+		int32_t imin, isum = X86(k45_block)(x[b].scales, x[b].qs, NULL, &y[b], &imin);
+		s += mp_k_combine(_cvtsh_ss(x[b].d), _cvtsh_ss(x[b].dmin), y[b].d, isum, imin);
+	}
+	return s;
+}
+
+X86_TARGET static float X86(q5_K_dot)(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_q5_K *x = w;
+	const struct mp_block_q8_K *y = a;
+	float s = 0;
+	for (int64_t b = 0; b < n / MP_QK_K; b++) {
+		int32_t imin, isum = X86(k45_block)(x[b].scales, x[b].qs, x[b].qh, &y[b], &imin);
+		s += mp_k_combine(_cvtsh_ss(x[b].d), _cvtsh_ss(x[b].dmin), y[b].d, isum, imin);
+	}
+	return s;
+}
+
+X86_TARGET static float X86(q6_K_dot)(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_q6_K *x = w;
+	const struct mp_block_q8_K *y = a;
+	const __m256i m4 = _mm256_set1_epi8(0xF), m3 = _mm256_set1_epi8(3);
+	const __m256i m32 = _mm256_set1_epi8(32);
+	float s = 0;
+	for (int64_t b = 0; b < n / MP_QK_K; b++) {
+		const int8_t *sc = x[b].scales;
+		__m256i acc = _mm256_setzero_si256();
+		for (int h = 0; h < 2; h++) {
+			__m256i A = X86(loadu)(x[b].ql + 64 * h), B = X86(loadu)(x[b].ql + 64 * h + 32);
+			__m256i H = X86(loadu)(x[b].qh + 32 * h);
+			__m256i q[4];
+			q[0] = _mm256_or_si256(_mm256_and_si256(A, m4), _mm256_slli_epi16(_mm256_and_si256(H, m3), 4));
+			q[1] = _mm256_or_si256(_mm256_and_si256(B, m4),
+					       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 2), m3), 4));
+			q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(A, 4), m4),
+					       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 4), m3), 4));
+			q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m4),
+					       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m3), 4));
+			for (int k = 0; k < 4; k++) {
+				__m256i av = X86(loadu)(y[b].qs + 128 * h + 32 * k);
+				__m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], av), _mm256_maddubs_epi16(m32, av));
+				int g = 8 * h + 2 * k;
+				acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, X86(scale2)(sc[g], sc[g + 1])));
+			}
+		}
+		s += mp_k_combine(_cvtsh_ss(x[b].d), 0.0f, y[b].d, X86(hsum_i32)(acc), 0);
+	}
+	return s;
+}
+
+/* Q8_0 · Q8_0: exact int32 block sums (bytes widened to i16, so even −128
+ * codes cannot saturate), accumulated as f32 lanes: d_w·d_a·Σ. */
+X86_TARGET static float X86(q8_0_dot)(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_q8_0 *x = w, *y = a;
+	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+	int64_t nb = n / MP_QK8, b = 0;
+	for (; b < nb; b++) {
+		__m256i wv = X86(loadu)(x[b].qs), av = X86(loadu)(y[b].qs);
+		__m256i p0 = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_castsi256_si128(wv)),
+					       _mm256_cvtepi8_epi16(_mm256_castsi256_si128(av)));
+		__m256i p1 = _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm256_extracti128_si256(wv, 1)),
+					       _mm256_cvtepi8_epi16(_mm256_extracti128_si256(av, 1)));
+		__m256 d = _mm256_set1_ps(_cvtsh_ss(x[b].d) * _cvtsh_ss(y[b].d));
+		__m256 p = _mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1));
+		if (b & 1)
+			acc1 = _mm256_fmadd_ps(d, p, acc1);
+		else
+			acc0 = _mm256_fmadd_ps(d, p, acc0);
+	}
+	return X86(hsum_ps)(_mm256_add_ps(acc0, acc1));
+}
+
+/* Float dots: four 8-lane FMA chains, then the tail in scalar order. */
+#define X86_FLOAT_DOT(NAME, T, LOAD8, TOF32)                                          \
+	X86_TARGET static float X86(NAME)(int64_t n, const void *w, const void *a)     \
+	{                                                                              \
+		const T *x = w, *y = a;                                                \
+		__m256 acc[4] = { _mm256_setzero_ps(), _mm256_setzero_ps(),           \
+				  _mm256_setzero_ps(), _mm256_setzero_ps() };          \
+		int64_t i = 0;                                                         \
+		for (; i + 32 <= n; i += 32)                                           \
+			for (int k = 0; k < 4; k++)                                    \
+				acc[k] = _mm256_fmadd_ps(LOAD8(x + i + 8 * k),         \
+							 LOAD8(y + i + 8 * k), acc[k]); \
+		for (; i + 8 <= n; i += 8)                                             \
+			acc[0] = _mm256_fmadd_ps(LOAD8(x + i), LOAD8(y + i), acc[0]);  \
+		float s = X86(hsum_ps)(_mm256_add_ps(_mm256_add_ps(acc[0], acc[1]),     \
+						     _mm256_add_ps(acc[2], acc[3])));   \
+		for (; i < n; i++)                                                     \
+			s += TOF32(x[i]) * TOF32(y[i]);                                \
+		return s;                                                              \
+	}
+
+#define X86_LOAD_F32(p) _mm256_loadu_ps(p)
+#define X86_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define X86_LOAD_BF16(p) \
+	_mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
+#define X86_F32_ID(v) (v)
+
+X86_FLOAT_DOT(f32_dot, float, X86_LOAD_F32, X86_F32_ID)
+X86_FLOAT_DOT(f16_dot, mp_f16, X86_LOAD_F16, mp_f16_to_f32)
+X86_FLOAT_DOT(bf16_dot, mp_bf16, X86_LOAD_BF16, mp_bf16_to_f32)
