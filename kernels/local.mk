@@ -4,11 +4,15 @@ noinst_LTLIBRARIES += libmpkernels.la
 libmpkernels_la_CPPFLAGS = $(KERNELS_CPPFLAGS)
 libmpkernels_la_SOURCES = \
 	kernels/blocks.h \
+	kernels/blocks_iq.h \
 	kernels/dispatch.c \
 	kernels/dispatch.h \
 	kernels/fp16.h \
+	kernels/iq_grids.c \
+	kernels/iq_grids.h \
 	kernels/quant.c \
 	kernels/quant.h \
+	kernels/quant_iq.c \
 	kernels/quant_q8.c \
 	kernels/simd.h \
 	kernels/types.c \
@@ -23,3 +27,10 @@ check_PROGRAMS += tests/test_quant
 tests_test_quant_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_quant_SOURCES = tests/test_quant.c tests/mp_test.h
 tests_test_quant_LDADD = $(KERNELS_LIBS)
+
+check_PROGRAMS += tests/test_quant_iq
+tests_test_quant_iq_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_quant_iq_SOURCES = tests/test_quant_iq.c tests/mp_test.h tests/quant_ref.h
+tests_test_quant_iq_LDADD = $(KERNELS_LIBS)
+
+EXTRA_DIST += kernels/iq_grids_gen.py

@@ -100,6 +100,7 @@ static void build_table(void)
 {
 	mp_quant_fill_float(table);
 	mp_quant_fill_q8(table);
+	mp_quant_fill_iq(table);
 }
 
 const struct mp_quant_ops *mp_quant_ops(uint32_t t)

@@ -42,5 +42,6 @@ mp_vec_dot_fn mp_quant_vec_dot(uint32_t t, enum mp_kpath path);
 /* Families fill their entries of the table (called once, in order, by
  * quant.c: never by constructors). */
 void mp_quant_fill_float(struct mp_quant_ops *tab);
+void mp_quant_fill_iq(struct mp_quant_ops *tab);
 
 #endif
