@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloc.h"
 #include "blocks.h"
@@ -88,9 +89,207 @@ static void test_reference_dequant(void)
 		check_reference(iq_types[k]);
 }
 
+/* ---- quantizers ------------------------------------------------------------ */
+
+/* Relative RMS error of b against a. */
+static double rel_rms(const float *a, const float *b, int64_t n)
+{
+	double e = 0, s = 0;
+	for (int64_t i = 0; i < n; i++) {
+		e += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+		s += (double)a[i] * a[i];
+	}
+	return s > 0 ? sqrt(e / s) : sqrt(e);
+}
+
+/* quantize → dequantize of n values; returns the relative RMS error. */
+static double round_trip(enum mp_type t, const float *x, float *y, int64_t n)
+{
+	const struct mp_quant_ops *ops = mp_quant_ops(t);
+	size_t bytes = (size_t)(n / mp_type_info(t)->block_elems) * mp_type_info(t)->block_bytes;
+	uint8_t *q = mp_malloc(bytes);
+	if (!q)
+		return INFINITY;
+	ops->quantize(x, q, n);
+	ops->dequant(q, y, n);
+	mp_free(q);
+	return rel_rms(x, y, n);
+}
+
+/* Gaussian weights: every type beats zeroing by its margin; the bounds sit a
+ * little above what the simple quantizers reach (printed to the log). */
+static void test_quantize_gaussian(void)
+{
+	static const struct { enum mp_type t; double bound; } cases[] = {
+		{ MP_TYPE_IQ1_S, 0.50 }, { MP_TYPE_IQ1_M, 0.47 }, { MP_TYPE_IQ2_XXS, 0.38 },
+		{ MP_TYPE_IQ2_XS, 0.33 }, { MP_TYPE_IQ2_S, 0.27 }, { MP_TYPE_IQ3_XXS, 0.21 },
+		{ MP_TYPE_IQ3_S, 0.15 }, { MP_TYPE_IQ4_NL, 0.09 }, { MP_TYPE_IQ4_XS, 0.09 },
+	};
+	enum { N = 4 * MP_QK_K };
+	static float x[N], y[N];
+	struct mp_rng r;
+	mp_rng_seed(&r, 11);
+	for (int i = 0; i < N; i++)
+		x[i] = (float)mp_rng_normal(&r) * 0.02f;
+	for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+		REQUIRE(mp_quant_ops(cases[k].t) && mp_quant_ops(cases[k].t)->quantize);
+		double e = round_trip(cases[k].t, x, y, N);
+		fprintf(stderr, "  %-8s gaussian relative RMS error %.4f (bound %.2f)\n",
+			mp_type_info(cases[k].t)->name, e, cases[k].bound);
+		if (!(e <= cases[k].bound))
+			MP_TEST_FAIL("%s: relative RMS error %.4f above %.2f",
+				     mp_type_info(cases[k].t)->name, e, cases[k].bound);
+	}
+}
+
+/* Zero blocks stay zero; huge and tiny inputs give finite, decodable blocks. */
+static void test_quantize_edges(void)
+{
+	enum { N = MP_QK_K };
+	static float x[N], y[N];
+	for (int k = 0; k < N_IQ_TYPES; k++) {
+		const char *name = mp_type_info(iq_types[k])->name;
+		memset(x, 0, sizeof x);
+		CHECK_NEAR(round_trip(iq_types[k], x, y, N), 0, 0);
+		for (int i = 0; i < N; i++)
+			x[i] = (i % 3 ? 1e30f : -1e30f) * (float)(i % 7);
+		round_trip(iq_types[k], x, y, N);
+		for (int i = 0; i < N; i++)
+			if (!isfinite(y[i])) {
+				MP_TEST_FAIL("%s: huge input decodes to %g at %d", name, y[i], i);
+				break;
+			}
+		for (int i = 0; i < N; i++)
+			x[i] = 1e-30f * (float)(i % 5 - 2);
+		round_trip(iq_types[k], x, y, N);
+		for (int i = 0; i < N; i++)
+			if (!isfinite(y[i]) || fabsf(y[i]) > 1e-6f) {
+				MP_TEST_FAIL("%s: tiny input decodes to %g at %d", name, y[i], i);
+				break;
+			}
+	}
+}
+
+/* Random bytes for nblocks blocks of t, patched so that the values are a
+ * representable vector the quantizer's scale rule recovers: finite positive
+ * d, and group 0 holding the largest value (largest scale code, largest
+ * grid level, positive sign/delta). */
+static void make_representable(enum mp_type t, uint8_t *buf, int nblocks, struct mp_rng *r)
+{
+	const struct mp_type_info *ti = mp_type_info(t);
+	for (size_t i = 0; i < (size_t)nblocks * ti->block_bytes; i++)
+		buf[i] = (uint8_t)mp_rng_u64(r);
+	for (int b = 0; b < nblocks; b++) {
+		uint8_t *p = buf + (size_t)b * ti->block_bytes;
+		mp_f16 d = mp_f32_to_f16((float)(0.001 + 0.01 * mp_rng_uniform(r)));
+		switch (t) {
+		case MP_TYPE_IQ2_XXS: {
+			struct mp_block_iq2_xxs *x = (void *)p;
+			x->d = d;
+			x->qs[0] = (uint16_t)((x->qs[0] & 0xFF00) | 1);   /* entry 1: lane 0 = 43 */
+			x->qs[3] |= 0xF000;                               /* scale 15 */
+			x->qs[2] &= (uint16_t)~1u;                        /* lane 0 positive */
+			break;
+		}
+		case MP_TYPE_IQ2_XS: {
+			struct mp_block_iq2_xs *x = (void *)p;
+			x->d = d;
+			x->qs[0] = (uint16_t)(1 | (x->qs[0] & 0xFC00));   /* entry 1, lane 0 + */
+			x->scales[0] |= 0x0F;
+			break;
+		}
+		case MP_TYPE_IQ2_S: {
+			struct mp_block_iq2_s *x = (void *)p;
+			x->d = d;
+			x->qs[0] = 1;
+			x->qh[0] &= 0xFC;
+			x->qs[32] &= 0xFE;
+			x->scales[0] |= 0x0F;
+			break;
+		}
+		case MP_TYPE_IQ3_XXS: {
+			struct mp_block_iq3_xxs *x = (void *)p;
+			x->d = d;
+			x->qs[0] = 5;                                     /* entry 5: lane 0 = 62 */
+			x->qs[64] &= 0xFE;
+			x->qs[67] |= 0xF0;
+			break;
+		}
+		case MP_TYPE_IQ3_S: {
+			struct mp_block_iq3_s *x = (void *)p;
+			x->d = d;
+			x->qs[0] = 4;                                     /* entry 4: lane 0 = 15 */
+			x->qh[0] &= 0xFE;
+			x->signs[0] &= 0xFE;
+			x->scales[0] |= 0x0F;
+			break;
+		}
+		case MP_TYPE_IQ1_S: {
+			struct mp_block_iq1_s *x = (void *)p;
+			x->d = d;
+			x->qs[0] = 1;                                     /* entry 1: lane 0 = +1 */
+			x->qh[0] = (uint16_t)((x->qh[0] & 0x0FF8) | 0x7000);
+			break;
+		}
+		case MP_TYPE_IQ1_M: {
+			struct mp_block_iq1_m *x = (void *)p;
+			uint16_t sc[4];
+			memcpy(sc, x->scales, 8);
+			for (int k = 0; k < 4; k++)
+				sc[k] = (uint16_t)((sc[k] & 0x0FFF) | ((d >> (4 * k)) & 0xF) << 12);
+			sc[0] |= 7;
+			memcpy(x->scales, sc, 8);
+			x->qs[0] = 1;
+			x->qh[0] &= 0xF0;
+			break;
+		}
+		case MP_TYPE_IQ4_NL: {
+			struct mp_block_iq4_nl *x = (void *)p;
+			x->d = d;
+			x->qs[0] &= 0xF0;                                 /* K = −127 */
+			break;
+		}
+		case MP_TYPE_IQ4_XS: {
+			struct mp_block_iq4_xs *x = (void *)p;
+			x->d = d;
+			x->scales_l[0] &= 0xF0;                           /* ls = 0: −32 */
+			x->scales_h &= (uint16_t)~3u;
+			x->qs[0] &= 0xF0;
+			break;
+		}
+		default:
+			break;
+		}
+	}
+}
+
+/* dequant(quantize(x)) == x for representable x (to f32 rounding). */
+static void test_quantize_representable(void)
+{
+	struct mp_rng r;
+	mp_rng_seed(&r, 5);
+	enum { NB = 2 };
+	static uint8_t buf[NB * 8 * 136];
+	static float x[NB * MP_QK_K], y[NB * MP_QK_K];
+	for (int k = 0; k < N_IQ_TYPES; k++) {
+		const struct mp_type_info *ti = mp_type_info(iq_types[k]);
+		int nblocks = NB * MP_QK_K / (int)ti->block_elems;
+		int64_t n = NB * MP_QK_K;
+		make_representable(iq_types[k], buf, nblocks, &r);
+		mp_quant_ops(iq_types[k])->dequant(buf, x, n);
+		double e = round_trip(iq_types[k], x, y, n);
+		if (!(e <= 1e-6))
+			MP_TEST_FAIL("%s: representable input comes back with relative RMS error %.3g",
+				     ti->name, e);
+	}
+}
+
 int main(void)
 {
 	RUN(test_grids_match_shared);
 	RUN(test_reference_dequant);
+	RUN(test_quantize_gaussian);
+	RUN(test_quantize_edges);
+	RUN(test_quantize_representable);
 	return mp_test_end();
 }
