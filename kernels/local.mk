@@ -13,6 +13,9 @@ libmpkernels_la_SOURCES = \
 	kernels/quant.c \
 	kernels/quant.h \
 	kernels/quant_iq.c \
+	kernels/quant_iq.h \
+	kernels/quant_iq_avx2.c \
+	kernels/quant_iq_avx512.c \
 	kernels/quant_q8.c \
 	kernels/simd.h \
 	kernels/types.c \

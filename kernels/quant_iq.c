@@ -25,6 +25,7 @@
 #include "blocks_iq.h"
 #include "iq_grids.h"
 #include "quant.h"
+#include "quant_iq.h"
 
 static inline float sgn(uint8_t signs, int j)
 {
@@ -666,17 +667,253 @@ static void iq4_xs_quantize(const float *x, void *dst, int64_t n)
 	}
 }
 
+/* ---- scalar dot products ---------------------------------------------------
+ *
+ * w in the i-quant, a in Q8_K (IQ4_NL: Q8_0).  Per scale group the integer
+ * Σ grid·sign·q8 is formed exactly, times the odd integer scale 2s+1 (or
+ * ls − 32), summed over the super-block, and converted once:
+ *   IQ2_*:   Σ_blocks d_w·d_a·Σ_g (2s+1)·Σ grid·sign·q8 / 8
+ *   IQ3_XXS: the same / 4;  IQ3_S: the same without a divisor
+ *   IQ1_*:   d_w·d_a·Σ_g (2s+1)·(Σ g·q8 + δ·Σ q8), δ = ±1/8, where Σ q8 of a
+ *            group of 32 comes from the Q8_K bsums (IQ1_M: computed per 8)
+ * (as llama.cpp's generic CPU code; the SIMD paths form the same integers).
+ */
+
+/* Σ_j byte_j(e)·sign_j·q8[j] over the 8 lanes of an entry. */
+static inline int dot8(uint64_t e, uint8_t signs, const int8_t *q8)
+{
+	int s = 0;
+	for (int j = 0; j < 8; j++) {
+		int v = (uint8_t)(e >> (8 * j)) * q8[j];
+		s += (signs >> j) & 1 ? -v : v;
+	}
+	return s;
+}
+
+/* The same for two 4-lane entries (elements 0..3 and 4..7). */
+static inline int dot4x2(uint32_t a, uint32_t b, uint8_t signs, const int8_t *q8)
+{
+	return dot8((uint64_t)a | (uint64_t)b << 32, signs, q8);
+}
+
+/* Σ_j g_j·q8[j] for an IQ1 grid entry (lanes int8 −1/0/+1). */
+static inline int dot_iq1(int idx, const int8_t *q8)
+{
+	int s = 0;
+	for (int j = 0; j < 8; j++)
+		s += iq1_lane(idx, j) * q8[j];
+	return s;
+}
+
+static float iq2_xxs_dot(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq2_xxs *x = w;
+	const struct mp_block_q8_K *y = a;
+	float sumf = 0;
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		const int8_t *q8 = y[i].qs;
+		int bsum = 0;
+		for (int g = 0; g < 8; g++) {
+			uint32_t aux[2];
+			memcpy(aux, x[i].qs + 4 * g, 8);
+			int sumi = 0;
+			for (int t = 0; t < 4; t++, q8 += 8)
+				sumi += dot8(mp_iq2xxs_grid[(aux[0] >> (8 * t)) & 255],
+					     mp_ksigns_iq2xs[(aux[1] >> (7 * t)) & 127], q8);
+			bsum += sumi * (int)(2 * (aux[1] >> 28) + 1);
+		}
+		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
+	}
+	return 0.125f * sumf;
+}
+
+static float iq2_xs_dot(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq2_xs *x = w;
+	const struct mp_block_q8_K *y = a;
+	float sumf = 0;
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		const int8_t *q8 = y[i].qs;
+		int bsum = 0;
+		for (int g = 0; g < 8; g++) {
+			int sumi[2] = { 0, 0 };
+			for (int t = 0; t < 4; t++, q8 += 8) {
+				uint16_t v = x[i].qs[4 * g + t];
+				sumi[t / 2] += dot8(mp_iq2xs_grid[v & 511], mp_ksigns_iq2xs[v >> 9], q8);
+			}
+			bsum += sumi[0] * (2 * (x[i].scales[g] & 0xF) + 1) +
+				sumi[1] * (2 * (x[i].scales[g] >> 4) + 1);
+		}
+		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
+	}
+	return 0.125f * sumf;
+}
+
+static float iq2_s_dot(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq2_s *x = w;
+	const struct mp_block_q8_K *y = a;
+	float sumf = 0;
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		const int8_t *q8 = y[i].qs;
+		int bsum = 0;
+		for (int g = 0; g < 8; g++) {
+			int sumi[2] = { 0, 0 };
+			for (int t = 0; t < 4; t++, q8 += 8) {
+				int idx = x[i].qs[4 * g + t] | (((x[i].qh[g] >> (2 * t)) & 3) << 8);
+				sumi[t / 2] += dot8(mp_iq2s_grid[idx], x[i].qs[MP_QK_K / 8 + 4 * g + t], q8);
+			}
+			bsum += sumi[0] * (2 * (x[i].scales[g] & 0xF) + 1) +
+				sumi[1] * (2 * (x[i].scales[g] >> 4) + 1);
+		}
+		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
+	}
+	return 0.125f * sumf;
+}
+
+static float iq3_xxs_dot(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq3_xxs *x = w;
+	const struct mp_block_q8_K *y = a;
+	float sumf = 0;
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		const int8_t *q8 = y[i].qs;
+		const uint8_t *qs = x[i].qs;
+		int bsum = 0;
+		for (int g = 0; g < 8; g++) {
+			uint32_t aux;
+			memcpy(&aux, x[i].qs + MP_QK_K / 4 + 4 * g, 4);
+			int sumi = 0;
+			for (int t = 0; t < 4; t++, q8 += 8, qs += 2)
+				sumi += dot4x2(mp_iq3xxs_grid[qs[0]], mp_iq3xxs_grid[qs[1]],
+					       mp_ksigns_iq2xs[(aux >> (7 * t)) & 127], q8);
+			bsum += sumi * (int)(2 * (aux >> 28) + 1);
+		}
+		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
+	}
+	return 0.25f * sumf;
+}
+
+static float iq3_s_dot(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq3_s *x = w;
+	const struct mp_block_q8_K *y = a;
+	float sumf = 0;
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		const int8_t *q8 = y[i].qs;
+		int bsum = 0;
+		for (int g = 0; g < 8; g++) {
+			uint8_t qh = x[i].qh[g];
+			int sumi = 0;
+			for (int t = 0; t < 4; t++, q8 += 8) {
+				int ia = x[i].qs[8 * g + 2 * t] | (((qh >> (2 * t)) & 1) << 8);
+				int ib = x[i].qs[8 * g + 2 * t + 1] | (((qh >> (2 * t + 1)) & 1) << 8);
+				sumi += dot4x2(mp_iq3s_grid[ia], mp_iq3s_grid[ib], x[i].signs[4 * g + t], q8);
+			}
+			bsum += sumi * (2 * ((x[i].scales[g / 2] >> (4 * (g % 2))) & 0xF) + 1);
+		}
+		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
+	}
+	return sumf;
+}
+
+static float iq1_s_dot(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq1_s *x = w;
+	const struct mp_block_q8_K *y = a;
+	float sumf = 0;
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		const int8_t *q8 = y[i].qs;
+		int sumi = 0, sumi1 = 0;
+		for (int g = 0; g < 8; g++) {
+			uint16_t h = x[i].qh[g];
+			int ls = 2 * ((h >> 12) & 7) + 1, lsum = 0;
+			for (int t = 0; t < 4; t++, q8 += 8)
+				lsum += dot_iq1(x[i].qs[4 * g + t] | (((h >> (3 * t)) & 7) << 8), q8);
+			sumi += ls * lsum;
+			sumi1 += ls * (h & 0x8000 ? -1 : 1) * (y[i].bsums[2 * g] + y[i].bsums[2 * g + 1]);
+		}
+		sumf += mp_f16_to_f32(x[i].d) * y[i].d * ((float)sumi + MP_IQ1_DELTA * (float)sumi1);
+	}
+	return sumf;
+}
+
+static float iq1_m_dot(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq1_m *x = w;
+	const struct mp_block_q8_K *y = a;
+	float sumf = 0;
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		uint16_t sc[4];
+		float d = iq1_m_scale(&x[i], sc);
+		const int8_t *q8 = y[i].qs;
+		int sumi1 = 0, sumi2 = 0;
+		for (int g = 0; g < 8; g++) {
+			int sh = 6 * (g % 2);
+			int ls[2] = { 2 * ((sc[g / 2] >> sh) & 7) + 1, 2 * ((sc[g / 2] >> (sh + 3)) & 7) + 1 };
+			for (int t = 0; t < 4; t++, q8 += 8) {
+				uint8_t h = x[i].qh[2 * g + t / 2] >> (4 * (t % 2));
+				int s8 = 0;
+				for (int j = 0; j < 8; j++)
+					s8 += q8[j];
+				sumi1 += ls[t / 2] * dot_iq1(x[i].qs[4 * g + t] | ((h & 7) << 8), q8);
+				sumi2 += ls[t / 2] * (h & 8 ? -s8 : s8);
+			}
+		}
+		sumf += d * y[i].d * ((float)sumi1 + MP_IQ1_DELTA * (float)sumi2);
+	}
+	return sumf;
+}
+
+static float iq4_nl_dot(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq4_nl *x = w;
+	const struct mp_block_q8_0 *y = a;
+	float sumf = 0;
+	for (int64_t i = 0; i < n / MP_QK4_NL; i++) {
+		int sumi = 0;
+		for (int j = 0; j < 16; j++)
+			sumi += y[i].qs[j] * mp_kvalues_iq4nl[x[i].qs[j] & 0xF] +
+				y[i].qs[j + 16] * mp_kvalues_iq4nl[x[i].qs[j] >> 4];
+		sumf += mp_f16_to_f32(x[i].d) * mp_f16_to_f32(y[i].d) * (float)sumi;
+	}
+	return sumf;
+}
+
+static float iq4_xs_dot(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq4_xs *x = w;
+	const struct mp_block_q8_K *y = a;
+	float sumf = 0;
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		const int8_t *q8 = y[i].qs;
+		int bsum = 0;
+		for (int g = 0; g < 8; g++, q8 += 32) {
+			const uint8_t *qs = x[i].qs + 16 * g;
+			int sumi = 0;
+			for (int j = 0; j < 16; j++)
+				sumi += q8[j] * mp_kvalues_iq4nl[qs[j] & 0xF] +
+					q8[j + 16] * mp_kvalues_iq4nl[qs[j] >> 4];
+			bsum += sumi * (iq4_xs_ls(&x[i], g) - 32);
+		}
+		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
+	}
+	return sumf;
+}
+
 /* ---- the table ------------------------------------------------------------ */
 
 void mp_quant_fill_iq(struct mp_quant_ops *tab)
 {
-	tab[MP_TYPE_IQ2_XXS] = (struct mp_quant_ops){ iq2_xxs_dequant, iq2_xxs_quantize, { NULL } };
-	tab[MP_TYPE_IQ2_XS] = (struct mp_quant_ops){ iq2_xs_dequant, iq2_xs_quantize, { NULL } };
-	tab[MP_TYPE_IQ2_S] = (struct mp_quant_ops){ iq2_s_dequant, iq2_s_quantize, { NULL } };
-	tab[MP_TYPE_IQ3_XXS] = (struct mp_quant_ops){ iq3_xxs_dequant, iq3_xxs_quantize, { NULL } };
-	tab[MP_TYPE_IQ3_S] = (struct mp_quant_ops){ iq3_s_dequant, iq3_s_quantize, { NULL } };
-	tab[MP_TYPE_IQ1_S] = (struct mp_quant_ops){ iq1_s_dequant, iq1_s_quantize, { NULL } };
-	tab[MP_TYPE_IQ1_M] = (struct mp_quant_ops){ iq1_m_dequant, iq1_m_quantize, { NULL } };
-	tab[MP_TYPE_IQ4_NL] = (struct mp_quant_ops){ iq4_nl_dequant, iq4_nl_quantize, { NULL } };
-	tab[MP_TYPE_IQ4_XS] = (struct mp_quant_ops){ iq4_xs_dequant, iq4_xs_quantize, { NULL } };
+	tab[MP_TYPE_IQ2_XXS] = (struct mp_quant_ops){ iq2_xxs_dequant, iq2_xxs_quantize, { iq2_xxs_dot } };
+	tab[MP_TYPE_IQ2_XS] = (struct mp_quant_ops){ iq2_xs_dequant, iq2_xs_quantize, { iq2_xs_dot } };
+	tab[MP_TYPE_IQ2_S] = (struct mp_quant_ops){ iq2_s_dequant, iq2_s_quantize, { iq2_s_dot } };
+	tab[MP_TYPE_IQ3_XXS] = (struct mp_quant_ops){ iq3_xxs_dequant, iq3_xxs_quantize, { iq3_xxs_dot } };
+	tab[MP_TYPE_IQ3_S] = (struct mp_quant_ops){ iq3_s_dequant, iq3_s_quantize, { iq3_s_dot } };
+	tab[MP_TYPE_IQ1_S] = (struct mp_quant_ops){ iq1_s_dequant, iq1_s_quantize, { iq1_s_dot } };
+	tab[MP_TYPE_IQ1_M] = (struct mp_quant_ops){ iq1_m_dequant, iq1_m_quantize, { iq1_m_dot } };
+	tab[MP_TYPE_IQ4_NL] = (struct mp_quant_ops){ iq4_nl_dequant, iq4_nl_quantize, { iq4_nl_dot } };
+	tab[MP_TYPE_IQ4_XS] = (struct mp_quant_ops){ iq4_xs_dequant, iq4_xs_quantize, { iq4_xs_dot } };
+	mp_quant_fill_iq_avx2(tab);
+	mp_quant_fill_iq_avx512(tab);
 }

@@ -284,6 +284,149 @@ static void test_quantize_representable(void)
 	}
 }
 
+/* ---- dot products ----------------------------------------------------------- */
+
+/* Activations for n weights of type t, in its vec_dot type: random q in
+ * [qlo, qhi] (Q8 never holds −128), consistent bsums, a finite scale. */
+static void make_activations(enum mp_type t, void *buf, int64_t n, int qlo, int qhi, struct mp_rng *r)
+{
+	if (t == MP_TYPE_IQ4_NL) {
+		struct mp_block_q8_0 *a = buf;
+		for (int64_t b = 0; b < n / MP_QK8; b++) {
+			a[b].d = mp_f32_to_f16((float)(0.01 + 0.02 * mp_rng_uniform(r)));
+			for (int j = 0; j < MP_QK8; j++)
+				a[b].qs[j] = (int8_t)(qlo + (int)mp_rng_below(r, (uint64_t)(qhi - qlo + 1)));
+		}
+		return;
+	}
+	struct mp_block_q8_K *a = buf;
+	for (int64_t b = 0; b < n / MP_QK_K; b++) {
+		a[b].d = (float)(0.01 + 0.02 * mp_rng_uniform(r));
+		for (int j = 0; j < MP_QK_K; j++)
+			a[b].qs[j] = (int8_t)(qlo + (int)mp_rng_below(r, (uint64_t)(qhi - qlo + 1)));
+		for (int k = 0; k < MP_QK_K / 16; k++) {
+			int s = 0;
+			for (int j = 0; j < 16; j++)
+				s += a[b].qs[16 * k + j];
+			a[b].bsums[k] = (int16_t)s;
+		}
+	}
+}
+
+/* Σ |w_i·a_i| and Σ w_i·a_i of the dequantized operands, in double. */
+static void dequant_dot(enum mp_type t, const void *w, const void *a, int64_t n,
+			double *dot, double *mag)
+{
+	enum mp_type at = t == MP_TYPE_IQ4_NL ? MP_TYPE_Q8_0 : MP_TYPE_Q8_K;
+	float *dw = mp_malloc_array((size_t)n, sizeof(float));
+	float *da = mp_malloc_array((size_t)n, sizeof(float));
+	*dot = *mag = 0;
+	if (dw && da) {
+		mp_quant_ops(t)->dequant(w, dw, n);
+		mp_quant_ops(at)->dequant(a, da, n);
+		for (int64_t i = 0; i < n; i++) {
+			*dot += (double)dw[i] * da[i];
+			*mag += fabs((double)dw[i] * da[i]);
+		}
+	}
+	mp_free(dw);
+	mp_free(da);
+}
+
+/* The weight bytes for a dot case: random, all 0x00 or all 0xFF (zero and
+ * largest codes and scales), the d fields made finite. */
+enum fill { FILL_RANDOM, FILL_ZERO, FILL_MAX };
+
+static void make_weights(enum mp_type t, uint8_t *buf, int nblocks, enum fill fill, struct mp_rng *r)
+{
+	const struct mp_type_info *ti = mp_type_info(t);
+	make_representable(t, buf, nblocks, r);   /* random codes, sane d */
+	if (fill == FILL_RANDOM)
+		return;
+	for (int b = 0; b < nblocks; b++) {
+		uint8_t *p = buf + (size_t)b * ti->block_bytes;
+		mp_f16 d;
+		if (t == MP_TYPE_IQ1_M) {
+			uint16_t sc[4];
+			memcpy(sc, ((struct mp_block_iq1_m *)(void *)p)->scales, 8);
+			d = (mp_f16)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) | (sc[3] & 0xF000));
+			memset(p, fill == FILL_ZERO ? 0 : 0xFF, ti->block_bytes);
+			memcpy(sc, ((struct mp_block_iq1_m *)(void *)p)->scales, 8);
+			for (int k = 0; k < 4; k++)
+				sc[k] = (uint16_t)((sc[k] & 0x0FFF) | ((d >> (4 * k)) & 0xF) << 12);
+			memcpy(((struct mp_block_iq1_m *)(void *)p)->scales, sc, 8);
+		} else {
+			memcpy(&d, p, 2);              /* every other type starts with d */
+			memset(p, fill == FILL_ZERO ? 0 : 0xFF, ti->block_bytes);
+			memcpy(p, &d, 2);
+		}
+	}
+}
+
+/* Scalar vec_dot equals the dot of the dequantized operands; every SIMD path
+ * the CPU runs equals the scalar one, on random codes and on the extremes of
+ * codes and activations. */
+static void test_vec_dot_paths(void)
+{
+	enum { NBLK = 8 };
+	static uint8_t wbuf[NBLK * 8 * 136];
+	static uint8_t abuf[NBLK * sizeof(struct mp_block_q8_K)];
+	static const struct { enum fill fill; int qlo, qhi; } cases[] = {
+		{ FILL_RANDOM, -127, 127 }, { FILL_ZERO, -127, 127 }, { FILL_MAX, -127, 127 },
+		{ FILL_RANDOM, 127, 127 }, { FILL_RANDOM, -127, -127 }, { FILL_MAX, -127, -127 },
+		{ FILL_RANDOM, 0, 0 },
+	};
+	unsigned cpu = mp_cpu_features();
+	struct mp_rng r;
+	mp_rng_seed(&r, 99);
+	for (int k = 0; k < N_IQ_TYPES; k++) {
+		enum mp_type t = iq_types[k];
+		const struct mp_type_info *ti = mp_type_info(t);
+		const struct mp_quant_ops *ops = mp_quant_ops(t);
+		REQUIRE(ops && ops->vec_dot[MP_KPATH_SCALAR]);
+		int64_t n = NBLK * MP_QK_K;
+		int nblocks = (int)(n / ti->block_elems);
+		for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+			make_weights(t, wbuf, nblocks, cases[c].fill, &r);
+			make_activations(t, abuf, n, cases[c].qlo, cases[c].qhi, &r);
+			double want, mag;
+			dequant_dot(t, wbuf, abuf, n, &want, &mag);
+			double tol = 1e-5 * mag + 1e-30;
+			float ref = ops->vec_dot[MP_KPATH_SCALAR](n, wbuf, abuf);
+			if (!(fabs(ref - want) <= tol))
+				MP_TEST_FAIL("%s case %zu: scalar dot %.9g, dequantized dot %.9g",
+					     ti->name, c, ref, want);
+			for (int p = 1; p < MP_KPATH_COUNT; p++) {
+				if (!ops->vec_dot[p] || !mp_dispatch_supported((enum mp_kpath)p, cpu))
+					continue;
+				float got = ops->vec_dot[p](n, wbuf, abuf);
+				if (!(fabs(got - ref) <= tol))
+					MP_TEST_FAIL("%s case %zu: %s dot %.9g, scalar %.9g", ti->name, c,
+						     mp_dispatch_name((enum mp_kpath)p), got, ref);
+			}
+		}
+	}
+}
+
+/* The paths that exist, in the log; the required ones are there on x86. */
+static void test_simd_paths_present(void)
+{
+	static const enum mp_type want512[] = { MP_TYPE_IQ1_S, MP_TYPE_IQ1_M, MP_TYPE_IQ2_XXS,
+						MP_TYPE_IQ2_XS, MP_TYPE_IQ3_XXS, MP_TYPE_IQ4_XS };
+	for (int k = 0; k < N_IQ_TYPES; k++) {
+		const struct mp_quant_ops *ops = mp_quant_ops(iq_types[k]);
+		fprintf(stderr, "  %-8s scalar%s%s\n", mp_type_info(iq_types[k])->name,
+			ops->vec_dot[MP_KPATH_AVX2] ? " avx2" : "", ops->vec_dot[MP_KPATH_AVX512] ? " avx512" : "");
+#if defined(__x86_64__)
+		CHECK(ops->vec_dot[MP_KPATH_AVX2] != NULL);
+#endif
+	}
+#if defined(__x86_64__)
+	for (size_t k = 0; k < sizeof want512 / sizeof want512[0]; k++)
+		CHECK(mp_quant_ops(want512[k])->vec_dot[MP_KPATH_AVX512] != NULL);
+#endif
+}
+
 int main(void)
 {
 	RUN(test_grids_match_shared);
@@ -291,5 +434,7 @@ int main(void)
 	RUN(test_quantize_gaussian);
 	RUN(test_quantize_edges);
 	RUN(test_quantize_representable);
+	RUN(test_vec_dot_paths);
+	RUN(test_simd_paths_present);
 	return mp_test_end();
 }
