@@ -46,5 +46,6 @@ void mp_quant_fill_float(struct mp_quant_ops *tab);
  * vec_dot slots; they run after the scalar families. */
 void mp_quant_fill_avx2(struct mp_quant_ops *tab);
 void mp_quant_fill_avx512(struct mp_quant_ops *tab);
+void mp_quant_fill_iq(struct mp_quant_ops *tab);
 
 #endif
