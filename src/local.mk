@@ -3,15 +3,24 @@
 noinst_LTLIBRARIES += libmpsrc.la
 libmpsrc_la_CPPFLAGS = $(SRC_CPPFLAGS)
 libmpsrc_la_SOURCES = \
+	src/hftok.c \
+	src/hftok.h \
 	src/model.c \
 	src/model.h \
-	src/opt.c \
-	src/opt.h \
 	src/ops.c \
 	src/ops.h \
+	src/opt.c \
+	src/opt.h \
 	src/router.c \
 	src/router.h \
-	src/tensor.h
+	src/sampler.c \
+	src/sampler.h \
+	src/tensor.h \
+	src/tokenizer.c \
+	src/tokenizer.h \
+	src/unicode.c \
+	src/unicode.h \
+	src/unicode_tab.c
 
 bin_PROGRAMS += moepager
 moepager_CPPFLAGS = $(SRC_CPPFLAGS)
@@ -27,3 +36,16 @@ check_PROGRAMS += tests/test_opt
 tests_test_opt_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_opt_SOURCES = tests/test_opt.c tests/mp_test.h
 tests_test_opt_LDADD = $(SRC_LIBS)
+
+EXTRA_DIST += src/unicode_gen.py
+
+check_PROGRAMS += tests/test_tokenizer
+tests_test_tokenizer_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_tokenizer_SOURCES = tests/test_tokenizer.c tests/mp_test.h
+tests_test_tokenizer_LDADD = $(SRC_LIBS)
+EXTRA_DIST += tests/tokvec/gen.mjs tests/tokvec/deepseek_v3.json tests/tokvec/deepseek_v3_tokenizer.json.xz
+
+check_PROGRAMS += tests/test_sampler
+tests_test_sampler_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_sampler_SOURCES = tests/test_sampler.c tests/mp_test.h
+tests_test_sampler_LDADD = $(SRC_LIBS)
