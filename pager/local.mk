@@ -6,6 +6,10 @@ libmppager_la_CPPFLAGS = $(PAGER_CPPFLAGS)
 libmppager_la_SOURCES = \
 	pager/io.c \
 	pager/io.h \
+	pager/policy.c \
+	pager/policy.h \
+	pager/sim.c \
+	pager/sim.h \
 	pager/trace.c \
 	pager/trace.h
 
@@ -18,3 +22,8 @@ check_PROGRAMS += tests/test_trace
 tests_test_trace_CPPFLAGS = $(PAGER_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_trace_SOURCES = tests/test_trace.c tests/mp_test.h
 tests_test_trace_LDADD = $(PAGER_LIBS)
+
+check_PROGRAMS += tests/test_policy
+tests_test_policy_CPPFLAGS = $(PAGER_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_policy_SOURCES = tests/test_policy.c tests/mp_test.h
+tests_test_policy_LDADD = $(PAGER_LIBS)
