@@ -5,9 +5,25 @@ noinst_LTLIBRARIES += libmppager.la
 libmppager_la_CPPFLAGS = $(PAGER_CPPFLAGS)
 libmppager_la_SOURCES = \
 	pager/io.c \
-	pager/io.h
+	pager/io.h \
+	pager/policy.c \
+	pager/policy.h \
+	pager/sim.c \
+	pager/sim.h \
+	pager/trace.c \
+	pager/trace.h
 
 check_PROGRAMS += tests/test_io
 tests_test_io_CPPFLAGS = $(PAGER_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_io_SOURCES = tests/test_io.c tests/mp_test.h
 tests_test_io_LDADD = $(PAGER_LIBS)
+
+check_PROGRAMS += tests/test_trace
+tests_test_trace_CPPFLAGS = $(PAGER_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_trace_SOURCES = tests/test_trace.c tests/mp_test.h
+tests_test_trace_LDADD = $(PAGER_LIBS)
+
+check_PROGRAMS += tests/test_policy
+tests_test_policy_CPPFLAGS = $(PAGER_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_policy_SOURCES = tests/test_policy.c tests/mp_test.h
+tests_test_policy_LDADD = $(PAGER_LIBS)
