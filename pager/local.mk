@@ -5,7 +5,18 @@ noinst_LTLIBRARIES += libmppager.la
 libmppager_la_CPPFLAGS = $(PAGER_CPPFLAGS)
 libmppager_la_SOURCES = \
 	pager/io.c \
-	pager/io.h
+	pager/io.h \
+	pager/io_fault.c \
+	pager/io_internal.h \
+	pager/io_mem.c \
+	pager/io_mmap.c \
+	pager/io_sync.c
+if HAVE_LIBAIO
+libmppager_la_SOURCES += pager/io_aio.c
+endif
+if HAVE_LIBURING
+libmppager_la_SOURCES += pager/io_uring.c
+endif
 
 check_PROGRAMS += tests/test_io
 tests_test_io_CPPFLAGS = $(PAGER_CPPFLAGS) -I$(top_srcdir)/tests
