@@ -10,7 +10,9 @@ libmppager_la_SOURCES = \
 	pager/io_internal.h \
 	pager/io_mem.c \
 	pager/io_mmap.c \
-	pager/io_sync.c
+	pager/io_sync.c \
+	pager/stats.c \
+	pager/stats.h
 if HAVE_LIBAIO
 libmppager_la_SOURCES += pager/io_aio.c
 endif
@@ -20,5 +22,10 @@ endif
 
 check_PROGRAMS += tests/test_io
 tests_test_io_CPPFLAGS = $(PAGER_CPPFLAGS) -I$(top_srcdir)/tests
-tests_test_io_SOURCES = tests/test_io.c tests/mp_test.h
+tests_test_io_SOURCES = tests/test_io.c tests/mp_test.h tests/test_pager_util.h
 tests_test_io_LDADD = $(PAGER_LIBS)
+
+check_PROGRAMS += tests/test_stats
+tests_test_stats_CPPFLAGS = $(PAGER_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_stats_SOURCES = tests/test_stats.c tests/mp_test.h
+tests_test_stats_LDADD = $(PAGER_LIBS)
