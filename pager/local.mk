@@ -11,6 +11,8 @@ libmppager_la_SOURCES = \
 	pager/io_mem.c \
 	pager/io_mmap.c \
 	pager/io_sync.c \
+	pager/pager.c \
+	pager/pager.h \
 	pager/stats.c \
 	pager/stats.h
 if HAVE_LIBAIO
@@ -29,3 +31,8 @@ check_PROGRAMS += tests/test_stats
 tests_test_stats_CPPFLAGS = $(PAGER_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_stats_SOURCES = tests/test_stats.c tests/mp_test.h
 tests_test_stats_LDADD = $(PAGER_LIBS)
+
+check_PROGRAMS += tests/test_pager
+tests_test_pager_CPPFLAGS = $(PAGER_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_pager_SOURCES = tests/test_pager.c tests/mp_test.h tests/test_pager_util.h
+tests_test_pager_LDADD = $(PAGER_LIBS)
