@@ -29,6 +29,7 @@
 #include "alloc.h"
 #include "err.h"
 #include "fp16.h"
+#include "matvec.h"
 #include "model.h"
 #include "ops.h"
 #include "quant.h"
@@ -54,7 +55,6 @@ struct mp_model {
 	/* scratch, f32 unless noted */
 	float *h, *x, *q, *qa, *kv_a, *q_lat, *o_lat, *o, *att, *f, *tmp;
 	float *ff_a, *ff_b, *expert_out, *logits, *kv_row, *router_logits;
-	void *act;                    /* activation in a weight's vec_dot type */
 	float *k_dec, *v_dec;         /* absorb == 0 only: one position's keys / values */
 };
 
@@ -70,16 +70,15 @@ static int fail(struct mp_model *m, const char *fmt, ...)
 
 /* ---- mat-vec over a row range of a weight ---------------------------------- */
 
-/* y[r] = W[row0 + r] · x for r < nrows (x has W->ne[0] elements). */
+/* y[r] = W[row0 + r] · x for r < nrows (x has W->ne[0] elements), rows shared
+ * among the threads; bit-identical for any thread count (kernels/matvec.h). */
 static void linear_rows(struct mp_model *m, const struct mp_tensor *W, int64_t row0, int64_t nrows,
 			const float *x, float *y)
 {
-	const struct mp_type_info *ti = mp_type_info(W->type);
-	uint32_t vt = ti->vec_dot_type;
-	mp_quant_ops(vt)->quantize(x, m->act, W->ne[0]);
-	mp_vec_dot_fn dot = mp_quant_vec_dot(W->type, mp_dispatch_path());
-	for (int64_t r = 0; r < nrows; r++)
-		y[r] = dot(W->ne[0], mp_tensor_row(W, row0 + r), m->act);
+	struct mp_mat mat = { mp_tensor_row(W, row0), W->type, nrows, W->ne[0] };
+	int rc = mp_matvec(m->opts.threads, mp_dispatch_path(), &mat, x, y);
+	if (rc < 0 && !m->err[0])   /* shapes and types were checked at create */
+		fail(m, "matvec failed: %s", mp_strerror(rc));
 }
 
 static void linear(struct mp_model *m, const struct mp_tensor *W, const float *x, float *y)
@@ -557,13 +556,11 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->expert_out = mp_calloc(used * D, sizeof(float));
 	m->logits = mp_calloc(hp->n_vocab, sizeof(float));
 	m->router_logits = mp_calloc(hp->n_expert + 1, sizeof(float));
-	/* activation buffer: the largest input quantized to its widest format (f32) */
-	m->act = mp_calloc(widest, sizeof(float));
 	m->k_dec = mp_calloc(hp->d_nope, sizeof(float));
 	m->v_dec = m->opts.absorb ? NULL : mp_calloc((size_t)m->opts.n_ctx * hp->d_v, sizeof(float));
 	if (!m->kv || !m->routes || !m->h || !m->x || !m->f || !m->q || !m->qa || !m->kv_a ||
 	    !m->kv_row || !m->q_lat || !m->o_lat || !m->o || !m->att || !m->tmp || !m->ff_a ||
-	    !m->ff_b || !m->expert_out || !m->logits || !m->router_logits || !m->act || !m->k_dec ||
+	    !m->ff_b || !m->expert_out || !m->logits || !m->router_logits || !m->k_dec ||
 	    (!m->opts.absorb && !m->v_dec))
 		goto nomem;
 	*out = m;
@@ -583,7 +580,7 @@ void mp_model_destroy(struct mp_model *m)
 		return;
 	void *bufs[] = { m->kv, m->routes, m->h, m->x, m->f, m->q, m->qa, m->kv_a, m->kv_row,
 			 m->q_lat, m->o_lat, m->o, m->att, m->tmp, m->ff_a, m->ff_b, m->expert_out,
-			 m->logits, m->router_logits, m->act, m->k_dec, m->v_dec };
+			 m->logits, m->router_logits, m->k_dec, m->v_dec };
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
 		mp_free(bufs[i]);
 	mp_free(m);

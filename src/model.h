@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "router.h"
+#include "threads.h"
 #include "tensor.h"
 
 #define MP_MODEL_MAX_LAYERS 512
@@ -106,6 +107,7 @@ struct mp_model_opts {
 	uint32_t n_expert_used;   /* 0 = the file's; else --experts K */
 	int no_groups;            /* 1: ignore expert groups (--no-expert-groups) */
 	int absorb;               /* 1 (default): latent attention; 0: decompress keys (test) */
+	struct mp_threads *threads; /* pool for the mat-vecs, or NULL (caller only) */
 };
 
 struct mp_model;
