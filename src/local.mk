@@ -3,8 +3,12 @@
 noinst_LTLIBRARIES += libmpsrc.la
 libmpsrc_la_CPPFLAGS = $(SRC_CPPFLAGS)
 libmpsrc_la_SOURCES = \
+	src/experts.c \
+	src/experts.h \
 	src/hftok.c \
 	src/hftok.h \
+	src/loader.c \
+	src/loader.h \
 	src/model.c \
 	src/model.h \
 	src/ops.c \
