@@ -143,6 +143,20 @@ static int in_list(const char *list, const char *name)
 	return 0;
 }
 
+/* The 1-minute load average, or −1: other work on the machine skews the
+ * figures, so the report names it. */
+static double load_avg(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
+}
+
 static void usage(void)
 {
 	fprintf(stderr, "usage: bench/kernels [--threads N] [--mb MB] [--types LIST] [--paths LIST]\n");
@@ -190,8 +204,9 @@ int main(int argc, char **argv)
 	printf("date:    %s\ncommand:", date_s);
 	for (int i = 0; i < argc; i++)
 		printf(" %s", argv[i]);
-	printf("\nweights: %ld MiB per matrix, %d columns; times are the best of >= 3 runs\n\n", mb,
+	printf("\nweights: %ld MiB per matrix, %d columns; times are the best of >= 3 runs\n", mb,
 	       COLS);
+	printf("load average at start: %.2f\n\n", load_avg());
 
 	static struct read_job rj;
 	rj.buf = base;
@@ -201,8 +216,8 @@ int main(int argc, char **argv)
 	double bwn = (double)bytes / best_time(run_read, &rcn, 0.3) * 1e-9;
 	printf("memory read bandwidth: %.1f GB/s with 1 thread, %.1f GB/s with %d threads\n\n", bw1,
 	       bwn, nthreads);
-	printf("| type | path | GB/s, 1 thread | of 1-thread read bw | GB/s, %d threads | of %d-thread read bw |\n",
-	       nthreads, nthreads);
+	printf("| type | path | GB/s, 1 thread | of 1-thread read bw | GB/s, %d thread%s | of %d-thread read bw |\n",
+	       nthreads, nthreads > 1 ? "s" : "", nthreads);
 	printf("| --- | --- | ---: | ---: | ---: | ---: |\n");
 
 	static const enum mp_type hot[] = { MP_TYPE_Q4_K, MP_TYPE_Q6_K, MP_TYPE_Q8_0, MP_TYPE_Q2_K,
@@ -248,6 +263,7 @@ int main(int argc, char **argv)
 		}
 		mp_free(y);
 	}
+	printf("\nload average at end: %.2f\n", load_avg());
 	mp_free(x);
 	mp_free(src);
 	mp_threads_destroy(pool1);
