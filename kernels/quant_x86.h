@@ -14,17 +14,9 @@
  * int32 lanes are summed once per super-block (scales are widened to i16 and
  * broadcast to their lanes by byte shuffles), so isum and imin are exact and
  * mp_k_combine() gives the scalar reference's float bit for bit.  Signed
- * codes are unsigned codes minus an offset: Q3_K subtracts maddubs(off, a)
- * (its offset varies per element), Q6_K subtracts 32·Σ sc·bsums.
+ * codes are unsigned codes minus an offset, subtracted once per super-block
+ * through the activation sums: 4·Σ S·bsums (Q3_K), 32·Σ sc·bsums (Q6_K).
  */
-
-X86_TARGET static inline int32_t X86(hsum_i32)(__m256i v)
-{
-	__m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-	return _mm_cvtsi128_si32(s);
-}
 
 X86_TARGET static inline float X86(hsum_ps)(__m256 v)
 {
@@ -127,7 +119,7 @@ X86_TARGET static float X86(q3_K_dot)(int64_t n, const void *w, const void *a)
 	const struct mp_block_q3_K *x = w;
 	const struct mp_block_q8_K *y = a;
 	const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
-	const __m256i zero = _mm256_setzero_si256();
+	const __m256i zero = _mm256_setzero_si256();   /* acc start */
 	float s = 0;
 	for (int64_t b = 0; b < n / MP_QK_K; b++) {
 		/* the sixteen 6-bit scales, unpacked by words as llama.cpp does */
@@ -139,6 +131,7 @@ X86_TARGET static float X86(q3_K_dot)(int64_t n, const void *w, const void *a)
 					   (int)((u[1] & km2) | (((u[2] >> 2) & km1) << 4)),
 					   (int)((u[0] & km2) | ((u[2] & km1) << 4)));
 		__m256i S16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(S8), _mm256_set1_epi16(32));
+		__m256i corr = _mm256_madd_epi16(S16, X86(loadu)(y[b].bsums));   /* Σ S·bsum */
 		__m256i H = X86(loadu)(x[b].hmask), acc = zero;
 		for (int h = 0; h < 2; h++) {
 			__m256i Q = X86(loadu)(x[b].qs + 32 * h);
@@ -147,14 +140,16 @@ X86_TARGET static float X86(q3_K_dot)(int64_t n, const void *w, const void *a)
 			for (int j = 0; j < 4; j++) {
 				__m256i bit = _mm256_set1_epi8((char)(1 << (4 * h + j)));
 				__m256i q = _mm256_and_si256(_mm256_srli_epi16(Q, 2 * j), m3);
-				/* q − 4 where the high bit is clear */
-				__m256i off = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(H, bit), zero), four);
-				__m256i av = X86(loadu)(y[b].qs + 128 * h + 32 * j);
-				__m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, av), _mm256_maddubs_epi16(off, av));
+				/* code + 4 = q2 + 4·hbit, in 0..7 */
+				q = _mm256_or_si256(q, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(H, bit), bit), four));
+				__m256i p = _mm256_maddubs_epi16(q, X86(loadu)(y[b].qs + 128 * h + 32 * j));
 				acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, X86(scale_pair)(sc, j)));
 			}
 		}
-		s += mp_k_combine(_cvtsh_ss(x[b].d), 0.0f, y[b].d, X86(hsum_i32)(acc), 0);
+		int32_t isum, icorr;
+		X86(hsum2)(acc, _mm_add_epi32(_mm256_castsi256_si128(corr), _mm256_extracti128_si256(corr, 1)),
+			   &isum, &icorr);
+		s += mp_k_combine(_cvtsh_ss(x[b].d), 0.0f, y[b].d, isum - 4 * icorr, 0);
 	}
 	return s;
 }
