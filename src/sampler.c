@@ -10,9 +10,8 @@
  *  3. The history ring holds the last min(accepted, penalty_last_n) tokens.
  *
  * top-p and min-p see the distribution at temperature 1 (llama.cpp applies
- * temperature after them).  top-p avoids sorting the whole vocabulary: it
- * sorts the candidates within 20 nats of the best first, and sorts the rest
- * only when those do not reach the mass p (exactness is kept).
+ * temperature after them).  top-p avoids sorting the whole vocabulary: a
+ * weighted quickselect finds the cut in expected linear time.
  */
 #include "sampler.h"
 
@@ -30,6 +29,7 @@
 
 struct cand {
 	float logit;   /* after the steps applied so far */
+	float w;       /* top-p scratch: exp(logit - max logit) */
 	int32_t id;
 };
 
@@ -220,38 +220,72 @@ static float max_logit(const struct mp_sampler *s)
 	return m;
 }
 
-/* Smallest prefix (in rank order) whose probability reaches p. */
+static void swap_cand(struct cand *a, struct cand *b)
+{
+	struct cand t = *a;
+	*a = *b;
+	*b = t;
+}
+
+/* Partitions c[lo..hi) (hi - lo >= 3) around a median-of-three pivot:
+ * returns k with c[lo..k) ranked before c[k] and c(k..hi) after it. */
+static size_t partition(struct cand *c, size_t lo, size_t hi)
+{
+	size_t mid = lo + (hi - lo) / 2, last = hi - 1;
+	if (better(&c[mid], &c[lo]))
+		swap_cand(&c[mid], &c[lo]);
+	if (better(&c[last], &c[lo]))
+		swap_cand(&c[last], &c[lo]);
+	if (better(&c[mid], &c[last]))
+		swap_cand(&c[mid], &c[last]);   /* the median now sits at last */
+	size_t k = lo;
+	for (size_t i = lo; i < last; i++)
+		if (better(&c[i], &c[last]))
+			swap_cand(&c[i], &c[k++]);
+	swap_cand(&c[k], &c[last]);
+	return k;
+}
+
+/* Keeps the smallest rank-order prefix whose probability reaches p, found by
+ * a weighted quickselect (expected linear time, no full sort); the kept
+ * candidates end up in cand[0..n), in no particular order. */
 static void top_p(struct mp_sampler *s, float p)
 {
+	struct cand *c = s->cand;
 	float m = max_logit(s);
 	if (!isfinite(m))
 		return;
 	double sum = 0;
-	for (size_t i = 0; i < s->n; i++)
-		sum += exp((double)(s->cand[i].logit - m));
-	double target = (double)p * sum;
-	/* Likely survivors first: within 20 nats of the best. */
-	size_t front = 0;
 	for (size_t i = 0; i < s->n; i++) {
-		if (s->cand[i].logit >= m - 20.0f) {
-			struct cand t = s->cand[front];
-			s->cand[front++] = s->cand[i];
-			s->cand[i] = t;
+		c[i].w = expf(c[i].logit - m);
+		sum += c[i].w;
+	}
+	double target = (double)p * sum, above = 0;   /* mass of c[0..lo) */
+	size_t lo = 0, hi = s->n;
+	while (hi - lo > 32) {
+		size_t k = partition(c, lo, hi);
+		double mass = 0;
+		for (size_t i = lo; i < k; i++)
+			mass += c[i].w;
+		if (above + mass >= target) {
+			hi = k;
+		} else if (above + mass + c[k].w >= target) {
+			s->n = k + 1;
+			return;
+		} else {
+			above += mass + c[k].w;
+			lo = k + 1;
 		}
 	}
-	for (int pass = 0; pass < 2; pass++) {
-		size_t len = pass ? s->n : front;
-		qsort(s->cand, len, sizeof *s->cand, cmp_cand);
-		double cum = 0;
-		for (size_t i = 0; i < len; i++) {
-			cum += exp((double)(s->cand[i].logit - m));
-			if (cum >= target) {
-				s->n = i + 1;
-				return;
-			}
+	qsort(c + lo, hi - lo, sizeof *c, cmp_cand);
+	for (size_t i = lo; i < hi; i++) {
+		above += c[i].w;
+		if (above >= target) {
+			s->n = i + 1;
+			return;
 		}
 	}
-	/* Rounding left the full sum just short of p * sum: keep everything. */
+	/* Rounding left the whole mass just short of p * sum: keep everything. */
 }
 
 /* Keeps p >= min_p * p_max, i.e. logit >= max + ln(min_p); order kept. */
@@ -272,7 +306,7 @@ static void chain(struct mp_sampler *s, const float *logits)
 {
 	const struct mp_sampler_params *p = &s->p;
 	for (uint32_t i = 0; i < s->n_vocab; i++)
-		s->cand[i] = (struct cand){ isnan(logits[i]) ? -INFINITY : logits[i], (int32_t)i };
+		s->cand[i] = (struct cand){ isnan(logits[i]) ? -INFINITY : logits[i], 0.0f, (int32_t)i };
 	s->n = s->n_vocab;
 	apply_penalties(s);
 	if (p->temperature <= 0.0f) {

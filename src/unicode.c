@@ -7,6 +7,8 @@
 
 enum mp_unicode_class mp_unicode_class(uint32_t cp)
 {
+	if (cp < 256)
+		return (enum mp_unicode_class)(mp_unicode_latin1[cp] & 7);
 	if (cp > 0x10FFFF)
 		return MP_UC_C;
 	/* Last run whose start is <= cp; entry 0 starts at U+0000. */
@@ -23,6 +25,8 @@ enum mp_unicode_class mp_unicode_class(uint32_t cp)
 
 int mp_unicode_is_space(uint32_t cp)
 {
+	if (cp < 256)
+		return mp_unicode_latin1[cp] >> 3;
 	for (uint32_t i = 0; i < mp_unicode_nspace; i++) {
 		if (cp < mp_unicode_space[i][0])
 			return 0;

@@ -29,6 +29,7 @@ extern const uint32_t mp_unicode_ranges[];   /* (run start << 3) | class, sorted
 extern const uint32_t mp_unicode_nranges;
 extern const uint32_t mp_unicode_space[][2]; /* White_Space [lo, hi] pairs, sorted */
 extern const uint32_t mp_unicode_nspace;
+extern const uint8_t mp_unicode_latin1[256];  /* U+0000..U+00FF: class | 8 * White_Space */
 
 /* Class of code point cp; MP_UC_C beyond U+10FFFF. */
 enum mp_unicode_class mp_unicode_class(uint32_t cp);

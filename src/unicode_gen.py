@@ -9,6 +9,8 @@ first argument, and writes the compact tables src/unicode.c searches:
       class is one of MP_UC_* (L M N P S Z C, in src/unicode.h order); a run
       lasts until the next entry's start.  Unassigned code points are C.
   mp_unicode_space[]: inclusive [lo, hi] pairs of White_Space code points.
+  mp_unicode_latin1[256]: class | 8 * White_Space for U+0000..U+00FF, the
+      fast path of the lookups (same facts as the two tables above).
 
 Usage: python3 src/unicode_gen.py [/usr/share/unicode] > src/unicode_tab.c
 The output is committed, so building never needs the package; the tokenizer
@@ -73,7 +75,15 @@ def main():
     out.write("const uint32_t mp_unicode_space[][2] = {\n")
     for lo, hi in space:
         out.write("\t{ 0x%04x, 0x%04x },\n" % (lo, hi))
-    out.write("};\nconst uint32_t mp_unicode_nspace = %d;\n" % len(space))
+    out.write("};\nconst uint32_t mp_unicode_nspace = %d;\n\n" % len(space))
+    out.write("const uint8_t mp_unicode_latin1[256] = {\n")
+    lat = []
+    for cp in range(256):
+        sp = any(lo <= cp <= hi for lo, hi in space)
+        lat.append(cls[cp] | (8 if sp else 0))
+    for i in range(0, 256, 16):
+        out.write("\t" + ", ".join("%2d" % v for v in lat[i:i + 16]) + ",\n")
+    out.write("};\n")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -117,6 +118,75 @@ static void test_filters(void)
 	p.top_k = 4;
 	p.top_p = 0.8f;
 	expect_probs(&p, l, (double[5]){ 0.4 / 0.85, 0.3 / 0.85, 0.15 / 0.85, 0, 0 });
+}
+
+/* Rank order of the sampler: logit descending, then id ascending. */
+static const float *naive_l;
+
+static int naive_cmp(const void *pa, const void *pb)
+{
+	int32_t a = *(const int32_t *)pa, b = *(const int32_t *)pb;
+	if (naive_l[a] != naive_l[b])
+		return naive_l[a] > naive_l[b] ? -1 : 1;
+	return a < b ? -1 : 1;
+}
+
+/* top-k then top-p on a large vocabulary (the quickselect and heap paths)
+ * against a plain sort-and-scan reference. */
+static void test_filters_match_naive(void)
+{
+	enum { V = 6000 };
+	float *l = mp_malloc_array(V, sizeof *l);
+	int32_t *order = mp_malloc_array(V, sizeof *order), *ids = mp_malloc_array(V, sizeof *ids);
+	float *pr = mp_malloc_array(V, sizeof *pr);
+	REQUIRE(l && order && ids && pr);
+	struct mp_rng r;
+	mp_rng_seed(&r, 77);
+	static const float ps[] = { 0.1f, 0.5f, 0.9f, 0.95f, 0.999f };
+	static const int ks[] = { 0, 7, 100, 5999 };
+	for (int trial = 0; trial < 4; trial++) {
+		for (int i = 0; i < V; i++)   /* ties on purpose: quantized logits */
+			l[i] = (float)floor(mp_rng_normal(&r) * (1.0 + trial) * 8.0) / 8.0f;
+		for (size_t pi = 0; pi < sizeof ps / sizeof ps[0]; pi++) {
+			for (size_t ki = 0; ki < sizeof ks / sizeof ks[0]; ki++) {
+				struct mp_sampler_params p = plain();
+				p.top_p = ps[pi];
+				p.top_k = ks[ki];
+				struct mp_sampler *s = make(&p, V);
+				REQUIRE(s);
+				size_t n = mp_sampler_probs(s, l, ids, pr, V);
+				mp_sampler_destroy(s);
+				/* Reference. */
+				for (int i = 0; i < V; i++)
+					order[i] = i;
+				naive_l = l;
+				qsort(order, V, sizeof *order, naive_cmp);
+				size_t kept = ks[ki] > 0 ? (size_t)ks[ki] : V;
+				double m = l[order[0]], sum = 0, cum = 0;
+				for (size_t i = 0; i < kept; i++)
+					sum += exp(l[order[i]] - m);
+				size_t want = kept;
+				for (size_t i = 0; i < kept; i++) {
+					cum += exp(l[order[i]] - m);
+					if (cum >= ps[pi] * sum) {
+						want = i + 1;
+						break;
+					}
+				}
+				CHECK_EQ_U64(n, want);
+				int same = n == want;
+				for (size_t i = 0; same && i < n; i++)
+					same = ids[i] == order[i];
+				if (!same)
+					MP_TEST_FAIL("trial %d top_p %.3f top_k %d: survivors differ", trial,
+						     (double)ps[pi], ks[ki]);
+			}
+		}
+	}
+	mp_free(l);
+	mp_free(order);
+	mp_free(ids);
+	mp_free(pr);
 }
 
 static void test_penalties(void)
@@ -342,6 +412,7 @@ int main(void)
 {
 	RUN(test_greedy_is_argmax);
 	RUN(test_filters);
+	RUN(test_filters_match_naive);
 	RUN(test_penalties);
 	RUN(test_same_seed_same_sequence);
 	RUN(test_frequencies);

@@ -683,6 +683,37 @@ static void test_deepseek_v3_vectors(void)
 	CHECK_EQ_INT(ids[1], 128803);
 	CHECK(ids[2] != 0);
 	mp_free(chat);
+	/* Without PARSE_SPECIAL a control token's text is plain text. */
+	n = mp_tok_encode(t, "<｜User｜>", strlen("<｜User｜>"), 0, ids, cap);
+	CHECK(n > 1);
+	CHECK(ids[0] != 128803);
+	mp_tok_destroy(t);
+	/* R1's vocabulary: <think>/</think> replace placeholders 128798/128799
+	 * as user-defined tokens, matched even without PARSE_SPECIAL. */
+	struct mp_tok_str *toks = mp_malloc_array(v->n_tokens, sizeof *toks);
+	int32_t *types = mp_malloc_array(v->n_tokens, sizeof *types);
+	REQUIRE(toks && types);
+	memcpy(toks, v->tokens, v->n_tokens * sizeof *toks);
+	memcpy(types, v->types, v->n_tokens * sizeof *types);
+	toks[128798] = (struct mp_tok_str){ "<think>", 7 };
+	toks[128799] = (struct mp_tok_str){ "</think>", 8 };
+	types[128798] = types[128799] = MP_TOK_USER_DEFINED;
+	struct mp_tok_vocab r1v = *v;
+	r1v.tokens = toks;
+	r1v.types = types;
+	t = NULL;
+	rc = mp_tok_create(&r1v, &t, err, sizeof err);
+	mp_free(toks);     /* create copies what it needs */
+	mp_free(types);
+	REQUIRE(rc == 0 && t);
+	const char *r1 = "<think>\nhmm</think>ok";
+	n = mp_tok_encode(t, r1, strlen(r1), 0, ids, cap);
+	REQUIRE(n >= 4);
+	CHECK_EQ_INT(ids[0], 128798);
+	CHECK_EQ_INT(ids[n - 2], 128799);
+	size_t dl = mp_tok_decode(t, ids, (size_t)n, 0, out, 1 << 16);
+	CHECK_EQ_U64(dl, strlen(r1));
+	CHECK_STR(out, r1);
 	json_decref(root);
 	mp_free(ids);
 	mp_free(out);
