@@ -477,7 +477,7 @@ void mp_policy_on_access(struct mp_policy *p, uint32_t layer, const uint32_t *ex
 			sc[experts[k]] += 1.0;
 		break;
 	case MP_POLICY_MOEPAGER:
-		moe_access(p, layer, experts, n);
+		moe_access(p, layer, experts, n < p->top_k ? n : p->top_k);
 		break;
 	case MP_POLICY_BELADY:
 		belady_access(p, layer, experts, n);

@@ -46,7 +46,8 @@ static const char usage_text[] =
 	"                          (sequences back to back) or both (default: both)\n"
 	"  -n, --sequences LIST    sequences to replay, in file order: N (the first N)\n"
 	"                          or A-B (inclusive, 0-based); a comma-separated list\n"
-	"                          replays each range separately (default: 300)\n"
+	"                          replays each range separately (default: 300, or\n"
+	"                          the whole trace when it is shorter)\n"
 	"  -g, --global            one pool shared by all layers instead of one cache\n"
 	"                          per layer (a fraction then applies to all experts)\n"
 	"      --expert-bytes SIZE bytes of one routed expert (default: the v2 trace\n"
@@ -60,6 +61,8 @@ static const char usage_text[] =
 	"      --svg FILE          also draw hit rate against budget, one curve per\n"
 	"                          policy and mode, into FILE (SVG)\n"
 	"      --json              print JSON instead of the table\n"
+	"      --convert FILE      write the first range of --sequences as a v2 trace\n"
+	"                          (ids only, or what the input carries) and exit\n"
 	"  -h, --help              print this help and exit\n"
 	"  -V, --version           print the version and exit\n"
 	"\n"
@@ -86,6 +89,7 @@ struct opts {
 	int modes;                          /* bit 0 cold, bit 1 warm */
 	struct range ranges[MAX_ITEMS];
 	int n_ranges;
+	int ranges_default;                 /* --sequences not given: at most 300 */
 	int global;
 	uint64_t expert_bytes;              /* 0 = unknown */
 	int have_expert_bytes;
@@ -94,6 +98,7 @@ struct opts {
 	struct mp_policy_params params;
 	const char *svg;
 	int json;
+	const char *convert;                /* --convert FILE */
 };
 
 /* One simulated cell. */
@@ -441,6 +446,35 @@ static int write_svg(const struct opts *o, const struct mp_trace_info *in, const
 	return 0;
 }
 
+/* Writes sequences [r->first, r->first + r->n) of t as a v2 trace. */
+static int convert(const struct opts *o, const struct mp_trace *t, const struct range *r)
+{
+	const struct mp_trace_info *in = mp_trace_info(t);
+	struct mp_trace_info out = *in;
+	out.version = MP_TRACE_V2;
+	out.expert_bytes = o->expert_bytes;
+	struct mp_trace_writer *w = mp_trace_writer_create();
+	if (!w) {
+		fprintf(stderr, "moepager-sim: out of memory\n");
+		return 1;
+	}
+	int rc = mp_trace_writer_open(w, o->convert, &out);
+	for (uint64_t s = r->first; rc == 0 && s < r->first + r->n; s++) {
+		for (uint64_t tok = mp_trace_seq_start(t, s); rc == 0 && tok < mp_trace_seq_start(t, s + 1); tok++)
+			for (uint32_t l = 0; rc == 0 && l < in->layers; l++)
+				rc = mp_trace_writer_add(w, l, mp_trace_ids(t, tok, l), mp_trace_weights(t, tok, l),
+				                         mp_trace_outcomes(t, tok, l), mp_trace_stalls(t, tok, l));
+		if (rc == 0)
+			rc = mp_trace_writer_end_sequence(w);
+	}
+	if (rc == 0)
+		rc = mp_trace_writer_close(w);
+	if (rc < 0)
+		fprintf(stderr, "moepager-sim: %s\n", mp_trace_writer_error(w));
+	mp_trace_writer_destroy(w);
+	return rc < 0 ? 1 : 0;
+}
+
 static int parse_args(struct opts *o, int argc, char **argv, int *exit_now)
 {
 	static const struct option lopts[] = {
@@ -455,6 +489,7 @@ static int parse_args(struct opts *o, int argc, char **argv, int *exit_now)
 		{ "param", required_argument, 0, 4 },
 		{ "svg", required_argument, 0, 5 },
 		{ "json", no_argument, 0, 6 },
+		{ "convert", required_argument, 0, 7 },
 		{ "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
@@ -484,6 +519,7 @@ static int parse_args(struct opts *o, int argc, char **argv, int *exit_now)
 				return die_arg("--mode %s: expected cold, warm or both", optarg);
 			break;
 		case 'n':
+			o->ranges_default = 0;
 			if (parse_ranges(o, optarg) < 0)
 				return die_arg("--sequences %s: expected N or A-B items, comma-separated", optarg);
 			break;
@@ -515,6 +551,9 @@ static int parse_args(struct opts *o, int argc, char **argv, int *exit_now)
 		case 6:
 			o->json = 1;
 			break;
+		case 7:
+			o->convert = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			*exit_now = 1;
@@ -544,6 +583,7 @@ int main(int argc, char **argv)
 	parse_budgets(&o, "10%,20%,27%,40%,50%,60%,75%");
 	parse_policies(&o, "lru,lfu,moepager,belady");
 	parse_ranges(&o, "300");
+	o.ranges_default = 1;
 	int exit_now, rc = parse_args(&o, argc, argv, &exit_now);
 	if (rc || exit_now)
 		return rc;
@@ -556,6 +596,8 @@ int main(int argc, char **argv)
 	const struct mp_trace_info *in = mp_trace_info(t);
 	if (!o.have_expert_bytes)
 		o.expert_bytes = in->expert_bytes;
+	if (o.ranges_default && o.ranges[0].n > in->sequences)
+		o.ranges[0].n = in->sequences;   /* a short trace: all of it */
 	for (int g = 0; g < o.n_ranges; g++)
 		if (o.ranges[g].first + o.ranges[g].n > in->sequences) {
 			fprintf(stderr, "moepager-sim: %s: --sequences: asked up to sequence %" PRIu64
@@ -564,6 +606,11 @@ int main(int argc, char **argv)
 			mp_trace_destroy(t);
 			return 2;
 		}
+	if (o.convert) {
+		rc = convert(&o, t, &o.ranges[0]);
+		mp_trace_destroy(t);
+		return rc;
+	}
 	int n = 0, cap = o.n_ranges * o.n_budgets * o.n_policies * 2;
 	struct cell *cells = mp_calloc((size_t)cap, sizeof *cells);
 	if (!cells) {
