@@ -268,10 +268,13 @@ static void st_add_global(struct mp_pager *p, size_t field, uint64_t v)
 #define EXPERT_F(f) offsetof(struct mp_stats_expert, f)
 #define GLOBAL_F(f) offsetof(struct mp_stats_global, f)
 
+static int check_locked(struct mp_pager *p, int level);
+
+/* Called with mu held. */
 static void debug_check(struct mp_pager *p)
 {
 #ifdef MP_DEBUG
-	if (mp_pager_check(p, 2) != 0) {
+	if (check_locked(p, 2) != 0) {
 		fprintf(stderr, "moepager: pager %s\n", p->msg);
 		mp_pager_dump(p, stderr);
 		abort();
