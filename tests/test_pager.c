@@ -590,6 +590,38 @@ static void test_threads(void)
 	}
 }
 
+/* --io auto when io_uring cannot be set up (open fails after a good probe,
+ * or the probe is refused): the pager runs on the next backend and says why. */
+static void test_auto_fallback(void)
+{
+	struct mp_io_fault f = { .fail_open = "uring" };
+	struct opts o = { .ops = NULL, .budget = 2 * slot1 + 2 * slot2, .fault = &f };
+	int rc;
+	struct mp_pager *p = make(&o, &rc);
+	REQUIRE(p);
+	CHECK_EQ_INT(rc, 0);
+	struct mp_pager_info in;
+	mp_pager_info(p, &in);
+	REQUIRE(in.backend);
+	CHECK(strcmp(in.backend, "uring") != 0);
+#ifdef HAVE_LIBURING
+	CHECK_CONTAINS(mp_pager_message(p), "uring unusable (uring: open failed");
+#endif
+	CHECK_EQ_INT(decode(p, 3, 9, 1), 0);
+	mp_pager_destroy(p);
+
+	setenv("MOEPAGER_IO_DISABLE", "uring,aio", 1);
+	o.fault = NULL;
+	p = make(&o, &rc);
+	REQUIRE(p);
+	CHECK_EQ_INT(rc, 0);
+	mp_pager_info(p, &in);
+	CHECK_STR(in.backend, "sync");
+	CHECK_EQ_INT(decode(p, 3, 10, 1), 0);
+	mp_pager_destroy(p);
+	unsetenv("MOEPAGER_IO_DISABLE");
+}
+
 static void test_bad_registration(void)
 {
 	struct mp_pager_config cfg = { .budget = 1 << 20, .n_layers = NL, .n_experts = NE, .top_k = 0 };
@@ -634,6 +666,7 @@ int main(void)
 	RUN(test_demand_before_prefetch);
 	RUN(test_stats_segment);
 	RUN(test_threads);
+	RUN(test_auto_fallback);
 	unlink(path_a);
 	unlink(path_b);
 	return mp_test_end();
