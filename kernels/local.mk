@@ -7,9 +7,17 @@ libmpkernels_la_SOURCES = \
 	kernels/dispatch.c \
 	kernels/dispatch.h \
 	kernels/fp16.h \
+	kernels/matvec.c \
+	kernels/matvec.h \
 	kernels/quant.c \
 	kernels/quant.h \
+	kernels/quant_avx2.c \
+	kernels/quant_avx512.c \
+	kernels/quant_k.c \
+	kernels/quant_k.h \
+	kernels/quant_legacy.c \
 	kernels/quant_q8.c \
+	kernels/quant_x86.h \
 	kernels/simd.h \
 	kernels/types.c \
 	kernels/types.h
@@ -23,3 +31,15 @@ check_PROGRAMS += tests/test_quant
 tests_test_quant_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_quant_SOURCES = tests/test_quant.c tests/mp_test.h
 tests_test_quant_LDADD = $(KERNELS_LIBS)
+
+check_PROGRAMS += tests/test_quant_simd
+tests_test_quant_simd_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_quant_simd_SOURCES = tests/test_quant_simd.c tests/mp_test.h
+tests_test_quant_simd_LDADD = $(KERNELS_LIBS)
+
+check_PROGRAMS += tests/test_matvec
+tests_test_matvec_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_matvec_SOURCES = tests/test_matvec.c tests/mp_test.h
+tests_test_matvec_LDADD = $(KERNELS_LIBS)
+
+dist_check_SCRIPTS += tests/kernels_paths.test

@@ -100,6 +100,10 @@ static void build_table(void)
 {
 	mp_quant_fill_float(table);
 	mp_quant_fill_q8(table);
+	mp_quant_fill_legacy(table);
+	mp_quant_fill_k(table);
+	mp_quant_fill_avx2(table);
+	mp_quant_fill_avx512(table);
 }
 
 const struct mp_quant_ops *mp_quant_ops(uint32_t t)

@@ -12,6 +12,13 @@
 #define MP_HAVE_X86 1
 #include <immintrin.h>
 #define MP_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+/* What MP_KPATH_AVX512 guarantees (F/BW/DQ/VL): code that must run on every
+ * AVX-512 CPU the dispatcher admits.  MP_TARGET_AVX512 below also enables
+ * VNNI and BF16, and GCC may then fuse madd+add into vpdpwssd on its own, so
+ * a function carrying it may only be handed out when cpu.h reports
+ * MP_CPU_AVX512VNNI (and MP_CPU_AVX512BF16). */
+#define MP_TARGET_AVX512_BASE \
+	__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl")))
 #define MP_TARGET_AVX512 \
 	__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512bf16")))
 #else

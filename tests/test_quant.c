@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "alloc.h"
 #include "blocks.h"
@@ -83,6 +84,155 @@ static void test_reference_float(void)
 static void test_reference_q8_0(void)
 {
 	check_reference(MP_TYPE_Q8_0);
+}
+
+static void test_reference_legacy(void)
+{
+	check_reference(MP_TYPE_Q4_0);
+	check_reference(MP_TYPE_Q4_1);
+	check_reference(MP_TYPE_Q5_0);
+	check_reference(MP_TYPE_Q5_1);
+}
+
+static void test_reference_k(void)
+{
+	check_reference(MP_TYPE_Q2_K);
+	check_reference(MP_TYPE_Q3_K);
+	check_reference(MP_TYPE_Q4_K);
+	check_reference(MP_TYPE_Q5_K);
+	check_reference(MP_TYPE_Q6_K);
+}
+
+/* Weight types with a quantizer, and the relative RMS error their round trip
+ * must stay under on Gaussian data (measured: Q4_0 .086, Q4_1 .078, Q5_0 .043,
+ * Q5_1 .038, Q8_0 .0054, Q2_K .30, Q3_K .15, Q4_K .072, Q5_K .036, Q6_K .018). */
+static const struct {
+	enum mp_type t;
+	double max_rel_rms;
+} weight_types[] = {
+	{ MP_TYPE_Q4_0, 0.12 }, { MP_TYPE_Q4_1, 0.11 }, { MP_TYPE_Q5_0, 0.06 },
+	{ MP_TYPE_Q5_1, 0.055 }, { MP_TYPE_Q8_0, 0.008 }, { MP_TYPE_Q2_K, 0.40 },
+	{ MP_TYPE_Q3_K, 0.21 }, { MP_TYPE_Q4_K, 0.10 }, { MP_TYPE_Q5_K, 0.05 },
+	{ MP_TYPE_Q6_K, 0.025 },
+};
+#define N_WEIGHT_TYPES (sizeof weight_types / sizeof weight_types[0])
+
+/* Bytes of n elements of t. */
+static size_t nbytes(enum mp_type t, int64_t n)
+{
+	const struct mp_type_info *ti = mp_type_info(t);
+	return (size_t)n / ti->block_elems * ti->block_bytes;
+}
+
+/* quantize → dequantize keeps the values within the type's error budget, and
+ * special inputs (all zero, constant, one spike, tiny, huge) give finite
+ * blocks that decode close to them. */
+static void test_round_trip(void)
+{
+	enum { N = 4096 };
+	static float x[N], y[N];
+	static uint8_t q[N * 2];
+	struct mp_rng r;
+	mp_rng_seed(&r, 11);
+	for (size_t k = 0; k < N_WEIGHT_TYPES; k++) {
+		enum mp_type t = weight_types[k].t;
+		const char *name = mp_type_name(t);
+		const struct mp_quant_ops *ops = mp_quant_ops(t);
+		REQUIRE(ops && ops->quantize);
+		for (int i = 0; i < N; i++)
+			x[i] = (float)mp_rng_normal(&r) * 0.02f;
+		ops->quantize(x, q, N);
+		ops->dequant(q, y, N);
+		double err = 0, sig = 0;
+		for (int i = 0; i < N; i++) {
+			err += (double)(y[i] - x[i]) * (y[i] - x[i]);
+			sig += (double)x[i] * x[i];
+		}
+		double rel = sqrt(err / sig);
+		if (!(rel <= weight_types[k].max_rel_rms))
+			MP_TEST_FAIL("%s: relative RMS error %.4f, expected <= %.4f", name, rel,
+				     weight_types[k].max_rel_rms);
+		/* special blocks: zeros, a constant, a single spike, tiny and large */
+		for (int c = 0; c < 5; c++) {
+			for (int i = 0; i < N; i++)
+				x[i] = c == 0 ? 0.0f : c == 1 ? 0.5f : c == 2 ? (i % 97 == 3 ? 3.0f : 0.0f)
+				     : c == 3 ? (float)mp_rng_normal(&r) * 1e-6f
+				     : (float)mp_rng_normal(&r) * 1000.0f;
+			ops->quantize(x, q, N);
+			ops->dequant(q, y, N);
+			double e2 = 0, s2 = 0;
+			int finite = 1;
+			for (int i = 0; i < N; i++) {
+				finite &= isfinite(y[i]) != 0;
+				e2 += (double)(y[i] - x[i]) * (y[i] - x[i]);
+				s2 += (double)x[i] * x[i];
+			}
+			if (!finite)
+				MP_TEST_FAIL("%s: special case %d decodes to a non-finite value", name, c);
+			/* tiny values may flush in f16 scales: allow an absolute floor */
+			double lim = 2.5 * weight_types[k].max_rel_rms * sqrt(s2) + (c == 3 ? 1e-3 : 1e-30);
+			if (!(sqrt(e2) <= lim))
+				MP_TEST_FAIL("%s: special case %d error %.4g > %.4g", name, c, sqrt(e2), lim);
+		}
+	}
+}
+
+/* Dots the weights w (type t) with activations x the way matvec does:
+ * x quantized to the vec_dot type; returns also the dequantized reference
+ * and Σ|w·a| (the scale of float rounding). */
+static double ref_dot(enum mp_type t, const void *w, const void *aq, int64_t n, double *mag)
+{
+	const struct mp_type_info *ti = mp_type_info(t);
+	float *dw = mp_malloc_array((size_t)n, sizeof(float));
+	float *da = mp_malloc_array((size_t)n, sizeof(float));
+	mp_quant_ops(t)->dequant(w, dw, n);
+	mp_quant_ops(ti->vec_dot_type)->dequant(aq, da, n);
+	double s = 0, m = 0;
+	for (int64_t i = 0; i < n; i++) {
+		s += (double)dw[i] * da[i];
+		m += fabs((double)dw[i] * da[i]);
+	}
+	mp_free(dw);
+	mp_free(da);
+	if (ti->vec_dot_type == MP_TYPE_Q8_1) {
+		/* llama.cpp's min term uses s = f16(d_a·Σq_a): allow its rounding
+		 * (half an f16 ulp, 2^-11 relative) times |m_w| per block; m_w sits
+		 * at bytes 2..3 of Q4_1/Q5_1 blocks. */
+		const struct mp_block_q8_1 *ab = aq;
+		for (int64_t b = 0; b < n / MP_QK8; b++) {
+			mp_f16 mw;
+			memcpy(&mw, (const uint8_t *)w + b * ti->block_bytes + 2, 2);
+			m += fabs((double)mp_f16_to_f32(mw) * mp_f16_to_f32(ab[b].s)) * 0x1p-11 / 1e-5;
+		}
+	}
+	*mag = m;
+	return s;
+}
+
+/* Scalar vec_dot of every weight type equals dequantize-then-dot of the same
+ * quantized operands (to float rounding). */
+static void test_scalar_dot(void)
+{
+	enum { N = 2048 };
+	static float x[N], a[N];
+	static uint8_t wq[N * 2], aq[N * 2];
+	struct mp_rng r;
+	mp_rng_seed(&r, 5);
+	for (size_t k = 0; k < N_WEIGHT_TYPES; k++) {
+		enum mp_type t = weight_types[k].t;
+		enum mp_type at = mp_type_info(t)->vec_dot_type;
+		for (int i = 0; i < N; i++) {
+			x[i] = (float)mp_rng_normal(&r);
+			a[i] = (float)mp_rng_normal(&r);
+		}
+		mp_quant_ops(t)->quantize(x, wq, N);
+		mp_quant_ops(at)->quantize(a, aq, N);
+		double mag, want = ref_dot(t, wq, aq, N, &mag);
+		float got = mp_quant_ops(t)->vec_dot[MP_KPATH_SCALAR](N, wq, aq);
+		if (!(fabs(got - want) <= 1e-5 * mag + 1e-6))
+			MP_TEST_FAIL("%s: scalar dot %.7g, dequantized dot %.7g", mp_type_name(t), got, want);
+	}
+	(void)nbytes;
 }
 
 /* The activation quantizers follow llama.cpp's rules (FORMATS.md §2.8). */
@@ -192,6 +342,10 @@ int main(void)
 {
 	RUN(test_reference_float);
 	RUN(test_reference_q8_0);
+	RUN(test_reference_legacy);
+	RUN(test_reference_k);
+	RUN(test_round_trip);
+	RUN(test_scalar_dot);
 	RUN(test_activation_quantizers);
 	RUN(test_f16_edges);
 	RUN(test_float_dot);

@@ -16,9 +16,16 @@ libmpcore_la_SOURCES = \
 	src/core/rng.c \
 	src/core/rng.h \
 	src/core/size.c \
-	src/core/size.h
+	src/core/size.h \
+	src/core/threads.c \
+	src/core/threads.h
 
 check_PROGRAMS += tests/test_core
 tests_test_core_CPPFLAGS = $(CORE_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_core_SOURCES = tests/test_core.c tests/mp_test.h
 tests_test_core_LDADD = $(CORE_LIBS)
+
+check_PROGRAMS += tests/test_threads
+tests_test_threads_CPPFLAGS = $(CORE_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_threads_SOURCES = tests/test_threads.c tests/mp_test.h
+tests_test_threads_LDADD = $(CORE_LIBS)

@@ -1,0 +1,181 @@
+/*
+ * matvec.c — y = W·x over the kernel table, and the sgemm-based batched
+ * product (matvec.h has the contracts).
+ *
+ * Matvec work split: rows are handed out in chunks from an atomic counter, so
+ * a thread that the OS preempts does not hold up the others; which thread
+ * computes a row never changes its value (one vec_dot call per row, on the
+ * same inputs).  Batched: W is walked in row tiles small enough to stay in
+ * the last-level cache; the pool dequantizes a tile, then one sgemm (with
+ * OpenBLAS's own threads) multiplies it by all the vectors.
+ */
+#include <cblas.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "err.h"
+#include "matvec.h"
+#include "quant.h"
+#include "types.h"
+
+enum {
+	ROW_CHUNK = 16,                 /* rows per matvec work item */
+	TILE_BYTES = 8 << 20,           /* f32 bytes per batched tile (LLC-sized) */
+};
+
+/* Checks the shape; *row_bytes gets the bytes of one row. */
+static int check_mat(const struct mp_mat *w, uint64_t *row_bytes)
+{
+	if (w->rows < 0 || w->cols < 0)
+		return -MP_EFORMAT;
+	const struct mp_quant_ops *ops = mp_quant_ops(w->type);
+	if (!ops || !ops->vec_dot[MP_KPATH_SCALAR])
+		return -MP_ETYPE;
+	return mp_type_row_bytes(w->type, (uint64_t)w->cols, row_bytes);
+}
+
+struct matvec_job {
+	mp_vec_dot_fn dot;
+	const uint8_t *w;          /* first row */
+	uint64_t row_bytes;
+	int64_t rows, cols;
+	const void *a;             /* activations in the vec_dot type */
+	float *y;
+	_Atomic int64_t next;      /* next unclaimed chunk start */
+};
+
+static void matvec_worker(void *ctx, int ith, int nth)
+{
+	(void)ith;
+	(void)nth;
+	struct matvec_job *j = ctx;
+	for (;;) {
+		int64_t r0 = atomic_fetch_add_explicit(&j->next, ROW_CHUNK, memory_order_relaxed);
+		if (r0 >= j->rows)
+			return;
+		int64_t r1 = r0 + ROW_CHUNK < j->rows ? r0 + ROW_CHUNK : j->rows;
+		for (int64_t r = r0; r < r1; r++)
+			j->y[r] = j->dot(j->cols, j->w + (uint64_t)r * j->row_bytes, j->a);
+	}
+}
+
+int64_t mp_matvec_x_bytes(uint32_t wtype, int64_t cols)
+{
+	const struct mp_type_info *ti = mp_type_info(wtype);
+	const struct mp_quant_ops *ops = mp_quant_ops(wtype);
+	if (!ti || !ops || !ops->vec_dot[MP_KPATH_SCALAR] || cols < 0)
+		return -MP_ETYPE;
+	const struct mp_quant_ops *aops = mp_quant_ops(ti->vec_dot_type);
+	uint64_t abytes;
+	if (!aops || !aops->quantize)
+		return -MP_ETYPE;
+	int rc = mp_type_row_bytes(ti->vec_dot_type, (uint64_t)cols, &abytes);
+	return rc < 0 ? rc : (int64_t)abytes;
+}
+
+int mp_matvec_quantize_x(uint32_t wtype, const float *x, int64_t cols, void *xq)
+{
+	int64_t bytes = mp_matvec_x_bytes(wtype, cols);
+	if (bytes < 0)
+		return (int)bytes;
+	mp_quant_ops(mp_type_info(wtype)->vec_dot_type)->quantize(x, xq, cols);
+	return 0;
+}
+
+int mp_matvec_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+		const void *xq, float *y)
+{
+	uint64_t row_bytes;
+	int rc = check_mat(w, &row_bytes);
+	if (rc < 0)
+		return rc;
+	struct matvec_job j = {
+		.dot = mp_quant_vec_dot(w->type, path), .w = w->data, .row_bytes = row_bytes,
+		.rows = w->rows, .cols = w->cols, .a = xq, .y = y,
+	};
+	atomic_init(&j.next, 0);
+	mp_threads_run(pool, matvec_worker, &j);
+	return 0;
+}
+
+int mp_matvec(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+	      const float *x, float *y)
+{
+	uint64_t row_bytes;
+	int rc = check_mat(w, &row_bytes);
+	if (rc < 0)
+		return rc;
+	if (mp_type_info(w->type)->vec_dot_type == MP_TYPE_F32)
+		return mp_matvec_q(pool, path, w, x, y);
+	int64_t bytes = mp_matvec_x_bytes(w->type, w->cols);
+	if (bytes < 0)
+		return (int)bytes;
+	void *xq = mp_malloc((size_t)bytes);
+	if (!xq)
+		return -ENOMEM;
+	mp_matvec_quantize_x(w->type, x, w->cols, xq);
+	rc = mp_matvec_q(pool, path, w, xq, y);
+	mp_free(xq);
+	return rc;
+}
+
+struct dequant_job {
+	mp_dequant_fn dequant;
+	const uint8_t *w;          /* first row of the tile */
+	uint64_t row_bytes;
+	int64_t rows, cols;        /* tile shape */
+	float *out;                /* rows × cols */
+};
+
+static void dequant_worker(void *ctx, int ith, int nth)
+{
+	struct dequant_job *j = ctx;
+	int64_t r0 = j->rows * ith / nth, r1 = j->rows * (ith + 1) / nth;
+	for (int64_t r = r0; r < r1; r++)
+		j->dequant(j->w + (uint64_t)r * j->row_bytes, j->out + r * j->cols, j->cols);
+}
+
+int mp_matmul(struct mp_threads *pool, const struct mp_mat *w, const float *x, int64_t m,
+	      float *y)
+{
+	uint64_t row_bytes;
+	int rc = check_mat(w, &row_bytes);
+	if (rc < 0)
+		return rc;
+	if (m < 0 || m > INT_MAX || w->rows > INT_MAX || w->cols > INT_MAX)
+		return -MP_EFORMAT;   /* cblas takes int dimensions */
+	if (m == 0 || w->rows == 0)
+		return 0;
+	if (w->cols == 0) {
+		for (int64_t i = 0; i < m; i++)
+			memset(y + i * w->rows, 0, (size_t)w->rows * sizeof(float));
+		return 0;
+	}
+	if (w->type == MP_TYPE_F32) {   /* no conversion needed */
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)w->rows, (int)w->cols,
+			    1.0f, x, (int)w->cols, w->data, (int)w->cols, 0.0f, y, (int)w->rows);
+		return 0;
+	}
+	int64_t tile = TILE_BYTES / (w->cols * (int64_t)sizeof(float));
+	tile = tile < 16 ? 16 : tile;
+	tile = tile > w->rows ? w->rows : tile;
+	float *buf = mp_malloc_array((size_t)tile * (size_t)w->cols, sizeof(float));
+	if (!buf)
+		return -ENOMEM;
+	struct dequant_job j = {
+		.dequant = mp_quant_ops(w->type)->dequant, .row_bytes = row_bytes, .cols = w->cols,
+		.out = buf,
+	};
+	for (int64_t r0 = 0; r0 < w->rows; r0 += tile) {
+		j.rows = w->rows - r0 < tile ? w->rows - r0 : tile;
+		j.w = (const uint8_t *)w->data + (uint64_t)r0 * row_bytes;
+		mp_threads_run(pool, dequant_worker, &j);
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)j.rows, (int)w->cols,
+			    1.0f, x, (int)w->cols, buf, (int)w->cols, 0.0f, y + r0, (int)w->rows);
+	}
+	mp_free(buf);
+	return 0;
+}

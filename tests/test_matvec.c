@@ -1,0 +1,235 @@
+/* test_matvec — kernels/matvec: y = W·x for every weight type equals the
+ * dequantized reference (to float rounding, with x quantized the same way),
+ * is bit-identical for 1..4 threads and for each row against its own vec_dot
+ * call, works on every dispatch path the CPU has and on the process-wide
+ * path (MOEPAGER_CPU, see kernels_paths.test); the batched sgemm path agrees
+ * with the f32 reference and with matvec; bad shapes and types are refused. */
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "cpu.h"
+#include "dispatch.h"
+#include "err.h"
+#include "matvec.h"
+#include "quant.h"
+#include "rng.h"
+#include "threads.h"
+#include "types.h"
+#include "mp_test.h"
+
+static const enum mp_type types[] = {
+	MP_TYPE_F32, MP_TYPE_F16, MP_TYPE_BF16, MP_TYPE_Q4_0, MP_TYPE_Q4_1, MP_TYPE_Q5_0,
+	MP_TYPE_Q5_1, MP_TYPE_Q8_0, MP_TYPE_Q2_K, MP_TYPE_Q3_K, MP_TYPE_Q4_K, MP_TYPE_Q5_K,
+	MP_TYPE_Q6_K,
+};
+#define N_TYPES (sizeof types / sizeof types[0])
+
+enum { ROWS = 37, COLS = 512, M = 5 };
+
+struct fixture {
+	enum mp_type t;
+	struct mp_mat w;
+	void *wq;                  /* quantized weights */
+	float wd[ROWS * COLS];     /* dequantized weights */
+	float x[M * COLS];         /* M input vectors */
+	float xd[COLS];            /* x[0] through its vec_dot type and back */
+};
+
+static struct mp_rng rng;
+
+static void setup(struct fixture *f, enum mp_type t)
+{
+	f->t = t;
+	uint64_t rb;
+	REQUIRE(mp_type_row_bytes(t, COLS, &rb) == 0);
+	f->wq = mp_malloc(rb * ROWS);
+	REQUIRE(f->wq);
+	static float src[ROWS * COLS];
+	for (int i = 0; i < ROWS * COLS; i++)
+		src[i] = (float)mp_rng_normal(&rng) * 0.05f;
+	for (int i = 0; i < M * COLS; i++)
+		f->x[i] = (float)mp_rng_normal(&rng);
+	const struct mp_quant_ops *ops = mp_quant_ops(t);
+	ops->quantize(src, f->wq, ROWS * COLS);
+	ops->dequant(f->wq, f->wd, ROWS * COLS);
+	f->w = (struct mp_mat){ .data = f->wq, .type = t, .rows = ROWS, .cols = COLS };
+	enum mp_type at = mp_type_info(t)->vec_dot_type;
+	static uint8_t aq[COLS * 4];
+	mp_quant_ops(at)->quantize(f->x, aq, COLS);
+	mp_quant_ops(at)->dequant(aq, f->xd, COLS);
+}
+
+/* Reference row r: Σ wd·v in double, and Σ|wd·v| for the tolerance. */
+static double ref_row(const struct fixture *f, const float *v, int r, double *mag)
+{
+	double s = 0, m = 0;
+	for (int k = 0; k < COLS; k++) {
+		double p = (double)f->wd[r * COLS + k] * v[k];
+		s += p;
+		m += fabs(p);
+	}
+	*mag = m;
+	return s;
+}
+
+/* Q4_1/Q5_1 use the f16-rounded activation sum s of Q8_1 (see test_quant). */
+static double extra_rel(enum mp_type t)
+{
+	return mp_type_info(t)->vec_dot_type == MP_TYPE_Q8_1 ? 2e-3 : 1e-5;
+}
+
+static void check_against_ref(const struct fixture *f, const float *y, const char *what)
+{
+	for (int r = 0; r < ROWS; r++) {
+		double mag, want = ref_row(f, f->xd, r, &mag);
+		if (!(fabs(y[r] - want) <= extra_rel(f->t) * mag + 1e-6)) {
+			MP_TEST_FAIL("%s %s row %d: %.7g, reference %.7g", mp_type_name(f->t), what, r,
+				     y[r], want);
+			return;
+		}
+	}
+}
+
+static void test_matvec_all_types(void)
+{
+	struct mp_threads *pools[4] = { NULL };
+	for (int n = 2; n <= 4; n++)
+		REQUIRE(mp_threads_create(n, &pools[n - 1]) == 0);
+	static struct fixture f;
+	for (size_t k = 0; k < N_TYPES; k++) {
+		setup(&f, types[k]);
+		for (int p = 0; p < MP_KPATH_COUNT; p++) {
+			if (!mp_dispatch_supported((enum mp_kpath)p, mp_cpu_features()))
+				continue;
+			float y1[ROWS], yn[ROWS];
+			REQUIRE(mp_matvec(NULL, (enum mp_kpath)p, &f.w, f.x, y1) == 0);
+			check_against_ref(&f, y1, mp_dispatch_name((enum mp_kpath)p));
+			/* one vec_dot per row, whatever the thread count */
+			mp_vec_dot_fn dot = mp_quant_vec_dot(f.t, (enum mp_kpath)p);
+			static uint8_t aq[COLS * 4];
+			enum mp_type at = mp_type_info(f.t)->vec_dot_type;
+			mp_quant_ops(at)->quantize(f.x, aq, COLS);
+			uint64_t rb;
+			mp_type_row_bytes(f.t, COLS, &rb);
+			for (int r = 0; r < ROWS; r++) {
+				float want = dot(COLS, (const uint8_t *)f.wq + r * rb, at == MP_TYPE_F32 ? (const void *)f.x : aq);
+				if (memcmp(&want, &y1[r], 4) != 0) {
+					MP_TEST_FAIL("%s: row %d differs from its vec_dot", mp_type_name(f.t), r);
+					break;
+				}
+			}
+			for (int n = 2; n <= 4; n++) {
+				REQUIRE(mp_matvec(pools[n - 1], (enum mp_kpath)p, &f.w, f.x, yn) == 0);
+				if (memcmp(y1, yn, sizeof y1) != 0)
+					MP_TEST_FAIL("%s %s: %d threads differ from 1", mp_type_name(f.t),
+						     mp_dispatch_name((enum mp_kpath)p), n);
+			}
+			/* pre-quantized input: the same bits */
+			int64_t xb = mp_matvec_x_bytes(f.t, COLS);
+			REQUIRE(xb > 0 && xb <= (int64_t)sizeof aq);
+			static uint8_t xq[COLS * 4];
+			REQUIRE(mp_matvec_quantize_x(f.t, f.x, COLS, xq) == 0);
+			REQUIRE(mp_matvec_q(pools[2], (enum mp_kpath)p, &f.w, xq, yn) == 0);
+			if (memcmp(y1, yn, sizeof y1) != 0)
+				MP_TEST_FAIL("%s: mp_matvec_q differs from mp_matvec", mp_type_name(f.t));
+		}
+		mp_free(f.wq);
+	}
+	for (int n = 2; n <= 4; n++)
+		mp_threads_destroy(pools[n - 1]);
+}
+
+/* The process-wide path (MOEPAGER_CPU) runs and gives the reference. */
+static void test_dispatch_path(void)
+{
+	char why[256];
+	int rc = mp_dispatch_init(why, sizeof why);
+	if (rc == -MP_EUNAVAIL) {
+		printf("note: %s\n", why);
+		return;
+	}
+	REQUIRE(rc == 0);
+	printf("note: kernel path %s\n", why);
+	static struct fixture f;
+	for (size_t k = 0; k < N_TYPES; k++) {
+		setup(&f, types[k]);
+		float y[ROWS];
+		REQUIRE(mp_matvec(NULL, mp_dispatch_path(), &f.w, f.x, y) == 0);
+		check_against_ref(&f, y, "dispatch path");
+		mp_free(f.wq);
+	}
+}
+
+/* Batched: sgemm over dequantized tiles vs the f32 reference (tight) and vs
+ * matvec (within matvec's activation quantization). */
+static void test_matmul(void)
+{
+	struct mp_threads *pool;
+	REQUIRE(mp_threads_create(3, &pool) == 0);
+	static struct fixture f;
+	for (size_t k = 0; k < N_TYPES; k++) {
+		setup(&f, types[k]);
+		static float y[M * ROWS];
+		REQUIRE(mp_matmul(pool, &f.w, f.x, M, y) == 0);
+		int bad = 0;
+		for (int i = 0; i < M && !bad; i++) {
+			float ymv[ROWS];
+			REQUIRE(mp_matvec(pool, MP_KPATH_SCALAR, &f.w, f.x + i * COLS, ymv) == 0);
+			for (int r = 0; r < ROWS && !bad; r++) {
+				double mag, want = ref_row(&f, f.x + i * COLS, r, &mag);
+				double got = y[i * ROWS + r];
+				if (!(fabs(got - want) <= 1e-5 * mag + 1e-6)) {
+					MP_TEST_FAIL("%s matmul vector %d row %d: %.7g, f32 reference %.7g",
+						     mp_type_name(f.t), i, r, got, want);
+					bad = 1;
+				}
+				/* Q8 activations: |error| ≤ Σ|w|·amax/254 ≲ 2% of Σ|w·x| */
+				if (!(fabs(got - ymv[r]) <= 0.03 * mag + 1e-5)) {
+					MP_TEST_FAIL("%s vector %d row %d: matmul %.7g, matvec %.7g",
+						     mp_type_name(f.t), i, r, got, ymv[r]);
+					bad = 1;
+				}
+			}
+		}
+		mp_free(f.wq);
+	}
+	mp_threads_destroy(pool);
+}
+
+static void test_errors(void)
+{
+	float x[COLS] = { 0 }, y[ROWS];
+	struct mp_mat w = { .data = x, .type = MP_TYPE_Q4_K, .rows = 1, .cols = 100 };
+	CHECK_EQ_INT(mp_matvec(NULL, MP_KPATH_SCALAR, &w, x, y), -MP_EFORMAT);
+	CHECK_EQ_INT(mp_matmul(NULL, &w, x, 1, y), -MP_EFORMAT);
+	w.type = MP_TYPE_Q8_K;   /* activation-only: no weight dot */
+	w.cols = 256;
+	CHECK_EQ_INT(mp_matvec(NULL, MP_KPATH_SCALAR, &w, x, y), -MP_ETYPE);
+	CHECK(mp_matvec_x_bytes(MP_TYPE_Q8_K, 256) < 0);
+	w.type = MP_TYPE_TQ1_0;
+	CHECK_EQ_INT(mp_matvec(NULL, MP_KPATH_SCALAR, &w, x, y), -MP_ETYPE);
+	CHECK_EQ_INT(mp_matvec_quantize_x(MP_TYPE_TQ1_0, x, 256, y), -MP_ETYPE);
+	CHECK_EQ_INT(mp_matvec_x_bytes(MP_TYPE_Q4_K, 7168), 7168 / 256 * 292);
+	CHECK_EQ_INT(mp_matvec_x_bytes(MP_TYPE_Q8_0, 64), 68);
+	CHECK_EQ_INT(mp_matvec_x_bytes(MP_TYPE_F32, 64), 256);
+	w.type = MP_TYPE_F32;
+	w.rows = -1;
+	CHECK_EQ_INT(mp_matvec(NULL, MP_KPATH_SCALAR, &w, x, y), -MP_EFORMAT);
+	/* empty shapes are fine */
+	w.rows = 0;
+	CHECK_EQ_INT(mp_matvec(NULL, MP_KPATH_SCALAR, &w, x, y), 0);
+	CHECK_EQ_INT(mp_matmul(NULL, &w, x, 3, y), 0);
+}
+
+int main(void)
+{
+	mp_rng_seed(&rng, 99);
+	RUN(test_matvec_all_types);
+	RUN(test_dispatch_path);
+	RUN(test_matmul);
+	RUN(test_errors);
+	return mp_test_end();
+}
