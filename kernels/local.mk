@@ -4,15 +4,22 @@ noinst_LTLIBRARIES += libmpkernels.la
 libmpkernels_la_CPPFLAGS = $(KERNELS_CPPFLAGS)
 libmpkernels_la_SOURCES = \
 	kernels/blocks.h \
+	kernels/blocks_iq.h \
 	kernels/dispatch.c \
 	kernels/dispatch.h \
 	kernels/fp16.h \
+	kernels/iq_grids.c \
+	kernels/iq_grids.h \
 	kernels/matvec.c \
 	kernels/matvec.h \
 	kernels/quant.c \
 	kernels/quant.h \
 	kernels/quant_avx2.c \
 	kernels/quant_avx512.c \
+	kernels/quant_iq.c \
+	kernels/quant_iq.h \
+	kernels/quant_iq_avx2.c \
+	kernels/quant_iq_avx512.c \
 	kernels/quant_k.c \
 	kernels/quant_k.h \
 	kernels/quant_legacy.c \
@@ -43,3 +50,10 @@ tests_test_matvec_SOURCES = tests/test_matvec.c tests/mp_test.h
 tests_test_matvec_LDADD = $(KERNELS_LIBS)
 
 dist_check_SCRIPTS += tests/kernels_paths.test
+
+check_PROGRAMS += tests/test_quant_iq
+tests_test_quant_iq_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_quant_iq_SOURCES = tests/test_quant_iq.c tests/mp_test.h tests/quant_ref.h
+tests_test_quant_iq_LDADD = $(KERNELS_LIBS)
+
+EXTRA_DIST += kernels/iq_grids_gen.py

@@ -102,6 +102,7 @@ static void build_table(void)
 	mp_quant_fill_q8(table);
 	mp_quant_fill_legacy(table);
 	mp_quant_fill_k(table);
+	mp_quant_fill_iq(table);
 	mp_quant_fill_avx2(table);
 	mp_quant_fill_avx512(table);
 }

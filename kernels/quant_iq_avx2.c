@@ -1,0 +1,333 @@
+/*
+ * quant_iq_avx2.c — AVX2 dot products of the i-quants with Q8_K (IQ4_NL with
+ * Q8_0): IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S, IQ4_XS,
+ * IQ4_NL.  Same integer sums as the scalar references in quant_iq.c, 32
+ * weights at a time:
+ *  - IQ2/IQ3: the grid bytes (unsigned magnitudes) go straight into
+ *    maddubs against q8 with the weight signs applied (sign_epi8);
+ *  - IQ1: the weight is formed as the integer 8·g + δ (δ = ±1 for ±1/8), so
+ *    one signed byte product covers grid and delta; the block sum is then
+ *    scaled by 1/8 — exactly the scalar's sumi + sumi1/8;
+ *  - IQ4: the levels come from a 16-byte shuffle table.
+ * Byte products are summed in pairs to i16 (at most 2·127·127, no
+ * saturation) and by madd with the integer scales to i32.  Requires q8 in
+ * [−127, 127], which Q8_K and Q8_0 quantization guarantee.
+ */
+#include <string.h>
+
+#include "blocks.h"
+#include "blocks_iq.h"
+#include "iq_grids.h"
+#include "quant.h"
+#include "quant_iq.h"
+#include "simd.h"
+
+#if MP_HAVE_X86
+
+/* Sum of the 8 floats of v. */
+static inline MP_TARGET_AVX2 float hsum_ps(__m256 v)
+{
+	__m128 s = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+	s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+	s = _mm_add_ss(s, _mm_movehdup_ps(s));
+	return _mm_cvtss_f32(s);
+}
+
+/* Pairwise i16 sums of mag·q·(−1 where the byte of neg is 0xFF): mag
+ * unsigned (grid bytes), neg bytes 0 or 0xFF. */
+static inline MP_TARGET_AVX2 __m256i mul_mag(__m256i mag, __m256i neg, __m256i q)
+{
+	return _mm256_maddubs_epi16(mag, _mm256_sign_epi8(q, _mm256_or_si256(neg, _mm256_set1_epi8(1))));
+}
+
+/* Pairwise i16 sums of w·q for signed bytes w. */
+static inline MP_TARGET_AVX2 __m256i mul_i8(__m256i w, __m256i q)
+{
+	return _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(q, w));
+}
+
+/* i16 scale vector: elements 0..15 of a group get a, 16..31 get b. */
+static inline MP_TARGET_AVX2 __m256i scale2(int a, int b)
+{
+	return _mm256_set_m128i(_mm_set1_epi16((short)b), _mm_set1_epi16((short)a));
+}
+
+/* Expands 4 sign bytes (one per 8 elements) to 32 byte masks (0xFF = negative). */
+static inline MP_TARGET_AVX2 __m256i expand_signs(uint32_t s4)
+{
+	const __m256i pick = _mm256_set_epi64x(0x0303030303030303LL, 0x0202020202020202LL,
+					       0x0101010101010101LL, 0);
+	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+	__m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)s4), pick);
+	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+static MP_TARGET_AVX2 float iq2_xxs_dot_avx2(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq2_xxs *x = w;
+	const struct mp_block_q8_K *y = a;
+	__m256 acc = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		__m256i sumi = _mm256_setzero_si256();
+		for (int g = 0; g < 8; g++) {
+			uint32_t aux[2];
+			memcpy(aux, x[i].qs + 4 * g, 8);
+			__m256i mag = _mm256_set_epi64x((long long)mp_iq2xxs_grid[aux[0] >> 24],
+							(long long)mp_iq2xxs_grid[(aux[0] >> 16) & 255],
+							(long long)mp_iq2xxs_grid[(aux[0] >> 8) & 255],
+							(long long)mp_iq2xxs_grid[aux[0] & 255]);
+			__m256i neg = _mm256_set_epi64x((long long)mp_ksigns64[(aux[1] >> 21) & 127],
+							(long long)mp_ksigns64[(aux[1] >> 14) & 127],
+							(long long)mp_ksigns64[(aux[1] >> 7) & 127],
+							(long long)mp_ksigns64[aux[1] & 127]);
+			__m256i q = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * g));
+			__m256i p = mul_mag(mag, neg, q);
+			sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16((short)(2 * (aux[1] >> 28) + 1))));
+		}
+		float d = mp_f16_to_f32(x[i].d) * y[i].d;
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+	}
+	return 0.125f * hsum_ps(acc);
+}
+
+static MP_TARGET_AVX2 float iq2_xs_dot_avx2(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq2_xs *x = w;
+	const struct mp_block_q8_K *y = a;
+	__m256 acc = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		__m256i sumi = _mm256_setzero_si256();
+		for (int g = 0; g < 8; g++) {
+			const uint16_t *v = x[i].qs + 4 * g;
+			__m256i mag = _mm256_set_epi64x((long long)mp_iq2xs_grid[v[3] & 511],
+							(long long)mp_iq2xs_grid[v[2] & 511],
+							(long long)mp_iq2xs_grid[v[1] & 511],
+							(long long)mp_iq2xs_grid[v[0] & 511]);
+			__m256i neg = _mm256_set_epi64x((long long)mp_ksigns64[v[3] >> 9],
+							(long long)mp_ksigns64[v[2] >> 9],
+							(long long)mp_ksigns64[v[1] >> 9],
+							(long long)mp_ksigns64[v[0] >> 9]);
+			__m256i q = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * g));
+			__m256i sc = scale2(2 * (x[i].scales[g] & 0xF) + 1, 2 * (x[i].scales[g] >> 4) + 1);
+			sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(mul_mag(mag, neg, q), sc));
+		}
+		float d = mp_f16_to_f32(x[i].d) * y[i].d;
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+	}
+	return 0.125f * hsum_ps(acc);
+}
+
+static MP_TARGET_AVX2 float iq2_s_dot_avx2(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq2_s *x = w;
+	const struct mp_block_q8_K *y = a;
+	__m256 acc = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		__m256i sumi = _mm256_setzero_si256();
+		for (int g = 0; g < 8; g++) {
+			const uint8_t *qs = x[i].qs + 4 * g;
+			int qh = x[i].qh[g];
+			__m256i mag = _mm256_set_epi64x((long long)mp_iq2s_grid[qs[3] | ((qh << 2) & 0x300)],
+							(long long)mp_iq2s_grid[qs[2] | ((qh << 4) & 0x300)],
+							(long long)mp_iq2s_grid[qs[1] | ((qh << 6) & 0x300)],
+							(long long)mp_iq2s_grid[qs[0] | ((qh << 8) & 0x300)]);
+			uint32_t s4;
+			memcpy(&s4, x[i].qs + MP_QK_K / 8 + 4 * g, 4);
+			__m256i q = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * g));
+			__m256i sc = scale2(2 * (x[i].scales[g] & 0xF) + 1, 2 * (x[i].scales[g] >> 4) + 1);
+			sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(mul_mag(mag, expand_signs(s4), q), sc));
+		}
+		float d = mp_f16_to_f32(x[i].d) * y[i].d;
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+	}
+	return 0.125f * hsum_ps(acc);
+}
+
+static MP_TARGET_AVX2 float iq3_xxs_dot_avx2(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq3_xxs *x = w;
+	const struct mp_block_q8_K *y = a;
+	__m256 acc = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		__m256i sumi = _mm256_setzero_si256();
+		for (int g = 0; g < 8; g++) {
+			const uint8_t *qs = x[i].qs + 8 * g;
+			uint32_t aux;
+			memcpy(&aux, x[i].qs + MP_QK_K / 4 + 4 * g, 4);
+			__m256i mag = _mm256_set_epi32((int)mp_iq3xxs_grid[qs[7]], (int)mp_iq3xxs_grid[qs[6]],
+						       (int)mp_iq3xxs_grid[qs[5]], (int)mp_iq3xxs_grid[qs[4]],
+						       (int)mp_iq3xxs_grid[qs[3]], (int)mp_iq3xxs_grid[qs[2]],
+						       (int)mp_iq3xxs_grid[qs[1]], (int)mp_iq3xxs_grid[qs[0]]);
+			__m256i neg = _mm256_set_epi64x((long long)mp_ksigns64[(aux >> 21) & 127],
+							(long long)mp_ksigns64[(aux >> 14) & 127],
+							(long long)mp_ksigns64[(aux >> 7) & 127],
+							(long long)mp_ksigns64[aux & 127]);
+			__m256i q = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * g));
+			__m256i p = mul_mag(mag, neg, q);
+			sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16((short)(2 * (aux >> 28) + 1))));
+		}
+		float d = mp_f16_to_f32(x[i].d) * y[i].d;
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+	}
+	return 0.25f * hsum_ps(acc);
+}
+
+static MP_TARGET_AVX2 float iq3_s_dot_avx2(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq3_s *x = w;
+	const struct mp_block_q8_K *y = a;
+	__m256 acc = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		__m256i sumi = _mm256_setzero_si256();
+		for (int g = 0; g < 8; g++) {
+			const uint8_t *qs = x[i].qs + 8 * g;
+			int qh = x[i].qh[g];
+			int idx[8];
+			for (int k = 0; k < 8; k++)
+				idx[k] = qs[k] | (((qh >> k) & 1) << 8);
+			__m256i mag = _mm256_set_epi32((int)mp_iq3s_grid[idx[7]], (int)mp_iq3s_grid[idx[6]],
+						       (int)mp_iq3s_grid[idx[5]], (int)mp_iq3s_grid[idx[4]],
+						       (int)mp_iq3s_grid[idx[3]], (int)mp_iq3s_grid[idx[2]],
+						       (int)mp_iq3s_grid[idx[1]], (int)mp_iq3s_grid[idx[0]]);
+			uint32_t s4;
+			memcpy(&s4, x[i].signs + 4 * g, 4);
+			__m256i q = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * g));
+			int ls = 2 * ((x[i].scales[g / 2] >> (4 * (g % 2))) & 0xF) + 1;
+			__m256i p = mul_mag(mag, expand_signs(s4), q);
+			sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16((short)ls)));
+		}
+		float d = mp_f16_to_f32(x[i].d) * y[i].d;
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+	}
+	return hsum_ps(acc);
+}
+
+/* 8·g for the int8 grid lanes g ∈ {−1, 0, 1} of four IQ1 entries, plus the
+ * per-lane delta bytes (±1). */
+static inline MP_TARGET_AVX2 __m256i iq1_weights(const int idx[4], __m256i delta)
+{
+	__m256i g = _mm256_set_epi64x((long long)mp_iq1s_grid[idx[3]], (long long)mp_iq1s_grid[idx[2]],
+				      (long long)mp_iq1s_grid[idx[1]], (long long)mp_iq1s_grid[idx[0]]);
+	return _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), g), delta);
+}
+
+static MP_TARGET_AVX2 float iq1_s_dot_avx2(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq1_s *x = w;
+	const struct mp_block_q8_K *y = a;
+	__m256 acc = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		__m256i sumi = _mm256_setzero_si256();
+		for (int g = 0; g < 8; g++) {
+			uint16_t h = x[i].qh[g];
+			int idx[4];
+			for (int t = 0; t < 4; t++)
+				idx[t] = x[i].qs[4 * g + t] | (((h >> (3 * t)) & 7) << 8);
+			__m256i wv = iq1_weights(idx, _mm256_set1_epi8(h & 0x8000 ? -1 : 1));
+			__m256i q = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * g));
+			__m256i ls = _mm256_set1_epi16((short)(2 * ((h >> 12) & 7) + 1));
+			sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(mul_i8(wv, q), ls));
+		}
+		float d = mp_f16_to_f32(x[i].d) * y[i].d;
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+	}
+	return MP_IQ1_DELTA * hsum_ps(acc);
+}
+
+static MP_TARGET_AVX2 float iq1_m_dot_avx2(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq1_m *x = w;
+	const struct mp_block_q8_K *y = a;
+	const long long plus = 0x0101010101010101LL, minus = -1LL;
+	__m256 acc = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		uint16_t sc[4];
+		memcpy(sc, x[i].scales, 8);
+		mp_f16 dh = (mp_f16)((sc[0] >> 12) | ((sc[1] >> 8) & 0x00F0) | ((sc[2] >> 4) & 0x0F00) |
+				     (sc[3] & 0xF000));
+		__m256i sumi = _mm256_setzero_si256();
+		for (int g = 0; g < 8; g++) {
+			uint8_t qa = x[i].qh[2 * g], qb = x[i].qh[2 * g + 1];
+			int idx[4] = { x[i].qs[4 * g] | ((qa & 7) << 8), x[i].qs[4 * g + 1] | ((qa & 0x70) << 4),
+				       x[i].qs[4 * g + 2] | ((qb & 7) << 8), x[i].qs[4 * g + 3] | ((qb & 0x70) << 4) };
+			__m256i delta = _mm256_set_epi64x(qb & 0x80 ? minus : plus, qb & 0x08 ? minus : plus,
+							  qa & 0x80 ? minus : plus, qa & 0x08 ? minus : plus);
+			__m256i q = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * g));
+			int sh = 6 * (g % 2);
+			__m256i ls = scale2(2 * ((sc[g / 2] >> sh) & 7) + 1, 2 * ((sc[g / 2] >> (sh + 3)) & 7) + 1);
+			sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(mul_i8(iq1_weights(idx, delta), q), ls));
+		}
+		float d = mp_f16_to_f32(dh) * y[i].d;
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+	}
+	return MP_IQ1_DELTA * hsum_ps(acc);
+}
+
+/* The 32 IQ4 weights of 16 packed bytes: low nibbles, then high nibbles. */
+static inline MP_TARGET_AVX2 __m256i iq4_weights(const uint8_t *qs, __m128i kv)
+{
+	const __m128i m4 = _mm_set1_epi8(0x0F);
+	__m128i b = _mm_loadu_si128((const __m128i *)qs);
+	__m128i lo = _mm_shuffle_epi8(kv, _mm_and_si128(b, m4));
+	__m128i hi = _mm_shuffle_epi8(kv, _mm_and_si128(_mm_srli_epi16(b, 4), m4));
+	return _mm256_set_m128i(hi, lo);
+}
+
+static MP_TARGET_AVX2 float iq4_xs_dot_avx2(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq4_xs *x = w;
+	const struct mp_block_q8_K *y = a;
+	const __m128i kv = _mm_loadu_si128((const __m128i *)mp_kvalues_iq4nl);
+	__m256 acc = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+		__m256i sumi = _mm256_setzero_si256();
+		for (int g = 0; g < 8; g++) {
+			int ls = (((x[i].scales_l[g / 2] >> (4 * (g % 2))) & 0xF) |
+				  (((x[i].scales_h >> (2 * g)) & 3) << 4)) - 32;
+			__m256i q = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * g));
+			__m256i p = mul_i8(iq4_weights(x[i].qs + 16 * g, kv), q);
+			sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(p, _mm256_set1_epi16((short)ls)));
+		}
+		float d = mp_f16_to_f32(x[i].d) * y[i].d;
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+	}
+	return hsum_ps(acc);
+}
+
+static MP_TARGET_AVX2 float iq4_nl_dot_avx2(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_iq4_nl *x = w;
+	const struct mp_block_q8_0 *y = a;
+	const __m128i kv = _mm_loadu_si128((const __m128i *)mp_kvalues_iq4nl);
+	const __m256i ones = _mm256_set1_epi16(1);
+	__m256 acc = _mm256_setzero_ps();
+	for (int64_t i = 0; i < n / MP_QK4_NL; i++) {
+		__m256i q = _mm256_loadu_si256((const __m256i *)y[i].qs);
+		__m256i sumi = _mm256_madd_epi16(mul_i8(iq4_weights(x[i].qs, kv), q), ones);
+		float d = mp_f16_to_f32(x[i].d) * mp_f16_to_f32(y[i].d);
+		acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+	}
+	return hsum_ps(acc);
+}
+
+void mp_quant_fill_iq_avx2(struct mp_quant_ops *tab)
+{
+	tab[MP_TYPE_IQ1_S].vec_dot[MP_KPATH_AVX2] = iq1_s_dot_avx2;
+	tab[MP_TYPE_IQ1_M].vec_dot[MP_KPATH_AVX2] = iq1_m_dot_avx2;
+	tab[MP_TYPE_IQ2_XXS].vec_dot[MP_KPATH_AVX2] = iq2_xxs_dot_avx2;
+	tab[MP_TYPE_IQ2_XS].vec_dot[MP_KPATH_AVX2] = iq2_xs_dot_avx2;
+	tab[MP_TYPE_IQ2_S].vec_dot[MP_KPATH_AVX2] = iq2_s_dot_avx2;
+	tab[MP_TYPE_IQ3_XXS].vec_dot[MP_KPATH_AVX2] = iq3_xxs_dot_avx2;
+	tab[MP_TYPE_IQ3_S].vec_dot[MP_KPATH_AVX2] = iq3_s_dot_avx2;
+	tab[MP_TYPE_IQ4_NL].vec_dot[MP_KPATH_AVX2] = iq4_nl_dot_avx2;
+	tab[MP_TYPE_IQ4_XS].vec_dot[MP_KPATH_AVX2] = iq4_xs_dot_avx2;
+}
+
+#else
+
+void mp_quant_fill_iq_avx2(struct mp_quant_ops *tab)
+{
+	(void)tab;
+}
+
+#endif
