@@ -62,6 +62,45 @@ static void matvec_worker(void *ctx, int ith, int nth)
 	}
 }
 
+int64_t mp_matvec_x_bytes(uint32_t wtype, int64_t cols)
+{
+	const struct mp_type_info *ti = mp_type_info(wtype);
+	const struct mp_quant_ops *ops = mp_quant_ops(wtype);
+	if (!ti || !ops || !ops->vec_dot[MP_KPATH_SCALAR] || cols < 0)
+		return -MP_ETYPE;
+	const struct mp_quant_ops *aops = mp_quant_ops(ti->vec_dot_type);
+	uint64_t abytes;
+	if (!aops || !aops->quantize)
+		return -MP_ETYPE;
+	int rc = mp_type_row_bytes(ti->vec_dot_type, (uint64_t)cols, &abytes);
+	return rc < 0 ? rc : (int64_t)abytes;
+}
+
+int mp_matvec_quantize_x(uint32_t wtype, const float *x, int64_t cols, void *xq)
+{
+	int64_t bytes = mp_matvec_x_bytes(wtype, cols);
+	if (bytes < 0)
+		return (int)bytes;
+	mp_quant_ops(mp_type_info(wtype)->vec_dot_type)->quantize(x, xq, cols);
+	return 0;
+}
+
+int mp_matvec_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+		const void *xq, float *y)
+{
+	uint64_t row_bytes;
+	int rc = check_mat(w, &row_bytes);
+	if (rc < 0)
+		return rc;
+	struct matvec_job j = {
+		.dot = mp_quant_vec_dot(w->type, path), .w = w->data, .row_bytes = row_bytes,
+		.rows = w->rows, .cols = w->cols, .a = xq, .y = y,
+	};
+	atomic_init(&j.next, 0);
+	mp_threads_run(pool, matvec_worker, &j);
+	return 0;
+}
+
 int mp_matvec(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
 	      const float *x, float *y)
 {
@@ -69,28 +108,18 @@ int mp_matvec(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *
 	int rc = check_mat(w, &row_bytes);
 	if (rc < 0)
 		return rc;
-	enum mp_type at = mp_type_info(w->type)->vec_dot_type;
-	const void *a = x;
-	void *abuf = NULL;
-	if (at != MP_TYPE_F32) {
-		uint64_t abytes;
-		const struct mp_quant_ops *aops = mp_quant_ops(at);
-		if (!aops || !aops->quantize || mp_type_row_bytes(at, (uint64_t)w->cols, &abytes) < 0)
-			return -MP_ETYPE;
-		abuf = mp_malloc((size_t)abytes);
-		if (!abuf)
-			return -ENOMEM;
-		aops->quantize(x, abuf, w->cols);
-		a = abuf;
-	}
-	struct matvec_job j = {
-		.dot = mp_quant_vec_dot(w->type, path), .w = w->data, .row_bytes = row_bytes,
-		.rows = w->rows, .cols = w->cols, .a = a, .y = y,
-	};
-	atomic_init(&j.next, 0);
-	mp_threads_run(pool, matvec_worker, &j);
-	mp_free(abuf);
-	return 0;
+	if (mp_type_info(w->type)->vec_dot_type == MP_TYPE_F32)
+		return mp_matvec_q(pool, path, w, x, y);
+	int64_t bytes = mp_matvec_x_bytes(w->type, w->cols);
+	if (bytes < 0)
+		return (int)bytes;
+	void *xq = mp_malloc((size_t)bytes);
+	if (!xq)
+		return -ENOMEM;
+	mp_matvec_quantize_x(w->type, x, w->cols, xq);
+	rc = mp_matvec_q(pool, path, w, xq, y);
+	mp_free(xq);
+	return rc;
 }
 
 struct dequant_job {

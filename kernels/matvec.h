@@ -36,6 +36,19 @@ struct mp_mat {
 int mp_matvec(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
 	      const float *x, float *y);
 
+/* The same with x already in the vec_dot type of w's type (for several
+ * matrices sharing one input, e.g. an expert's gate and up): xq as written by
+ * mp_matvec_quantize_x.  Same results as mp_matvec. */
+int mp_matvec_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+		const void *xq, float *y);
+
+/* Bytes that x of cols elements takes in the vec_dot type of wtype (the
+ * buffer mp_matvec_quantize_x fills), or a negative error as mp_matvec. */
+int64_t mp_matvec_x_bytes(uint32_t wtype, int64_t cols);
+
+/* Quantizes x (cols floats) into xq for weights of wtype. */
+int mp_matvec_quantize_x(uint32_t wtype, const float *x, int64_t cols, void *xq);
+
 /* Y[i][r] = Σ_k W[r][k]·X[i][k] for i < m: X is m × cols, Y is m × rows
  * (row-major, ld = rows).  Returns as mp_matvec. */
 int mp_matmul(struct mp_threads *pool, const struct mp_mat *w, const float *x, int64_t m,

@@ -5,6 +5,7 @@
  * them.
  */
 #include <stdint.h>
+#include <string.h>
 
 #include "blocks.h"
 #include "quant.h"

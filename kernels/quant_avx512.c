@@ -11,6 +11,7 @@
  * per-sub-block scales are broadcast to the matching i16 lanes.
  */
 #include <stdint.h>
+#include <string.h>
 
 #include "blocks.h"
 #include "quant.h"
@@ -31,8 +32,8 @@ T512 static inline __m512i cat256(const void *lo, const void *hi)
 				  _mm256_loadu_si256((const __m256i *)hi), 1);
 }
 
-/* i16 lanes 0..15 = lo, 16..31 = hi. */
-T512 static inline __m512i scale2_512(int lo, int hi)
+/* A permutexvar_epi16 index: i16 lanes 0..15 = lo, 16..31 = hi. */
+T512 static inline __m512i pair_index(int lo, int hi)
 {
 	return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16((short)lo)),
 				  _mm256_set1_epi16((short)hi), 1);
@@ -45,11 +46,14 @@ T512 static float q4_K_dot512(int64_t n, const void *w, const void *a)
 	const struct mp_block_q4_K *x = w;
 	const struct mp_block_q8_K *y = a;
 	const __m512i m4 = _mm512_set1_epi8(0xF);
+	/* lanes 0..15 take scale idx_lo, 16..31 scale idx_hi */
+	const __m512i i0 = pair_index(0, 2), i1 = pair_index(1, 3), i2 = pair_index(4, 6),
+		      i3 = pair_index(5, 7);
 	float s = 0;
 	for (int64_t b = 0; b < n / MP_QK_K; b++) {
-		uint8_t sc[8], mn[8];
-		for (int j = 0; j < 8; j++)
-			mp_k4_scale_min(j, x[b].scales, &sc[j], &mn[j]);
+		__m256i sm16 = _mm256_cvtepu8_epi16(k4_scales_mins_avx512(x[b].scales));
+		__m128i prod = mins_prod_avx512(_mm256_extracti128_si256(sm16, 1), y[b].bsums);
+		__m512i sc = _mm512_castsi256_si512(sm16);
 		__m512i acc = _mm512_setzero_si512();
 		for (int k = 0; k < 2; k++) {
 			__m512i q = _mm512_loadu_si512(x[b].qs + 64 * k);
@@ -58,32 +62,34 @@ T512 static float q4_K_dot512(int64_t n, const void *w, const void *a)
 			const int8_t *ya = y[b].qs + 128 * k;
 			__m512i plo = _mm512_maddubs_epi16(lo, cat256(ya, ya + 64));
 			__m512i phi = _mm512_maddubs_epi16(hi, cat256(ya + 32, ya + 96));
-			acc = _mm512_add_epi32(acc, _mm512_madd_epi16(plo, scale2_512(sc[4 * k], sc[4 * k + 2])));
-			acc = _mm512_add_epi32(acc, _mm512_madd_epi16(phi, scale2_512(sc[4 * k + 1], sc[4 * k + 3])));
+			plo = _mm512_madd_epi16(plo, _mm512_permutexvar_epi16(k ? i2 : i0, sc));
+			phi = _mm512_madd_epi16(phi, _mm512_permutexvar_epi16(k ? i3 : i1, sc));
+			acc = _mm512_add_epi32(acc, _mm512_add_epi32(plo, phi));
 		}
-		int32_t imin = mins8_avx512(mn, y[b].bsums);
-		s += mp_k_combine(_cvtsh_ss(x[b].d), _cvtsh_ss(x[b].dmin), y[b].d,
-				  _mm512_reduce_add_epi32(acc), imin);
+		__m256i acc8 = _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+		int32_t isum, imin;
+		hsum2_avx512(acc8, prod, &isum, &imin);
+		s += mp_k_combine(_cvtsh_ss(x[b].d), _cvtsh_ss(x[b].dmin), y[b].d, isum, imin);
 	}
 	return s;
 }
 
 /* Q6_K: per half, quarters 0+1 and 2+3 each form one 64-byte register (their
  * activations are contiguous); the four 16-element groups of a register get
- * their i8 scales through a lane permutation. */
+ * their i8 scales through a lane permutation; the −32 goes through bsums. */
 T512 static float q6_K_dot512(int64_t n, const void *w, const void *a)
 {
 	const struct mp_block_q6_K *x = w;
 	const struct mp_block_q8_K *y = a;
 	const __m512i m4 = _mm512_set1_epi8(0xF), m3 = _mm512_set1_epi8(3);
-	const __m512i m32 = _mm512_set1_epi8(32);
 	/* lane l of group quarter pair → scale index l/8 (+4, +8 added below) */
 	const __m512i idx0 = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2,
 					      1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
 	float s = 0;
 	for (int64_t b = 0; b < n / MP_QK_K; b++) {
-		__m512i sc16 = _mm512_castsi256_si512(
-			_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales)));
+		__m256i S16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
+		__m256i corr = _mm256_madd_epi16(S16, _mm256_loadu_si256((const __m256i *)y[b].bsums));
+		__m512i sc16 = _mm512_castsi256_si512(S16);
 		__m512i acc = _mm512_setzero_si512();
 		for (int h = 0; h < 2; h++) {
 			__m512i AB = _mm512_loadu_si512(x[b].ql + 64 * h);
@@ -96,14 +102,18 @@ T512 static float q6_K_dot512(int64_t n, const void *w, const void *a)
 						      _mm512_slli_epi16(_mm512_and_si512(H23, m3), 4));
 			__m512i a01 = _mm512_loadu_si512(y[b].qs + 128 * h);
 			__m512i a23 = _mm512_loadu_si512(y[b].qs + 128 * h + 64);
-			__m512i p01 = _mm512_sub_epi16(_mm512_maddubs_epi16(q01, a01), _mm512_maddubs_epi16(m32, a01));
-			__m512i p23 = _mm512_sub_epi16(_mm512_maddubs_epi16(q23, a23), _mm512_maddubs_epi16(m32, a23));
+			__m512i p01 = _mm512_maddubs_epi16(q01, a01);
+			__m512i p23 = _mm512_maddubs_epi16(q23, a23);
 			__m512i i01 = _mm512_add_epi16(idx0, _mm512_set1_epi16((short)(8 * h)));
 			__m512i i23 = _mm512_add_epi16(i01, _mm512_set1_epi16(4));
 			acc = _mm512_add_epi32(acc, _mm512_madd_epi16(p01, _mm512_permutexvar_epi16(i01, sc16)));
 			acc = _mm512_add_epi32(acc, _mm512_madd_epi16(p23, _mm512_permutexvar_epi16(i23, sc16)));
 		}
-		s += mp_k_combine(_cvtsh_ss(x[b].d), 0.0f, y[b].d, _mm512_reduce_add_epi32(acc), 0);
+		__m256i acc8 = _mm256_add_epi32(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1));
+		int32_t isum, icorr;
+		hsum2_avx512(acc8, _mm_add_epi32(_mm256_castsi256_si128(corr), _mm256_extracti128_si256(corr, 1)),
+			     &isum, &icorr);
+		s += mp_k_combine(_cvtsh_ss(x[b].d), 0.0f, y[b].d, isum - 32 * icorr, 0);
 	}
 	return s;
 }

@@ -10,8 +10,11 @@
  *   s   += (d_w·d_a)·isum − (dmin_w·d_a)·imin             (f32, in this order)
  * Every SIMD path (quant_avx2.c, quant_avx512.c) computes the same isum and
  * imin exactly and combines them with the same helper, so for K-quants all
- * paths give bit-identical results.  The magnitudes fit int32 for any bytes:
- * |isum| ≤ 256·63·31·128 (Q5_K) < 2^31.
+ * paths give bit-identical results.  Signed codes enter as unsigned codes
+ * plus an offset times the activation sums (Q3_K: q2 + 4·hbit − 4, Q6_K:
+ * q − 32, the offsets through bsums), as
+ * the SIMD kernels need.  The magnitudes fit int32 for any bytes:
+ * |isum| ≤ 256·128·63·128 (Q6_K) < 2^31.
  */
 #include <math.h>
 #include <string.h>
@@ -532,18 +535,19 @@ static float q3_K_dot(int64_t n, const void *w, const void *a)
 	for (int64_t b = 0; b < n / MP_QK_K; b++) {
 		int8_t S[16];
 		mp_q3k_scales(x[b].scales, S);
-		int32_t isum = 0;
+		int32_t isum = 0, corr = 0;
 		for (int g = 0; g < 16; g++) {
 			int32_t sub = 0;
 			for (int k = 0; k < 16; k++) {
 				int e = 16 * g + k, h = e / 128, j = (e % 128) / 32, l = e % 32;
 				int q2 = (x[b].qs[32 * h + l] >> (2 * j)) & 3;
 				int hb = (x[b].hmask[l] >> (4 * h + j)) & 1;
-				sub += (q2 - (hb ? 0 : 4)) * y[b].qs[e];
+				sub += (q2 + 4 * hb) * y[b].qs[e];   /* code + 4 */
 			}
 			isum += S[g] * sub;
+			corr += S[g] * y[b].bsums[g];
 		}
-		s += mp_k_combine(mp_f16_to_f32(x[b].d), 0.0f, y[b].d, isum, 0);
+		s += mp_k_combine(mp_f16_to_f32(x[b].d), 0.0f, y[b].d, isum - 4 * corr, 0);
 	}
 	return s;
 }
@@ -595,13 +599,15 @@ static float q5_K_dot(int64_t n, const void *w, const void *a)
 	return s;
 }
 
+/* Q6_K's −32 offset goes through the activation sums (as Q3_K's −4):
+ * Σ_g sc_g·Σ (q−32)·a = Σ_g sc_g·Σ q·a − 32·Σ_g sc_g·bsum_g. */
 static float q6_K_dot(int64_t n, const void *w, const void *a)
 {
 	const struct mp_block_q6_K *x = w;
 	const struct mp_block_q8_K *y = a;
 	float s = 0;
 	for (int64_t b = 0; b < n / MP_QK_K; b++) {
-		int32_t isum = 0;
+		int32_t isum = 0, corr = 0;
 		for (int g = 0; g < 16; g++) {
 			int32_t sub = 0;
 			for (int k = 0; k < 16; k++) {
@@ -610,12 +616,12 @@ static float q6_K_dot(int64_t n, const void *w, const void *a)
 				uint8_t H = x[b].qh[32 * h + l];
 				int lo = (quarter == 0) ? (A & 0xF) : (quarter == 1) ? (B & 0xF)
 				       : (quarter == 2) ? (A >> 4) : (B >> 4);
-				int q = lo | (((H >> (2 * quarter)) & 3) << 4);
-				sub += (q - 32) * y[b].qs[e];
+				sub += (lo | (((H >> (2 * quarter)) & 3) << 4)) * y[b].qs[e];
 			}
 			isum += x[b].scales[g] * sub;
+			corr += x[b].scales[g] * y[b].bsums[g];
 		}
-		s += mp_k_combine(mp_f16_to_f32(x[b].d), 0.0f, y[b].d, isum, 0);
+		s += mp_k_combine(mp_f16_to_f32(x[b].d), 0.0f, y[b].d, isum - 32 * corr, 0);
 	}
 	return s;
 }

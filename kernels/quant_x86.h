@@ -11,18 +11,12 @@
  * q (unsigned bytes) times the Q8_K bytes a go through maddubs (u8×i8 pairs
  * to i16, never saturating here: |q|≤63, pairs ≤ 2·63·128 < 2^15), then madd
  * with the sub-block scale broadcast to its lanes (i16 pairs to i32); the
- * int32 lanes are summed once per super-block, so isum and imin are exact and
+ * int32 lanes are summed once per super-block (scales are widened to i16 and
+ * broadcast to their lanes by byte shuffles), so isum and imin are exact and
  * mp_k_combine() gives the scalar reference's float bit for bit.  Signed
- * codes (Q3_K, Q6_K) are split as maddubs(q+off, a) − maddubs(off, a).
+ * codes are unsigned codes minus an offset, subtracted once per super-block
+ * through the activation sums: 4·Σ S·bsums (Q3_K), 32·Σ sc·bsums (Q6_K).
  */
-
-X86_TARGET static inline int32_t X86(hsum_i32)(__m256i v)
-{
-	__m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-	s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-	return _mm_cvtsi128_si32(s);
-}
 
 X86_TARGET static inline float X86(hsum_ps)(__m256 v)
 {
@@ -37,30 +31,58 @@ X86_TARGET static inline __m256i X86(loadu)(const void *p)
 	return _mm256_loadu_si256((const __m256i *)p);
 }
 
-/* i16 lanes 0..7 = lo, 8..15 = hi (the two 16-element groups of a
- * 32-byte maddubs). */
-X86_TARGET static inline __m256i X86(scale2)(int lo, int hi)
+/* The 8 scales (bytes 0..7) and 8 mins (bytes 8..15) of a Q4_K/Q5_K block,
+ * unpacked from its 12 bytes (same values as mp_k4_scale_min): with the
+ * words u0..u2 of the packed bytes,
+ *   scales 0..3 = u0 & 0x3f..,   scales 4..7 = (u2 & 0x0f..) | ((u0 >> 6) & 0x03..) << 4,
+ *   mins 0..3   = u1 & 0x3f..,   mins 4..7   = ((u2 >> 4) & 0x0f..) | ((u1 >> 6) & 0x03..) << 4.
+ * Loads 16 bytes: the 4 after the scales are the block's next field. */
+X86_TARGET static inline __m128i X86(k4_scales_mins)(const uint8_t *q)
 {
-	return _mm256_set_m128i(_mm_set1_epi16((short)hi), _mm_set1_epi16((short)lo));
+	__m128i u = _mm_loadu_si128((const __m128i *)q);
+	__m128i A = _mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0));   /* u0 u2 u1 u2 */
+	__m128i B = _mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0));   /* u0 u0 u1 u1 */
+	__m128i lo6 = _mm_and_si128(A, _mm_set1_epi32(0x3f3f3f3f));
+	__m128i hi = _mm_and_si128(_mm_srlv_epi32(A, _mm_set_epi32(4, 0, 0, 0)), _mm_set1_epi32(0x0f0f0f0f));
+	hi = _mm_or_si128(hi, _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(B, 6), _mm_set1_epi32(0x03030303)), 4));
+	return _mm_blend_epi32(lo6, hi, 0xA);
 }
 
-/* Σ_{lanes} madd(maddubs(q, a), scale2(slo, shi)) added to acc. */
-X86_TARGET static inline __m256i X86(dot32)(__m256i acc, __m256i q, __m256i a, int slo, int shi)
+/* sc holds eight i16 scales in each 128-bit half (the same eight in both);
+ * returns lanes 0..7 = scale 2k, lanes 8..15 = scale 2k+1: the scales of the
+ * two 16-element groups that one 32-byte maddubs covers. */
+X86_TARGET static inline __m256i X86(scale_pair)(__m256i sc, int k)
 {
-	__m256i p = _mm256_maddubs_epi16(q, a);
-	return _mm256_add_epi32(acc, _mm256_madd_epi16(p, X86(scale2)(slo, shi)));
+	int lo = 2 * k, hi = 2 * k + 1;
+	__m256i shuf = _mm256_set_m128i(_mm_set1_epi16((short)((2 * hi) | (2 * hi + 1) << 8)),
+					_mm_set1_epi16((short)((2 * lo) | (2 * lo + 1) << 8)));
+	return _mm256_shuffle_epi8(sc, shuf);
 }
 
-/* Σ_j mn[j]·(bsums[2j] + bsums[2j+1]) over the 8 sub-blocks of Q4_K/Q5_K. */
-X86_TARGET static inline int32_t X86(mins8)(const uint8_t *mn, const int16_t *bsums)
+/* Sums the 8 lanes of isum and the 4 of imin at once. */
+X86_TARGET static inline void X86(hsum2)(__m256i isum, __m128i imin, int32_t *is, int32_t *im)
+{
+	__m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(isum), _mm256_extracti128_si256(isum, 1));
+	__m128i t = _mm_hadd_epi32(s4, imin);
+	t = _mm_hadd_epi32(t, t);
+	*is = _mm_cvtsi128_si32(t);
+	*im = _mm_extract_epi32(t, 1);
+}
+
+/* A byte shuffle broadcasting i16 lane i (of each 128-bit half) to all eight
+ * lanes of that half. */
+X86_TARGET static inline __m256i X86(bcast16)(int i)
+{
+	return _mm256_set1_epi16((short)((2 * i) | (2 * i + 1) << 8));
+}
+
+/* Σ_j mn[j]·(bsums[2j] + bsums[2j+1]) as four i32 partial sums: mins16 holds
+ * the 8 mins as i16. */
+X86_TARGET static inline __m128i X86(mins_prod)(__m128i mins16, const int16_t *bsums)
 {
 	__m256i bs = X86(loadu)(bsums);
 	__m128i pair = _mm_hadd_epi16(_mm256_castsi256_si128(bs), _mm256_extracti128_si256(bs, 1));
-	__m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mn));
-	__m128i p = _mm_madd_epi16(pair, m);
-	p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0x4e));
-	p = _mm_add_epi32(p, _mm_shuffle_epi32(p, 0xb1));
-	return _mm_cvtsi128_si32(p);
+	return _mm_madd_epi16(pair, mins16);
 }
 
 X86_TARGET static float X86(q2_K_dot)(int64_t n, const void *w, const void *a)
@@ -70,21 +92,25 @@ X86_TARGET static float X86(q2_K_dot)(int64_t n, const void *w, const void *a)
 	const __m256i m3 = _mm256_set1_epi8(3);
 	float s = 0;
 	for (int64_t b = 0; b < n / MP_QK_K; b++) {
-		const uint8_t *sc = x[b].scales;
+		__m128i sc8 = _mm_loadu_si128((const __m128i *)x[b].scales);
+		__m256i scl = _mm256_cvtepu8_epi16(_mm_and_si128(sc8, _mm_set1_epi8(0xF)));
+		__m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0xF)));
+		__m256i prod = _mm256_madd_epi16(mins, X86(loadu)(y[b].bsums));
 		__m256i acc = _mm256_setzero_si256();
 		for (int h = 0; h < 2; h++) {
 			__m256i Q = X86(loadu)(x[b].qs + 32 * h);
+			__m256i sc = h ? _mm256_permute2x128_si256(scl, scl, 0x11)
+				       : _mm256_permute2x128_si256(scl, scl, 0x00);
 			for (int j = 0; j < 4; j++) {
 				__m256i q = _mm256_and_si256(_mm256_srli_epi16(Q, 2 * j), m3);
-				int g = 8 * h + 2 * j;
-				acc = X86(dot32)(acc, q, X86(loadu)(y[b].qs + 128 * h + 32 * j),
-						 sc[g] & 0xF, sc[g + 1] & 0xF);
+				__m256i p = _mm256_maddubs_epi16(q, X86(loadu)(y[b].qs + 128 * h + 32 * j));
+				acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, X86(scale_pair)(sc, j)));
 			}
 		}
-		__m128i sc8 = _mm_loadu_si128((const __m128i *)sc);
-		__m256i mins = _mm256_cvtepu8_epi16(_mm_and_si128(_mm_srli_epi16(sc8, 4), _mm_set1_epi8(0xF)));
-		int32_t imin = X86(hsum_i32)(_mm256_madd_epi16(mins, X86(loadu)(y[b].bsums)));
-		s += mp_k_combine(_cvtsh_ss(x[b].d), _cvtsh_ss(x[b].dmin), y[b].d, X86(hsum_i32)(acc), imin);
+		int32_t isum, imin;
+		X86(hsum2)(acc, _mm_add_epi32(_mm256_castsi256_si128(prod), _mm256_extracti128_si256(prod, 1)),
+			   &isum, &imin);
+		s += mp_k_combine(_cvtsh_ss(x[b].d), _cvtsh_ss(x[b].dmin), y[b].d, isum, imin);
 	}
 	return s;
 }
@@ -94,26 +120,37 @@ X86_TARGET static float X86(q3_K_dot)(int64_t n, const void *w, const void *a)
 	const struct mp_block_q3_K *x = w;
 	const struct mp_block_q8_K *y = a;
 	const __m256i m3 = _mm256_set1_epi8(3), four = _mm256_set1_epi8(4);
-	const __m256i zero = _mm256_setzero_si256();
+	const __m256i zero = _mm256_setzero_si256();   /* acc start */
 	float s = 0;
 	for (int64_t b = 0; b < n / MP_QK_K; b++) {
-		int8_t S[16];
-		mp_q3k_scales(x[b].scales, S);
+		/* the sixteen 6-bit scales, unpacked by words as llama.cpp does */
+		uint32_t u[3];
+		memcpy(u, x[b].scales, 12);
+		const uint32_t km1 = 0x03030303, km2 = 0x0f0f0f0f;
+		__m128i S8 = _mm_set_epi32((int)(((u[1] >> 4) & km2) | (((u[2] >> 6) & km1) << 4)),
+					   (int)(((u[0] >> 4) & km2) | (((u[2] >> 4) & km1) << 4)),
+					   (int)((u[1] & km2) | (((u[2] >> 2) & km1) << 4)),
+					   (int)((u[0] & km2) | ((u[2] & km1) << 4)));
+		__m256i S16 = _mm256_sub_epi16(_mm256_cvtepu8_epi16(S8), _mm256_set1_epi16(32));
+		__m256i corr = _mm256_madd_epi16(S16, X86(loadu)(y[b].bsums));   /* Σ S·bsum */
 		__m256i H = X86(loadu)(x[b].hmask), acc = zero;
 		for (int h = 0; h < 2; h++) {
 			__m256i Q = X86(loadu)(x[b].qs + 32 * h);
+			__m256i sc = h ? _mm256_permute2x128_si256(S16, S16, 0x11)
+				       : _mm256_permute2x128_si256(S16, S16, 0x00);
 			for (int j = 0; j < 4; j++) {
 				__m256i bit = _mm256_set1_epi8((char)(1 << (4 * h + j)));
 				__m256i q = _mm256_and_si256(_mm256_srli_epi16(Q, 2 * j), m3);
-				/* q − 4 where the high bit is clear */
-				__m256i off = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(H, bit), zero), four);
-				__m256i av = X86(loadu)(y[b].qs + 128 * h + 32 * j);
-				__m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q, av), _mm256_maddubs_epi16(off, av));
-				int g = 8 * h + 2 * j;
-				acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, X86(scale2)(S[g], S[g + 1])));
+				/* code + 4 = q2 + 4·hbit, in 0..7 */
+				q = _mm256_or_si256(q, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(H, bit), bit), four));
+				__m256i p = _mm256_maddubs_epi16(q, X86(loadu)(y[b].qs + 128 * h + 32 * j));
+				acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, X86(scale_pair)(sc, j)));
 			}
 		}
-		s += mp_k_combine(_cvtsh_ss(x[b].d), 0.0f, y[b].d, X86(hsum_i32)(acc), 0);
+		int32_t isum, icorr;
+		X86(hsum2)(acc, _mm_add_epi32(_mm256_castsi256_si128(corr), _mm256_extracti128_si256(corr, 1)),
+			   &isum, &icorr);
+		s += mp_k_combine(_cvtsh_ss(x[b].d), 0.0f, y[b].d, isum - 4 * icorr, 0);
 	}
 	return s;
 }
@@ -124,9 +161,9 @@ X86_TARGET static inline int32_t X86(k45_block)(const uint8_t *scales, const uin
 						int32_t *imin)
 {
 	const __m256i m4 = _mm256_set1_epi8(0xF), sixteen = _mm256_set1_epi8(16);
-	uint8_t sc[8], mn[8];
-	for (int j = 0; j < 8; j++)
-		mp_k4_scale_min(j, scales, &sc[j], &mn[j]);
+	__m256i sm16 = _mm256_cvtepu8_epi16(X86(k4_scales_mins)(scales));
+	__m128i prod = X86(mins_prod)(_mm256_extracti128_si256(sm16, 1), y->bsums);
+	__m256i sc = _mm256_broadcastsi128_si256(_mm256_castsi256_si128(sm16));
 	__m256i acc = _mm256_setzero_si256();
 	__m256i hb = qh ? X86(loadu)(qh) : _mm256_setzero_si256();
 	for (int j2 = 0; j2 < 4; j2++) {
@@ -139,11 +176,15 @@ X86_TARGET static inline int32_t X86(k45_block)(const uint8_t *scales, const uin
 			lo = _mm256_or_si256(lo, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, blo), blo), sixteen));
 			hi = _mm256_or_si256(hi, _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(hb, bhi), bhi), sixteen));
 		}
-		acc = X86(dot32)(acc, lo, X86(loadu)(y->qs + 64 * j2), sc[2 * j2], sc[2 * j2]);
-		acc = X86(dot32)(acc, hi, X86(loadu)(y->qs + 64 * j2 + 32), sc[2 * j2 + 1], sc[2 * j2 + 1]);
+		__m256i plo = _mm256_maddubs_epi16(lo, X86(loadu)(y->qs + 64 * j2));
+		__m256i phi = _mm256_maddubs_epi16(hi, X86(loadu)(y->qs + 64 * j2 + 32));
+		plo = _mm256_madd_epi16(plo, _mm256_shuffle_epi8(sc, X86(bcast16)(2 * j2)));
+		phi = _mm256_madd_epi16(phi, _mm256_shuffle_epi8(sc, X86(bcast16)(2 * j2 + 1)));
+		acc = _mm256_add_epi32(acc, _mm256_add_epi32(plo, phi));
 	}
-	*imin = X86(mins8)(mn, y->bsums);
-	return X86(hsum_i32)(acc);
+	int32_t isum;
+	X86(hsum2)(acc, prod, &isum, imin);
+	return isum;
 }
 
 X86_TARGET static float X86(q4_K_dot)(int64_t n, const void *w, const void *a)
@@ -175,12 +216,14 @@ X86_TARGET static float X86(q6_K_dot)(int64_t n, const void *w, const void *a)
 	const struct mp_block_q6_K *x = w;
 	const struct mp_block_q8_K *y = a;
 	const __m256i m4 = _mm256_set1_epi8(0xF), m3 = _mm256_set1_epi8(3);
-	const __m256i m32 = _mm256_set1_epi8(32);
 	float s = 0;
 	for (int64_t b = 0; b < n / MP_QK_K; b++) {
-		const int8_t *sc = x[b].scales;
+		__m256i S16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
+		__m256i corr = _mm256_madd_epi16(S16, X86(loadu)(y[b].bsums));   /* Σ sc·bsum */
 		__m256i acc = _mm256_setzero_si256();
 		for (int h = 0; h < 2; h++) {
+			__m256i sc = h ? _mm256_permute2x128_si256(S16, S16, 0x11)
+				       : _mm256_permute2x128_si256(S16, S16, 0x00);
 			__m256i A = X86(loadu)(x[b].ql + 64 * h), B = X86(loadu)(x[b].ql + 64 * h + 32);
 			__m256i H = X86(loadu)(x[b].qh + 32 * h);
 			__m256i q[4];
@@ -192,13 +235,14 @@ X86_TARGET static float X86(q6_K_dot)(int64_t n, const void *w, const void *a)
 			q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(B, 4), m4),
 					       _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(H, 6), m3), 4));
 			for (int k = 0; k < 4; k++) {
-				__m256i av = X86(loadu)(y[b].qs + 128 * h + 32 * k);
-				__m256i p = _mm256_sub_epi16(_mm256_maddubs_epi16(q[k], av), _mm256_maddubs_epi16(m32, av));
-				int g = 8 * h + 2 * k;
-				acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, X86(scale2)(sc[g], sc[g + 1])));
+				__m256i p = _mm256_maddubs_epi16(q[k], X86(loadu)(y[b].qs + 128 * h + 32 * k));
+				acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, X86(scale_pair)(sc, k)));
 			}
 		}
-		s += mp_k_combine(_cvtsh_ss(x[b].d), 0.0f, y[b].d, X86(hsum_i32)(acc), 0);
+		int32_t isum, icorr;
+		X86(hsum2)(acc, _mm_add_epi32(_mm256_castsi256_si128(corr), _mm256_extracti128_si256(corr, 1)),
+			   &isum, &icorr);
+		s += mp_k_combine(_cvtsh_ss(x[b].d), 0.0f, y[b].d, isum - 32 * icorr, 0);
 	}
 	return s;
 }

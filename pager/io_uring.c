@@ -149,8 +149,8 @@ static int uring_submit(struct mp_io_backend *b, const struct mp_io_req *reqs, u
 		uint64_t len = r->len < READ_MAX_LEN ? r->len : READ_MAX_LEN;  /* short: resubmitted */
 		char *buf = r->buf;
 		int fd = u->files_registered ? (int)r->file : u->fds[r->file];
-		uint64_t at = (uint64_t)(buf - u->buf_base);
-		if (u->bufs_registered && buf >= u->buf_base && at < u->buf_len) {
+		uint64_t at = (uint64_t)((uintptr_t)buf - (uintptr_t)u->buf_base);
+		if (u->bufs_registered && (uintptr_t)buf >= (uintptr_t)u->buf_base && at < u->buf_len) {
 			uint32_t k = (uint32_t)(at / IOV_MAX_LEN);
 			uint64_t room = (uint64_t)(k + 1) * IOV_MAX_LEN - at;   /* stay in one buffer */
 			if (len > room)

@@ -52,3 +52,9 @@ check_PROGRAMS += tests/test_pager
 tests_test_pager_CPPFLAGS = $(PAGER_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_pager_SOURCES = tests/test_pager.c tests/mp_test.h tests/test_pager_util.h
 tests_test_pager_LDADD = $(PAGER_LIBS)
+
+# bench/pagerio: disk MB/s per backend next to fio's (bench/README.md).
+noinst_PROGRAMS += bench/pagerio
+bench_pagerio_CPPFLAGS = $(PAGER_CPPFLAGS)
+bench_pagerio_SOURCES = bench/pagerio.c
+bench_pagerio_LDADD = $(PAGER_LIBS)

@@ -20,7 +20,8 @@
  *       FREE ---------------------> LOADING ------------> READY ---------> IN_USE
  *        ^  ^                          |                   |  ^  <--------  |
  *        |  +--------------------------+                   |  |  release()  |
- *        |   finish_load() on an error or a cancel         |  +-------------+
+ *        |   finish_load() on an error or after            |  +-------------+
+ *        |   mp_pager_cancel (re-read if acquired since)   |
  *        +-------------------------------------------------+  (finish_load goes
  *                              evict()                          straight to IN_USE
  *                                                               when pinned)
@@ -268,10 +269,13 @@ static void st_add_global(struct mp_pager *p, size_t field, uint64_t v)
 #define EXPERT_F(f) offsetof(struct mp_stats_expert, f)
 #define GLOBAL_F(f) offsetof(struct mp_stats_global, f)
 
+static int check_locked(struct mp_pager *p, int level);
+
+/* Called with mu held. */
 static void debug_check(struct mp_pager *p)
 {
 #ifdef MP_DEBUG
-	if (mp_pager_check(p, 2) != 0) {
+	if (check_locked(p, 2) != 0) {
 		fprintf(stderr, "moepager: pager %s\n", p->msg);
 		mp_pager_dump(p, stderr);
 		abort();
@@ -779,26 +783,45 @@ static uint32_t q_pop(struct mp_pager *p, struct queue *q)
 	return r;
 }
 
-/* Moves the queued prefetch reads of slot s to the demand queue (invariant 6). */
-static void promote(struct mp_pager *p, uint32_t s)
+static void free_read(struct mp_pager *p, uint32_t r)
 {
-	uint32_t prev = NONE, r = p->prefetch.head;
+	p->reads[r].queued = 0;
+	p->reads[r].next = p->read_free;
+	p->read_free = r;
+}
+
+/* Takes slot s's reads off queue from: onto queue to, or freed (to NULL).
+ * Returns how many. */
+static uint32_t take_reads(struct mp_pager *p, struct queue *from, uint32_t s, struct queue *to)
+{
+	uint32_t prev = NONE, r = from->head, n = 0;
 	while (r != NONE) {
 		uint32_t next = p->reads[r].next;
 		if (p->reads[r].slot == s) {
 			if (prev == NONE)
-				p->prefetch.head = next;
+				from->head = next;
 			else
 				p->reads[prev].next = next;
-			if (p->prefetch.tail == r)
-				p->prefetch.tail = prev;
-			p->prefetch.n--;
-			q_push(p, &p->demand, r);
+			if (from->tail == r)
+				from->tail = prev;
+			from->n--;
+			n++;
+			if (to)
+				q_push(p, to, r);
+			else
+				free_read(p, r);
 		} else {
 			prev = r;
 		}
 		r = next;
 	}
+	return n;
+}
+
+/* Moves the queued prefetch reads of slot s to the demand queue (invariant 6). */
+static void promote(struct mp_pager *p, uint32_t s)
+{
+	take_reads(p, &p->prefetch, s, &p->demand);
 }
 
 static void free_slot(struct mp_pager *p, uint32_t s)
@@ -819,6 +842,15 @@ static void finish_load(struct mp_pager *p, uint32_t s)
 	struct slot *sl = &p->slots[s];
 	uint32_t id = sl->expert;
 	struct expert *e = &p->experts[id];
+	if (sl->err == -MP_ECANCELLED) {         /* mp_pager_cancel */
+		if (e->pins) {                    /* acquired since: read it again, as demand */
+			issue_load(p, id, s, 1);
+			return;
+		}
+		e->err = 0;
+		free_slot(p, s);
+		return;
+	}
 	if (sl->err) {
 		const struct range *r = &p->ranges[e->first + sl->err_range];
 		e->err = sl->err;
@@ -857,9 +889,7 @@ static void complete_read(struct mp_pager *p, const struct mp_io_cqe *c)
 		if (p->nopool)
 			sl->ptr[rd->range] = c->data;
 	}
-	rd->queued = 0;
-	rd->next = p->read_free;
-	p->read_free = r;
+	free_read(p, r);
 	if (--sl->pending == 0)
 		finish_load(p, rd->slot);
 }
@@ -1209,9 +1239,15 @@ int mp_pager_acquire(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint
 				st_add_layer(p, id, LAYER_F(pf_used), 1);
 			}
 			sl->last_use = p->tick;
-			p->info.hits++;
-			st_add_layer(p, id, LAYER_F(hits), 1);
-			st_add_expert(p, id, EXPERT_F(hits), 1);
+			if (sl->err == -MP_ECANCELLED) {   /* will be read again */
+				p->info.misses++;
+				st_add_layer(p, id, LAYER_F(misses), 1);
+				st_add_expert(p, id, EXPERT_F(misses), 1);
+			} else {
+				p->info.hits++;
+				st_add_layer(p, id, LAYER_F(hits), 1);
+				st_add_expert(p, id, EXPERT_F(hits), 1);
+			}
 			stats_end(p);
 			continue;
 		}
@@ -1401,6 +1437,47 @@ int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *x, const d
 out:
 	pthread_mutex_unlock(&p->mu);
 	return started;
+}
+
+int mp_pager_cancel(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint32_t n)
+{
+	pthread_mutex_lock(&p->mu);
+	int cancelled = 0;
+	if (!p->started || layer >= p->cfg.n_layers)
+		goto out;
+	int have_io = pthread_mutex_trylock(&p->io_mu) == 0;
+	for (uint32_t i = 0; i < n; i++) {
+		if (x[i] >= p->cfg.n_experts)
+			continue;
+		const struct expert *e = &p->experts[eid(p, layer, x[i])];
+		uint32_t s = e->slot;
+		if (s == NONE || e->pins || p->slots[s].state != S_LOADING)
+			continue;
+		struct slot *sl = &p->slots[s];
+		sl->pending -= take_reads(p, &p->prefetch, s, NULL);
+		sl->pending -= take_reads(p, &p->demand, s, NULL);
+		for (uint32_t r = 0; have_io && sl->pending && r < p->n_reads; r++)
+			if (p->reads[r].queued >= 2 && p->reads[r].slot == s)
+				mp_io_cancel(p->io, r);
+		if (!sl->err)
+			sl->err = -MP_ECANCELLED;
+		if (sl->err == -MP_ECANCELLED) {
+			cancelled++;
+			if (sl->prefetched) {
+				p->info.pf_wasted++;
+				st_add_layer(p, sl->expert, LAYER_F(pf_wasted), 1);
+				sl->prefetched = 0;
+			}
+		}
+		if (!sl->pending)
+			finish_load(p, s);
+	}
+	if (have_io)
+		pthread_mutex_unlock(&p->io_mu);
+	debug_check(p);
+out:
+	pthread_mutex_unlock(&p->mu);
+	return cancelled;
 }
 
 enum mp_pager_tier mp_pager_tier(struct mp_pager *p, uint32_t layer, uint32_t x)

@@ -147,6 +147,12 @@ void mp_pager_release(struct mp_pager *p, uint32_t layer, const uint32_t *expert
 int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *experts,
                   const double *scores, uint32_t n);
 
+/* Abandons the loads of these experts that are LOADING and not acquired
+ * (stale prefetches): queued reads are dropped, reads in flight cancelled;
+ * the slots go back to FREE as their reads complete (an expert acquired
+ * meanwhile is read again).  Returns the number of loads cancelled. */
+int mp_pager_cancel(struct mp_pager *p, uint32_t layer, const uint32_t *experts, uint32_t n);
+
 /* Where the expert is now (mincore on a mapping of its files). */
 enum mp_pager_tier mp_pager_tier(struct mp_pager *p, uint32_t layer, uint32_t expert);
 

@@ -21,7 +21,8 @@
  *       rt[q] < 0 when empty; a slot is consumed (trained on) exactly when
  *       tick reaches rt[q] + H, just before it is overwritten.
  *   P3. last_use[j] is the tick of j's last use, or NEVER.
- *   P4. prob[j] = σ(z_j) as of the last on_access() of the layer (0.5 before).
+ *   P4. prob = the ring slot of the last prediction (σ(z_j) per expert), or
+ *       half (all 0.5) before the first access of the sequence.
  * Belady:
  *   B1. cursor[l] is the trace token whose set layer l is given next.
  *   B2. next_use[u] is the token (relative to the first of the range) of the
@@ -38,6 +39,7 @@
 #include "trace.h"
 
 #define NF 3                     /* frequency features */
+#define VB 8                     /* floats per vector block; ep is a multiple */
 #define FEATURE_SCALE 4.0f       /* brings freq (≈ top_k/experts) near 1 */
 #define NEVER (-((int64_t)1 << 40))
 
@@ -62,13 +64,15 @@ struct mp_layer {
 	uint32_t *rx_n;  /* [H] */
 	float *rf;       /* [H][NF][experts] its features */
 	float *rp;       /* [H][experts] its probabilities */
-	float *prob;     /* [experts] current keep scores */
+	const float *prob; /* [experts] current keep scores: the newest rp slot, or half */
+	float *half;     /* [experts] 0.5: the scores before any access */
 };
 
 struct mp_policy {
 	/* fixed at create */
 	enum mp_policy_kind kind;
 	uint32_t layers, experts, top_k;   /* shape */
+	uint32_t ep;                       /* experts rounded up to VB: row stride of the model */
 	struct mp_policy_params prm;       /* moepager knobs */
 	/* lru, lfu, belady */
 	double *score;                     /* [layers][experts] keep score */
@@ -138,7 +142,7 @@ static void layer_free(struct mp_layer *m)
 	mp_free(m->rx_n);
 	mp_free(m->rf);
 	mp_free(m->rp);
-	mp_free(m->prob);
+	mp_free(m->half);
 }
 
 void mp_policy_destroy(struct mp_policy *p)
@@ -159,12 +163,11 @@ void mp_policy_destroy(struct mp_policy *p)
 /* Forgets a layer's history (not its model). */
 static void layer_forget(struct mp_policy *p, struct mp_layer *m)
 {
-	uint32_t e = p->experts, h = p->prm.horizon;
+	uint32_t e = p->ep, h = p->prm.horizon;
 	memset(m->freq, 0, sizeof(float) * NF * e);
-	for (uint32_t j = 0; j < e; j++) {
+	for (uint32_t j = 0; j < e; j++)
 		m->last_use[j] = NEVER;
-		m->prob[j] = 0.5f;
-	}
+	m->prob = m->half;
 	for (uint32_t q = 0; q < h; q++)
 		m->rt[q] = -1;
 	m->set_n = 0;
@@ -172,7 +175,7 @@ static void layer_forget(struct mp_policy *p, struct mp_layer *m)
 
 static int layer_init(struct mp_policy *p, struct mp_layer *m)
 {
-	size_t e = p->experts, k = p->top_k, h = p->prm.horizon;
+	size_t e = p->ep, k = p->top_k, h = p->prm.horizon;
 	m->w = mp_calloc(e * e, sizeof(float));
 	m->v = p->prm.cross_layer ? mp_calloc(e * e, sizeof(float)) : NULL;
 	m->b = mp_calloc(e, sizeof(float));
@@ -186,11 +189,13 @@ static int layer_init(struct mp_policy *p, struct mp_layer *m)
 	m->rx_n = mp_calloc(h, sizeof(uint32_t));
 	m->rf = mp_calloc(h * NF * e, sizeof(float));
 	m->rp = mp_calloc(h * e, sizeof(float));
-	m->prob = mp_calloc(e, sizeof(float));
+	m->half = mp_calloc(e, sizeof(float));
 	if (!m->w || (p->prm.cross_layer && !m->v) || !m->b || !m->freq || !m->last_use ||
 	    !m->set || !m->rt || !m->rs || !m->rs_n || !m->rx || !m->rx_n || !m->rf || !m->rp ||
-	    !m->prob)
+	    !m->half)
 		return -ENOMEM;
+	for (size_t j = 0; j < e; j++)
+		m->half[j] = 0.5f;
 	layer_forget(p, m);
 	return 0;
 }
@@ -223,6 +228,7 @@ int mp_policy_create(enum mp_policy_kind kind, uint32_t layers, uint32_t experts
 	p->layers = layers;
 	p->experts = experts;
 	p->top_k = top_k;
+	p->ep = (experts + VB - 1) / VB * VB;
 	if (params)
 		p->prm = *params;
 	else
@@ -234,7 +240,7 @@ int mp_policy_create(enum mp_policy_kind kind, uint32_t layers, uint32_t experts
 			goto fail;
 		}
 		p->ml = mp_calloc(layers, sizeof *p->ml);
-		p->grad = mp_calloc(experts, sizeof *p->grad);
+		p->grad = mp_calloc(p->ep, sizeof *p->grad);
 		if (!p->ml || !p->grad) {
 			rc = -ENOMEM;
 			goto fail;
@@ -318,55 +324,98 @@ static float sigmoid(float z)
 	return 1.0f / (1.0f + expf(-z));
 }
 
+/* Vector helpers over n floats, n a multiple of VB: GNU vector types (GCC and
+ * clang lower them to whatever SIMD the target has, SSE2 at least), because
+ * -O2's cheap auto-vectoriser leaves these loops scalar and they are most of
+ * the policy's time.  memcpy keeps the loads and stores unaligned-safe. */
+typedef float vbf __attribute__((vector_size(VB * sizeof(float))));
+
+static inline void vadd(float *z, const float *x, uint32_t n)
+{
+	for (uint32_t j = 0; j < n; j += VB) {
+		vbf a, b;
+		memcpy(&a, z + j, sizeof a);
+		memcpy(&b, x + j, sizeof b);
+		a += b;
+		memcpy(z + j, &a, sizeof a);
+	}
+}
+
+static inline void vaxpy(float *z, float s, const float *x, uint32_t n)
+{
+	for (uint32_t j = 0; j < n; j += VB) {
+		vbf a, b;
+		memcpy(&a, z + j, sizeof a);
+		memcpy(&b, x + j, sizeof b);
+		a += b * s;
+		memcpy(z + j, &a, sizeof a);
+	}
+}
+
+static inline void vscale(float *z, float s, const float *x, uint32_t n)
+{
+	for (uint32_t j = 0; j < n; j += VB) {
+		vbf b;
+		memcpy(&b, x + j, sizeof b);
+		b *= s;
+		memcpy(z + j, &b, sizeof b);
+	}
+}
+
+static inline float vdot(const float *x, const float *y, uint32_t n)
+{
+	vbf acc = { 0 };
+	for (uint32_t j = 0; j < n; j += VB) {
+		vbf a, b;
+		memcpy(&a, x + j, sizeof a);
+		memcpy(&b, y + j, sizeof b);
+		acc += a * b;
+	}
+	float s = 0;
+	for (uint32_t i = 0; i < VB; i++)
+		s += acc[i];
+	return s;
+}
+
 /* Trains on the prediction whose horizon ends now (P2). */
 static void moe_learn(struct mp_policy *p, struct mp_layer *m, uint32_t q, int64_t now)
 {
-	uint32_t E = p->experts, H = p->prm.horizon;
+	uint32_t E = p->experts, ep = p->ep, H = p->prm.horizon;
 	if (m->rt[q] < 0 || m->rt[q] + (int64_t)H != now)
 		return;
 	float lr = p->prm.learn_rate;
-	float *gp = p->grad;
-	const float *rp = m->rp + (size_t)q * E;
+	float *gp = p->grad;                 /* padding stays 0 */
+	const float *rp = m->rp + (size_t)q * ep;
 	for (uint32_t j = 0; j < E; j++) {
 		float y = m->last_use[j] > now - (int64_t)H ? 1.0f : 0.0f;
 		gp[j] = lr * (y - rp[j]);
-		m->b[j] += gp[j];
 	}
-	for (uint32_t k = 0; k < m->rs_n[q]; k++) {
-		float *row = m->w + (size_t)m->rs[(size_t)q * p->top_k + k] * E;
-		for (uint32_t j = 0; j < E; j++)
-			row[j] += gp[j];
-	}
-	for (uint32_t k = 0; m->v && k < m->rx_n[q]; k++) {
-		float *row = m->v + (size_t)m->rx[(size_t)q * p->top_k + k] * E;
-		for (uint32_t j = 0; j < E; j++)
-			row[j] += gp[j];
-	}
-	for (int f = 0; f < NF; f++) {
-		const float *x = m->rf + ((size_t)q * NF + f) * E;
-		float s = 0;
-		for (uint32_t j = 0; j < E; j++)
-			s += gp[j] * x[j];
-		m->a[f] += p->prm.feature_rate * s;
-	}
+	vadd(m->b, gp, ep);
+	for (uint32_t k = 0; k < m->rs_n[q]; k++)
+		vadd(m->w + (size_t)m->rs[(size_t)q * p->top_k + k] * ep, gp, ep);
+	for (uint32_t k = 0; m->v && k < m->rx_n[q]; k++)
+		vadd(m->v + (size_t)m->rx[(size_t)q * p->top_k + k] * ep, gp, ep);
+	for (int f = 0; f < NF; f++)
+		m->a[f] += p->prm.feature_rate * vdot(gp, m->rf + ((size_t)q * NF + f) * ep, ep);
 	m->rt[q] = -1;
 }
 
 static void moe_access(struct mp_policy *p, uint32_t layer, const uint32_t *s, uint32_t n)
 {
 	struct mp_layer *m = &p->ml[layer];
-	uint32_t E = p->experts, K = p->top_k, H = p->prm.horizon;
+	uint32_t ep = p->ep, K = p->top_k, H = p->prm.horizon;
 	int64_t now = (int64_t)m->tick++;
 	for (uint32_t k = 0; k < n; k++)
 		m->last_use[s[k]] = now;
 	uint32_t q = (uint32_t)(now % H);
 	moe_learn(p, m, q, now);
+	float *rf = m->rf + (size_t)q * NF * ep;
 	for (int f = 0; f < NF; f++) {
-		float d = p->prm.decay[f], *fr = m->freq + (size_t)f * E;
-		for (uint32_t j = 0; j < E; j++)
-			fr[j] *= d;
+		float d = p->prm.decay[f], *fr = m->freq + (size_t)f * ep;
+		vscale(fr, d, fr, ep);
 		for (uint32_t k = 0; k < n; k++)
 			fr[s[k]] += 1.0f - d;
+		vscale(rf + (size_t)f * ep, FEATURE_SCALE, fr, ep);
 	}
 	/* Record this prediction's inputs in slot q. */
 	const struct mp_layer *below = layer > 0 ? &p->ml[layer - 1] : NULL;
@@ -376,31 +425,18 @@ static void moe_access(struct mp_policy *p, uint32_t layer, const uint32_t *s, u
 	m->rx_n[q] = m->v && below ? below->set_n : 0;
 	if (m->rx_n[q])
 		memcpy(m->rx + (size_t)q * K, below->set, m->rx_n[q] * sizeof *s);
-	float *rf = m->rf + (size_t)q * NF * E;
-	for (uint32_t i = 0; i < NF * E; i++)
-		rf[i] = FEATURE_SCALE * m->freq[i];
 	/* z = b + Σ W rows + Σ V rows + a·features */
-	float *z = m->rp + (size_t)q * E;
-	memcpy(z, m->b, E * sizeof *z);
-	for (uint32_t k = 0; k < n; k++) {
-		const float *row = m->w + (size_t)s[k] * E;
-		for (uint32_t j = 0; j < E; j++)
-			z[j] += row[j];
-	}
-	for (uint32_t k = 0; k < m->rx_n[q]; k++) {
-		const float *row = m->v + (size_t)m->rx[(size_t)q * K + k] * E;
-		for (uint32_t j = 0; j < E; j++)
-			z[j] += row[j];
-	}
-	for (int f = 0; f < NF; f++) {
-		const float *x = rf + (size_t)f * E;
-		for (uint32_t j = 0; j < E; j++)
-			z[j] += m->a[f] * x[j];
-	}
-	for (uint32_t j = 0; j < E; j++) {
+	float *z = m->rp + (size_t)q * ep;
+	memcpy(z, m->b, ep * sizeof *z);
+	for (uint32_t k = 0; k < n; k++)
+		vadd(z, m->w + (size_t)s[k] * ep, ep);
+	for (uint32_t k = 0; k < m->rx_n[q]; k++)
+		vadd(z, m->v + (size_t)m->rx[(size_t)q * K + k] * ep, ep);
+	for (int f = 0; f < NF; f++)
+		vaxpy(z, m->a[f], rf + (size_t)f * ep, ep);
+	for (uint32_t j = 0; j < ep; j++)
 		z[j] = sigmoid(z[j]);
-		m->prob[j] = z[j];
-	}
+	m->prob = z;   /* slot q is next written H accesses from now (P2) */
 	memcpy(m->set, s, n * sizeof *s);
 	m->set_n = n;
 }
@@ -441,7 +477,7 @@ void mp_policy_on_access(struct mp_policy *p, uint32_t layer, const uint32_t *ex
 			sc[experts[k]] += 1.0;
 		break;
 	case MP_POLICY_MOEPAGER:
-		moe_access(p, layer, experts, n);
+		moe_access(p, layer, experts, n < p->top_k ? n : p->top_k);
 		break;
 	case MP_POLICY_BELADY:
 		belady_access(p, layer, experts, n);
@@ -456,6 +492,20 @@ double mp_policy_keep_score(const struct mp_policy *p, uint32_t layer, uint32_t 
 	if (p->kind == MP_POLICY_MOEPAGER)
 		return p->ml[layer].prob[expert];
 	return p->score[(size_t)layer * p->experts + expert];
+}
+
+void mp_policy_keep_scores(const struct mp_policy *p, uint32_t layer, const uint32_t *experts,
+                           uint32_t n, double *out)
+{
+	if (p->kind == MP_POLICY_MOEPAGER) {
+		const float *prob = p->ml[layer].prob;
+		for (uint32_t i = 0; i < n; i++)
+			out[i] = prob[experts[i]];
+	} else {
+		const double *sc = p->score + (size_t)layer * p->experts;
+		for (uint32_t i = 0; i < n; i++)
+			out[i] = sc[experts[i]];
+	}
 }
 
 void mp_policy_on_sequence(struct mp_policy *p)

@@ -89,6 +89,10 @@ enum mp_policy_kind mp_policy_kind(const struct mp_policy *p);
  * experts, n <= top_k, experts[] distinct. */
 void mp_policy_on_access(struct mp_policy *p, uint32_t layer, const uint32_t *experts, uint32_t n);
 double mp_policy_keep_score(const struct mp_policy *p, uint32_t layer, uint32_t expert);
+/* keep_score of n experts of one layer at once into out[] (one call per
+ * eviction round rather than one per candidate). */
+void mp_policy_keep_scores(const struct mp_policy *p, uint32_t layer, const uint32_t *experts,
+                           uint32_t n, double *out);
 
 /* A new, unrelated sequence begins and the caller wants cold-start
  * semantics: recency, frequencies and LFU counts are forgotten; what the

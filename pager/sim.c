@@ -12,8 +12,8 @@
  *       pos[l][e] is e's index there, or -1 when e is not resident.
  *   S2. per-layer mode: n_res[l] <= slots; global: Σ n_res <= global_slots.
  *   S3. global mode: when vok[l], (vidx[l], vscore[l]) is l's lowest keep
- *       score among its residents, leaving out the current set when l is
- *       the acquiring layer.
+ *       score among all its residents; the acquiring layer's is never
+ *       cached (its current set must be left out) and its vok is 0.
  */
 #include <errno.h>
 #include <math.h>
@@ -117,11 +117,23 @@ static int global_victim(struct cache *c, const struct mp_policy *p, uint32_t ac
 	for (uint32_t l = 0; l < c->L; l++) {
 		if (c->n_res[l] == 0)
 			continue;
-		if (!c->vok[l]) {
+		if (l == acq_layer) {
+			/* its current set is not evictable: computed fresh, never cached */
 			double s;
-			int64_t i = layer_victim(c, p, l, l == acq_layer, &s);
+			int64_t i = layer_victim(c, p, l, 1, &s);
 			if (i < 0)
 				continue;
+			if (!found || s < bs) {
+				found = 1;
+				bs = s;
+				*vl = l;
+				*vi = (uint32_t)i;
+			}
+			continue;
+		}
+		if (!c->vok[l]) {
+			double s;
+			int64_t i = layer_victim(c, p, l, 0, &s);
 			c->vidx[l] = (uint32_t)i;
 			c->vscore[l] = s;
 			c->vok[l] = 1;
@@ -135,6 +147,69 @@ static int global_victim(struct cache *c, const struct mp_policy *p, uint32_t ac
 		}
 	}
 	return found;
+}
+
+/* Per-layer mode: makes room for the missing experts of set in layer l and
+ * inserts them.  The scores of l's residents cannot change during one
+ * acquire, so one batch of scores serves every eviction of the acquire; the
+ * victims are the lowest scores, ties to the lower id, exactly as evicting
+ * one at a time would choose them. */
+static void layer_acquire(struct cache *c, const struct mp_policy *p, uint32_t l, const uint32_t *set,
+                          uint64_t cap, uint32_t *cand, double *cscore)
+{
+	const int32_t *pos = c->pos + (size_t)l * c->E;
+	uint32_t missing = 0;
+	for (uint32_t k = 0; k < c->K; k++)
+		missing += pos[set[k]] < 0;
+	if (missing == 0)
+		return;
+	uint64_t room = cap > c->n_res[l] ? cap - c->n_res[l] : 0;
+	if (missing > room) {
+		uint32_t need = (uint32_t)(missing - room), n = 0;
+		const uint32_t *res = c->res + (size_t)l * c->E;
+		for (uint32_t i = 0; i < c->n_res[l]; i++)
+			if (c->stamp[res[i]] != c->acq)
+				cand[n++] = res[i];
+		if (need >= n) {   /* every candidate goes: no scores needed */
+			for (uint32_t i = 0; i < n; i++)
+				remove_at(c, l, (uint32_t)pos[cand[i]]);
+			need = 0;
+		} else {
+			mp_policy_keep_scores(p, l, cand, n, cscore);
+		}
+		for (uint32_t v = 0; v < need; v++) {
+			uint32_t best = v;
+			for (uint32_t i = v + 1; i < n; i++)
+				if (cscore[i] < cscore[best] || (cscore[i] == cscore[best] && cand[i] < cand[best]))
+					best = i;
+			remove_at(c, l, (uint32_t)pos[cand[best]]);
+			cand[best] = cand[v];
+			cscore[best] = cscore[v];
+		}
+	}
+	for (uint32_t k = 0; k < c->K; k++)
+		if (pos[set[k]] < 0 && c->n_res[l] < cap)
+			insert(c, l, set[k]);
+}
+
+/* Global mode: the same, one eviction at a time against every layer's best
+ * victim. */
+static void global_acquire(struct cache *c, const struct mp_policy *p, uint32_t l, const uint32_t *set,
+                           uint64_t cap)
+{
+	const int32_t *pos = c->pos + (size_t)l * c->E;
+	for (uint32_t k = 0; k < c->K; k++) {
+		uint32_t e = set[k], vl = 0, vi = 0;
+		if (pos[e] >= 0)
+			continue;
+		if (c->total >= cap) {
+			if (!global_victim(c, p, l, &vl, &vi))
+				continue;
+			c->vok[vl] = 0;
+			remove_at(c, vl, vi);
+		}
+		insert(c, l, e);
+	}
 }
 
 static int sim_fail(struct mp_sim_result *r, int rc, const char *msg)
@@ -162,6 +237,8 @@ int mp_sim_run(const struct mp_sim_config *cfg, struct mp_sim_result *r)
 	c.vidx = mp_calloc(c.L, sizeof *c.vidx);
 	c.vscore = mp_calloc(c.L, sizeof *c.vscore);
 	struct mp_policy *p = NULL;
+	uint32_t *cand = NULL;
+	double *cscore = NULL;
 	int rc = 0;
 	if (!c.pos || !c.res || !c.n_res || !c.stamp || !c.vok || !c.vidx || !c.vscore) {
 		rc = sim_fail(r, -ENOMEM, "out of memory for the cache");
@@ -178,6 +255,12 @@ int mp_sim_run(const struct mp_sim_config *cfg, struct mp_sim_result *r)
 	cache_clear(&c);
 	uint64_t cap = global ? cfg->global_slots : cfg->slots;
 	uint32_t set[MP_TRACE_MAX_TOPK];
+	cand = mp_malloc_array(c.E, sizeof *cand);
+	cscore = mp_malloc_array(c.E, sizeof *cscore);
+	if (!cand || !cscore) {
+		rc = sim_fail(r, -ENOMEM, "out of memory for the cache");
+		goto out;
+	}
 	for (uint64_t s = cfg->first_seq; s < cfg->first_seq + cfg->n_seq; s++) {
 		if (cfg->cold) {
 			cache_clear(&c);
@@ -196,30 +279,10 @@ int mp_sim_run(const struct mp_sim_config *cfg, struct mp_sim_result *r)
 				}
 				mp_policy_on_access(p, l, set, c.K);
 				c.vok[l] = 0;
-				for (uint32_t k = 0; k < c.K; k++) {
-					uint32_t e = set[k];
-					if (pos[e] >= 0)
-						continue;
-					if ((global ? c.total : c.n_res[l]) < cap) {
-						insert(&c, l, e);
-						continue;
-					}
-					uint32_t vl = l, vi = 0;
-					if (global) {
-						if (!global_victim(&c, p, l, &vl, &vi))
-							continue;
-						c.vok[vl] = 0;
-					} else {
-						double sc;
-						int64_t i = layer_victim(&c, p, l, 1, &sc);
-						if (i < 0)
-							continue;   /* fewer slots than a set */
-						vi = (uint32_t)i;
-					}
-					remove_at(&c, vl, vi);
-					insert(&c, l, e);
-				}
-				c.vok[l] = 0;   /* its current set becomes evictable */
+				if (global)
+					global_acquire(&c, p, l, set, cap);
+				else
+					layer_acquire(&c, p, l, set, cap, cand, cscore);
 			}
 		}
 		r->tokens += t1 - mp_trace_seq_start(cfg->trace, s);
@@ -233,6 +296,8 @@ int mp_sim_run(const struct mp_sim_config *cfg, struct mp_sim_result *r)
 	r->misses = r->uses - r->hits;
 	r->hit_rate = r->uses ? (double)r->hits / (double)r->uses : 0;
 out:
+	mp_free(cand);
+	mp_free(cscore);
 	mp_policy_destroy(p);
 	cache_free(&c);
 	return rc;

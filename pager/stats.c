@@ -1,12 +1,14 @@
 /*
  * stats.c — the stats segment's writer and reader (layout and contract in
  * stats.h).  The writer maps a file it creates in /dev/shm; the seqlock
- * protocol is the classic one:
- *   writer: seq = s+1 (odd); release fence; fields (relaxed); seq = s+2 (release)
- *   reader: s1 = seq (acquire); copy (relaxed); acquire fence; s2 = seq;
- *           keep the copy when s1 == s2 and s1 is even.
- * Relaxed atomic accesses on both sides keep the race well defined for the
- * compiler and for ThreadSanitizer; the segment is all u64 words.
+ * protocol is the classic one, written without fences (ThreadSanitizer does
+ * not model them):
+ *   writer: seq += 1 (odd; an acquire RMW, so no field store moves above it);
+ *           fields (relaxed); seq += 1 (even; release)
+ *   reader: s1 = seq (acquire); copy (acquire loads, so the last one cannot
+ *           move below the next); s2 = seq; keep the copy when s1 == s2, even.
+ * Atomic accesses on both sides keep the race well defined for the compiler
+ * and for ThreadSanitizer; the segment is all u64 words.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -98,8 +100,9 @@ int mp_stats_create(const struct mp_stats_config *cfg, struct mp_stats **out,
 	if (cfg->backend)
 		strncpy(h->backend, cfg->backend, sizeof h->backend - 1);
 	/* The magic goes last: a reader that sees it sees a complete header. */
-	__atomic_thread_fence(__ATOMIC_RELEASE);
-	memcpy(h->magic, MP_STATS_MAGIC, 8);
+	uint64_t magic;
+	memcpy(&magic, MP_STATS_MAGIC, 8);
+	__atomic_store_n((uint64_t *)(void *)h->magic, magic, __ATOMIC_RELEASE);
 	*out = s;
 	return 0;
 fail:
@@ -133,15 +136,12 @@ const char *mp_stats_path(const struct mp_stats *s)
 void mp_stats_begin(struct mp_stats *s)
 {
 	pthread_mutex_lock(&s->mu);
-	uint64_t q = __atomic_load_n(&s->h->seq, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->h->seq, q + 1, __ATOMIC_RELAXED);
-	__atomic_thread_fence(__ATOMIC_RELEASE);
+	__atomic_fetch_add(&s->h->seq, 1, __ATOMIC_ACQ_REL);
 }
 
 void mp_stats_end(struct mp_stats *s)
 {
-	uint64_t q = __atomic_load_n(&s->h->seq, __ATOMIC_RELAXED);
-	__atomic_store_n(&s->h->seq, q + 1, __ATOMIC_RELEASE);
+	__atomic_fetch_add(&s->h->seq, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -252,8 +252,7 @@ int mp_stats_snapshot(struct mp_stats_reader *r, struct mp_stats_snap *out)
 			continue;
 		}
 		for (size_t i = 0; i < words; i++)
-			buf[i] = __atomic_load_n(&r->seg[i], __ATOMIC_RELAXED);
-		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+			buf[i] = __atomic_load_n(&r->seg[i], __ATOMIC_ACQUIRE);
 		uint64_t s2 = __atomic_load_n(seqp, __ATOMIC_RELAXED);
 		if (s1 == s2) {
 			out->buf = buf;

@@ -5,6 +5,10 @@ libmpsrc_la_CPPFLAGS = $(SRC_CPPFLAGS)
 libmpsrc_la_SOURCES = \
 	src/experts.c \
 	src/experts.h \
+	src/gguf.c \
+	src/gguf.h \
+	src/gguf_write.c \
+	src/gguf_write.h \
 	src/hftok.c \
 	src/hftok.h \
 	src/loader.c \
@@ -53,3 +57,13 @@ check_PROGRAMS += tests/test_sampler
 tests_test_sampler_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_sampler_SOURCES = tests/test_sampler.c tests/mp_test.h
 tests_test_sampler_LDADD = $(SRC_LIBS)
+
+check_PROGRAMS += tests/test_gguf
+tests_test_gguf_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_gguf_SOURCES = tests/test_gguf.c tests/mp_test.h
+tests_test_gguf_LDADD = $(SRC_LIBS)
+
+check_PROGRAMS += tests/test_gguf_write
+tests_test_gguf_write_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_gguf_write_SOURCES = tests/test_gguf_write.c tests/mp_test.h
+tests_test_gguf_write_LDADD = $(SRC_LIBS)

@@ -127,6 +127,14 @@ static void test_matvec_all_types(void)
 					MP_TEST_FAIL("%s %s: %d threads differ from 1", mp_type_name(f.t),
 						     mp_dispatch_name((enum mp_kpath)p), n);
 			}
+			/* pre-quantized input: the same bits */
+			int64_t xb = mp_matvec_x_bytes(f.t, COLS);
+			REQUIRE(xb > 0 && xb <= (int64_t)sizeof aq);
+			static uint8_t xq[COLS * 4];
+			REQUIRE(mp_matvec_quantize_x(f.t, f.x, COLS, xq) == 0);
+			REQUIRE(mp_matvec_q(pools[2], (enum mp_kpath)p, &f.w, xq, yn) == 0);
+			if (memcmp(y1, yn, sizeof y1) != 0)
+				MP_TEST_FAIL("%s: mp_matvec_q differs from mp_matvec", mp_type_name(f.t));
 		}
 		mp_free(f.wq);
 	}
@@ -200,8 +208,13 @@ static void test_errors(void)
 	w.type = MP_TYPE_Q8_K;   /* activation-only: no weight dot */
 	w.cols = 256;
 	CHECK_EQ_INT(mp_matvec(NULL, MP_KPATH_SCALAR, &w, x, y), -MP_ETYPE);
+	CHECK(mp_matvec_x_bytes(MP_TYPE_Q8_K, 256) < 0);
 	w.type = MP_TYPE_TQ1_0;
 	CHECK_EQ_INT(mp_matvec(NULL, MP_KPATH_SCALAR, &w, x, y), -MP_ETYPE);
+	CHECK_EQ_INT(mp_matvec_quantize_x(MP_TYPE_TQ1_0, x, 256, y), -MP_ETYPE);
+	CHECK_EQ_INT(mp_matvec_x_bytes(MP_TYPE_Q4_K, 7168), 7168 / 256 * 292);
+	CHECK_EQ_INT(mp_matvec_x_bytes(MP_TYPE_Q8_0, 64), 68);
+	CHECK_EQ_INT(mp_matvec_x_bytes(MP_TYPE_F32, 64), 256);
 	w.type = MP_TYPE_F32;
 	w.rows = -1;
 	CHECK_EQ_INT(mp_matvec(NULL, MP_KPATH_SCALAR, &w, x, y), -MP_EFORMAT);

@@ -482,6 +482,44 @@ static void test_demand_before_prefetch(void)
 	mp_pager_destroy(p);
 }
 
+/* Stale prefetches cancelled: their slots come back FREE; one acquired
+ * right after its cancel is read again and served whole. */
+static void test_cancel_prefetch(void)
+{
+	for (int b = 0; b < n_backends; b++) {
+		if (backends[b]->caps & MP_IO_CAP_NOPOOL)
+			continue;
+		tp_drop_cache(path_a);
+		tp_drop_cache(path_b);
+		struct mp_io_fault f = { .delay_us = 100 };
+		struct opts o = { .ops = backends[b], .budget = 8 * (slot1 + slot2) - 1, .depth = 4,
+		                  .io_block = 4096, .fault = &f };
+		int rc;
+		struct mp_pager *p = make(&o, &rc);
+		REQUIRE(p && rc == 0);
+		uint32_t h[4] = { 0, 1, 2, 3 };
+		double s[4] = { 0.9, 0.8, 0.7, 0.6 };
+		CHECK_EQ_INT(mp_pager_hint(p, 2, h, s, 4), 4);
+		CHECK_EQ_INT(mp_pager_cancel(p, 2, h, 4), 4);
+		CHECK_EQ_INT(mp_pager_check(p, 2), 0);
+		uint32_t x[2] = { 1, 5 };
+		CHECK_EQ_INT(mp_pager_acquire(p, 2, x, 2), 0);
+		const void *ptr[3];
+		CHECK_EQ_INT(mp_pager_wait(p, 2, 1, ptr, 3), 0);
+		CHECK_EQ_INT(bytes_ok(ptr, 2, 1), 0);
+		CHECK_EQ_INT(mp_pager_wait(p, 2, 5, ptr, 3), 0);
+		CHECK_EQ_INT(bytes_ok(ptr, 2, 5), 0);
+		mp_pager_release(p, 2, x, 2);
+		/* Let the cancelled ones drain: acquire and wait on another layer. */
+		CHECK_EQ_INT(decode(p, 2, 11, 0), 0);
+		struct mp_pager_info in;
+		mp_pager_info(p, &in);
+		CHECK_EQ_U64(in.pf_wasted, 4);
+		CHECK_EQ_INT(mp_pager_check(p, 2), 0);
+		mp_pager_destroy(p);
+	}
+}
+
 static void test_stats_segment(void)
 {
 	char sp[4096];
@@ -590,6 +628,38 @@ static void test_threads(void)
 	}
 }
 
+/* --io auto when io_uring cannot be set up (open fails after a good probe,
+ * or the probe is refused): the pager runs on the next backend and says why. */
+static void test_auto_fallback(void)
+{
+	struct mp_io_fault f = { .fail_open = "uring" };
+	struct opts o = { .ops = NULL, .budget = 2 * slot1 + 2 * slot2, .fault = &f };
+	int rc;
+	struct mp_pager *p = make(&o, &rc);
+	REQUIRE(p);
+	CHECK_EQ_INT(rc, 0);
+	struct mp_pager_info in;
+	mp_pager_info(p, &in);
+	REQUIRE(in.backend);
+	CHECK(strcmp(in.backend, "uring") != 0);
+#ifdef HAVE_LIBURING
+	CHECK_CONTAINS(mp_pager_message(p), "uring unusable (uring: open failed");
+#endif
+	CHECK_EQ_INT(decode(p, 3, 9, 1), 0);
+	mp_pager_destroy(p);
+
+	setenv("MOEPAGER_IO_DISABLE", "uring,aio", 1);
+	o.fault = NULL;
+	p = make(&o, &rc);
+	REQUIRE(p);
+	CHECK_EQ_INT(rc, 0);
+	mp_pager_info(p, &in);
+	CHECK_STR(in.backend, "sync");
+	CHECK_EQ_INT(decode(p, 3, 10, 1), 0);
+	mp_pager_destroy(p);
+	unsetenv("MOEPAGER_IO_DISABLE");
+}
+
 static void test_bad_registration(void)
 {
 	struct mp_pager_config cfg = { .budget = 1 << 20, .n_layers = NL, .n_experts = NE, .top_k = 0 };
@@ -632,8 +702,10 @@ int main(void)
 	RUN(test_truncated);
 	RUN(test_hooks_and_current_set);
 	RUN(test_demand_before_prefetch);
+	RUN(test_cancel_prefetch);
 	RUN(test_stats_segment);
 	RUN(test_threads);
+	RUN(test_auto_fallback);
 	unlink(path_a);
 	unlink(path_b);
 	return mp_test_end();

@@ -1,0 +1,283 @@
+/*
+ * bench/kernels — how close matvec comes to memory bandwidth.
+ *
+ * In one run: (1) the machine's read bandwidth, STREAM-like (every thread sums
+ * its share of a buffer larger than the last-level cache), with 1 thread and
+ * with all threads; (2) for each hot weight type and each kernel path the CPU
+ * runs, the weight bytes per second mp_matvec streams through a matrix of the
+ * same size (R1's hidden width, 7168 columns), with 1 thread and all threads,
+ * and the ratio to the read bandwidth of the same thread count; plus, for
+ * each kernel, the rate on a 4 MiB matrix that stays in the cache (what one
+ * core computes when memory is not the limit).  Each figure
+ * is the best of several repetitions (at least 3 and 0.3 s).  Prints a
+ * Markdown table for bench/README.md.
+ *
+ *   bench/kernels [--threads N] [--mb MB] [--types Q4_K,Q6_K,...] [--paths scalar,avx2,...]
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "cpu.h"
+#include "dispatch.h"
+#include "matvec.h"
+#include "quant.h"
+#include "rng.h"
+#include "simd.h"
+#include "threads.h"
+#include "types.h"
+
+enum {
+	COLS = 7168,     /* R1's hidden width */
+	CACHED_MB = 4,   /* matrix size of the in-cache (compute-bound) figure */
+};
+
+struct read_job {
+	const uint8_t *buf;
+	size_t len;
+	uint64_t sums[1024];   /* per thread: keeps the loads alive */
+};
+
+#if MP_HAVE_X86
+MP_TARGET_AVX2 static uint64_t sum_avx2(const uint8_t *p, size_t len)
+{
+	__m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+	for (size_t i = 0; i + 128 <= len; i += 128) {
+		a0 = _mm256_add_epi64(a0, _mm256_load_si256((const __m256i *)(p + i)));
+		a1 = _mm256_add_epi64(a1, _mm256_load_si256((const __m256i *)(p + i + 32)));
+		a2 = _mm256_add_epi64(a2, _mm256_load_si256((const __m256i *)(p + i + 64)));
+		a3 = _mm256_add_epi64(a3, _mm256_load_si256((const __m256i *)(p + i + 96)));
+	}
+	__m256i s = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+	uint64_t out[4];
+	_mm256_storeu_si256((__m256i *)out, s);
+	return out[0] + out[1] + out[2] + out[3];
+}
+#endif
+
+static uint64_t sum_plain(const uint8_t *p, size_t len)
+{
+	const uint64_t *q = (const uint64_t *)p;
+	uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+	for (size_t i = 0; i + 4 <= len / 8; i += 4) {
+		s0 += q[i];
+		s1 += q[i + 1];
+		s2 += q[i + 2];
+		s3 += q[i + 3];
+	}
+	return s0 + s1 + s2 + s3;
+}
+
+static int use_avx2;
+
+static void read_worker(void *ctx, int ith, int nth)
+{
+	struct read_job *j = ctx;
+	size_t chunk = (j->len / (size_t)nth) & ~(size_t)4095;
+	const uint8_t *p = j->buf + chunk * (size_t)ith;
+#if MP_HAVE_X86
+	if (use_avx2) {
+		j->sums[ith] += sum_avx2(p, chunk);
+		return;
+	}
+#endif
+	j->sums[ith] += sum_plain(p, chunk);
+}
+
+typedef void (*bench_fn)(void *ctx);
+
+/* Best time of fn over ≥ 3 repetitions and ≥ min_s seconds (after one warm-up). */
+static double best_time(bench_fn fn, void *ctx, double min_s)
+{
+	fn(ctx);
+	double best = 1e30, total = 0;
+	for (int rep = 0; rep < 3 || total < min_s; rep++) {
+		uint64_t t0 = mp_clock_now_ns();
+		fn(ctx);
+		double dt = (double)(mp_clock_now_ns() - t0) * 1e-9;
+		total += dt;
+		if (dt < best)
+			best = dt;
+		if (rep > 200)
+			break;
+	}
+	return best;
+}
+
+struct read_ctx {
+	struct mp_threads *pool;
+	struct read_job *job;
+};
+
+static void run_read(void *ctx)
+{
+	struct read_ctx *c = ctx;
+	mp_threads_run(c->pool, read_worker, c->job);
+}
+
+struct mv_ctx {
+	struct mp_threads *pool;
+	enum mp_kpath path;
+	struct mp_mat w;
+	const float *x;
+	float *y;
+};
+
+static void run_matvec(void *ctx)
+{
+	struct mv_ctx *c = ctx;
+	if (mp_matvec(c->pool, c->path, &c->w, c->x, c->y) < 0) {
+		fprintf(stderr, "bench/kernels: matvec failed\n");
+		exit(1);
+	}
+}
+
+static int in_list(const char *list, const char *name)
+{
+	if (!list)
+		return 1;
+	size_t n = strlen(name);
+	for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+		if ((p == list || p[-1] == ',') && (p[n] == ',' || p[n] == 0))
+			return 1;
+	return 0;
+}
+
+/* The 1-minute load average, or −1: other work on the machine skews the
+ * figures, so the report names it. */
+static double load_avg(void)
+{
+	double l = -1;
+	FILE *f = fopen("/proc/loadavg", "r");
+	if (f) {
+		if (fscanf(f, "%lf", &l) != 1)
+			l = -1;
+		fclose(f);
+	}
+	return l;
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: bench/kernels [--threads N] [--mb MB] [--types LIST] [--paths LIST]\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	int nthreads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	long mb = 256;
+	const char *types_arg = NULL, *paths_arg = NULL;
+	for (int i = 1; i < argc; i++) {
+		if (i + 1 >= argc)
+			usage();
+		if (!strcmp(argv[i], "--threads"))
+			nthreads = atoi(argv[++i]);
+		else if (!strcmp(argv[i], "--mb"))
+			mb = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--types"))
+			types_arg = argv[++i];
+		else if (!strcmp(argv[i], "--paths"))
+			paths_arg = argv[++i];
+		else
+			usage();
+	}
+	if (nthreads < 1 || nthreads > 1024 || mb < 16)
+		usage();
+	unsigned feats = mp_cpu_features();
+	use_avx2 = mp_dispatch_supported(MP_KPATH_AVX2, feats);
+	size_t bytes = (size_t)mb << 20;
+	uint8_t *buf = mp_malloc(bytes + 4096);
+	struct mp_threads *pool1 = NULL, *pooln = NULL;
+	if (!buf || mp_threads_create(1, &pool1) < 0 || mp_threads_create(nthreads, &pooln) < 0) {
+		fprintf(stderr, "bench/kernels: out of memory or threads\n");
+		return 1;
+	}
+	uint8_t *base = (uint8_t *)(((uintptr_t)buf + 4095) & ~(uintptr_t)4095);
+	memset(base, 1, bytes);
+
+	char feat_s[256], date_s[64];
+	time_t now = time(NULL);
+	strftime(date_s, sizeof date_s, "%Y-%m-%d %H:%M UTC", gmtime(&now));
+	printf("machine: %s, %d online CPUs; features: %s\n", mp_cpu_brand(),
+	       (int)sysconf(_SC_NPROCESSORS_ONLN), mp_cpu_describe(feats, feat_s, sizeof feat_s));
+	printf("date:    %s\ncommand:", date_s);
+	for (int i = 0; i < argc; i++)
+		printf(" %s", argv[i]);
+	printf("\nweights: %ld MiB per matrix, %d columns; times are the best of >= 3 runs\n", mb,
+	       COLS);
+	printf("load average at start: %.2f\n\n", load_avg());
+
+	static struct read_job rj;
+	rj.buf = base;
+	rj.len = bytes;
+	struct read_ctx rc1 = { pool1, &rj }, rcn = { pooln, &rj };
+	double bw1 = (double)bytes / best_time(run_read, &rc1, 0.3) * 1e-9;
+	double bwn = (double)bytes / best_time(run_read, &rcn, 0.3) * 1e-9;
+	printf("memory read bandwidth: %.1f GB/s with 1 thread, %.1f GB/s with %d threads\n\n", bw1,
+	       bwn, nthreads);
+	printf("| type | path | in-cache GB/s, 1 thread | GB/s, 1 thread | of 1-thread read bw | GB/s, %d thread%s | of %d-thread read bw |\n",
+	       nthreads, nthreads > 1 ? "s" : "", nthreads);
+	printf("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+
+	static const enum mp_type hot[] = { MP_TYPE_Q4_K, MP_TYPE_Q6_K, MP_TYPE_Q8_0, MP_TYPE_Q2_K,
+					    MP_TYPE_Q3_K, MP_TYPE_Q5_K, MP_TYPE_BF16, MP_TYPE_F16,
+					    MP_TYPE_F32 };
+	float *x = mp_malloc_array(COLS, sizeof(float));
+	float *src = mp_malloc_array(16 * (size_t)COLS, sizeof(float));
+	if (!x || !src)
+		return 1;
+	struct mp_rng r;
+	mp_rng_seed(&r, 1);
+	for (int i = 0; i < COLS; i++)
+		x[i] = (float)mp_rng_normal(&r);
+	for (int i = 0; i < 16 * COLS; i++)
+		src[i] = (float)mp_rng_normal(&r) * 0.02f;
+	for (size_t k = 0; k < sizeof hot / sizeof hot[0]; k++) {
+		enum mp_type t = hot[k];
+		if (!in_list(types_arg, mp_type_name(t)))
+			continue;
+		uint64_t rb;
+		mp_type_row_bytes(t, COLS, &rb);
+		int64_t rows = (int64_t)(bytes / rb);
+		/* 16 real rows, repeated: the values do not change the speed */
+		mp_quant_ops(t)->quantize(src, base, 16 * COLS);
+		for (int64_t row = 16; row < rows; row++)
+			memcpy(base + row * rb, base + (row % 16) * rb, rb);
+		float *y = mp_malloc_array((size_t)rows, sizeof(float));
+		if (!y)
+			return 1;
+		for (int p = 0; p < MP_KPATH_COUNT; p++) {
+			if (!mp_dispatch_supported((enum mp_kpath)p, feats) ||
+			    !in_list(paths_arg, mp_dispatch_name((enum mp_kpath)p)))
+				continue;
+			struct mv_ctx c = { pool1, (enum mp_kpath)p,
+					    { base, t, rows, COLS }, x, y };
+			/* compute-bound figure: a matrix that stays in the cache */
+			int64_t small_rows = (int64_t)((size_t)CACHED_MB << 20) / (int64_t)rb;
+			c.w.rows = small_rows < rows ? small_rows : rows;
+			double gc = (double)c.w.rows * (double)rb / best_time(run_matvec, &c, 0.2) * 1e-9;
+			c.w.rows = rows;
+			double mb_bytes = (double)rows * (double)rb;
+			double g1 = mb_bytes / best_time(run_matvec, &c, 0.3) * 1e-9;
+			c.pool = pooln;
+			double gn = mb_bytes / best_time(run_matvec, &c, 0.3) * 1e-9;
+			printf("| %s | %s | %.1f | %.1f | %.0f%% | %.1f | %.0f%% |\n", mp_type_name(t),
+			       mp_dispatch_name((enum mp_kpath)p), gc, g1, 100 * g1 / bw1, gn, 100 * gn / bwn);
+			fflush(stdout);
+		}
+		mp_free(y);
+	}
+	printf("\nload average at end: %.2f\n", load_avg());
+	mp_free(x);
+	mp_free(src);
+	mp_threads_destroy(pool1);
+	mp_threads_destroy(pooln);
+	mp_free(buf);
+	return 0;
+}
