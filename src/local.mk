@@ -37,7 +37,7 @@ moepager_LDADD = $(SRC_LIBS)
 
 check_PROGRAMS += tests/test_model
 tests_test_model_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
-tests_test_model_SOURCES = tests/test_model.c tests/reference.c tests/reference.h tests/mp_test.h
+tests_test_model_SOURCES = tests/test_model.c tests/reference.c tests/reference.h tests/tinymodel.c tests/tinymodel.h tests/mp_test.h
 tests_test_model_LDADD = $(SRC_LIBS)
 
 check_PROGRAMS += tests/test_opt
@@ -67,3 +67,8 @@ check_PROGRAMS += tests/test_gguf_write
 tests_test_gguf_write_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_gguf_write_SOURCES = tests/test_gguf_write.c tests/mp_test.h
 tests_test_gguf_write_LDADD = $(SRC_LIBS)
+
+check_PROGRAMS += tests/test_loader
+tests_test_loader_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_loader_SOURCES = tests/test_loader.c tests/tinymodel.c tests/tinymodel.h tests/mp_test.h
+tests_test_loader_LDADD = $(SRC_LIBS)

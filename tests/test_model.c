@@ -14,109 +14,10 @@
 #include "reference.h"
 #include "rng.h"
 #include "router.h"
+#include "tinymodel.h"
 #include "mp_test.h"
 
-/* ---- a random model in memory --------------------------------------------- */
-
 #define MAXT 64
-
-struct test_model {
-	struct mp_hparams hp;
-	struct mp_weights *w;
-	void *bufs[MP_MODEL_MAX_LAYERS * 32];
-	int nbufs;
-};
-
-static struct mp_tensor make(struct test_model *tm, struct mp_rng *r, uint32_t type, int64_t ne0,
-			     int64_t ne1, int64_t ne2, float scale, float offset)
-{
-	struct mp_tensor t = { type, { ne0, ne1, ne2, 1 }, 0, NULL };
-	mp_type_row_bytes(type, (uint64_t)ne0, &t.row_bytes);
-	int64_t n = ne0 * ne1 * ne2;
-	float *v = mp_malloc(sizeof(float) * (size_t)n);
-	for (int64_t i = 0; i < n; i++)
-		v[i] = offset + scale * (float)mp_rng_normal(r);
-	void *data = mp_malloc(t.row_bytes * (size_t)(ne1 * ne2));
-	mp_quant_ops(type)->quantize(v, data, n);
-	mp_free(v);
-	tm->bufs[tm->nbufs++] = data;
-	t.data = data;
-	return t;
-}
-
-/* dims: D 128, 4 heads, q_lora 64 (or none), kv_lora 64, nope 32, rope 32,
- * v 32, dense ff 128, expert ff 64, 8 experts top-2 in 4 groups keep 2, 1
- * shared, vocab 96, 3 layers (1 dense). */
-static void build(struct test_model *tm, uint32_t wtype, int mla_new, int q_lora, int softmax,
-		  uint64_t seed)
-{
-	memset(tm, 0, sizeof *tm);
-	struct mp_hparams *hp = &tm->hp;
-	*hp = (struct mp_hparams){
-		.n_layer = 3, .n_dense_lead = 1, .n_embd = 128, .n_head = 4,
-		.q_lora_rank = q_lora ? 64 : 0, .kv_lora_rank = 64, .d_nope = 32, .d_rope = 32,
-		.d_v = 32, .n_ff = 128, .n_ff_exp = 64, .n_expert = 8, .n_expert_used = 2,
-		.n_expert_shared = 1, .n_group = softmax ? 1 : 4, .n_group_used = softmax ? 1 : 2,
-		.gating = softmax ? MP_GATING_SOFTMAX : MP_GATING_SIGMOID, .expert_norm = !softmax,
-		.expert_scale = softmax ? 1.0f : 2.5f, .n_vocab = 96, .n_ctx_train = 4096,
-		.eps = 1e-6f, .rope_base = 10000.0f, .yarn = 1, .yarn_factor = 40.0f,
-		.yarn_orig_ctx = 4096.0f, .yarn_beta_fast = 32.0f, .yarn_beta_slow = 1.0f,
-		.mscale_all_dim = 1.0f, .rope_attn_factor = 1.0f, .mla_new = mla_new,
-	};
-	tm->w = mp_calloc(1, sizeof *tm->w);
-	struct mp_weights *w = tm->w;
-	struct mp_rng r;
-	mp_rng_seed(&r, seed);
-	int64_t D = hp->n_embd, H = hp->n_head, R = hp->kv_lora_rank, dqk = hp->d_nope + hp->d_rope;
-	float sD = 1.0f / sqrtf((float)D);
-	w->token_embd = make(tm, &r, wtype, D, hp->n_vocab, 1, 1.0f, 0);
-	w->output_norm = make(tm, &r, MP_TYPE_F32, D, 1, 1, 0.1f, 1.0f);
-	w->output = make(tm, &r, wtype, D, hp->n_vocab, 1, sD, 0);
-	for (uint32_t L = 0; L < hp->n_layer; L++) {
-		struct mp_layer_weights *l = &w->layer[L];
-		l->attn_norm = make(tm, &r, MP_TYPE_F32, D, 1, 1, 0.1f, 1.0f);
-		if (q_lora) {
-			l->q_a = make(tm, &r, wtype, D, hp->q_lora_rank, 1, sD, 0);
-			l->q_a_norm = make(tm, &r, MP_TYPE_F32, hp->q_lora_rank, 1, 1, 0.1f, 1.0f);
-			l->q_b = make(tm, &r, wtype, hp->q_lora_rank, H * dqk, 1, 0.125f, 0);
-		} else {
-			l->q = make(tm, &r, wtype, D, H * dqk, 1, sD, 0);
-		}
-		l->kv_a_mqa = make(tm, &r, wtype, D, R + hp->d_rope, 1, sD, 0);
-		l->kv_a_norm = make(tm, &r, MP_TYPE_F32, R, 1, 1, 0.1f, 1.0f);
-		if (mla_new) {
-			l->k_b = make(tm, &r, wtype, hp->d_nope, R, H, 0.125f, 0);
-			l->v_b = make(tm, &r, wtype, R, hp->d_v, H, 0.125f, 0);
-		} else {
-			l->kv_b = make(tm, &r, wtype, R, H * (hp->d_nope + hp->d_v), 1, 0.125f, 0);
-		}
-		l->attn_out = make(tm, &r, wtype, H * hp->d_v, D, 1, 1.0f / sqrtf((float)(H * hp->d_v)), 0);
-		l->ffn_norm = make(tm, &r, MP_TYPE_F32, D, 1, 1, 0.1f, 1.0f);
-		if (L < hp->n_dense_lead) {
-			l->ffn_gate = make(tm, &r, wtype, D, hp->n_ff, 1, sD, 0);
-			l->ffn_up = make(tm, &r, wtype, D, hp->n_ff, 1, sD, 0);
-			l->ffn_down = make(tm, &r, wtype, hp->n_ff, D, 1, 1.0f / sqrtf((float)hp->n_ff), 0);
-			continue;
-		}
-		int64_t F = hp->n_ff_exp, E = hp->n_expert;
-		l->gate_inp = make(tm, &r, MP_TYPE_F32, D, E, 1, sD, 0);
-		if (!softmax)
-			l->exp_probs_b = make(tm, &r, MP_TYPE_F32, E, 1, 1, 0.05f, 0);
-		l->gate_shexp = make(tm, &r, wtype, D, F, 1, sD, 0);
-		l->up_shexp = make(tm, &r, wtype, D, F, 1, sD, 0);
-		l->down_shexp = make(tm, &r, wtype, F, D, 1, 0.125f, 0);
-		l->gate_exps = make(tm, &r, wtype, D, F, E, sD, 0);
-		l->up_exps = make(tm, &r, wtype, D, F, E, sD, 0);
-		l->down_exps = make(tm, &r, wtype, F, D, E, 0.125f, 0);
-	}
-}
-
-static void drop(struct test_model *tm)
-{
-	for (int i = 0; i < tm->nbufs; i++)
-		mp_free(tm->bufs[i]);
-	mp_free(tm->w);
-}
 
 static int argmax(const float *v, int n)
 {
@@ -214,14 +115,14 @@ static void test_f32_matches_reference(void)
 {
 	struct test_model tm;
 	for (int mla_new = 0; mla_new <= 1; mla_new++) {
-		build(&tm, MP_TYPE_F32, mla_new, 1, 0, 11 + (uint64_t)mla_new);
+		tiny_build(&tm, MP_TYPE_F32, mla_new, 1, 0, 11 + (uint64_t)mla_new);
 		int gd, rd;
 		double err = compare(&tm, &base_opts, 20, &gd, &rd);
 		if (!(err < 1e-4))
 			MP_TEST_FAIL("mla_new=%d: max relative logit error %.3g, tolerance 1e-4", mla_new, err);
 		CHECK_EQ_INT(gd, 0);
 		CHECK_EQ_INT(rd, 0);
-		drop(&tm);
+		tiny_drop(&tm);
 	}
 }
 
@@ -229,7 +130,7 @@ static void test_f32_matches_reference(void)
 static void test_kv_types(void)
 {
 	struct test_model tm;
-	build(&tm, MP_TYPE_F32, 1, 1, 0, 21);
+	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 21);
 	struct mp_model_opts o = base_opts;
 	int gd, rd;
 	o.kv_type = MP_KV_F16;
@@ -241,7 +142,7 @@ static void test_kv_types(void)
 	if (!(e8 < 3e-2))
 		MP_TEST_FAIL("q8_0 KV: max relative logit error %.3g, tolerance 3e-2", e8);
 	CHECK(mp_model_kv_bytes_per_token(&tm.hp, MP_KV_Q8_0) * 2 < mp_model_kv_bytes_per_token(&tm.hp, MP_KV_F16) * 1.2);
-	drop(&tm);
+	tiny_drop(&tm);
 }
 
 /* q8_0 weights: the reference dequantizes the same blocks, the real path also
@@ -249,12 +150,12 @@ static void test_kv_types(void)
 static void test_q8_0_matches_reference(void)
 {
 	struct test_model tm;
-	build(&tm, MP_TYPE_Q8_0, 1, 1, 0, 31);
+	tiny_build(&tm, MP_TYPE_Q8_0, 1, 1, 0, 31);
 	int gd, rd;
 	double err = compare(&tm, &base_opts, 16, &gd, &rd);
 	if (!(err < 5e-2))
 		MP_TEST_FAIL("q8_0: max relative logit error %.3g, tolerance 5e-2 (greedy diffs %d, route diffs %d)", err, gd, rd);
-	drop(&tm);
+	tiny_drop(&tm);
 }
 
 /* The absorbed and decompressed attention forms agree. */
@@ -262,7 +163,7 @@ static void test_absorbed_equals_naive(void)
 {
 	struct test_model tm;
 	for (int mla_new = 0; mla_new <= 1; mla_new++) {
-		build(&tm, MP_TYPE_F32, mla_new, 1, 0, 41);
+		tiny_build(&tm, MP_TYPE_F32, mla_new, 1, 0, 41);
 		struct mp_resident_experts *res;
 		struct mp_expert_source src;
 		char err[256];
@@ -285,7 +186,7 @@ static void test_absorbed_equals_naive(void)
 		mp_model_destroy(a);
 		mp_model_destroy(b);
 		mp_resident_experts_destroy(res);
-		drop(&tm);
+		tiny_drop(&tm);
 	}
 }
 
@@ -293,7 +194,7 @@ static void test_absorbed_equals_naive(void)
 static void test_softmax_and_experts_override(void)
 {
 	struct test_model tm;
-	build(&tm, MP_TYPE_F32, 0, 0, 1, 51);
+	tiny_build(&tm, MP_TYPE_F32, 0, 0, 1, 51);
 	int gd, rd;
 	double err = compare(&tm, &base_opts, 12, &gd, &rd);
 	if (!(err < 1e-4))
@@ -305,20 +206,20 @@ static void test_softmax_and_experts_override(void)
 	if (!(err < 1e-4))
 		MP_TEST_FAIL("--experts 4: max relative logit error %.3g", err);
 	CHECK_EQ_INT(rd, 0);
-	drop(&tm);
-	build(&tm, MP_TYPE_F32, 1, 1, 0, 52);
+	tiny_drop(&tm);
+	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 52);
 	o.no_groups = 1;
 	err = compare(&tm, &o, 12, &gd, &rd);
 	if (!(err < 1e-4))
 		MP_TEST_FAIL("no groups: max relative logit error %.3g", err);
-	drop(&tm);
+	tiny_drop(&tm);
 }
 
 /* Wrong shapes, missing tensors and bad options are named. */
 static void test_bad_input(void)
 {
 	struct test_model tm;
-	build(&tm, MP_TYPE_F32, 1, 1, 0, 61);
+	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 61);
 	struct mp_resident_experts *res;
 	struct mp_expert_source src;
 	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &src) == 0);
@@ -351,7 +252,7 @@ static void test_bad_input(void)
 	CHECK_EQ_INT(mp_model_step(m, 1, &lg), 0);
 	mp_model_destroy(m);
 	mp_resident_experts_destroy(res);
-	drop(&tm);
+	tiny_drop(&tm);
 }
 
 /* Routing: groups, bias used for selection only, normalized and scaled weights. */
