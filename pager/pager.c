@@ -45,7 +45,8 @@
  *      acquire set (the last acquire's experts); a prefetch evicts only an
  *      expert whose keep_score is below the hint's score.
  *
- * Locking.  mu guards everything.  io_mu serialises the mp_io calls; a thread
+ * Locking.  mu guards everything.  Stats updates go between stats_begin and
+ * stats_end (the segment's seqlock), never across a call to progress().  io_mu serialises the mp_io calls; a thread
  * holding mu only ever *tries* io_mu, so the waiting thread may hold io_mu,
  * drop mu while it blocks in mp_io_reap, and take mu back (progress()).
  * Threads that find io_mu taken sleep on cv, broadcast after each batch of
@@ -1251,11 +1252,14 @@ int mp_pager_acquire(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint
 			stats_end(p);
 			continue;
 		}
-		stats_end(p);
 		uint32_t s;
-		while ((s = find_slot(p, e->cls, 0, 0)) == NONE && loading_unpinned(p, e->cls))
-			if (progress(p, 1) < 0)
+		for (;;) {
+			s = find_slot(p, e->cls, 0, 0);
+			stats_end(p);
+			if (s != NONE || !loading_unpinned(p, e->cls) || progress(p, 1) < 0)
 				break;
+			stats_begin(p);
+		}
 		if (s == NONE) {
 			e->pins--;
 			say(p, "pager: no slot can be freed for layer %u expert %u: all %u slots of "
@@ -1446,6 +1450,7 @@ int mp_pager_cancel(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint3
 	if (!p->started || layer >= p->cfg.n_layers)
 		goto out;
 	int have_io = pthread_mutex_trylock(&p->io_mu) == 0;
+	stats_begin(p);
 	for (uint32_t i = 0; i < n; i++) {
 		if (x[i] >= p->cfg.n_experts)
 			continue;
@@ -1472,6 +1477,7 @@ int mp_pager_cancel(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint3
 		if (!sl->pending)
 			finish_load(p, s);
 	}
+	stats_end(p);
 	if (have_io)
 		pthread_mutex_unlock(&p->io_mu);
 	debug_check(p);
