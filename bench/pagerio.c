@@ -45,6 +45,7 @@ static void usage(FILE *f)
 	        "  --expert SIZE    bytes per expert (default 24M)\n"
 	        "  --fio-engine E   fio's ioengine: io_uring or libaio (default io_uring); none: skip fio\n"
 	        "  --pager          read through the pager (4 layers, top-8, pool = 1/3 of the experts)\n"
+	        "  --warm           with --pager: page cache warm and the pager's page-cache tier on\n"
 	        "  -h, --help       this help\n");
 }
 
@@ -82,6 +83,16 @@ static void drop_cache(const char *path)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 		close(fd);
 	}
+}
+
+/* Reads the whole file through the page cache. */
+static void warm_cache(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	static char buf[1 << 20];
+	while (fd >= 0 && read(fd, buf, sizeof buf) > 0) {}
+	if (fd >= 0)
+		close(fd);
 }
 
 /* Reads every expert once; returns MB/s (10^6 bytes), or < 0. */
@@ -168,7 +179,8 @@ out:
 
 /* Through the pager: returns MB/s of bytes read, hit rate in *hit_rate. */
 static double run_pager(const struct mp_io_ops *ops, const char *path, uint64_t size,
-                        uint32_t depth, uint64_t block, uint64_t expert, double *hit_rate)
+                        uint32_t depth, uint64_t block, uint64_t expert, int warm,
+                        double *hit_rate)
 {
 	const uint32_t layers = 4, top_k = 8;
 	uint32_t per_layer = (uint32_t)(size / expert / layers);
@@ -179,7 +191,7 @@ static double run_pager(const struct mp_io_ops *ops, const char *path, uint64_t 
 	uint64_t n_slots = (uint64_t)layers * per_layer / 3;
 	struct mp_pager_config cfg = { .backend = ops, .io_depth = depth, .io_block = block,
 	                               .n_layers = layers, .n_experts = per_layer, .top_k = top_k,
-	                               .no_page_cache = 1, .no_preload = 1,
+	                               .no_page_cache = !warm, .no_preload = 1,
 	                               .budget = slot * (n_slots > top_k ? n_slots : top_k) };
 	struct mp_pager *p = NULL;
 	struct mp_pager_info in;
@@ -232,9 +244,9 @@ static double run_pager(const struct mp_io_ops *ops, const char *path, uint64_t 
 		}
 		tokens++;
 		mp_pager_info(p, &in);
-	} while (in.bytes_read < 2 * size && tokens < 1000);
+	} while (in.bytes_read + in.pc_bytes < 2 * size && tokens < 1000);
 	double s = (double)(mp_clock_now_ns() - t0) / 1e9;
-	mbs = (double)in.bytes_read / 1e6 / s;
+	mbs = (double)(in.bytes_read + in.pc_bytes) / 1e6 / s;
 	*hit_rate = (double)in.hits / (double)(in.hits + in.misses + in.pc_hits);
 out:
 	if (mbs < 0 && p)
@@ -274,7 +286,7 @@ int main(int argc, char **argv)
 	uint64_t size = 1ull << 30, block = 4u << 20, expert = 24u << 20;
 	uint32_t depth = 32;
 	const char *list = NULL, *engine = "io_uring", *path = NULL;
-	int pager = 0;
+	int pager = 0, warm = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int bad = 0;
@@ -294,6 +306,8 @@ int main(int argc, char **argv)
 			depth = (uint32_t)strtoul(v, NULL, 10);
 			bad = depth == 0 || depth > 4096;
 			i++;
+		} else if (!strcmp(a, "--warm")) {
+			warm = 1;
 		} else if (!strcmp(a, "--pager")) {
 			pager = 1;
 		} else if (!strcmp(a, "--io") && v) {
@@ -339,12 +353,16 @@ int main(int argc, char **argv)
 			printf("%-8s %10s  (%s)\n", (*b)->name, "-", why);
 			continue;
 		}
-		drop_cache(path);
+		if (warm && pager)
+			warm_cache(path);
+		else
+			drop_cache(path);
 		double hit = 0;
-		double m = pager ? run_pager(*b, path, size, depth, block, expert, &hit)
+		double m = pager ? run_pager(*b, path, size, depth, block, expert, warm, &hit)
 		                 : run_backend(*b, path, size, depth, block, expert);
 		if (pager)
-			printf("%-8s %10.0f  (through the pager, hit rate %.2f)\n", (*b)->name, m, hit);
+			printf("%-8s %10.0f  (through the pager%s, hit rate %.2f)\n", (*b)->name, m,
+			       warm ? ", warm page cache" : "", hit);
 		else
 			printf("%-8s %10.0f\n", (*b)->name, m);
 		fflush(stdout);
