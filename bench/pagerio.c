@@ -9,6 +9,11 @@
  * dropped from the page cache (posix_fadvise) before each backend, so every
  * figure is a cold read.  fio (if on PATH) runs a randread job with the same
  * block size and depth, O_DIRECT, io_uring (or libaio with --fio-engine).
+ *
+ * With --pager the same file is read through the pager instead: every
+ * expert is registered as three unaligned ranges in 4 layers, the pool holds
+ * a third of them, and each "token" acquires a random top-8 set per layer and
+ * waits for it, so the figure includes the pager's own overhead and its hits.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +27,7 @@
 #include "clock.h"
 #include "err.h"
 #include "io.h"
+#include "pager.h"
 #include "rng.h"
 #include "size.h"
 
@@ -38,6 +44,8 @@ static void usage(FILE *f)
 	        "  --block SIZE     bytes per request, multiple of 4K (default 4M)\n"
 	        "  --expert SIZE    bytes per expert (default 24M)\n"
 	        "  --fio-engine E   fio's ioengine: io_uring or libaio (default io_uring); none: skip fio\n"
+	        "  --pager          read through the pager (4 layers, top-8, pool = 1/3 of the experts)\n"
+	        "  --warm           with --pager: page cache warm and the pager's page-cache tier on\n"
 	        "  -h, --help       this help\n");
 }
 
@@ -75,6 +83,16 @@ static void drop_cache(const char *path)
 		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
 		close(fd);
 	}
+}
+
+/* Reads the whole file through the page cache. */
+static void warm_cache(const char *path)
+{
+	int fd = open(path, O_RDONLY);
+	static char buf[1 << 20];
+	while (fd >= 0 && read(fd, buf, sizeof buf) > 0) {}
+	if (fd >= 0)
+		close(fd);
 }
 
 /* Reads every expert once; returns MB/s (10^6 bytes), or < 0. */
@@ -159,6 +177,84 @@ out:
 	return mbs;
 }
 
+/* Through the pager: returns MB/s of bytes read, hit rate in *hit_rate. */
+static double run_pager(const struct mp_io_ops *ops, const char *path, uint64_t size,
+                        uint32_t depth, uint64_t block, uint64_t expert, int warm,
+                        double *hit_rate)
+{
+	const uint32_t layers = 4, top_k = 8;
+	uint32_t per_layer = (uint32_t)(size / expert / layers);
+	if (per_layer < top_k)
+		return -1;
+	uint64_t third = expert / 3, len = third - 2000;
+	uint64_t slot = 3 * (((len + 4095) & ~(uint64_t)4095) + 4096);   /* pager.c's class size */
+	uint64_t n_slots = (uint64_t)layers * per_layer / 3;
+	struct mp_pager_config cfg = { .backend = ops, .io_depth = depth, .io_block = block,
+	                               .n_layers = layers, .n_experts = per_layer, .top_k = top_k,
+	                               .no_page_cache = !warm, .no_preload = 1,
+	                               .budget = slot * (n_slots > top_k ? n_slots : top_k) };
+	struct mp_pager *p = NULL;
+	struct mp_pager_info in;
+	char msg[512];
+	double mbs = -1;
+	if (mp_pager_create(&cfg, &p, msg, sizeof msg) < 0) {
+		fprintf(stderr, "pagerio: %s\n", msg);
+		return -1;
+	}
+	if (mp_pager_add_file(p, path) < 0)
+		goto out;
+	for (uint32_t l = 0; l < layers; l++)
+		for (uint32_t e = 0; e < per_layer; e++) {
+			uint64_t base = ((uint64_t)l * per_layer + e) * expert;
+			struct mp_pager_range r[3];
+			for (int i = 0; i < 3; i++)
+				r[i] = (struct mp_pager_range){ .file = 0, .offset = base + i * third + 1000,
+				                                .len = len };
+			if (mp_pager_register(p, l, e, r, 3) < 0)
+				goto out;
+		}
+	if (mp_pager_start(p) < 0)
+		goto out;
+	struct mp_rng rng;
+	mp_rng_seed(&rng, 11);
+	uint64_t t0 = mp_clock_now_ns();
+	uint32_t tokens = 0;
+	do {
+		for (uint32_t l = 0; l < layers; l++) {
+			uint32_t x[8];
+			for (uint32_t k = 0; k < top_k; k++) {
+				int dup;
+				do {
+					x[k] = (uint32_t)mp_rng_below(&rng, per_layer);
+					dup = 0;
+					for (uint32_t j = 0; j < k; j++)
+						dup |= x[j] == x[k];
+				} while (dup);
+			}
+			if (mp_pager_acquire(p, l, x, top_k) < 0)
+				goto out;
+			uint8_t taken[8] = { 0 };
+			for (uint32_t k = 0; k < top_k; k++) {
+				int i = mp_pager_wait_any(p, l, x, top_k, taken);
+				if (i < 0 || mp_pager_poll(p, l, x[i], NULL, 0) < 0)
+					goto out;
+				taken[i] = 1;
+			}
+			mp_pager_release(p, l, x, top_k);
+		}
+		tokens++;
+		mp_pager_info(p, &in);
+	} while (in.bytes_read + in.pc_bytes < 2 * size && tokens < 1000);
+	double s = (double)(mp_clock_now_ns() - t0) / 1e9;
+	mbs = (double)(in.bytes_read + in.pc_bytes) / 1e6 / s;
+	*hit_rate = (double)in.hits / (double)(in.hits + in.misses + in.pc_hits);
+out:
+	if (mbs < 0 && p)
+		fprintf(stderr, "pagerio: pager/%s: %s\n", ops->name, mp_pager_message(p));
+	mp_pager_destroy(p);
+	return mbs;
+}
+
 /* fio's randread bandwidth in MB/s, or < 0 when fio is missing or fails. */
 static double run_fio(const char *engine, const char *path, uint64_t size, uint32_t depth,
                       uint64_t block)
@@ -190,6 +286,7 @@ int main(int argc, char **argv)
 	uint64_t size = 1ull << 30, block = 4u << 20, expert = 24u << 20;
 	uint32_t depth = 32;
 	const char *list = NULL, *engine = "io_uring", *path = NULL;
+	int pager = 0, warm = 0;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		int bad = 0;
@@ -209,6 +306,10 @@ int main(int argc, char **argv)
 			depth = (uint32_t)strtoul(v, NULL, 10);
 			bad = depth == 0 || depth > 4096;
 			i++;
+		} else if (!strcmp(a, "--warm")) {
+			warm = 1;
+		} else if (!strcmp(a, "--pager")) {
+			pager = 1;
 		} else if (!strcmp(a, "--io") && v) {
 			list = argv[++i];
 		} else if (!strcmp(a, "--fio-engine") && v) {
@@ -244,13 +345,26 @@ int main(int argc, char **argv)
 		if (list && !strstr(list, (*b)->name))
 			continue;
 		char why[256] = "";
+		if (pager && ((*b)->caps & MP_IO_CAP_NOPOOL)) {
+			printf("%-8s %10s  (no pool: nothing to page)\n", (*b)->name, "-");
+			continue;
+		}
 		if ((*b)->probe(why, sizeof why) < 0) {
 			printf("%-8s %10s  (%s)\n", (*b)->name, "-", why);
 			continue;
 		}
-		drop_cache(path);
-		double m = run_backend(*b, path, size, depth, block, expert);
-		printf("%-8s %10.0f\n", (*b)->name, m);
+		if (warm && pager)
+			warm_cache(path);
+		else
+			drop_cache(path);
+		double hit = 0;
+		double m = pager ? run_pager(*b, path, size, depth, block, expert, warm, &hit)
+		                 : run_backend(*b, path, size, depth, block, expert);
+		if (pager)
+			printf("%-8s %10.0f  (through the pager%s, hit rate %.2f)\n", (*b)->name, m,
+			       warm ? ", warm page cache" : "", hit);
+		else
+			printf("%-8s %10.0f\n", (*b)->name, m);
 		fflush(stdout);
 	}
 	if (strcmp(engine, "none") != 0) {

@@ -45,7 +45,8 @@
  *      acquire set (the last acquire's experts); a prefetch evicts only an
  *      expert whose keep_score is below the hint's score.
  *
- * Locking.  mu guards everything.  io_mu serialises the mp_io calls; a thread
+ * Locking.  mu guards everything.  Stats updates go between stats_begin and
+ * stats_end (the segment's seqlock), never across a call to progress().  io_mu serialises the mp_io calls; a thread
  * holding mu only ever *tries* io_mu, so the waiting thread may hold io_mu,
  * drop mu while it blocks in mp_io_reap, and take mu back (progress()).
  * Threads that find io_mu taken sleep on cv, broadcast after each batch of
@@ -581,9 +582,9 @@ int mp_pager_start(struct mp_pager *p)
 {
 	pthread_mutex_lock(&p->mu);
 	int rc = 0;
-	if (p->started) {
+	if (p->started || p->classes) {
 		rc = -MP_EARG;
-		say(p, "pager: started twice");
+		say(p, "pager: started twice (after a failed start, destroy it)");
 		goto out;
 	}
 	rc = make_classes(p);
@@ -665,11 +666,11 @@ int mp_pager_start(struct mp_pager *p)
 			max_chunks = chunks;
 	}
 	if (p->nopool) {   /* per-slot pointer arrays */
+		uint32_t n = 0;
+		for (uint32_t e = 0; e < p->n_total; e++)
+			if (p->experts[e].n_ranges > n)
+				n = p->experts[e].n_ranges;
 		for (uint32_t s = 0; s < p->n_slots; s++) {
-			uint32_t n = 0;
-			for (uint32_t e = 0; e < p->n_total; e++)
-				if (p->experts[e].n_ranges > n)
-					n = p->experts[e].n_ranges;
 			p->slots[s].ptr = mp_calloc(n, sizeof(void *));
 			if (!p->slots[s].ptr) {
 				rc = -ENOMEM;
@@ -744,7 +745,7 @@ int mp_pager_start(struct mp_pager *p)
 			uint32_t s = k->free_head;
 			k->free_head = p->slots[s].next_free;
 			k->n_free--;
-			if (issue_load(p, id, s, 0) == 0)
+			if (issue_load(p, id, s, 0) >= 0)
 				p->info.pf_issued++;
 		}
 		stats_end(p);
@@ -1208,6 +1209,56 @@ static void unpin(struct mp_pager *p, uint32_t id)
 		p->slots[e->slot].state = S_READY;
 }
 
+/* Pins expert id: a hit, or a slot found (evicting if need be) and its
+ * load issued.  progress() may drop mu while a slot is awaited, so the
+ * expert's residence is looked at again each time round.  0 or -MP_EBUDGET. */
+static int acquire_one(struct mp_pager *p, uint32_t id)
+{
+	struct expert *e = &p->experts[id];
+	e->pins++;
+	stats_begin(p);
+	st_add_expert(p, id, EXPERT_F(uses), 1);
+	for (;;) {
+		if (e->slot != NONE) {                    /* hit: READY, IN_USE or LOADING */
+			struct slot *sl = &p->slots[e->slot];
+			if (sl->state == S_READY)
+				sl->state = S_IN_USE;
+			else if (sl->state == S_LOADING)
+				promote(p, e->slot);
+			if (sl->prefetched) {
+				sl->prefetched = 0;
+				p->info.pf_used++;
+				st_add_layer(p, id, LAYER_F(pf_used), 1);
+			}
+			sl->last_use = p->tick;
+			int again = sl->err == -MP_ECANCELLED;    /* will be read again */
+			*(again ? &p->info.misses : &p->info.hits) += 1;
+			st_add_layer(p, id, again ? LAYER_F(misses) : LAYER_F(hits), 1);
+			st_add_expert(p, id, again ? EXPERT_F(misses) : EXPERT_F(hits), 1);
+			break;
+		}
+		uint32_t s = find_slot(p, e->cls, 0, 0);
+		if (s != NONE) {
+			int got = issue_load(p, id, s, 1);
+			*(got == 1 ? &p->info.pc_hits : &p->info.misses) += 1;
+			st_add_layer(p, id, got == 1 ? LAYER_F(pc_hits) : LAYER_F(misses), 1);
+			st_add_expert(p, id, EXPERT_F(misses), 1);
+			break;
+		}
+		stats_end(p);
+		if (!loading_unpinned(p, e->cls) || progress(p, 1) < 0) {
+			e->pins--;
+			say(p, "pager: no slot can be freed for layer %u expert %u: all %u slots of "
+			    "its size class are loading or in use (experts of several layers held at once?)",
+			    id / p->cfg.n_experts, id % p->cfg.n_experts, p->classes[e->cls].n_slots);
+			return -MP_EBUDGET;
+		}
+		stats_begin(p);
+	}
+	stats_end(p);
+	return 0;
+}
+
 int mp_pager_acquire(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint32_t n)
 {
 	pthread_mutex_lock(&p->mu);
@@ -1222,59 +1273,9 @@ int mp_pager_acquire(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint
 		p->cfg.on_access(p->cfg.policy_ctx, layer, x, n);
 	uint32_t i = 0;
 	for (; i < n; i++) {
-		uint32_t id = eid(p, layer, x[i]);
-		struct expert *e = &p->experts[id];
-		stats_begin(p);
-		st_add_expert(p, id, EXPERT_F(uses), 1);
-		e->pins++;
-		if (e->slot != NONE) {                    /* hit: READY, IN_USE or LOADING */
-			struct slot *sl = &p->slots[e->slot];
-			if (sl->state == S_READY)
-				sl->state = S_IN_USE;
-			else if (sl->state == S_LOADING)
-				promote(p, e->slot);
-			if (sl->prefetched) {
-				sl->prefetched = 0;
-				p->info.pf_used++;
-				st_add_layer(p, id, LAYER_F(pf_used), 1);
-			}
-			sl->last_use = p->tick;
-			if (sl->err == -MP_ECANCELLED) {   /* will be read again */
-				p->info.misses++;
-				st_add_layer(p, id, LAYER_F(misses), 1);
-				st_add_expert(p, id, EXPERT_F(misses), 1);
-			} else {
-				p->info.hits++;
-				st_add_layer(p, id, LAYER_F(hits), 1);
-				st_add_expert(p, id, EXPERT_F(hits), 1);
-			}
-			stats_end(p);
-			continue;
-		}
-		stats_end(p);
-		uint32_t s;
-		while ((s = find_slot(p, e->cls, 0, 0)) == NONE && loading_unpinned(p, e->cls))
-			if (progress(p, 1) < 0)
-				break;
-		if (s == NONE) {
-			e->pins--;
-			say(p, "pager: no slot can be freed for layer %u expert %u: all %u slots of "
-			    "its size class are loading or in use (experts of several layers held at once?)",
-			    layer, x[i], p->classes[e->cls].n_slots);
-			rc = -MP_EBUDGET;
+		rc = acquire_one(p, eid(p, layer, x[i]));
+		if (rc < 0)
 			break;
-		}
-		stats_begin(p);
-		int got = issue_load(p, id, s, 1);
-		if (got == 1) {
-			p->info.pc_hits++;
-			st_add_layer(p, id, LAYER_F(pc_hits), 1);
-		} else {
-			p->info.misses++;
-			st_add_layer(p, id, LAYER_F(misses), 1);
-		}
-		st_add_expert(p, id, EXPERT_F(misses), 1);
-		stats_end(p);
 	}
 	if (rc < 0)                               /* all or nothing */
 		while (i-- > 0)
@@ -1446,6 +1447,7 @@ int mp_pager_cancel(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint3
 	if (!p->started || layer >= p->cfg.n_layers)
 		goto out;
 	int have_io = pthread_mutex_trylock(&p->io_mu) == 0;
+	stats_begin(p);
 	for (uint32_t i = 0; i < n; i++) {
 		if (x[i] >= p->cfg.n_experts)
 			continue;
@@ -1472,6 +1474,7 @@ int mp_pager_cancel(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint3
 		if (!sl->pending)
 			finish_load(p, s);
 	}
+	stats_end(p);
 	if (have_io)
 		pthread_mutex_unlock(&p->io_mu);
 	debug_check(p);

@@ -568,8 +568,9 @@ static void test_stats_segment(void)
 	mp_stats_destroy(st);
 }
 
-/* Two threads on one pager: one decodes layer 1, the other layer 2 and
- * sends hints, while the backend's completions arrive (TSan runs this). */
+/* Three threads on one pager, two of them on the same layer, each
+ * acquiring, waiting, checking bytes, releasing and hinting while the
+ * backend's completions arrive (TSan runs this). */
 struct thr {
 	struct mp_pager *p;
 	uint32_t layer;
@@ -610,19 +611,21 @@ static void test_threads(void)
 	for (int b = 0; b < n_backends; b++) {
 		tp_drop_cache(path_a);
 		tp_drop_cache(path_b);
-		struct opts o = { .ops = backends[b], .budget = 4 * slot1 + 4 * slot2, .depth = 4,
+		struct opts o = { .ops = backends[b], .budget = 5 * slot1 + 4 * slot2, .depth = 4,
 		                  .io_block = 8192 };
 		int rc;
 		struct mp_pager *p = make(&o, &rc);
 		REQUIRE(p && rc == 0);
-		struct thr t1 = { p, 1, 0 }, t2 = { p, 2, 0 };
-		pthread_t a, c;
-		REQUIRE(pthread_create(&a, NULL, decode_thread, &t1) == 0);
-		REQUIRE(pthread_create(&c, NULL, decode_thread, &t2) == 0);
-		pthread_join(a, NULL);
-		pthread_join(c, NULL);
-		if (t1.bad || t2.bad)
-			MP_TEST_FAIL("%s: %d + %d bad experts with two threads", backends[b]->name, t1.bad, t2.bad);
+		/* Two threads share layer 1: the same experts are acquired from both. */
+		struct thr t[3] = { { p, 1, 0 }, { p, 2, 0 }, { p, 1, 0 } };
+		pthread_t th[3];
+		for (int i = 0; i < 3; i++)
+			REQUIRE(pthread_create(&th[i], NULL, decode_thread, &t[i]) == 0);
+		for (int i = 0; i < 3; i++)
+			pthread_join(th[i], NULL);
+		if (t[0].bad || t[1].bad || t[2].bad)
+			MP_TEST_FAIL("%s: %d + %d + %d bad experts with three threads", backends[b]->name,
+			             t[0].bad, t[1].bad, t[2].bad);
 		CHECK_EQ_INT(mp_pager_check(p, 2), 0);
 		mp_pager_destroy(p);
 	}
