@@ -1,0 +1,9 @@
+# tools — command-line tools built on src/: moepager-mkmodel (synthetic
+# models), moepager-gguf (inspect, plan, manifest, verify).
+bin_PROGRAMS += moepager-mkmodel
+moepager_mkmodel_CPPFLAGS = $(TOOLS_CPPFLAGS)
+moepager_mkmodel_SOURCES = \
+	tools/mkmodel.c \
+	tools/mkvocab.c \
+	tools/mkvocab.h
+moepager_mkmodel_LDADD = $(SRC_LIBS)
