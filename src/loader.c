@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <xxhash.h>
+
 #include "alloc.h"
 #include "err.h"
 #include "loader.h"
@@ -327,6 +329,46 @@ out:
 	mp_free(merges);
 	mp_free(types);
 	return rc;
+}
+
+/* ---- fingerprint and sizes ------------------------------------------------------- */
+
+uint64_t mp_loader_fingerprint(const struct mp_gguf *g)
+{
+	XXH3_state_t *st = XXH3_createState();
+	if (!st)
+		return 0;
+	XXH3_64bits_reset(st);
+	for (uint64_t i = 0; i < mp_gguf_kv_count(g); i++) {
+		const char *k = mp_gguf_kv_key(g, i);
+		uint32_t t = mp_gguf_kv_type(g, i);
+		XXH3_64bits_update(st, k, strlen(k) + 1);
+		XXH3_64bits_update(st, &t, sizeof t);
+	}
+	for (uint64_t i = 0; i < mp_gguf_tensor_count(g); i++) {
+		const struct mp_gguf_tensor *t = mp_gguf_tensor_at(g, i);
+		XXH3_64bits_update(st, t->name, strlen(t->name) + 1);
+		XXH3_64bits_update(st, &t->type, sizeof t->type);
+		XXH3_64bits_update(st, t->ne, sizeof t->ne);
+		XXH3_64bits_update(st, &t->part, sizeof t->part);
+		XXH3_64bits_update(st, &t->offset, sizeof t->offset);
+	}
+	uint64_t h = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return h;
+}
+
+void mp_loader_bytes(const struct mp_gguf *g, uint64_t *routed, uint64_t *resident)
+{
+	*routed = *resident = 0;
+	for (uint64_t i = 0; i < mp_gguf_tensor_count(g); i++) {
+		const struct mp_gguf_tensor *t = mp_gguf_tensor_at(g, i);
+		size_t n = strlen(t->name);
+		if (n > 12 && strcmp(t->name + n - 12, "_exps.weight") == 0)
+			*routed += t->nbytes;
+		else
+			*resident += t->nbytes;
+	}
 }
 
 /* ---- a whole file mapped ------------------------------------------------------------ */

@@ -34,6 +34,14 @@ int mp_loader_weights(struct mp_gguf *g, const struct mp_hparams *hp, const uint
 struct mp_tok;
 int mp_loader_tokenizer(struct mp_gguf *g, struct mp_tok **out, char *err, size_t err_len);
 
+/* XXH3-64 fingerprint of the model's header and tensor table (metadata keys
+ * and types, tensor names, types, shapes and offsets): keys the usage profile
+ * and the stats segment.  Never touches tensor data. */
+uint64_t mp_loader_fingerprint(const struct mp_gguf *g);
+
+/* Bytes of the routed-expert tensors (*_exps) and of everything else. */
+void mp_loader_bytes(const struct mp_gguf *g, uint64_t *routed, uint64_t *resident);
+
 /* A model file opened and mapped whole. */
 struct mp_modelfile;
 

@@ -56,6 +56,9 @@ struct mp_model {
 	float *h, *x, *q, *qa, *kv_a, *q_lat, *o_lat, *o, *att, *f, *tmp;
 	float *ff_a, *ff_b, *expert_out, *logits, *kv_row, *router_logits;
 	float *k_dec, *v_dec;         /* absorb == 0 only: one position's keys / values */
+	float *kvf;                   /* [n_ctx][kv_width]: the current layer's cache in f32 */
+	struct head_scratch *hs;      /* [threads]: per-thread attention scratch */
+	int n_hs;                     /* entries in hs */
 };
 
 __attribute__((format(printf, 2, 3)))
@@ -72,13 +75,19 @@ static int fail(struct mp_model *m, const char *fmt, ...)
 
 /* y[r] = W[row0 + r] · x for r < nrows (x has W->ne[0] elements), rows shared
  * among the threads; bit-identical for any thread count (kernels/matvec.h). */
+static void linear_rows_on(struct mp_model *m, struct mp_threads *pool, const struct mp_tensor *W,
+			   int64_t row0, int64_t nrows, const float *x, float *y)
+{
+	struct mp_mat mat = { mp_tensor_row(W, row0), W->type, nrows, W->ne[0] };
+	int rc = mp_matvec(pool, mp_dispatch_path(), &mat, x, y);
+	if (rc < 0 && !m->err[0])   /* shapes and types were checked at create */
+		fail(m, "matvec failed: %s", mp_strerror(rc));
+}
+
 static void linear_rows(struct mp_model *m, const struct mp_tensor *W, int64_t row0, int64_t nrows,
 			const float *x, float *y)
 {
-	struct mp_mat mat = { mp_tensor_row(W, row0), W->type, nrows, W->ne[0] };
-	int rc = mp_matvec(m->opts.threads, mp_dispatch_path(), &mat, x, y);
-	if (rc < 0 && !m->err[0])   /* shapes and types were checked at create */
-		fail(m, "matvec failed: %s", mp_strerror(rc));
+	linear_rows_on(m, m->opts.threads, W, row0, nrows, x, y);
 }
 
 static void linear(struct mp_model *m, const struct mp_tensor *W, const float *x, float *y)
@@ -112,35 +121,77 @@ static const float *kv_read(struct mp_model *m, uint32_t layer, uint32_t t)
 
 /* ---- attention ------------------------------------------------------------------ */
 
-/* q_lat = K_hᵀ q_nope for head h (kv_lora_rank values). */
+/* q_lat = K_hᵀ q_nope for head h (kv_lora_rank values), on the calling
+ * thread; tmp holds kv_lora_rank floats. */
 static void absorb_query(struct mp_model *m, const struct mp_layer_weights *lw, uint32_t h,
-			 const float *q_nope, float *q_lat)
+			 const float *q_nope, float *q_lat, float *tmp)
 {
 	const struct mp_hparams *hp = m->hp;
 	if (hp->mla_new) {
-		linear_rows(m, &lw->k_b, (int64_t)h * hp->kv_lora_rank, hp->kv_lora_rank, q_nope, q_lat);
+		linear_rows_on(m, NULL, &lw->k_b, (int64_t)h * hp->kv_lora_rank, hp->kv_lora_rank, q_nope,
+			       q_lat);
 		return;
 	}
 	/* old files: accumulate q_nope[d] × kv_b row (h·(d_nope+d_v) + d) */
 	const struct mp_quant_ops *ops = mp_quant_ops(lw->kv_b.type);
 	memset(q_lat, 0, sizeof(float) * hp->kv_lora_rank);
 	for (uint32_t d = 0; d < hp->d_nope; d++) {
-		ops->dequant(mp_tensor_row(&lw->kv_b, (int64_t)h * (hp->d_nope + hp->d_v) + d), m->tmp,
+		ops->dequant(mp_tensor_row(&lw->kv_b, (int64_t)h * (hp->d_nope + hp->d_v) + d), tmp,
 			     hp->kv_lora_rank);
-		mp_ops_axpy(q_lat, m->tmp, q_nope[d], hp->kv_lora_rank);
+		mp_ops_axpy(q_lat, tmp, q_nope[d], hp->kv_lora_rank);
 	}
 }
 
-/* o_h = U_h · o_lat (d_v values). */
+/* o_h = U_h · o_lat (d_v values), on the calling thread. */
 static void expand_value(struct mp_model *m, const struct mp_layer_weights *lw, uint32_t h,
 			 const float *o_lat, float *o_h)
 {
 	const struct mp_hparams *hp = m->hp;
 	if (hp->mla_new)
-		linear_rows(m, &lw->v_b, (int64_t)h * hp->d_v, hp->d_v, o_lat, o_h);
+		linear_rows_on(m, NULL, &lw->v_b, (int64_t)h * hp->d_v, hp->d_v, o_lat, o_h);
 	else
-		linear_rows(m, &lw->kv_b, (int64_t)h * (hp->d_nope + hp->d_v) + hp->d_nope, hp->d_v,
-			    o_lat, o_h);
+		linear_rows_on(m, NULL, &lw->kv_b, (int64_t)h * (hp->d_nope + hp->d_v) + hp->d_nope,
+			       hp->d_v, o_lat, o_h);
+}
+
+/* One thread's scratch for the per-head attention work. */
+struct head_scratch {
+	float *q_lat;   /* [kv_lora_rank] */
+	float *o_lat;   /* [kv_lora_rank] */
+	float *att;     /* [n_ctx] */
+	float *tmp;     /* [kv_lora_rank] */
+};
+
+struct heads_job {
+	struct mp_model *m;
+	const struct mp_layer_weights *lw;
+	uint32_t n_pos;
+};
+
+/* Absorbed attention for heads ith, ith+nth, ...: the cache rows are already
+ * dequantized in m->kvf; every head is computed by one thread, so the result
+ * does not depend on the thread count. */
+static void heads_worker(void *ctx, int ith, int nth)
+{
+	struct heads_job *j = ctx;
+	struct mp_model *m = j->m;
+	const struct mp_hparams *hp = m->hp;
+	struct head_scratch *hs = &m->hs[ith];
+	uint32_t d_qk = hp->d_nope + hp->d_rope, r = hp->kv_lora_rank, w = m->kv_width;
+	for (uint32_t h = (uint32_t)ith; h < hp->n_head; h += (uint32_t)nth) {
+		const float *q_nope = m->q + (size_t)h * d_qk, *q_rope = q_nope + hp->d_nope;
+		absorb_query(m, j->lw, h, q_nope, hs->q_lat, hs->tmp);
+		for (uint32_t t = 0; t < j->n_pos; t++) {
+			const float *kv = m->kvf + (size_t)t * w;
+			hs->att[t] = m->kq_scale * (mp_ops_dot(hs->q_lat, kv, r) +
+						    mp_ops_dot(q_rope, kv + r, hp->d_rope));
+		}
+		mp_ops_softmax(hs->att, j->n_pos);
+		memset(hs->o_lat, 0, sizeof(float) * r);
+		for (uint32_t t = 0; t < j->n_pos; t++)
+			mp_ops_axpy(hs->o_lat, m->kvf + (size_t)t * w, hs->att[t], r);
+		expand_value(m, j->lw, h, hs->o_lat, m->o + (size_t)h * hp->d_v);
+	}
 }
 
 /* Decompressed key-nope (d_nope) and value (d_v) of head h from latent c. */
@@ -188,22 +239,17 @@ static void attention(struct mp_model *m, uint32_t L, const float *x, float *out
 		mp_rope_apply(&m->rope, m->q + (size_t)h * d_qk + hp->d_nope, m->pos);
 	mp_quant_ops((uint32_t)m->opts.kv_type)->quantize(m->kv_a, kv_slot(m, L, m->pos), m->kv_width);
 
-	for (uint32_t h = 0; h < hp->n_head; h++) {
-		const float *q_nope = m->q + (size_t)h * d_qk, *q_rope = q_nope + hp->d_nope;
-		float *o_h = m->o + (size_t)h * hp->d_v;
-		if (m->opts.absorb) {
-			absorb_query(m, lw, h, q_nope, m->q_lat);
-			for (uint32_t t = 0; t < n_pos; t++) {
-				const float *kv = kv_read(m, L, t);
-				m->att[t] = m->kq_scale * (mp_ops_dot(m->q_lat, kv, r) +
-							   mp_ops_dot(q_rope, kv + r, hp->d_rope));
-			}
-			mp_ops_softmax(m->att, n_pos);
-			memset(m->o_lat, 0, sizeof(float) * r);
-			for (uint32_t t = 0; t < n_pos; t++)
-				mp_ops_axpy(m->o_lat, kv_read(m, L, t), m->att[t], r);
-			expand_value(m, lw, h, m->o_lat, o_h);
-		} else {
+	if (m->opts.absorb) {
+		/* dequantize this layer's cache once, then share the heads out */
+		const struct mp_quant_ops *kv_ops = mp_quant_ops((uint32_t)m->opts.kv_type);
+		for (uint32_t t = 0; t < n_pos; t++)
+			kv_ops->dequant(kv_slot(m, L, t), m->kvf + (size_t)t * m->kv_width, m->kv_width);
+		struct heads_job job = { m, lw, n_pos };
+		mp_threads_run(m->opts.threads, heads_worker, &job);
+	} else {
+		for (uint32_t h = 0; h < hp->n_head; h++) {
+			const float *q_nope = m->q + (size_t)h * d_qk, *q_rope = q_nope + hp->d_nope;
+			float *o_h = m->o + (size_t)h * hp->d_v;
 			for (uint32_t t = 0; t < n_pos; t++) {
 				const float *kv = kv_read(m, L, t);
 				decompress(m, lw, h, kv, m->k_dec, m->v_dec + (size_t)t * hp->d_v);
@@ -546,8 +592,18 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->qa = mp_calloc(hp->q_lora_rank + 1, sizeof(float));
 	m->kv_a = mp_calloc(m->kv_width, sizeof(float));
 	m->kv_row = mp_calloc(m->kv_width, sizeof(float));
-	m->q_lat = mp_calloc(hp->kv_lora_rank, sizeof(float));
-	m->o_lat = mp_calloc(hp->kv_lora_rank, sizeof(float));
+	m->kvf = mp_calloc((size_t)m->opts.n_ctx * m->kv_width, sizeof(float));
+	m->n_hs = mp_threads_count(m->opts.threads);
+	m->hs = mp_calloc((size_t)m->n_hs, sizeof *m->hs);
+	for (int i = 0; m->hs && i < m->n_hs; i++) {
+		struct head_scratch *h = &m->hs[i];
+		h->q_lat = mp_calloc(hp->kv_lora_rank, sizeof(float));
+		h->o_lat = mp_calloc(hp->kv_lora_rank, sizeof(float));
+		h->att = mp_calloc(m->opts.n_ctx, sizeof(float));
+		h->tmp = mp_calloc(hp->kv_lora_rank, sizeof(float));
+		if (!h->q_lat || !h->o_lat || !h->att || !h->tmp)
+			goto nomem;
+	}
 	m->o = mp_calloc(H * hp->d_v, sizeof(float));
 	m->att = mp_calloc(m->opts.n_ctx, sizeof(float));
 	m->tmp = mp_calloc(widest, sizeof(float));
@@ -559,7 +615,7 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->k_dec = mp_calloc(hp->d_nope, sizeof(float));
 	m->v_dec = m->opts.absorb ? NULL : mp_calloc((size_t)m->opts.n_ctx * hp->d_v, sizeof(float));
 	if (!m->kv || !m->routes || !m->h || !m->x || !m->f || !m->q || !m->qa || !m->kv_a ||
-	    !m->kv_row || !m->q_lat || !m->o_lat || !m->o || !m->att || !m->tmp || !m->ff_a ||
+	    !m->kv_row || !m->kvf || !m->hs || !m->o || !m->att || !m->tmp || !m->ff_a ||
 	    !m->ff_b || !m->expert_out || !m->logits || !m->router_logits || !m->k_dec ||
 	    (!m->opts.absorb && !m->v_dec))
 		goto nomem;
@@ -579,10 +635,17 @@ void mp_model_destroy(struct mp_model *m)
 	if (!m)
 		return;
 	void *bufs[] = { m->kv, m->routes, m->h, m->x, m->f, m->q, m->qa, m->kv_a, m->kv_row,
-			 m->q_lat, m->o_lat, m->o, m->att, m->tmp, m->ff_a, m->ff_b, m->expert_out,
+			 m->kvf, m->o, m->att, m->tmp, m->ff_a, m->ff_b, m->expert_out,
 			 m->logits, m->router_logits, m->k_dec, m->v_dec };
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
 		mp_free(bufs[i]);
+	for (int i = 0; m->hs && i < m->n_hs; i++) {
+		mp_free(m->hs[i].q_lat);
+		mp_free(m->hs[i].o_lat);
+		mp_free(m->hs[i].att);
+		mp_free(m->hs[i].tmp);
+	}
+	mp_free(m->hs);
 	mp_free(m);
 }
 

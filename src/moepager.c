@@ -21,11 +21,13 @@
 #include "cpu.h"
 #include "dispatch.h"
 #include "err.h"
+#include "experts.h"
 #include "io.h"
 #include "loader.h"
 #include "model.h"
 #include "opt.h"
 #include "sampler.h"
+#include "stats.h"
 #include "size.h"
 #include "threads.h"
 #include "tokenizer.h"
@@ -40,6 +42,7 @@ static const char description[] =
 	"MOEPAGER_LOG=error|warn|info|debug sets the diagnostics level.";
 
 static const char *const kv_types[] = { "f16", "q8_0", NULL };
+static const char *const io_names[] = { "auto", "uring", "aio", "sync", "mmap", NULL };
 
 struct flags {
 	const char *model, *prompt, *file;
@@ -48,6 +51,11 @@ struct flags {
 	double temp, top_p, min_p, repeat_penalty;
 	int kv_type;                 /* index into kv_types */
 	int seed_given;
+	uint64_t cache_budget, mem_limit;   /* bytes; 0: not given */
+	int io;                      /* index into io_names */
+	int64_t io_depth;
+	const char *stats_file;
+	int keep_stats;
 };
 
 static volatile sig_atomic_t interrupted;
@@ -132,7 +140,20 @@ struct session {
 	char *out;                   /* stream output buffer */
 	size_t out_cap;
 	uint64_t prompt_tokens, prompt_ns, gen_tokens, gen_ns;
+	struct mp_stats *stats;      /* NULL without the pager */
 };
+
+/* Counts one decoded token in the stats segment. */
+static void count_token(struct session *s, uint64_t ns)
+{
+	if (!s->stats)
+		return;
+	mp_stats_begin(s->stats);
+	struct mp_stats_global *g = mp_stats_global(s->stats);
+	mp_stats_add(&g->tokens, 1);
+	mp_stats_add(&g->decode_ns, ns);
+	mp_stats_end(s->stats);
+}
 
 static void emit(struct session *s, const char *text, size_t n)
 {
@@ -169,11 +190,13 @@ static int feed(struct session *s, const int32_t *ids, size_t n, const float **l
 	}
 	uint64_t t0 = mp_clock_now_ns();
 	for (size_t i = 0; i < n; i++) {
+		uint64_t ts = mp_clock_now_ns();
 		int rc = mp_model_step(s->model, (uint32_t)ids[i], logits);
 		if (rc < 0) {
 			fprintf(stderr, "moepager: %s\n", mp_model_error(s->model));
 			return rc;
 		}
+		count_token(s, mp_clock_now_ns() - ts);
 		mp_sampler_accept(s->sampler, ids[i]);
 	}
 	s->prompt_ns += mp_clock_now_ns() - t0;
@@ -199,10 +222,12 @@ static int generate(struct session *s, const float *logits, int64_t n_predict)
 			fprintf(stderr, "\nmoepager: the context is full (%u tokens)\n", s->n_ctx);
 			break;
 		}
+		uint64_t ts = mp_clock_now_ns();
 		if ((rc = mp_model_step(s->model, (uint32_t)id, &logits)) < 0) {
 			fprintf(stderr, "\nmoepager: %s\n", mp_model_error(s->model));
 			break;
 		}
+		count_token(s, mp_clock_now_ns() - ts);
 	}
 	size_t n = mp_tok_stream_flush(&s->stream, s->out, s->out_cap);
 	emit(s, s->out, n);
@@ -304,12 +329,35 @@ static void print_speed(const struct session *s)
 		gs > 0 ? (double)s->gen_tokens / gs : 0.0);
 }
 
+/* Scratch the plan sets aside for activations, per-thread buffers, I/O bounce
+ * and alignment slack, the tokenizer and the rest of the heap. */
+#define MP_SCRATCH_BYTES (256ull << 20)
+
+/* The pager's one-screen summary at exit. */
+static void print_pager(struct mp_experts *x)
+{
+	if (!x)
+		return;
+	struct mp_pager_info pi;
+	mp_pager_info(mp_experts_pager(x), &pi);
+	uint64_t uses = pi.hits + pi.pc_hits + pi.misses;
+	char a[32], b[32];
+	fprintf(stderr, "moepager: pager: %llu expert uses: %.1f%% pool hits, %.1f%% page-cache copies, "
+		"%.1f%% disk reads; read %s from disk, copied %s from the page cache; %llu evictions\n",
+		(unsigned long long)uses, uses ? 100.0 * (double)pi.hits / (double)uses : 0.0,
+		uses ? 100.0 * (double)pi.pc_hits / (double)uses : 0.0,
+		uses ? 100.0 * (double)pi.misses / (double)uses : 0.0,
+		mp_size_format(pi.bytes_read, a, sizeof a), mp_size_format(pi.pc_bytes, b, sizeof b),
+		(unsigned long long)pi.evictions);
+}
+
 static int run(const struct flags *f)
 {
 	char err[1024], why[256];
 	int status = 1;
 	struct mp_modelfile *mf = NULL;
 	struct mp_resident_experts *res = NULL;
+	struct mp_experts *experts = NULL;
 	struct mp_threads *threads = NULL;
 	struct session s;
 	memset(&s, 0, sizeof s);
@@ -329,7 +377,59 @@ static int run(const struct flags *f)
 		goto out;
 	}
 	struct mp_expert_source src;
-	if (mp_resident_experts_create(hp, mp_modelfile_weights(mf), &res, &src) < 0 && hp->n_dense_lead < hp->n_layer) {
+	uint64_t routed, resident;
+	mp_loader_bytes(mp_modelfile_gguf(mf), &routed, &resident);
+	uint64_t kv_bytes = mp_model_kv_bytes_per_token(hp, f->kv_type == 1 ? MP_KV_Q8_0 : MP_KV_F16) *
+			    (uint64_t)f->ctx;
+	uint32_t top_k = f->experts ? (uint32_t)f->experts : hp->n_expert_used;
+	if ((f->cache_budget || f->mem_limit) && hp->n_dense_lead < hp->n_layer) {
+		/* the pager serves the routed experts from a bounded pool */
+		uint64_t budget = f->cache_budget;
+		char a[32], b[32], c[32], d[32];
+		if (!budget) {
+			uint64_t fixed = resident + kv_bytes + MP_SCRATCH_BYTES;
+			if (f->mem_limit <= fixed) {
+				fprintf(stderr, "moepager: --mem-limit %s leaves nothing for the expert pool: "
+					"resident weights %s + KV cache %s + scratch %s need %s\n",
+					mp_size_format(f->mem_limit, a, sizeof a), mp_size_format(resident, b, sizeof b),
+					mp_size_format(kv_bytes, c, sizeof c),
+					mp_size_format(MP_SCRATCH_BYTES, d, sizeof d),
+					mp_size_format(fixed, a, sizeof a));
+				goto out;
+			}
+			budget = f->mem_limit - fixed;
+		}
+		if (mp_stats_create(&(struct mp_stats_config){ f->stats_file, f->keep_stats, hp->n_layer,
+							       hp->n_expert, mp_loader_fingerprint(mp_modelfile_gguf(mf)),
+							       io_names[f->io] }, &s.stats, err, sizeof err) < 0) {
+			fprintf(stderr, "moepager: %s\n", err);
+			goto out;
+		}
+		struct mp_pager_config pc;
+		memset(&pc, 0, sizeof pc);
+		pc.budget = budget;
+		pc.io = io_names[f->io];
+		pc.io_depth = (uint32_t)f->io_depth;
+		pc.stats = s.stats;
+		if (mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf), top_k, &pc,
+				      &experts, &src, err, sizeof err) < 0) {
+			fprintf(stderr, "moepager: %s\n", err);
+			goto out;
+		}
+		struct mp_pager_info pi;
+		mp_pager_info(mp_experts_pager(experts), &pi);
+		mp_stats_set_backend(s.stats, pi.backend);
+		fprintf(stderr, "moepager: memory plan: resident weights %s, KV cache %s (%lld tokens), "
+			"expert pool %s (%u slots, %s of %s routed experts%s), io %s\n",
+			mp_size_format(resident, a, sizeof a), mp_size_format(kv_bytes, b, sizeof b),
+			(long long)f->ctx, mp_size_format(pi.pool_bytes, c, sizeof c), pi.n_slots,
+			pi.fits ? "all" : "part", mp_size_format(routed, d, sizeof d),
+			pi.fits ? ": the model fits" : "", pi.backend);
+		if (mp_pager_message(mp_experts_pager(experts))[0])
+			fprintf(stderr, "moepager: %s\n", mp_pager_message(mp_experts_pager(experts)));
+		fprintf(stderr, "moepager: stats: %s (watch with moepager-stat)\n", mp_stats_path(s.stats));
+	} else if (mp_resident_experts_create(hp, mp_modelfile_weights(mf), &res, &src) < 0 &&
+		   hp->n_dense_lead < hp->n_layer) {
 		fprintf(stderr, "moepager: %s: the routed-expert tensors do not match the metadata\n", f->model);
 		goto out;
 	}
@@ -378,10 +478,10 @@ static int run(const struct flags *f)
 	uint64_t bytes = 0;
 	for (uint32_t p = 0; p < mp_gguf_part_count(mp_modelfile_gguf(mf)); p++)
 		bytes += mp_gguf_part_size(mp_modelfile_gguf(mf), p);
-	fprintf(stderr, "moepager: %s: %u layers, %u experts (top-%u), %s, kernels %s, %lld threads, "
-		"all weights mapped (no pager)\n", f->model, hp->n_layer, hp->n_expert,
-		f->experts ? (unsigned)f->experts : hp->n_expert_used, mp_size_format(bytes, msz, sizeof msz),
-		mp_dispatch_name(mp_dispatch_path()), (long long)f->threads);
+	fprintf(stderr, "moepager: %s: %u layers, %u experts (top-%u), %s, kernels %s, %lld threads, %s\n",
+		f->model, hp->n_layer, hp->n_expert, top_k, mp_size_format(bytes, msz, sizeof msz),
+		mp_dispatch_name(mp_dispatch_path()), (long long)f->threads,
+		experts ? "routed experts paged" : "all weights mapped (no --cache-budget/--mem-limit)");
 
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
@@ -391,6 +491,7 @@ static int run(const struct flags *f)
 	if (f->interactive) {
 		status = chat(&s, f->n_predict);
 		print_speed(&s);
+		print_pager(experts);
 		goto out;
 	}
 	if (f->file) {
@@ -419,9 +520,9 @@ static int run(const struct flags *f)
 	} else if (user_turn(&s, prompt, 1, &logits) < 0) {
 		goto out;
 	}
-	generate(&s, logits, f->n_predict);
+	status = generate(&s, logits, f->n_predict) < 0 ? 1 : 0;
 	print_speed(&s);
-	status = 0;
+	print_pager(experts);
 out:
 	mp_free(prompt_text);
 	mp_free(s.out);
@@ -430,6 +531,8 @@ out:
 	mp_tok_destroy(s.tok);
 	mp_threads_destroy(threads);
 	mp_resident_experts_destroy(res);
+	mp_experts_destroy(experts);
+	mp_stats_destroy(s.stats);
 	mp_modelfile_close(mf);
 	return status;
 }
@@ -440,7 +543,7 @@ int main(int argc, char **argv)
 	struct flags f = {
 		.n_predict = 256, .threads = ncpu > 0 ? ncpu : 1, .ctx = 4096, .top_k = 0,
 		.repeat_last_n = 64, .experts = 0, .seed = 0, .temp = 0.6, .top_p = 0.95,
-		.min_p = 0.01, .repeat_penalty = 1.0, .kv_type = 0,
+		.min_p = 0.01, .repeat_penalty = 1.0, .kv_type = 0, .io_depth = 32,
 	};
 	const struct mp_opt opts[] = {
 		{ "model", 'm', MP_OPT_STRING, &f.model, "PATH", "model file (first part of a split model)", 0, 0, NULL, NULL },
@@ -462,6 +565,12 @@ int main(int argc, char **argv)
 		{ "kv-type", 0, MP_OPT_CHOICE, &f.kv_type, "TYPE", "KV cache type: f16 or q8_0 (half the size)", 0, 0, kv_types, NULL },
 		{ "no-expert-groups", 0, MP_OPT_FLAG, &f.no_groups, NULL, "ignore expert groups (llama.cpp parity on old files)", 0, 0, NULL, NULL },
 		{ "hide-think", 0, MP_OPT_FLAG, &f.hide_think, NULL, "do not print the <think> part", 0, 0, NULL, NULL },
+		{ "cache-budget", 0, MP_OPT_SIZE, &f.cache_budget, "SIZE", "expert pool size (e.g. 96G); routed experts are paged from disk", 0, 0, NULL, NULL },
+		{ "mem-limit", 0, MP_OPT_SIZE, &f.mem_limit, "SIZE", "whole-process memory limit; the expert pool gets what is left", 0, 0, NULL, NULL },
+		{ "io", 0, MP_OPT_CHOICE, &f.io, "BACKEND", "expert reads: auto, uring, aio, sync or mmap", 0, 0, io_names, NULL },
+		{ "io-depth", 0, MP_OPT_INT, &f.io_depth, "N", "expert reads in flight", 1, 4096, NULL, NULL },
+		{ "stats-file", 0, MP_OPT_STRING, &f.stats_file, "PATH", "stats segment (default /dev/shm/moepager-PID.stats)", 0, 0, NULL, NULL },
+		{ "keep-stats", 0, MP_OPT_FLAG, &f.keep_stats, NULL, "keep the stats segment after exit", 0, 0, NULL, NULL },
 		{ "version", 'V', MP_OPT_FLAG, &f.version, NULL, "print the version, CPU features, kernel path and I/O backends", 0, 0, NULL, NULL },
 	};
 	const size_t n_opts = sizeof opts / sizeof opts[0];

@@ -1,9 +1,17 @@
-# tools — the companion programs: moepager-sim (and, from other branches,
-# moepager-stat, moepager-gguf, moepager-mkmodel).  Tools may use every layer
-# below them.
+# tools — the companion programs, built on the layers below: moepager-sim
+# (policy replay), moepager-mkmodel (synthetic models), moepager-gguf
+# (inspect, plan, manifest, verify).
 bin_PROGRAMS += moepager-sim
 moepager_sim_CPPFLAGS = $(TOOLS_CPPFLAGS)
 moepager_sim_SOURCES = tools/moepager-sim.c
 moepager_sim_LDADD = $(PAGER_LIBS)
 
 dist_check_SCRIPTS += tests/sim.test
+
+bin_PROGRAMS += moepager-mkmodel
+moepager_mkmodel_CPPFLAGS = $(TOOLS_CPPFLAGS)
+moepager_mkmodel_SOURCES = \
+	tools/mkmodel.c \
+	tools/mkvocab.c \
+	tools/mkvocab.h
+moepager_mkmodel_LDADD = $(SRC_LIBS)
