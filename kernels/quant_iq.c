@@ -27,118 +27,162 @@
 #include "quant.h"
 #include "quant_iq.h"
 
-static inline float sgn(uint8_t signs, int j)
+/* ---- the IQ2/IQ3 families: one decoded form ---------------------------------
+ *
+ * A group of 32 of IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS or IQ3_S decodes to four
+ * sub-groups of 8, each eight magnitude bytes (one 8-lane grid entry, or two
+ * 4-lane IQ3 entries joined) with a sign byte, and the odd integer scale
+ * 2s+1 of each half.  A weight is then  d·mult·(2s+1)·byte·sign, mult being
+ * 1/8 (IQ2), 1/4 (IQ3_XXS) or 1 (IQ3_S).  Since d·(2s+1)·mult equals
+ * llama.cpp's d·(0.5+s)·0.25 (or ·0.5) bit for bit (the factors differ by
+ * powers of two), dequant matches it exactly.
+ */
+struct iq_group {
+	uint64_t mag[4];       /* magnitude bytes of sub-groups 0..3 */
+	uint8_t signs[4];      /* bit j set ⇒ element j negative */
+	int ls[2];             /* 2s+1 of sub-groups 0-1 and 2-3 */
+};
+
+struct grid_type {
+	size_t block_bytes;    /* bytes per super-block; d is its first field */
+	void (*decode)(const uint8_t *blk, int g, struct iq_group *out);
+	float mult;            /* weight = d·mult·ls·byte·sign */
+	/* for the quantizer: */
+	const uint8_t *grid;   /* entries × lanes bytes (the table's memory) */
+	int entries;           /* grid size */
+	int lanes;             /* 8 or 4 bytes per entry */
+	int parity;            /* eighth sign implied by even parity */
+	float gmax;            /* largest grid byte */
+};
+
+static void iq2_xxs_decode(const uint8_t *blk, int g, struct iq_group *o)
 {
-	return (signs >> j) & 1 ? -1.0f : 1.0f;
+	const struct mp_block_iq2_xxs *x = (const void *)blk;
+	uint32_t w[2];
+	memcpy(w, x->qs + 4 * g, 8);
+	for (int t = 0; t < 4; t++) {
+		o->mag[t] = mp_iq2xxs_grid[(w[0] >> (8 * t)) & 255];
+		o->signs[t] = mp_ksigns_iq2xs[(w[1] >> (7 * t)) & 127];
+	}
+	o->ls[0] = o->ls[1] = (int)(2 * (w[1] >> 28) + 1);
 }
 
-/* y[0..8) = db · (bytes of the 8-lane entry e) · signs */
-static inline void emit8(uint64_t e, uint8_t signs, float db, float *y)
+static void iq2_xs_decode(const uint8_t *blk, int g, struct iq_group *o)
 {
-	for (int j = 0; j < 8; j++)
-		y[j] = db * (float)(uint8_t)(e >> (8 * j)) * sgn(signs, j);
+	const struct mp_block_iq2_xs *x = (const void *)blk;
+	for (int t = 0; t < 4; t++) {
+		uint16_t v = x->qs[4 * g + t];
+		o->mag[t] = mp_iq2xs_grid[v & 511];
+		o->signs[t] = mp_ksigns_iq2xs[v >> 9];
+	}
+	o->ls[0] = 2 * (x->scales[g] & 0xF) + 1;
+	o->ls[1] = 2 * (x->scales[g] >> 4) + 1;
 }
 
-/* The same from two 4-lane entries a (elements 0..3) and b (4..7). */
-static inline void emit4x2(uint32_t a, uint32_t b, uint8_t signs, float db, float *y)
+static void iq2_s_decode(const uint8_t *blk, int g, struct iq_group *o)
 {
-	for (int j = 0; j < 4; j++)
-		y[j] = db * (float)(uint8_t)(a >> (8 * j)) * sgn(signs, j);
-	for (int j = 0; j < 4; j++)
-		y[j + 4] = db * (float)(uint8_t)(b >> (8 * j)) * sgn(signs, j + 4);
+	const struct mp_block_iq2_s *x = (const void *)blk;
+	for (int t = 0; t < 4; t++) {
+		o->mag[t] = mp_iq2s_grid[x->qs[4 * g + t] | (((x->qh[g] >> (2 * t)) & 3) << 8)];
+		o->signs[t] = x->qs[MP_QK_K / 8 + 4 * g + t];
+	}
+	o->ls[0] = 2 * (x->scales[g] & 0xF) + 1;
+	o->ls[1] = 2 * (x->scales[g] >> 4) + 1;
+}
+
+static void iq3_xxs_decode(const uint8_t *blk, int g, struct iq_group *o)
+{
+	const struct mp_block_iq3_xxs *x = (const void *)blk;
+	const uint8_t *qs = x->qs + 8 * g;
+	uint32_t w;
+	memcpy(&w, x->qs + MP_QK_K / 4 + 4 * g, 4);
+	for (int t = 0; t < 4; t++) {
+		o->mag[t] = mp_iq3xxs_grid[qs[2 * t]] | (uint64_t)mp_iq3xxs_grid[qs[2 * t + 1]] << 32;
+		o->signs[t] = mp_ksigns_iq2xs[(w >> (7 * t)) & 127];
+	}
+	o->ls[0] = o->ls[1] = (int)(2 * (w >> 28) + 1);
+}
+
+static void iq3_s_decode(const uint8_t *blk, int g, struct iq_group *o)
+{
+	const struct mp_block_iq3_s *x = (const void *)blk;
+	const uint8_t *qs = x->qs + 8 * g;
+	int qh = x->qh[g];
+	for (int t = 0; t < 4; t++) {
+		int ia = qs[2 * t] | (((qh >> (2 * t)) & 1) << 8);
+		int ib = qs[2 * t + 1] | (((qh >> (2 * t + 1)) & 1) << 8);
+		o->mag[t] = mp_iq3s_grid[ia] | (uint64_t)mp_iq3s_grid[ib] << 32;
+		o->signs[t] = x->signs[4 * g + t];
+	}
+	o->ls[0] = o->ls[1] = 2 * ((x->scales[g / 2] >> (4 * (g % 2))) & 0xF) + 1;
+}
+
+static const struct grid_type gt_iq2xxs = { sizeof(struct mp_block_iq2_xxs), iq2_xxs_decode, 0.125f,
+					    (const uint8_t *)mp_iq2xxs_grid, 256, 8, 1, 43 };
+static const struct grid_type gt_iq2xs = { sizeof(struct mp_block_iq2_xs), iq2_xs_decode, 0.125f,
+					   (const uint8_t *)mp_iq2xs_grid, 512, 8, 1, 43 };
+static const struct grid_type gt_iq2s = { sizeof(struct mp_block_iq2_s), iq2_s_decode, 0.125f,
+					  (const uint8_t *)mp_iq2s_grid, 1024, 8, 0, 43 };
+static const struct grid_type gt_iq3xxs = { sizeof(struct mp_block_iq3_xxs), iq3_xxs_decode, 0.25f,
+					    (const uint8_t *)mp_iq3xxs_grid, 256, 4, 1, 62 };
+static const struct grid_type gt_iq3s = { sizeof(struct mp_block_iq3_s), iq3_s_decode, 1.0f,
+					  (const uint8_t *)mp_iq3s_grid, 512, 4, 0, 15 };
+
+static inline float blk_d(const uint8_t *blk)
+{
+	mp_f16 h;
+	memcpy(&h, blk, 2);
+	return mp_f16_to_f32(h);
 }
 
 /* ---- dequantizers --------------------------------------------------------- */
 
-static void iq2_xxs_dequant(const void *src, float *y, int64_t n)
+static void grid_dequant(const struct grid_type *gt, const void *src, float *y, int64_t n)
 {
-	const struct mp_block_iq2_xxs *x = src;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		float d = mp_f16_to_f32(x[i].d);
+	const uint8_t *blk = src;
+	for (int64_t i = 0; i < n / MP_QK_K; i++, blk += gt->block_bytes) {
+		float d = blk_d(blk);
 		for (int g = 0; g < 8; g++) {
-			uint32_t w[2];
-			memcpy(w, x[i].qs + 4 * g, 8);
-			float db = d * (0.5f + (float)(w[1] >> 28)) * 0.25f;
+			struct iq_group q;
+			gt->decode(blk, g, &q);
 			for (int t = 0; t < 4; t++) {
-				int idx = (w[0] >> (8 * t)) & 255;
-				uint8_t s = mp_ksigns_iq2xs[(w[1] >> (7 * t)) & 127];
-				emit8(mp_iq2xxs_grid[idx], s, db, y);
-				y += 8;
+				float db = d * (float)q.ls[t / 2] * gt->mult;
+				for (int j = 0; j < 8; j++) {
+					float v = db * (float)(uint8_t)(q.mag[t] >> (8 * j));
+					*y++ = (q.signs[t] >> j) & 1 ? -v : v;
+				}
 			}
 		}
 	}
+}
+
+static void iq2_xxs_dequant(const void *src, float *y, int64_t n)
+{
+	grid_dequant(&gt_iq2xxs, src, y, n);
 }
 
 static void iq2_xs_dequant(const void *src, float *y, int64_t n)
 {
-	const struct mp_block_iq2_xs *x = src;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		float d = mp_f16_to_f32(x[i].d);
-		for (int g = 0; g < 8; g++) {
-			float db[2] = { d * (0.5f + (float)(x[i].scales[g] & 0xF)) * 0.25f,
-					d * (0.5f + (float)(x[i].scales[g] >> 4)) * 0.25f };
-			for (int t = 0; t < 4; t++) {
-				uint16_t v = x[i].qs[4 * g + t];
-				emit8(mp_iq2xs_grid[v & 511], mp_ksigns_iq2xs[v >> 9], db[t / 2], y);
-				y += 8;
-			}
-		}
-	}
+	grid_dequant(&gt_iq2xs, src, y, n);
 }
 
 static void iq2_s_dequant(const void *src, float *y, int64_t n)
 {
-	const struct mp_block_iq2_s *x = src;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		float d = mp_f16_to_f32(x[i].d);
-		for (int g = 0; g < 8; g++) {
-			float db[2] = { d * (0.5f + (float)(x[i].scales[g] & 0xF)) * 0.25f,
-					d * (0.5f + (float)(x[i].scales[g] >> 4)) * 0.25f };
-			for (int t = 0; t < 4; t++) {
-				int idx = x[i].qs[4 * g + t] | (((x[i].qh[g] >> (2 * t)) & 3) << 8);
-				emit8(mp_iq2s_grid[idx], x[i].qs[MP_QK_K / 8 + 4 * g + t], db[t / 2], y);
-				y += 8;
-			}
-		}
-	}
+	grid_dequant(&gt_iq2s, src, y, n);
 }
 
 static void iq3_xxs_dequant(const void *src, float *y, int64_t n)
 {
-	const struct mp_block_iq3_xxs *x = src;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		float d = mp_f16_to_f32(x[i].d);
-		for (int g = 0; g < 8; g++) {
-			uint32_t w;
-			memcpy(&w, x[i].qs + MP_QK_K / 4 + 4 * g, 4);
-			float db = d * (0.5f + (float)(w >> 28)) * 0.5f;
-			for (int t = 0; t < 4; t++) {
-				uint8_t s = mp_ksigns_iq2xs[(w >> (7 * t)) & 127];
-				emit4x2(mp_iq3xxs_grid[x[i].qs[8 * g + 2 * t]],
-					mp_iq3xxs_grid[x[i].qs[8 * g + 2 * t + 1]], s, db, y);
-				y += 8;
-			}
-		}
-	}
+	grid_dequant(&gt_iq3xxs, src, y, n);
 }
 
 static void iq3_s_dequant(const void *src, float *y, int64_t n)
 {
-	const struct mp_block_iq3_s *x = src;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		float d = mp_f16_to_f32(x[i].d);
-		for (int g = 0; g < 8; g++) {
-			float db = d * (float)(1 + 2 * ((x[i].scales[g / 2] >> (4 * (g % 2))) & 0xF));
-			uint8_t qh = x[i].qh[g];
-			for (int t = 0; t < 4; t++) {
-				int a = x[i].qs[8 * g + 2 * t] | (((qh >> (2 * t)) & 1) << 8);
-				int b = x[i].qs[8 * g + 2 * t + 1] | (((qh >> (2 * t + 1)) & 1) << 8);
-				emit4x2(mp_iq3s_grid[a], mp_iq3s_grid[b], x[i].signs[4 * g + t], db, y);
-				y += 8;
-			}
-		}
-	}
+	grid_dequant(&gt_iq3s, src, y, n);
 }
+
+
+/* ---- IQ1, IQ4 ---------------------------------------------------------------- */
 
 static inline int8_t iq1_lane(int idx, int j)
 {
@@ -242,22 +286,6 @@ static void iq4_xs_dequant(const void *src, float *y, int64_t n)
  * An input with exact representation comes back exactly (tests check it).
  */
 
-/* The IQ2/IQ3 families, as the quantizer sees them. */
-struct grid_fam {
-	const uint8_t *grid;   /* entries × lanes bytes (the table's memory) */
-	int entries;           /* grid size */
-	int lanes;             /* 8 or 4 bytes per entry */
-	int parity;            /* eighth sign implied by even parity */
-	float mult;            /* db = d·mult·(2s+1), s = 0..15 */
-	float gmax;            /* largest grid byte */
-};
-
-static const struct grid_fam fam_iq2xxs = { (const uint8_t *)mp_iq2xxs_grid, 256, 8, 1, 0.125f, 43 };
-static const struct grid_fam fam_iq2xs = { (const uint8_t *)mp_iq2xs_grid, 512, 8, 1, 0.125f, 43 };
-static const struct grid_fam fam_iq2s = { (const uint8_t *)mp_iq2s_grid, 1024, 8, 0, 0.125f, 43 };
-static const struct grid_fam fam_iq3xxs = { (const uint8_t *)mp_iq3xxs_grid, 256, 4, 1, 0.25f, 62 };
-static const struct grid_fam fam_iq3s = { (const uint8_t *)mp_iq3s_grid, 512, 4, 0, 1.0f, 15 };
-
 /* One sub-group of 8: its sign byte and grid indices (one 8-lane entry, or
  * two 4-lane entries for elements 0..3 and 4..7). */
 struct sub_code {
@@ -296,7 +324,7 @@ static uint8_t sign8(const float *x, int parity, float *m)
 }
 
 /* Nearest entry of f to t[0..lanes) (in grid units); *err = squared distance. */
-static int nearest_entry(const struct grid_fam *f, const float *t, float *err)
+static int nearest_entry(const struct grid_type *f, const float *t, float *err)
 {
 	int best = 0;
 	float be = INFINITY;
@@ -318,7 +346,7 @@ static int nearest_entry(const struct grid_fam *f, const float *t, float *err)
 
 /* Fits nsub sub-groups of 8 (x[0..8·nsub)) that share one scale code under
  * block scale d: returns the code s (0..15) and fills code[0..nsub). */
-static int fit_group(const struct grid_fam *f, const float *x, int nsub, float d,
+static int fit_group(const struct grid_type *f, const float *x, int nsub, float d,
 		     struct sub_code *code)
 {
 	float m[4][8];
@@ -351,7 +379,7 @@ static int fit_group(const struct grid_fam *f, const float *x, int nsub, float d
 }
 
 /* d for the IQ2/IQ3 families: the largest |x| at s = 15 and the largest byte. */
-static mp_f16 fam_scale(const struct grid_fam *f, const float *x)
+static mp_f16 fam_scale(const struct grid_type *f, const float *x)
 {
 	return block_scale(x, MP_QK_K, f->gmax * f->mult * 31.0f);
 }
@@ -361,13 +389,13 @@ static void iq2_xxs_quantize(const float *x, void *dst, int64_t n)
 	struct mp_block_iq2_xxs *y = dst;
 	for (int64_t i = 0; i < n / MP_QK_K; i++, x += MP_QK_K) {
 		memset(&y[i], 0, sizeof y[i]);
-		y[i].d = fam_scale(&fam_iq2xxs, x);
+		y[i].d = fam_scale(&gt_iq2xxs, x);
 		float d = mp_f16_to_f32(y[i].d);
 		if (d == 0)
 			continue;
 		for (int g = 0; g < 8; g++) {
 			struct sub_code c[4];
-			int s = fit_group(&fam_iq2xxs, x + 32 * g, 4, d, c);
+			int s = fit_group(&gt_iq2xxs, x + 32 * g, 4, d, c);
 			uint32_t w[2] = { 0, (uint32_t)s << 28 };
 			for (int t = 0; t < 4; t++) {
 				w[0] |= (uint32_t)c[t].idx[0] << (8 * t);
@@ -383,13 +411,13 @@ static void iq2_xs_quantize(const float *x, void *dst, int64_t n)
 	struct mp_block_iq2_xs *y = dst;
 	for (int64_t i = 0; i < n / MP_QK_K; i++, x += MP_QK_K) {
 		memset(&y[i], 0, sizeof y[i]);
-		y[i].d = fam_scale(&fam_iq2xs, x);
+		y[i].d = fam_scale(&gt_iq2xs, x);
 		float d = mp_f16_to_f32(y[i].d);
 		if (d == 0)
 			continue;
 		for (int h = 0; h < 16; h++) {      /* scale per 16 elements */
 			struct sub_code c[2];
-			int s = fit_group(&fam_iq2xs, x + 16 * h, 2, d, c);
+			int s = fit_group(&gt_iq2xs, x + 16 * h, 2, d, c);
 			y[i].scales[h / 2] |= (uint8_t)(s << (4 * (h % 2)));
 			for (int t = 0; t < 2; t++)
 				y[i].qs[2 * h + t] = (uint16_t)(c[t].idx[0] | (c[t].signs & 127) << 9);
@@ -402,13 +430,13 @@ static void iq2_s_quantize(const float *x, void *dst, int64_t n)
 	struct mp_block_iq2_s *y = dst;
 	for (int64_t i = 0; i < n / MP_QK_K; i++, x += MP_QK_K) {
 		memset(&y[i], 0, sizeof y[i]);
-		y[i].d = fam_scale(&fam_iq2s, x);
+		y[i].d = fam_scale(&gt_iq2s, x);
 		float d = mp_f16_to_f32(y[i].d);
 		if (d == 0)
 			continue;
 		for (int h = 0; h < 16; h++) {
 			struct sub_code c[2];
-			int s = fit_group(&fam_iq2s, x + 16 * h, 2, d, c);
+			int s = fit_group(&gt_iq2s, x + 16 * h, 2, d, c);
 			y[i].scales[h / 2] |= (uint8_t)(s << (4 * (h % 2)));
 			for (int t = 0; t < 2; t++) {
 				int k = 2 * h + t;      /* sub-group 0..31; group k/4, t' = k%4 */
@@ -425,13 +453,13 @@ static void iq3_xxs_quantize(const float *x, void *dst, int64_t n)
 	struct mp_block_iq3_xxs *y = dst;
 	for (int64_t i = 0; i < n / MP_QK_K; i++, x += MP_QK_K) {
 		memset(&y[i], 0, sizeof y[i]);
-		y[i].d = fam_scale(&fam_iq3xxs, x);
+		y[i].d = fam_scale(&gt_iq3xxs, x);
 		float d = mp_f16_to_f32(y[i].d);
 		if (d == 0)
 			continue;
 		for (int g = 0; g < 8; g++) {
 			struct sub_code c[4];
-			uint32_t w = (uint32_t)fit_group(&fam_iq3xxs, x + 32 * g, 4, d, c) << 28;
+			uint32_t w = (uint32_t)fit_group(&gt_iq3xxs, x + 32 * g, 4, d, c) << 28;
 			for (int t = 0; t < 4; t++) {
 				y[i].qs[8 * g + 2 * t] = (uint8_t)c[t].idx[0];
 				y[i].qs[8 * g + 2 * t + 1] = (uint8_t)c[t].idx[1];
@@ -447,13 +475,13 @@ static void iq3_s_quantize(const float *x, void *dst, int64_t n)
 	struct mp_block_iq3_s *y = dst;
 	for (int64_t i = 0; i < n / MP_QK_K; i++, x += MP_QK_K) {
 		memset(&y[i], 0, sizeof y[i]);
-		y[i].d = fam_scale(&fam_iq3s, x);
+		y[i].d = fam_scale(&gt_iq3s, x);
 		float d = mp_f16_to_f32(y[i].d);
 		if (d == 0)
 			continue;
 		for (int g = 0; g < 8; g++) {
 			struct sub_code c[4];
-			int s = fit_group(&fam_iq3s, x + 32 * g, 4, d, c);
+			int s = fit_group(&gt_iq3s, x + 32 * g, 4, d, c);
 			y[i].scales[g / 2] |= (uint8_t)(s << (4 * (g % 2)));
 			for (int t = 0; t < 4; t++) {
 				for (int k = 0; k < 2; k++) {
@@ -679,21 +707,15 @@ static void iq4_xs_quantize(const float *x, void *dst, int64_t n)
  * (as llama.cpp's generic CPU code; the SIMD paths form the same integers).
  */
 
-/* Σ_j byte_j(e)·sign_j·q8[j] over the 8 lanes of an entry. */
-static inline int dot8(uint64_t e, uint8_t signs, const int8_t *q8)
+/* Σ_j byte_j(mag)·sign_j·q8[j] over a sub-group of 8. */
+static inline int dot8(uint64_t mag, uint8_t signs, const int8_t *q8)
 {
 	int s = 0;
 	for (int j = 0; j < 8; j++) {
-		int v = (uint8_t)(e >> (8 * j)) * q8[j];
+		int v = (uint8_t)(mag >> (8 * j)) * q8[j];
 		s += (signs >> j) & 1 ? -v : v;
 	}
 	return s;
-}
-
-/* The same for two 4-lane entries (elements 0..3 and 4..7). */
-static inline int dot4x2(uint32_t a, uint32_t b, uint8_t signs, const int8_t *q8)
-{
-	return dot8((uint64_t)a | (uint64_t)b << 32, signs, q8);
 }
 
 /* Σ_j g_j·q8[j] for an IQ1 grid entry (lanes int8 −1/0/+1). */
@@ -705,117 +727,50 @@ static inline int dot_iq1(int idx, const int8_t *q8)
 	return s;
 }
 
-static float iq2_xxs_dot(int64_t n, const void *w, const void *a)
+static float grid_dot(const struct grid_type *gt, int64_t n, const void *w, const void *a)
 {
-	const struct mp_block_iq2_xxs *x = w;
+	const uint8_t *blk = w;
 	const struct mp_block_q8_K *y = a;
 	float sumf = 0;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+	for (int64_t i = 0; i < n / MP_QK_K; i++, blk += gt->block_bytes) {
 		const int8_t *q8 = y[i].qs;
 		int bsum = 0;
 		for (int g = 0; g < 8; g++) {
-			uint32_t aux[2];
-			memcpy(aux, x[i].qs + 4 * g, 8);
-			int sumi = 0;
+			struct iq_group q;
+			gt->decode(blk, g, &q);
 			for (int t = 0; t < 4; t++, q8 += 8)
-				sumi += dot8(mp_iq2xxs_grid[(aux[0] >> (8 * t)) & 255],
-					     mp_ksigns_iq2xs[(aux[1] >> (7 * t)) & 127], q8);
-			bsum += sumi * (int)(2 * (aux[1] >> 28) + 1);
+				bsum += q.ls[t / 2] * dot8(q.mag[t], q.signs[t], q8);
 		}
-		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
+		sumf += blk_d(blk) * y[i].d * (float)bsum;
 	}
-	return 0.125f * sumf;
+	return gt->mult * sumf;
+}
+
+static float iq2_xxs_dot(int64_t n, const void *w, const void *a)
+{
+	return grid_dot(&gt_iq2xxs, n, w, a);
 }
 
 static float iq2_xs_dot(int64_t n, const void *w, const void *a)
 {
-	const struct mp_block_iq2_xs *x = w;
-	const struct mp_block_q8_K *y = a;
-	float sumf = 0;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		const int8_t *q8 = y[i].qs;
-		int bsum = 0;
-		for (int g = 0; g < 8; g++) {
-			int sumi[2] = { 0, 0 };
-			for (int t = 0; t < 4; t++, q8 += 8) {
-				uint16_t v = x[i].qs[4 * g + t];
-				sumi[t / 2] += dot8(mp_iq2xs_grid[v & 511], mp_ksigns_iq2xs[v >> 9], q8);
-			}
-			bsum += sumi[0] * (2 * (x[i].scales[g] & 0xF) + 1) +
-				sumi[1] * (2 * (x[i].scales[g] >> 4) + 1);
-		}
-		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
-	}
-	return 0.125f * sumf;
+	return grid_dot(&gt_iq2xs, n, w, a);
 }
 
 static float iq2_s_dot(int64_t n, const void *w, const void *a)
 {
-	const struct mp_block_iq2_s *x = w;
-	const struct mp_block_q8_K *y = a;
-	float sumf = 0;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		const int8_t *q8 = y[i].qs;
-		int bsum = 0;
-		for (int g = 0; g < 8; g++) {
-			int sumi[2] = { 0, 0 };
-			for (int t = 0; t < 4; t++, q8 += 8) {
-				int idx = x[i].qs[4 * g + t] | (((x[i].qh[g] >> (2 * t)) & 3) << 8);
-				sumi[t / 2] += dot8(mp_iq2s_grid[idx], x[i].qs[MP_QK_K / 8 + 4 * g + t], q8);
-			}
-			bsum += sumi[0] * (2 * (x[i].scales[g] & 0xF) + 1) +
-				sumi[1] * (2 * (x[i].scales[g] >> 4) + 1);
-		}
-		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
-	}
-	return 0.125f * sumf;
+	return grid_dot(&gt_iq2s, n, w, a);
 }
 
 static float iq3_xxs_dot(int64_t n, const void *w, const void *a)
 {
-	const struct mp_block_iq3_xxs *x = w;
-	const struct mp_block_q8_K *y = a;
-	float sumf = 0;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		const int8_t *q8 = y[i].qs;
-		const uint8_t *qs = x[i].qs;
-		int bsum = 0;
-		for (int g = 0; g < 8; g++) {
-			uint32_t aux;
-			memcpy(&aux, x[i].qs + MP_QK_K / 4 + 4 * g, 4);
-			int sumi = 0;
-			for (int t = 0; t < 4; t++, q8 += 8, qs += 2)
-				sumi += dot4x2(mp_iq3xxs_grid[qs[0]], mp_iq3xxs_grid[qs[1]],
-					       mp_ksigns_iq2xs[(aux >> (7 * t)) & 127], q8);
-			bsum += sumi * (int)(2 * (aux >> 28) + 1);
-		}
-		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
-	}
-	return 0.25f * sumf;
+	return grid_dot(&gt_iq3xxs, n, w, a);
 }
 
 static float iq3_s_dot(int64_t n, const void *w, const void *a)
 {
-	const struct mp_block_iq3_s *x = w;
-	const struct mp_block_q8_K *y = a;
-	float sumf = 0;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		const int8_t *q8 = y[i].qs;
-		int bsum = 0;
-		for (int g = 0; g < 8; g++) {
-			uint8_t qh = x[i].qh[g];
-			int sumi = 0;
-			for (int t = 0; t < 4; t++, q8 += 8) {
-				int ia = x[i].qs[8 * g + 2 * t] | (((qh >> (2 * t)) & 1) << 8);
-				int ib = x[i].qs[8 * g + 2 * t + 1] | (((qh >> (2 * t + 1)) & 1) << 8);
-				sumi += dot4x2(mp_iq3s_grid[ia], mp_iq3s_grid[ib], x[i].signs[4 * g + t], q8);
-			}
-			bsum += sumi * (2 * ((x[i].scales[g / 2] >> (4 * (g % 2))) & 0xF) + 1);
-		}
-		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
-	}
-	return sumf;
+	return grid_dot(&gt_iq3s, n, w, a);
 }
+
 
 static float iq1_s_dot(int64_t n, const void *w, const void *a)
 {

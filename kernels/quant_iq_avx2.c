@@ -202,27 +202,36 @@ static MP_TARGET_AVX2 float iq3_s_dot_avx2(int64_t n, const void *w, const void 
 	return hsum_ps(acc);
 }
 
-/* 8·g for the int8 grid lanes g ∈ {−1, 0, 1} of four IQ1 entries, plus the
- * per-lane delta bytes (±1). */
-static inline MP_TARGET_AVX2 __m256i iq1_weights(const int idx[4], __m256i delta)
+/* 8·g + delta for the int8 lanes g ∈ {−1, 0, 1} of the four IQ1 entries idx
+ * (i32 lanes); delta holds ±1 bytes. */
+static inline MP_TARGET_AVX2 __m256i iq1_weights(__m128i idx, __m256i delta)
 {
-	__m256i g = _mm256_set_epi64x((long long)mp_iq1s_grid[idx[3]], (long long)mp_iq1s_grid[idx[2]],
-				      (long long)mp_iq1s_grid[idx[1]], (long long)mp_iq1s_grid[idx[0]]);
+	__m256i g = _mm256_i32gather_epi64((const long long *)mp_iq1s_grid, idx, 8);
 	return _mm256_add_epi8(_mm256_sign_epi8(_mm256_set1_epi8(8), g), delta);
+}
+
+/* The four 11-bit IQ1 indices of one group: low bytes qs[0..3], high bits
+ * (hi >> shifts[t]) & 7. */
+static inline MP_TARGET_AVX2 __m128i iq1_index(const uint8_t *qs, uint32_t hi, __m128i shifts)
+{
+	uint32_t lo4;
+	memcpy(&lo4, qs, 4);
+	__m128i lo = _mm_cvtepu8_epi32(_mm_cvtsi32_si128((int)lo4));
+	__m128i h = _mm_and_si128(_mm_srlv_epi32(_mm_set1_epi32((int)hi), shifts), _mm_set1_epi32(7));
+	return _mm_or_si128(lo, _mm_slli_epi32(h, 8));
 }
 
 static MP_TARGET_AVX2 float iq1_s_dot_avx2(int64_t n, const void *w, const void *a)
 {
 	const struct mp_block_iq1_s *x = w;
 	const struct mp_block_q8_K *y = a;
+	const __m128i shifts = _mm_setr_epi32(0, 3, 6, 9);
 	__m256 acc = _mm256_setzero_ps();
 	for (int64_t i = 0; i < n / MP_QK_K; i++) {
 		__m256i sumi = _mm256_setzero_si256();
 		for (int g = 0; g < 8; g++) {
 			uint16_t h = x[i].qh[g];
-			int idx[4];
-			for (int t = 0; t < 4; t++)
-				idx[t] = x[i].qs[4 * g + t] | (((h >> (3 * t)) & 7) << 8);
+			__m128i idx = iq1_index(x[i].qs + 4 * g, h, shifts);
 			__m256i wv = iq1_weights(idx, _mm256_set1_epi8(h & 0x8000 ? -1 : 1));
 			__m256i q = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * g));
 			__m256i ls = _mm256_set1_epi16((short)(2 * ((h >> 12) & 7) + 1));
@@ -238,7 +247,12 @@ static MP_TARGET_AVX2 float iq1_m_dot_avx2(int64_t n, const void *w, const void 
 {
 	const struct mp_block_iq1_m *x = w;
 	const struct mp_block_q8_K *y = a;
-	const long long plus = 0x0101010101010101LL, minus = -1LL;
+	const __m128i shifts = _mm_setr_epi32(0, 4, 8, 12);
+	/* δ sign bit t (bit 4t+3 of the qh word) spread over the 8 bytes of sub-group t */
+	const __m256i pick = _mm256_setr_epi64x(0x0000000000000000LL, 0x0000000000000000LL,
+						0x0101010101010101LL, 0x0101010101010101LL);
+	const __m256i bit = _mm256_setr_epi64x(0x0808080808080808LL, (long long)0x8080808080808080ULL,
+					       0x0808080808080808LL, (long long)0x8080808080808080ULL);
 	__m256 acc = _mm256_setzero_ps();
 	for (int64_t i = 0; i < n / MP_QK_K; i++) {
 		uint16_t sc[4];
@@ -247,11 +261,12 @@ static MP_TARGET_AVX2 float iq1_m_dot_avx2(int64_t n, const void *w, const void 
 				     (sc[3] & 0xF000));
 		__m256i sumi = _mm256_setzero_si256();
 		for (int g = 0; g < 8; g++) {
-			uint8_t qa = x[i].qh[2 * g], qb = x[i].qh[2 * g + 1];
-			int idx[4] = { x[i].qs[4 * g] | ((qa & 7) << 8), x[i].qs[4 * g + 1] | ((qa & 0x70) << 4),
-				       x[i].qs[4 * g + 2] | ((qb & 7) << 8), x[i].qs[4 * g + 3] | ((qb & 0x70) << 4) };
-			__m256i delta = _mm256_set_epi64x(qb & 0x80 ? minus : plus, qb & 0x08 ? minus : plus,
-							  qa & 0x80 ? minus : plus, qa & 0x08 ? minus : plus);
+			uint16_t qh;
+			memcpy(&qh, x[i].qh + 2 * g, 2);
+			__m128i idx = iq1_index(x[i].qs + 4 * g, qh, shifts);
+			__m256i hb = _mm256_shuffle_epi8(_mm256_set1_epi16((short)qh), pick);
+			__m256i neg = _mm256_cmpeq_epi8(_mm256_and_si256(hb, bit), bit);
+			__m256i delta = _mm256_or_si256(neg, _mm256_set1_epi8(1));
 			__m256i q = _mm256_loadu_si256((const __m256i *)(y[i].qs + 32 * g));
 			int sh = 6 * (g % 2);
 			__m256i ls = scale2(2 * ((sc[g / 2] >> sh) & 7) + 1, 2 * ((sc[g / 2] >> (sh + 3)) & 7) + 1);
