@@ -43,6 +43,23 @@ struct iq_group {
 	int ls[2];             /* 2s+1 of sub-groups 0-1 and 2-3 */
 };
 
+/* Fast nearest-entry search.  Every grid's lanes take few levels (IQ2: 3 of
+ * them, 8 lanes; IQ1: −1, 0, 1, 8 lanes; IQ3: 8 levels, 4 lanes), so every
+ * entry is stored as two base-nlev codes of its two halves, and the squared
+ * distance of an entry to a target is cost[0][code0] + cost[1][code1], with
+ * both cost tables (at most 81 entries) made once per target.  Filled once by
+ * mp_quant_fill_iq() (under the table's pthread_once), read-only afterwards. */
+struct gridq {
+	int entries;                    /* grid size */
+	int half;                       /* lanes per half: 4 (8-lane grids) or 2 */
+	int nlev;                       /* levels per lane: 3 or 8 */
+	int ncode;                      /* nlev^half ≤ 81 */
+	float level[8];                 /* the lane values */
+	uint8_t code[2][MP_IQ1S_NGRID]; /* codes of the two halves per entry */
+};
+
+static struct gridq gq_iq2xxs, gq_iq2xs, gq_iq2s, gq_iq3xxs, gq_iq3s, gq_iq1s;
+
 struct grid_type {
 	size_t block_bytes;    /* bytes per super-block; d is its first field */
 	void (*decode)(const uint8_t *blk, int g, struct iq_group *out);
@@ -53,6 +70,7 @@ struct grid_type {
 	int lanes;             /* 8 or 4 bytes per entry */
 	int parity;            /* eighth sign implied by even parity */
 	float gmax;            /* largest grid byte */
+	const struct gridq *gq; /* its fast search */
 };
 
 static void iq2_xxs_decode(const uint8_t *blk, int g, struct iq_group *o)
@@ -118,15 +136,15 @@ static void iq3_s_decode(const uint8_t *blk, int g, struct iq_group *o)
 }
 
 static const struct grid_type gt_iq2xxs = { sizeof(struct mp_block_iq2_xxs), iq2_xxs_decode, 0.125f,
-					    (const uint8_t *)mp_iq2xxs_grid, 256, 8, 1, 43 };
+					    (const uint8_t *)mp_iq2xxs_grid, 256, 8, 1, 43, &gq_iq2xxs };
 static const struct grid_type gt_iq2xs = { sizeof(struct mp_block_iq2_xs), iq2_xs_decode, 0.125f,
-					   (const uint8_t *)mp_iq2xs_grid, 512, 8, 1, 43 };
+					   (const uint8_t *)mp_iq2xs_grid, 512, 8, 1, 43, &gq_iq2xs };
 static const struct grid_type gt_iq2s = { sizeof(struct mp_block_iq2_s), iq2_s_decode, 0.125f,
-					  (const uint8_t *)mp_iq2s_grid, 1024, 8, 0, 43 };
+					  (const uint8_t *)mp_iq2s_grid, 1024, 8, 0, 43, &gq_iq2s };
 static const struct grid_type gt_iq3xxs = { sizeof(struct mp_block_iq3_xxs), iq3_xxs_decode, 0.25f,
-					    (const uint8_t *)mp_iq3xxs_grid, 256, 4, 1, 62 };
+					    (const uint8_t *)mp_iq3xxs_grid, 256, 4, 1, 62, &gq_iq3xxs };
 static const struct grid_type gt_iq3s = { sizeof(struct mp_block_iq3_s), iq3_s_decode, 1.0f,
-					  (const uint8_t *)mp_iq3s_grid, 512, 4, 0, 15 };
+					  (const uint8_t *)mp_iq3s_grid, 512, 4, 0, 15, &gq_iq3s };
 
 static inline float blk_d(const uint8_t *blk)
 {
@@ -324,24 +342,72 @@ static uint8_t sign8(const float *x, int parity, float *m)
 }
 
 /* Nearest entry of f to t[0..lanes) (in grid units); *err = squared distance. */
-static int nearest_entry(const struct grid_type *f, const float *t, float *err)
+/* Codes of a grid whose entries have 2·half byte lanes, each one of the
+ * nlev bytes of level (as bytes: −1 is 0xFF). */
+static void gridq_init(struct gridq *g, const void *grid, int entries, int half, const int *level, int nlev)
 {
+	const uint8_t *bytes = grid;
+	g->entries = entries;
+	g->half = half;
+	g->nlev = nlev;
+	g->ncode = 1;
+	for (int j = 0; j < half; j++)
+		g->ncode *= nlev;
+	for (int k = 0; k < nlev; k++)
+		g->level[k] = (float)level[k];
+	for (int e = 0; e < entries; e++)
+		for (int h = 0; h < 2; h++) {
+			int c = 0;
+			for (int j = half - 1; j >= 0; j--) {
+				uint8_t b = bytes[(size_t)e * (size_t)(2 * half) + (size_t)(half * h + j)];
+				int k = 0;
+				while (k < nlev - 1 && (uint8_t)level[k] != b)
+					k++;
+				c = nlev * c + k;
+			}
+			g->code[h][e] = (uint8_t)c;
+		}
+}
+
+/* Nearest entry of g to t[0..2·half); *err = squared distance. */
+static int gridq_nearest(const struct gridq *g, const float *t, float *err)
+{
+	float cost[2][81];
+	for (int h = 0; h < 2; h++) {
+		float e[4][8];
+		for (int j = 0; j < g->half; j++)
+			for (int k = 0; k < g->nlev; k++) {
+				float dv = t[g->half * h + j] - g->level[k];
+				e[j][k] = dv * dv;
+			}
+		/* code = (..(k[half-1]·nlev + k[half-2])·nlev ..)·nlev + k[0], built
+		 * digit by digit from the top, as gridq_init() builds it */
+		float *tab = cost[h];
+		int n = 1;
+		tab[0] = 0;
+		for (int j = g->half - 1; j >= 0; j--) {
+			for (int c = n - 1; c >= 0; c--)
+				for (int k = g->nlev - 1; k >= 0; k--)
+					tab[c * g->nlev + k] = tab[c] + e[j][k];
+			n *= g->nlev;
+		}
+	}
 	int best = 0;
 	float be = INFINITY;
-	for (int e = 0; e < f->entries; e++) {
-		const uint8_t *g = f->grid + (size_t)e * (size_t)f->lanes;
-		float s = 0;
-		for (int j = 0; j < f->lanes; j++) {
-			float dv = t[j] - (float)g[j];
-			s += dv * dv;
-		}
+	for (int i = 0; i < g->entries; i++) {
+		float s = cost[0][g->code[0][i]] + cost[1][g->code[1][i]];
 		if (s < be) {
 			be = s;
-			best = e;
+			best = i;
 		}
 	}
 	*err = be;
 	return best;
+}
+
+static int nearest_entry(const struct grid_type *f, const float *t, float *err)
+{
+	return gridq_nearest(f->gq, t, err);
 }
 
 /* Fits nsub sub-groups of 8 (x[0..8·nsub)) that share one scale code under
@@ -497,25 +563,11 @@ static void iq3_s_quantize(const float *x, void *dst, int64_t n)
 /* IQ1: nearest grid entry to x[0..8) as dl·(g + delta); *err in x units². */
 static int iq1_nearest(const float *x, float dl, float delta, float *err)
 {
-	float t[8], base = 0;
-	for (int j = 0; j < 8; j++) {
+	float t[8];
+	for (int j = 0; j < 8; j++)
 		t[j] = x[j] / dl - delta;
-		base += t[j] * t[j];
-	}
-	/* |t − g|² = |t|² + Σ g_j (g_j − 2 t_j) with g_j ∈ {−1, 0, 1} */
-	int best = 0;
-	float be = INFINITY;
-	for (int e = 0; e < MP_IQ1S_NGRID; e++) {
-		const int8_t *g = (const int8_t *)&mp_iq1s_grid[e];
-		float s = 0;
-		for (int j = 0; j < 8; j++)
-			s += (float)g[j] * ((float)g[j] - 2 * t[j]);
-		if (s < be) {
-			be = s;
-			best = e;
-		}
-	}
-	*err = (base + be) * dl * dl;
+	int best = gridq_nearest(&gq_iq1s, t, err);
+	*err *= dl * dl;
 	return best;
 }
 
@@ -603,11 +655,16 @@ static void iq1_m_quantize(const float *x, void *dst, int64_t n)
 /* Index of the level of kvalues_iq4nl nearest to v. */
 static int nearest_k(float v)
 {
-	int best = 0;
-	for (int k = 1; k < 16; k++)
-		if (fabsf(v - mp_kvalues_iq4nl[k]) < fabsf(v - mp_kvalues_iq4nl[best]))
-			best = k;
-	return best;
+	/* binary search on the midpoints (K ascending); a tie goes to the lower */
+	int lo = 0, hi = 15;
+	while (lo < hi) {
+		int m = (lo + hi) / 2;
+		if (v > 0.5f * (float)(mp_kvalues_iq4nl[m] + mp_kvalues_iq4nl[m + 1]))
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	return lo;
 }
 
 /* Squared error of x[0..n) as dl·K[nearest]; q gets the indices when set. */
@@ -860,6 +917,15 @@ static float iq4_xs_dot(int64_t n, const void *w, const void *a)
 
 void mp_quant_fill_iq(struct mp_quant_ops *tab)
 {
+	static const int l2[3] = { 8, 25, 43 }, l1[3] = { -1, 0, 1 };
+	static const int l3xxs[8] = { 4, 12, 20, 28, 36, 44, 52, 62 };
+	static const int l3s[8] = { 1, 3, 5, 7, 9, 11, 13, 15 };
+	gridq_init(&gq_iq2xxs, mp_iq2xxs_grid, 256, 4, l2, 3);
+	gridq_init(&gq_iq2xs, mp_iq2xs_grid, 512, 4, l2, 3);
+	gridq_init(&gq_iq2s, mp_iq2s_grid, 1024, 4, l2, 3);
+	gridq_init(&gq_iq3xxs, mp_iq3xxs_grid, 256, 2, l3xxs, 8);
+	gridq_init(&gq_iq3s, mp_iq3s_grid, 512, 2, l3s, 8);
+	gridq_init(&gq_iq1s, mp_iq1s_grid, MP_IQ1S_NGRID, 4, l1, 3);
 	tab[MP_TYPE_IQ2_XXS] = (struct mp_quant_ops){ iq2_xxs_dequant, iq2_xxs_quantize, { iq2_xxs_dot } };
 	tab[MP_TYPE_IQ2_XS] = (struct mp_quant_ops){ iq2_xs_dequant, iq2_xs_quantize, { iq2_xs_dot } };
 	tab[MP_TYPE_IQ2_S] = (struct mp_quant_ops){ iq2_s_dequant, iq2_s_quantize, { iq2_s_dot } };
