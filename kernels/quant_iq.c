@@ -9,8 +9,8 @@
  *   IQ3_S:   db = d·(2s+1),    grid bytes {1, 3, ..., 15}    (4 per entry)
  *   IQ1_*:   y  = d·(2s+1)·(g + δ),  g ∈ {−1, 0, 1}, δ = ±1/8
  *   IQ4_*:   y  = d·K[q] (IQ4_XS: d·(ls − 32)·K[q]),  K = kvalues_iq4nl
- * The dequantizers follow these formulas literally, in llama.cpp's order of
- * float operations, and reproduce ../shared/testdata/quants/ to f32 rounding.
+ * The dequantizers compute these products with the same roundings as
+ * llama.cpp and reproduce ../shared/testdata/quants/ to f32 rounding.
  *
  * The dot products pair each type with Q8_K (IQ4_NL with Q8_0) and work as
  * llama.cpp's generic CPU code does: integer sums of grid·sign·q8 per scale
@@ -65,8 +65,6 @@ struct grid_type {
 	void (*decode)(const uint8_t *blk, int g, struct iq_group *out);
 	float mult;            /* weight = d·mult·ls·byte·sign */
 	/* for the quantizer: */
-	const uint8_t *grid;   /* entries × lanes bytes (the table's memory) */
-	int entries;           /* grid size */
 	int lanes;             /* 8 or 4 bytes per entry */
 	int parity;            /* eighth sign implied by even parity */
 	float gmax;            /* largest grid byte */
@@ -136,15 +134,15 @@ static void iq3_s_decode(const uint8_t *blk, int g, struct iq_group *o)
 }
 
 static const struct grid_type gt_iq2xxs = { sizeof(struct mp_block_iq2_xxs), iq2_xxs_decode, 0.125f,
-					    (const uint8_t *)mp_iq2xxs_grid, 256, 8, 1, 43, &gq_iq2xxs };
+					    8, 1, 43, &gq_iq2xxs };
 static const struct grid_type gt_iq2xs = { sizeof(struct mp_block_iq2_xs), iq2_xs_decode, 0.125f,
-					   (const uint8_t *)mp_iq2xs_grid, 512, 8, 1, 43, &gq_iq2xs };
+					   8, 1, 43, &gq_iq2xs };
 static const struct grid_type gt_iq2s = { sizeof(struct mp_block_iq2_s), iq2_s_decode, 0.125f,
-					  (const uint8_t *)mp_iq2s_grid, 1024, 8, 0, 43, &gq_iq2s };
+					  8, 0, 43, &gq_iq2s };
 static const struct grid_type gt_iq3xxs = { sizeof(struct mp_block_iq3_xxs), iq3_xxs_decode, 0.25f,
-					    (const uint8_t *)mp_iq3xxs_grid, 256, 4, 1, 62, &gq_iq3xxs };
+					    4, 1, 62, &gq_iq3xxs };
 static const struct grid_type gt_iq3s = { sizeof(struct mp_block_iq3_s), iq3_s_decode, 1.0f,
-					  (const uint8_t *)mp_iq3s_grid, 512, 4, 0, 15, &gq_iq3s };
+					  4, 0, 15, &gq_iq3s };
 
 static inline float blk_d(const uint8_t *blk)
 {
