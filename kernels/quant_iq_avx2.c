@@ -168,14 +168,15 @@ static inline MP_TARGET_AVX2 __m256i iq3_xxs_group(const uint8_t *blk, int g, __
 static inline MP_TARGET_AVX2 __m256i iq3_s_group(const uint8_t *blk, int g, __m256i q)
 {
 	const struct mp_block_iq3_s *x = (const void *)blk;
-	const uint8_t *qs = x->qs + 8 * g;
-	int qh = x->qh[g], idx[8];
-	for (int k = 0; k < 8; k++)
-		idx[k] = qs[k] | (((qh >> k) & 1) << 8);
+	/* index k = qs[8g + k] | bit k of qh[g] << 8, all eight in i32 lanes */
+	__m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x->qs + 8 * g)));
+	__m256i hb = _mm256_srlv_epi32(_mm256_set1_epi32(x->qh[g]), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+	__m256i idx = _mm256_or_si256(lo, _mm256_slli_epi32(_mm256_and_si256(hb, _mm256_set1_epi32(1)), 8));
+	__m256i mag = _mm256_i32gather_epi32((const int *)mp_iq3s_grid, idx, 4);
 	uint32_t s4;
 	memcpy(&s4, x->signs + 4 * g, 4);
 	__m256i ls = _mm256_set1_epi16((short)(2 * ((x->scales[g / 2] >> (4 * (g % 2))) & 0xF) + 1));
-	return _mm256_madd_epi16(mul_mag(grid8(mp_iq3s_grid, idx), expand_signs(s4), q), ls);
+	return _mm256_madd_epi16(mul_mag(mag, expand_signs(s4), q), ls);
 }
 
 /* ---- IQ1 -------------------------------------------------------------------- */

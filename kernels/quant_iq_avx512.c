@@ -1,16 +1,18 @@
 /*
  * quant_iq_avx512.c — AVX-512 (F/BW/DQ/VL) dot products of the i-quants
  * with Q8_K, two groups of 32 (64 weights) per step, for the types where it
- * beats AVX2: IQ1_S, IQ1_M and IQ4_XS.  The same integer sums as the scalar
+ * beats AVX2: IQ1_M and IQ4_XS.  The same integer sums as the scalar
  * references in quant_iq.c (see quant_iq_avx2.c for the scheme); AVX-512
  * adds the width, grid gathers with in-register index arithmetic, and mask
  * registers for the signs (q8 is negated under the weight's sign mask).
  *
- * Why IQ2_XXS, IQ2_XS and IQ3_XXS have no AVX-512 kernel: their cost is the
- * per-sub-group grid and sign-table lookups, which do not get cheaper with
- * width; both the 512-bit insert and the gather versions measured 15-40%
- * slower than AVX2 (docs/design-notes.md), so the table leaves them NULL and
- * mp_quant_vec_dot() hands out the AVX2 kernel on AVX-512 machines.
+ * Why IQ1_S, IQ2_XXS, IQ2_XS and IQ3_XXS have no AVX-512 kernel: their cost
+ * is the per-sub-group grid and sign-table lookups, which do not get cheaper
+ * with width; the 512-bit versions (lane inserts, gathers, biased unsigned
+ * weights) measured 5-40% slower than AVX2 on the AMD EPYC we have
+ * (docs/design-notes.md), so the table leaves them NULL and
+ * mp_quant_vec_dot() hands out the AVX2 kernel on AVX-512 machines.  Worth
+ * re-measuring on a CPU with full-width 512-bit units.
  *
  * Uses no VNNI, so every CPU that mp_dispatch_supported(MP_KPATH_AVX512)
  * accepts runs it.  Requires q8 in [−127, 127] (Q8_K guarantees it).
@@ -63,31 +65,6 @@ static inline MP_TARGET_AVX512 __m512i iq1_weights(__m256i idx, __m512i delta)
 static inline MP_TARGET_AVX512 __m512i iq1_delta(__mmask8 neg)
 {
 	return _mm512_mask_blend_epi64(neg, _mm512_set1_epi8(1), _mm512_set1_epi8(-1));
-}
-
-static MP_TARGET_AVX512 float iq1_s_dot_avx512(int64_t n, const void *w, const void *a)
-{
-	const struct mp_block_iq1_s *x = w;
-	const struct mp_block_q8_K *y = a;
-	const __m256i shifts = _mm256_setr_epi32(0, 3, 6, 9, 0, 3, 6, 9);
-	__m512 acc = _mm512_setzero_ps();
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		__m512i sumi = _mm512_setzero_si512();
-		for (int g = 0; g < 8; g += 2) {
-			int h0 = x[i].qh[g], h1 = x[i].qh[g + 1];
-			__m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + 4 * g)));
-			__m256i hh = _mm256_setr_epi32(h0, h0, h0, h0, h1, h1, h1, h1);
-			__m256i hi = _mm256_and_si256(_mm256_srlv_epi32(hh, shifts), _mm256_set1_epi32(7));
-			__m256i idx = _mm256_or_si256(lo, _mm256_slli_epi32(hi, 8));
-			__mmask8 neg = (__mmask8)((h0 & 0x8000 ? 0x0F : 0) | (h1 & 0x8000 ? 0xF0 : 0));
-			int l0 = 2 * ((h0 >> 12) & 7) + 1, l1 = 2 * ((h1 >> 12) & 7) + 1;
-			__m512i q = _mm512_loadu_si512(y[i].qs + 32 * g);
-			sumi = _mm512_add_epi32(sumi, dot_i8(iq1_weights(idx, iq1_delta(neg)), q, scale4(l0, l0, l1, l1)));
-		}
-		float d = mp_f16_to_f32(x[i].d) * y[i].d;
-		acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-	}
-	return MP_IQ1_DELTA * _mm512_reduce_add_ps(acc);
 }
 
 static MP_TARGET_AVX512 float iq1_m_dot_avx512(int64_t n, const void *w, const void *a)
@@ -152,7 +129,6 @@ static MP_TARGET_AVX512 float iq4_xs_dot_avx512(int64_t n, const void *w, const 
 
 void mp_quant_fill_iq_avx512(struct mp_quant_ops *tab)
 {
-	tab[MP_TYPE_IQ1_S].vec_dot[MP_KPATH_AVX512] = iq1_s_dot_avx512;
 	tab[MP_TYPE_IQ1_M].vec_dot[MP_KPATH_AVX512] = iq1_m_dot_avx512;
 	tab[MP_TYPE_IQ4_XS].vec_dot[MP_KPATH_AVX512] = iq4_xs_dot_avx512;
 }
