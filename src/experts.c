@@ -13,16 +13,37 @@
 
 #include "alloc.h"
 #include "err.h"
+#include "clock.h"
 #include "experts.h"
+#include "policy.h"
+#include "trace.h"
 
 struct mp_experts {
 	struct mp_pager *pager;
+	struct mp_policy *policy;     /* eviction scores (NULL: the pager's LRU) */
+	int prefetch;                 /* forward the model's hints */
 	const struct mp_weights *w;
+	uint32_t dense_lead;          /* first MoE layer (trace layer 0) */
 	const uint32_t *set;          /* the acquired set (model's array, valid until release) */
 	uint32_t n;                   /* its size */
 	uint8_t taken[MP_ROUTER_MAX_USED]; /* handed out already */
+	/* the trace (--trace-out): outcome and stall per use of the current set */
+	struct mp_trace_writer *trace;
+	uint8_t outcome[MP_ROUTER_MAX_USED];
+	uint32_t stall[MP_ROUTER_MAX_USED];
+	uint64_t wait_t0;             /* when next_ready started waiting */
 	char err[512];
 };
+
+static double keep_score_hook(void *ctx, uint32_t layer, uint32_t expert)
+{
+	return mp_policy_keep_score(ctx, layer, expert);
+}
+
+static void on_access_hook(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n)
+{
+	mp_policy_on_access(ctx, layer, experts, n);
+}
 
 static int x_acquire(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n)
 {
@@ -30,6 +51,14 @@ static int x_acquire(void *ctx, uint32_t layer, const uint32_t *experts, uint32_
 	x->set = experts;
 	x->n = n;
 	memset(x->taken, 0, sizeof x->taken);
+	if (x->trace)
+		for (uint32_t i = 0; i < n && i < MP_ROUTER_MAX_USED; i++) {
+			/* where each expert is before the acquire decides the outcome */
+			enum mp_pager_tier t = mp_pager_tier(x->pager, layer, experts[i]);
+			x->outcome[i] = t == MP_TIER_POOL ? MP_TRACE_HIT : t == MP_TIER_LOADING ? MP_TRACE_LATE :
+					t == MP_TIER_PAGE_CACHE ? MP_TRACE_PAGECACHE : MP_TRACE_MISS;
+			x->stall[i] = 0;
+		}
 	int rc = mp_pager_acquire(x->pager, layer, experts, n);
 	if (rc < 0)
 		snprintf(x->err, sizeof x->err, "%s", mp_pager_message(x->pager));
@@ -47,6 +76,7 @@ static struct mp_tensor view(const struct mp_tensor *t3, const void *data)
 static int x_next_ready(void *ctx, uint32_t layer, uint32_t *index, struct mp_expert_view *out)
 {
 	struct mp_experts *x = ctx;
+	uint64_t t0 = x->trace ? mp_clock_now_ns() : 0;
 	int i = mp_pager_wait_any(x->pager, layer, x->set, x->n, x->taken);
 	if (i < 0) {
 		snprintf(x->err, sizeof x->err, "layer %u: no expert left to hand out", layer);
@@ -60,6 +90,10 @@ static int x_next_ready(void *ctx, uint32_t layer, uint32_t *index, struct mp_ex
 	}
 	x->taken[i] = 1;
 	*index = (uint32_t)i;
+	if (x->trace) {
+		uint64_t waited = mp_clock_now_ns() - t0;
+		x->stall[i] = waited > UINT32_MAX ? UINT32_MAX : (uint32_t)waited;
+	}
 	const struct mp_layer_weights *lw = &x->w->layer[layer];
 	out->gate = view(&lw->gate_exps, ptrs[0]);
 	out->up = view(&lw->up_exps, ptrs[1]);
@@ -70,6 +104,18 @@ static int x_next_ready(void *ctx, uint32_t layer, uint32_t *index, struct mp_ex
 static void x_release(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n)
 {
 	struct mp_experts *x = ctx;
+	if (x->trace && n <= MP_ROUTER_MAX_USED) {
+		uint16_t ids[MP_ROUTER_MAX_USED];
+		for (uint32_t i = 0; i < n; i++)
+			ids[i] = (uint16_t)experts[i];
+		if (mp_trace_writer_add(x->trace, layer - x->dense_lead, ids, NULL, x->outcome,
+					x->stall) < 0) {
+			fprintf(stderr, "moepager: --trace-out: %s; tracing stops\n",
+				mp_trace_writer_error(x->trace));
+			mp_trace_writer_destroy(x->trace);
+			x->trace = NULL;
+		}
+	}
 	mp_pager_release(x->pager, layer, experts, n);
 	x->set = NULL;
 	x->n = 0;
@@ -80,8 +126,26 @@ static const char *x_err(void *ctx)
 	return ((struct mp_experts *)ctx)->err;
 }
 
+static void x_hint(void *ctx, uint32_t layer, const uint32_t *experts, const float *scores, uint32_t n)
+{
+	struct mp_experts *x = ctx;
+	double sc[2 * MP_ROUTER_MAX_USED];
+	if (!x->prefetch || n > 2 * MP_ROUTER_MAX_USED)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		sc[i] = scores[i];
+	mp_pager_hint(x->pager, layer, experts, sc, n);
+}
+
+void mp_experts_end_sequence(struct mp_experts *x)
+{
+	if (x && x->trace)
+		mp_trace_writer_end_sequence(x->trace);
+}
+
 int mp_experts_create(struct mp_gguf *g, const struct mp_hparams *hp, const struct mp_weights *w,
-		      uint32_t top_k, const struct mp_pager_config *cfg, struct mp_experts **out,
+		      uint32_t top_k, const struct mp_pager_config *cfg,
+		      const struct mp_experts_opts *opts, struct mp_experts **out,
 		      struct mp_expert_source *src, char *err, size_t err_len)
 {
 	*out = NULL;
@@ -91,11 +155,40 @@ int mp_experts_create(struct mp_gguf *g, const struct mp_hparams *hp, const stru
 		return -ENOMEM;
 	}
 	x->w = w;
+	x->dense_lead = hp->n_dense_lead;
+	x->prefetch = opts->prefetch;
 	struct mp_pager_config pc = *cfg;
 	pc.n_layers = hp->n_layer;
 	pc.n_experts = hp->n_expert;
 	pc.top_k = top_k;
-	int rc = mp_pager_create(&pc, &x->pager, err, err_len);
+	int rc;
+	if (opts->policy == MP_POLICY_MOEPAGER) {
+		struct mp_policy_params pp;
+		mp_policy_params_default(&pp);
+		rc = mp_policy_create(MP_POLICY_MOEPAGER, hp->n_layer, hp->n_expert, top_k, &pp, &x->policy);
+		if (rc < 0) {
+			snprintf(err, err_len, "cannot create the eviction policy: %s", mp_strerror(rc));
+			goto fail;
+		}
+		pc.keep_score = keep_score_hook;
+		pc.on_access = on_access_hook;
+		pc.policy_ctx = x->policy;
+	}
+	if (opts->trace_out) {
+		struct mp_trace_info ti = {
+			.version = MP_TRACE_V2, .layers = hp->n_layer - hp->n_dense_lead,
+			.experts = hp->n_expert, .top_k = top_k, .flags = MP_TRACE_F_OUTCOMES,
+			.layer_base = hp->n_dense_lead,
+		};
+		x->trace = mp_trace_writer_create();
+		if (!x->trace || (rc = mp_trace_writer_open(x->trace, opts->trace_out, &ti)) < 0) {
+			snprintf(err, err_len, "--trace-out %s: %s", opts->trace_out,
+				 x->trace ? mp_trace_writer_error(x->trace) : "out of memory");
+			rc = -EIO;
+			goto fail;
+		}
+	}
+	rc = mp_pager_create(&pc, &x->pager, err, err_len);
 	if (rc < 0)
 		goto fail;
 	int file_id[MP_GGUF_MAX_PARTS < 1024 ? MP_GGUF_MAX_PARTS : 1024];
@@ -135,7 +228,7 @@ int mp_experts_create(struct mp_gguf *g, const struct mp_hparams *hp, const stru
 		snprintf(err, err_len, "%s", mp_pager_message(x->pager));
 		goto fail;
 	}
-	*src = (struct mp_expert_source){ x, x_acquire, x_next_ready, x_release, x_err };
+	*src = (struct mp_expert_source){ x, x_acquire, x_next_ready, x_release, x_err, x_hint, NULL };
 	*out = x;
 	return 0;
 fail:
@@ -148,6 +241,10 @@ void mp_experts_destroy(struct mp_experts *x)
 	if (!x)
 		return;
 	mp_pager_destroy(x->pager);
+	mp_policy_destroy(x->policy);
+	if (x->trace && mp_trace_writer_close(x->trace) < 0)
+		fprintf(stderr, "moepager: --trace-out: %s\n", mp_trace_writer_error(x->trace));
+	mp_trace_writer_destroy(x->trace);
 	mp_free(x);
 }
 

@@ -26,6 +26,7 @@
 #include "loader.h"
 #include "model.h"
 #include "opt.h"
+#include "policy.h"
 #include "sampler.h"
 #include "stats.h"
 #include "size.h"
@@ -43,6 +44,8 @@ static const char description[] =
 
 static const char *const kv_types[] = { "f16", "q8_0", NULL };
 static const char *const io_names[] = { "auto", "uring", "aio", "sync", "mmap", NULL };
+static const char *const prefetch_names[] = { "none", "lookahead", "full", NULL };
+static const char *const policy_names[] = { "moepager", "lru", NULL };
 
 struct flags {
 	const char *model, *prompt, *file;
@@ -56,6 +59,10 @@ struct flags {
 	int64_t io_depth;
 	const char *stats_file;
 	int keep_stats;
+	int prefetch;                /* index into prefetch_names */
+	const char *prefetch_depth;  /* "auto" or N */
+	const char *trace_out;
+	int policy;                  /* index into policy_names */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -411,8 +418,13 @@ static int run(const struct flags *f)
 		pc.io = io_names[f->io];
 		pc.io_depth = (uint32_t)f->io_depth;
 		pc.stats = s.stats;
+		struct mp_experts_opts xo = {
+			.policy = f->policy == 1 ? MP_POLICY_LRU : MP_POLICY_MOEPAGER,
+			.prefetch = f->prefetch != 0,
+			.trace_out = f->trace_out,
+		};
 		if (mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf), top_k, &pc,
-				      &experts, &src, err, sizeof err) < 0) {
+				      &xo, &experts, &src, err, sizeof err) < 0) {
 			fprintf(stderr, "moepager: %s\n", err);
 			goto out;
 		}
@@ -427,11 +439,24 @@ static int run(const struct flags *f)
 			pi.fits ? ": the model fits" : "", pi.backend);
 		if (mp_pager_message(mp_experts_pager(experts))[0])
 			fprintf(stderr, "moepager: %s\n", mp_pager_message(mp_experts_pager(experts)));
-		fprintf(stderr, "moepager: stats: %s (watch with moepager-stat)\n", mp_stats_path(s.stats));
+		fprintf(stderr, "moepager: stats: %s (watch with moepager-stat); policy %s, prefetch %s, "
+			"depth %s\n", mp_stats_path(s.stats), policy_names[f->policy], prefetch_names[f->prefetch],
+			f->prefetch_depth);
 	} else if (mp_resident_experts_create(hp, mp_modelfile_weights(mf), &res, &src) < 0 &&
 		   hp->n_dense_lead < hp->n_layer) {
 		fprintf(stderr, "moepager: %s: the routed-expert tensors do not match the metadata\n", f->model);
 		goto out;
+	}
+	int depth = -1;
+	if (strcmp(f->prefetch_depth, "auto") != 0) {
+		char *end;
+		long d = strtol(f->prefetch_depth, &end, 10);
+		if (*end || end == f->prefetch_depth || d < 1 || d > 16) {
+			fprintf(stderr, "moepager: --prefetch-depth %s: expected auto or a number from 1 to 16\n",
+				f->prefetch_depth);
+			goto out;
+		}
+		depth = (int)d;
 	}
 	if (mp_threads_create((int)f->threads, &threads) < 0) {
 		fprintf(stderr, "moepager: cannot start %lld threads\n", (long long)f->threads);
@@ -444,6 +469,8 @@ static int run(const struct flags *f)
 		.no_groups = f->no_groups,
 		.absorb = 1,
 		.threads = threads,
+		.prefetch_depth = f->prefetch == 0 ? 0 : depth,
+		.prefetch_history = f->prefetch == 2,
 	};
 	if (mp_model_create(hp, mp_modelfile_weights(mf), &src, &mo, &s.model, err, sizeof err) < 0) {
 		fprintf(stderr, "moepager: %s: %s\n", f->model, err);
@@ -543,7 +570,8 @@ int main(int argc, char **argv)
 	struct flags f = {
 		.n_predict = 256, .threads = ncpu > 0 ? ncpu : 1, .ctx = 4096, .top_k = 0,
 		.repeat_last_n = 64, .experts = 0, .seed = 0, .temp = 0.6, .top_p = 0.95,
-		.min_p = 0.01, .repeat_penalty = 1.0, .kv_type = 0, .io_depth = 32,
+		.min_p = 0.01, .repeat_penalty = 1.0, .kv_type = 0, .io_depth = 32, .prefetch = 1,
+		.prefetch_depth = "auto",
 	};
 	const struct mp_opt opts[] = {
 		{ "model", 'm', MP_OPT_STRING, &f.model, "PATH", "model file (first part of a split model)", 0, 0, NULL, NULL },
@@ -571,6 +599,10 @@ int main(int argc, char **argv)
 		{ "io-depth", 0, MP_OPT_INT, &f.io_depth, "N", "expert reads in flight", 1, 4096, NULL, NULL },
 		{ "stats-file", 0, MP_OPT_STRING, &f.stats_file, "PATH", "stats segment (default /dev/shm/moepager-PID.stats)", 0, 0, NULL, NULL },
 		{ "keep-stats", 0, MP_OPT_FLAG, &f.keep_stats, NULL, "keep the stats segment after exit", 0, 0, NULL, NULL },
+		{ "prefetch", 0, MP_OPT_CHOICE, &f.prefetch, "MODE", "expert prefetch: none, lookahead (router look-ahead) or full (also the previous token's experts)", 0, 0, prefetch_names, NULL },
+		{ "prefetch-depth", 0, MP_OPT_STRING, &f.prefetch_depth, "N", "layers the look-ahead covers: auto (adapts to waits) or 1-16", 0, 0, NULL, NULL },
+		{ "policy", 0, MP_OPT_CHOICE, &f.policy, "NAME", "expert eviction: moepager (learned next-token probability) or lru", 0, 0, policy_names, NULL },
+		{ "trace-out", 0, MP_OPT_STRING, &f.trace_out, "PATH", "record routing and pager outcomes (MOETRACE v2, for moepager-sim)", 0, 0, NULL, NULL },
 		{ "version", 'V', MP_OPT_FLAG, &f.version, NULL, "print the version, CPU features, kernel path and I/O backends", 0, 0, NULL, NULL },
 	};
 	const size_t n_opts = sizeof opts / sizeof opts[0];
