@@ -286,10 +286,11 @@ static void lookahead(struct mp_model *m, uint32_t L)
 			continue;
 		mp_ops_rmsnorm(m->la_x, m->h, la->ffn_norm.data, hp->n_embd, hp->eps);
 		linear(m, &la->gate_inp, m->la_x, m->router_logits);
+		/* the next layer gets its full predicted set; farther layers, whose
+		 * prediction is weaker, only its most likely half */
 		struct mp_router_cfg rc = m->router;
-		rc.n_used = m->router.n_used + 2 < hp->n_expert ? m->router.n_used + 2 : hp->n_expert;
-		if (rc.n_used > MP_ROUTER_MAX_USED)
-			rc.n_used = MP_ROUTER_MAX_USED;
+		if (A > L + 1)
+			rc.n_used = (m->router.n_used + 1) / 2;
 		struct mp_route pred;
 		mp_router_select(&rc, m->router_logits, la->exp_probs_b.data, &pred);
 		uint32_t ids[2 * MP_ROUTER_MAX_USED];

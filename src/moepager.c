@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -336,13 +337,25 @@ static void print_speed(const struct session *s)
 		gs > 0 ? (double)s->gen_tokens / gs : 0.0);
 }
 
-/* Scratch the plan sets aside for activations, per-thread buffers, I/O bounce
- * and alignment slack, the tokenizer and the rest of the heap. */
-#define MP_SCRATCH_BYTES (256ull << 20)
+/* Scratch the plan sets aside beyond the weights, KV cache and pool: the
+ * model's activations and per-thread buffers (f32 copy of one layer's cache,
+ * attention rows), the tokenizer, I/O bookkeeping, thread stacks, the
+ * libraries' own heaps. */
+static uint64_t scratch_bytes(const struct mp_hparams *hp, int64_t ctx, int64_t threads)
+{
+	uint64_t kv_width = hp->kv_lora_rank + hp->d_rope;
+	return (32ull << 20) + (uint64_t)ctx * kv_width * 4 + (uint64_t)threads * (uint64_t)ctx * 4 +
+	       (uint64_t)hp->n_vocab * 16 + (uint64_t)threads * (2ull << 20);
+}
 
 /* The pager's one-screen summary at exit. */
 static void print_pager(struct mp_experts *x)
 {
+	struct rusage ru;
+	char rss[32];
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		fprintf(stderr, "moepager: peak RSS %s\n",
+			mp_size_format((uint64_t)ru.ru_maxrss * 1024, rss, sizeof rss));
 	if (!x)
 		return;
 	struct mp_pager_info pi;
@@ -356,6 +369,10 @@ static void print_pager(struct mp_experts *x)
 		uses ? 100.0 * (double)pi.misses / (double)uses : 0.0,
 		mp_size_format(pi.bytes_read, a, sizeof a), mp_size_format(pi.pc_bytes, b, sizeof b),
 		(unsigned long long)pi.evictions);
+	fprintf(stderr, "moepager: prefetch: %llu issued, %llu used, %llu wasted (precision %.2f)\n",
+		(unsigned long long)pi.pf_issued, (unsigned long long)pi.pf_used,
+		(unsigned long long)pi.pf_wasted,
+		pi.pf_issued ? (double)pi.pf_used / (double)pi.pf_issued : 0.0);
 }
 
 static int run(const struct flags *f)
@@ -394,13 +411,14 @@ static int run(const struct flags *f)
 		uint64_t budget = f->cache_budget;
 		char a[32], b[32], c[32], d[32];
 		if (!budget) {
-			uint64_t fixed = resident + kv_bytes + MP_SCRATCH_BYTES;
+			uint64_t scratch = scratch_bytes(hp, f->ctx, f->threads);
+			uint64_t fixed = resident + kv_bytes + scratch;
 			if (f->mem_limit <= fixed) {
 				fprintf(stderr, "moepager: --mem-limit %s leaves nothing for the expert pool: "
 					"resident weights %s + KV cache %s + scratch %s need %s\n",
 					mp_size_format(f->mem_limit, a, sizeof a), mp_size_format(resident, b, sizeof b),
 					mp_size_format(kv_bytes, c, sizeof c),
-					mp_size_format(MP_SCRATCH_BYTES, d, sizeof d),
+					mp_size_format(scratch, d, sizeof d),
 					mp_size_format(fixed, a, sizeof a));
 				goto out;
 			}
