@@ -23,6 +23,8 @@
  *   P3. last_use[j] is the tick of j's last use, or NEVER.
  *   P4. prob = the ring slot of the last prediction (σ(z_j) per expert), or
  *       half (all 0.5) before the first access of the sequence.
+ *   P5. n_hints > 0 only between a hint and the layer's next access; then
+ *       hinted[j] = max(prob[j], hints for j) and the scores come from it.
  * Belady:
  *   B1. cursor[l] is the trace token whose set layer l is given next.
  *   B2. next_use[u] is the token (relative to the first of the range) of the
@@ -66,6 +68,8 @@ struct mp_layer {
 	float *rp;       /* [H][experts] its probabilities */
 	const float *prob; /* [experts] current keep scores: the newest rp slot, or half */
 	float *half;     /* [experts] 0.5: the scores before any access */
+	float *hinted;   /* [experts] max(prob, hints) when n_hints > 0 */
+	uint32_t n_hints; /* hints since the last access */
 };
 
 struct mp_policy {
@@ -143,6 +147,7 @@ static void layer_free(struct mp_layer *m)
 	mp_free(m->rf);
 	mp_free(m->rp);
 	mp_free(m->half);
+	mp_free(m->hinted);
 }
 
 void mp_policy_destroy(struct mp_policy *p)
@@ -168,6 +173,7 @@ static void layer_forget(struct mp_policy *p, struct mp_layer *m)
 	for (uint32_t j = 0; j < e; j++)
 		m->last_use[j] = NEVER;
 	m->prob = m->half;
+	m->n_hints = 0;
 	for (uint32_t q = 0; q < h; q++)
 		m->rt[q] = -1;
 	m->set_n = 0;
@@ -190,9 +196,10 @@ static int layer_init(struct mp_policy *p, struct mp_layer *m)
 	m->rf = mp_calloc(h * NF * e, sizeof(float));
 	m->rp = mp_calloc(h * e, sizeof(float));
 	m->half = mp_calloc(e, sizeof(float));
+	m->hinted = mp_calloc(e, sizeof(float));
 	if (!m->w || (p->prm.cross_layer && !m->v) || !m->b || !m->freq || !m->last_use ||
 	    !m->set || !m->rt || !m->rs || !m->rs_n || !m->rx || !m->rx_n || !m->rf || !m->rp ||
-	    !m->half)
+	    !m->half || !m->hinted)
 		return -ENOMEM;
 	for (size_t j = 0; j < e; j++)
 		m->half[j] = 0.5f;
@@ -437,6 +444,7 @@ static void moe_access(struct mp_policy *p, uint32_t layer, const uint32_t *s, u
 	for (uint32_t j = 0; j < ep; j++)
 		z[j] = sigmoid(z[j]);
 	m->prob = z;   /* slot q is next written H accesses from now (P2) */
+	m->n_hints = 0;
 	memcpy(m->set, s, n * sizeof *s);
 	m->set_n = n;
 }
@@ -487,10 +495,27 @@ void mp_policy_on_access(struct mp_policy *p, uint32_t layer, const uint32_t *ex
 	}
 }
 
+void mp_policy_hint(struct mp_policy *p, uint32_t layer, uint32_t expert, double prob)
+{
+	if (p->kind != MP_POLICY_MOEPAGER || !(prob >= 0))
+		return;
+	struct mp_layer *m = &p->ml[layer];
+	if (m->n_hints++ == 0)
+		memcpy(m->hinted, m->prob, p->ep * sizeof *m->hinted);
+	if ((float)prob > m->hinted[expert])
+		m->hinted[expert] = prob > 1 ? 1.0f : (float)prob;
+}
+
+/* The moepager scores of a layer: the model's, or with the hints. */
+static const float *moe_scores(const struct mp_layer *m)
+{
+	return m->n_hints ? m->hinted : m->prob;
+}
+
 double mp_policy_keep_score(const struct mp_policy *p, uint32_t layer, uint32_t expert)
 {
 	if (p->kind == MP_POLICY_MOEPAGER)
-		return p->ml[layer].prob[expert];
+		return moe_scores(&p->ml[layer])[expert];
 	return p->score[(size_t)layer * p->experts + expert];
 }
 
@@ -498,7 +523,7 @@ void mp_policy_keep_scores(const struct mp_policy *p, uint32_t layer, const uint
                            uint32_t n, double *out)
 {
 	if (p->kind == MP_POLICY_MOEPAGER) {
-		const float *prob = p->ml[layer].prob;
+		const float *prob = moe_scores(&p->ml[layer]);
 		for (uint32_t i = 0; i < n; i++)
 			out[i] = prob[experts[i]];
 	} else {

@@ -94,6 +94,13 @@ double mp_policy_keep_score(const struct mp_policy *p, uint32_t layer, uint32_t 
 void mp_policy_keep_scores(const struct mp_policy *p, uint32_t layer, const uint32_t *experts,
                            uint32_t n, double *out);
 
+/* A hint from prediction (router look-ahead): the probability, 0..1, that
+ * expert is used at layer's next token.  Until layer's next on_access() the
+ * moepager policy keeps the expert at least that much:
+ * keep_score = max(model, hint).  lru, lfu and belady ignore hints.  Not
+ * measured by the simulator (traces carry no hidden states). */
+void mp_policy_hint(struct mp_policy *p, uint32_t layer, uint32_t expert, double prob);
+
 /* A new, unrelated sequence begins and the caller wants cold-start
  * semantics: recency, frequencies and LFU counts are forgotten; what the
  * moepager policy learned (its model weights) is kept. */
