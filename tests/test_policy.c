@@ -3,8 +3,10 @@
  * reference trace, the moepager policy's targets (>= 0.55 cold and warm at a
  * 27 % cache, never below LRU from 10 % to 75 %), determinism, the global
  * pool, and argument errors. */
+#include <errno.h>
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "mp_test.h"
@@ -120,6 +122,68 @@ static void test_moepager_learns(void)
 	mp_policy_on_access(p, 0, a, 2);
 	CHECK(mp_policy_keep_score(p, 0, 7) > 0.8);
 	mp_policy_destroy(p);
+}
+
+/* A saved model starts a new policy where the old one stopped; files that do
+ * not fit are refused with the field named. */
+static void test_model_file(void)
+{
+	struct mp_policy_params prm;
+	mp_policy_params_default(&prm);
+	prm.horizon = 1;
+	struct mp_policy *p, *q, *r;
+	REQUIRE(mp_policy_create(MP_POLICY_MOEPAGER, 2, 12, 2, &prm, &p) == 0);
+	uint32_t a[2] = { 1, 2 }, b[2] = { 7, 9 };
+	for (int i = 0; i < 300; i++) {
+		mp_policy_on_access(p, 0, a, 2);
+		mp_policy_on_access(p, 0, b, 2);
+	}
+	char path[512];
+	const char *dir = getenv("TMPDIR");
+	snprintf(path, sizeof path, "%s/mp-test-policy-%ld.model", dir && *dir ? dir : "/tmp", (long)getpid());
+	CHECK_EQ_INT(mp_policy_save(p, path), 0);
+	REQUIRE(mp_policy_create(MP_POLICY_MOEPAGER, 2, 12, 2, &prm, &q) == 0);
+	CHECK_EQ_INT(mp_policy_load(q, path), 0);
+	mp_policy_on_sequence(p);   /* same (empty) history on both sides */
+	mp_policy_on_access(p, 0, a, 2);
+	mp_policy_on_access(q, 0, a, 2);
+	CHECK(mp_policy_keep_score(q, 0, 7) > 0.8);
+	for (uint32_t e = 0; e < 12; e++)
+		CHECK_EQ_INT(mp_policy_keep_score(q, 0, e) == mp_policy_keep_score(p, 0, e), 1);
+	/* another shape or decay, another policy kind */
+	REQUIRE(mp_policy_create(MP_POLICY_MOEPAGER, 2, 13, 2, &prm, &r) == 0);
+	CHECK_EQ_INT(mp_policy_load(r, path), -MP_EFORMAT);
+	CHECK_CONTAINS(mp_policy_error(r), "experts: this policy has 13, the file 12");
+	mp_policy_destroy(r);
+	prm.decay[1] = 0.8f;
+	REQUIRE(mp_policy_create(MP_POLICY_MOEPAGER, 2, 12, 2, &prm, &r) == 0);
+	CHECK_EQ_INT(mp_policy_load(r, path), -MP_EFORMAT);
+	CHECK_CONTAINS(mp_policy_error(r), "decay1: this policy has 0.8");
+	mp_policy_destroy(r);
+	REQUIRE(mp_policy_create(MP_POLICY_LRU, 2, 12, 2, NULL, &r) == 0);
+	CHECK_EQ_INT(mp_policy_save(r, path), -MP_EARG);
+	mp_policy_destroy(r);
+	/* truncated, and not a model at all */
+	FILE *f = fopen(path, "r+b");
+	REQUIRE(f);
+	REQUIRE(ftruncate(fileno(f), 64 + 100) == 0);
+	fclose(f);
+	CHECK_EQ_INT(mp_policy_load(q, path), -MP_EFORMAT);
+	CHECK_CONTAINS(mp_policy_error(q), "truncated");
+	mp_policy_on_sequence(q);   /* a failed load leaves an empty model, not half of one */
+	mp_policy_on_access(q, 0, a, 2);
+	CHECK_NEAR(mp_policy_keep_score(q, 0, 7), 0.5, 1e-6);
+	f = fopen(path, "wb");
+	REQUIRE(f);
+	fputs("MOETRACE and more than sixty-four bytes of something else entirely.....", f);
+	fclose(f);
+	CHECK_EQ_INT(mp_policy_load(q, path), -MP_EFORMAT);
+	CHECK_CONTAINS(mp_policy_error(q), "magic");
+	unlink(path);
+	CHECK_EQ_INT(mp_policy_load(q, path), -ENOENT);
+	CHECK_CONTAINS(mp_policy_error(q), "cannot open");
+	mp_policy_destroy(p);
+	mp_policy_destroy(q);
 }
 
 static void test_args(void)
@@ -256,6 +320,7 @@ int main(void)
 {
 	RUN(test_lru_lfu_hook);
 	RUN(test_moepager_learns);
+	RUN(test_model_file);
 	RUN(test_args);
 	RUN(test_belady_desync);
 	RUN(test_reference_figures);
