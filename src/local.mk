@@ -6,7 +6,9 @@ libmpsrc_la_SOURCES = \
 	src/gguf.c \
 	src/gguf.h \
 	src/gguf_write.c \
-	src/gguf_write.h
+	src/gguf_write.h \
+	src/plan.c \
+	src/plan.h
 
 bin_PROGRAMS += moepager
 moepager_CPPFLAGS = $(SRC_CPPFLAGS)

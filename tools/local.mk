@@ -7,3 +7,8 @@ moepager_mkmodel_SOURCES = \
 	tools/mkvocab.c \
 	tools/mkvocab.h
 moepager_mkmodel_LDADD = $(SRC_LIBS)
+
+bin_PROGRAMS += moepager-gguf
+moepager_gguf_CPPFLAGS = $(TOOLS_CPPFLAGS)
+moepager_gguf_SOURCES = tools/gguftool.c
+moepager_gguf_LDADD = $(SRC_LIBS)
