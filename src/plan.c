@@ -163,12 +163,14 @@ int mp_plan_compute(struct mp_gguf *g, const struct mp_plan_opts *o, struct mp_p
 		return -MP_EBUDGET;
 	}
 	p->pool_fraction = p->routed_bytes ? (double)p->pool_bytes / (double)p->routed_bytes : 1.0;
-	/* Even split across MoE layers: each layer's share over its expert size. */
+	/* The pool is shared in proportion to each layer's routed bytes (so a
+	 * pool as large as all experts holds every expert). */
 	for (uint32_t l = 0; l < n_layer && p->n_moe; l++) {
 		struct mp_plan_layer *L = &p->layers[l];
 		if (!L->moe)
 			continue;
-		uint64_t fit = p->pool_bytes / p->n_moe / L->expert_bytes;
+		double share = (double)p->pool_bytes * ((double)L->routed_bytes / (double)p->routed_bytes);
+		uint64_t fit = (uint64_t)(share / (double)L->expert_bytes + 1e-9);
 		L->fit = fit > n_expert ? n_expert : fit;
 		p->pool_experts += L->fit;
 	}

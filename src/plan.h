@@ -27,7 +27,7 @@ struct mp_plan_layer {
 	uint64_t routed_bytes;      /* bytes: its three expert tensors */
 	uint64_t expert_bytes;      /* bytes: one expert (gate + up + down slices) */
 	uint32_t down_type;         /* GGUF type of ffn_down_exps (MoE layers) */
-	uint64_t fit;               /* experts of this layer the pool holds (even split) */
+	uint64_t fit;               /* experts of this layer the pool holds (pool shared by routed bytes) */
 };
 
 struct mp_plan {
