@@ -6,7 +6,9 @@
  * with all threads; (2) for each hot weight type and each kernel path the CPU
  * runs, the weight bytes per second mp_matvec streams through a matrix of the
  * same size (R1's hidden width, 7168 columns), with 1 thread and all threads,
- * and the ratio to the read bandwidth of the same thread count.  Each figure
+ * and the ratio to the read bandwidth of the same thread count; plus, for
+ * each kernel, the rate on a 4 MiB matrix that stays in the cache (what one
+ * core computes when memory is not the limit).  Each figure
  * is the best of several repetitions (at least 3 and 0.3 s).  Prints a
  * Markdown table for bench/README.md.
  *
@@ -30,7 +32,10 @@
 #include "threads.h"
 #include "types.h"
 
-enum { COLS = 7168 };
+enum {
+	COLS = 7168,     /* R1's hidden width */
+	CACHED_MB = 4,   /* matrix size of the in-cache (compute-bound) figure */
+};
 
 struct read_job {
 	const uint8_t *buf;
@@ -216,9 +221,9 @@ int main(int argc, char **argv)
 	double bwn = (double)bytes / best_time(run_read, &rcn, 0.3) * 1e-9;
 	printf("memory read bandwidth: %.1f GB/s with 1 thread, %.1f GB/s with %d threads\n\n", bw1,
 	       bwn, nthreads);
-	printf("| type | path | GB/s, 1 thread | of 1-thread read bw | GB/s, %d thread%s | of %d-thread read bw |\n",
+	printf("| type | path | in-cache GB/s, 1 thread | GB/s, 1 thread | of 1-thread read bw | GB/s, %d thread%s | of %d-thread read bw |\n",
 	       nthreads, nthreads > 1 ? "s" : "", nthreads);
-	printf("| --- | --- | ---: | ---: | ---: | ---: |\n");
+	printf("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
 
 	static const enum mp_type hot[] = { MP_TYPE_Q4_K, MP_TYPE_Q6_K, MP_TYPE_Q8_0, MP_TYPE_Q2_K,
 					    MP_TYPE_Q3_K, MP_TYPE_Q5_K, MP_TYPE_BF16, MP_TYPE_F16,
@@ -253,12 +258,17 @@ int main(int argc, char **argv)
 				continue;
 			struct mv_ctx c = { pool1, (enum mp_kpath)p,
 					    { base, t, rows, COLS }, x, y };
+			/* compute-bound figure: a matrix that stays in the cache */
+			int64_t small_rows = (int64_t)((size_t)CACHED_MB << 20) / (int64_t)rb;
+			c.w.rows = small_rows < rows ? small_rows : rows;
+			double gc = (double)c.w.rows * (double)rb / best_time(run_matvec, &c, 0.2) * 1e-9;
+			c.w.rows = rows;
 			double mb_bytes = (double)rows * (double)rb;
 			double g1 = mb_bytes / best_time(run_matvec, &c, 0.3) * 1e-9;
 			c.pool = pooln;
 			double gn = mb_bytes / best_time(run_matvec, &c, 0.3) * 1e-9;
-			printf("| %s | %s | %.1f | %.0f%% | %.1f | %.0f%% |\n", mp_type_name(t),
-			       mp_dispatch_name((enum mp_kpath)p), g1, 100 * g1 / bw1, gn, 100 * gn / bwn);
+			printf("| %s | %s | %.1f | %.1f | %.0f%% | %.1f | %.0f%% |\n", mp_type_name(t),
+			       mp_dispatch_name((enum mp_kpath)p), gc, g1, 100 * g1 / bw1, gn, 100 * gn / bwn);
 			fflush(stdout);
 		}
 		mp_free(y);

@@ -36,7 +36,7 @@ tests_test_dispatch_LDADD = $(KERNELS_LIBS)
 
 check_PROGRAMS += tests/test_quant
 tests_test_quant_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
-tests_test_quant_SOURCES = tests/test_quant.c tests/mp_test.h
+tests_test_quant_SOURCES = tests/test_quant.c tests/mp_test.h tests/quant_ref.h
 tests_test_quant_LDADD = $(KERNELS_LIBS)
 
 check_PROGRAMS += tests/test_quant_simd
@@ -50,7 +50,6 @@ tests_test_matvec_SOURCES = tests/test_matvec.c tests/mp_test.h
 tests_test_matvec_LDADD = $(KERNELS_LIBS)
 
 dist_check_SCRIPTS += tests/kernels_paths.test
-
 check_PROGRAMS += tests/test_quant_iq
 tests_test_quant_iq_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_quant_iq_SOURCES = tests/test_quant_iq.c tests/mp_test.h tests/quant_ref.h

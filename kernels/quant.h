@@ -42,10 +42,10 @@ mp_vec_dot_fn mp_quant_vec_dot(uint32_t t, enum mp_kpath path);
 /* Families fill their entries of the table (called once, in order, by
  * quant.c: never by constructors). */
 void mp_quant_fill_float(struct mp_quant_ops *tab);
-void mp_quant_fill_iq(struct mp_quant_ops *tab);
 /* SIMD families (quant_avx2.c, quant_avx512.c) fill only their path's
  * vec_dot slots; they run after the scalar families. */
 void mp_quant_fill_avx2(struct mp_quant_ops *tab);
 void mp_quant_fill_avx512(struct mp_quant_ops *tab);
+void mp_quant_fill_iq(struct mp_quant_ops *tab);
 
 #endif

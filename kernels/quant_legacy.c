@@ -35,11 +35,13 @@ static inline void put_le32(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
-/* Clamps a float code to 0..hi (NaN-free inputs only). */
+/* Truncates a float code to 0..hi, as the reference does after its +0.5;
+ * NaN (0·inf when a subnormal scale has no finite inverse) gives 0. */
 static inline uint8_t code_clamp(float v, int hi)
 {
-	int i = (int)v;   /* truncation, as the reference (after its +0.5) */
-	return (uint8_t)(i < 0 ? 0 : i > hi ? hi : i);
+	if (!(v > 0))
+		return 0;
+	return (uint8_t)(v >= (float)hi ? hi : (int)v);
 }
 
 /* Signed extreme: the value of largest magnitude (first one on ties). */

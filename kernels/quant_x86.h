@@ -32,19 +32,20 @@ X86_TARGET static inline __m256i X86(loadu)(const void *p)
 }
 
 /* The 8 scales (bytes 0..7) and 8 mins (bytes 8..15) of a Q4_K/Q5_K block,
- * unpacked from its 12 bytes with llama.cpp's word masks (same values as
- * mp_k4_scale_min). */
+ * unpacked from its 12 bytes (same values as mp_k4_scale_min): with the
+ * words u0..u2 of the packed bytes,
+ *   scales 0..3 = u0 & 0x3f..,   scales 4..7 = (u2 & 0x0f..) | ((u0 >> 6) & 0x03..) << 4,
+ *   mins 0..3   = u1 & 0x3f..,   mins 4..7   = ((u2 >> 4) & 0x0f..) | ((u1 >> 6) & 0x03..) << 4.
+ * Loads 16 bytes: the 4 after the scales are the block's next field. */
 X86_TARGET static inline __m128i X86(k4_scales_mins)(const uint8_t *q)
 {
-	uint32_t u[4];
-	memcpy(u, q, 12);
-	const uint32_t km1 = 0x3f3f3f3f, km2 = 0x0f0f0f0f, km3 = 0x03030303;
-	u[3] = ((u[2] >> 4) & km2) | (((u[1] >> 6) & km3) << 4);
-	uint32_t mins_lo = u[1] & km1;
-	u[1] = (u[2] & km2) | (((u[0] >> 6) & km3) << 4);
-	u[2] = mins_lo;
-	u[0] &= km1;
-	return _mm_set_epi32((int)u[3], (int)u[2], (int)u[1], (int)u[0]);
+	__m128i u = _mm_loadu_si128((const __m128i *)q);
+	__m128i A = _mm_shuffle_epi32(u, _MM_SHUFFLE(2, 1, 2, 0));   /* u0 u2 u1 u2 */
+	__m128i B = _mm_shuffle_epi32(u, _MM_SHUFFLE(1, 1, 0, 0));   /* u0 u0 u1 u1 */
+	__m128i lo6 = _mm_and_si128(A, _mm_set1_epi32(0x3f3f3f3f));
+	__m128i hi = _mm_and_si128(_mm_srlv_epi32(A, _mm_set_epi32(4, 0, 0, 0)), _mm_set1_epi32(0x0f0f0f0f));
+	hi = _mm_or_si128(hi, _mm_slli_epi32(_mm_and_si128(_mm_srli_epi32(B, 6), _mm_set1_epi32(0x03030303)), 4));
+	return _mm_blend_epi32(lo6, hi, 0xA);
 }
 
 /* sc holds eight i16 scales in each 128-bit half (the same eight in both);

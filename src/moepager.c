@@ -1,44 +1,81 @@
 /*
- * moepager.c — the moepager command.
+ * moepager.c — the moepager command: generate text or chat with a deepseek2
+ * GGUF model.
  *
- * Today it reports what this build and this machine offer (version, CPU
- * features, kernel path, allocator, I/O backends); the forward pass and the
- * pager issues add generation from a model.
+ * Flow: parse flags (src/opt.h) → open and map the model (src/loader.h) →
+ * tokenizer from the file's vocabulary → forward pass (src/model.h) with the
+ * routed experts served through one narrow source → sampler → streamed,
+ * UTF-8-safe output.  The R1 <think> part is shown dimmed on a terminal, or
+ * hidden with --hide-think.  Ctrl-C stops the current answer (chat returns to
+ * its prompt); a second Ctrl-C exits.
  */
-#include <getopt.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "cpu.h"
 #include "dispatch.h"
 #include "err.h"
+#include "experts.h"
 #include "io.h"
+#include "loader.h"
+#include "model.h"
+#include "opt.h"
+#include "sampler.h"
+#include "stats.h"
+#include "size.h"
+#include "threads.h"
+#include "tokenizer.h"
 
-static const char usage_text[] =
-	"Usage: moepager [OPTION]...\n"
+static const char usage_line[] = "moepager -m MODEL.gguf [-p PROMPT | -f FILE | -i] [OPTION]...";
+static const char description[] =
 	"Run DeepSeek-R1-class MoE models larger than RAM by paging the routed\n"
-	"experts from NVMe into a bounded memory pool.\n"
+	"experts from NVMe into a bounded memory pool.  Give the first part of a\n"
+	"split model; the others are found by name.\n"
 	"\n"
-	"Options:\n"
-	"  -h, --help       print this help and exit\n"
-	"  -V, --version    print the version, the CPU features, the kernel path\n"
-	"                   and the I/O backends of this build, and exit\n"
-	"\n"
-	"Environment:\n"
-	"  MOEPAGER_CPU=scalar|avx2|avx512   force a kernel path (default: best)\n"
-	"  MOEPAGER_LOG=error|warn|info|debug  diagnostics level (default: warn)\n";
+	"Environment: MOEPAGER_CPU=scalar|avx2|avx512 forces a kernel path;\n"
+	"MOEPAGER_LOG=error|warn|info|debug sets the diagnostics level.";
 
-/* Prints the build and machine report; returns the process exit status. */
+static const char *const kv_types[] = { "f16", "q8_0", NULL };
+static const char *const io_names[] = { "auto", "uring", "aio", "sync", "mmap", NULL };
+
+struct flags {
+	const char *model, *prompt, *file;
+	int interactive, raw, hide_think, no_groups, version;
+	int64_t n_predict, threads, ctx, top_k, repeat_last_n, experts, seed;
+	double temp, top_p, min_p, repeat_penalty;
+	int kv_type;                 /* index into kv_types */
+	int seed_given;
+	uint64_t cache_budget, mem_limit;   /* bytes; 0: not given */
+	int io;                      /* index into io_names */
+	int64_t io_depth;
+	const char *stats_file;
+	int keep_stats;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	if (interrupted)
+		_exit(130);          /* second Ctrl-C: leave now */
+	interrupted = 1;
+}
+
+/* Prints the build and machine report; returns the exit status. */
 static int report(void)
 {
 	char feats[512], why[256];
 	printf("moepager %s\n", PACKAGE_VERSION);
 	printf("cpu:          %s\n", mp_cpu_brand());
 	printf("cpu features: %s\n", mp_cpu_describe(mp_cpu_features(), feats, sizeof feats));
-	int rc = mp_dispatch_init(why, sizeof why);
-	if (rc < 0) {
+	if (mp_dispatch_init(why, sizeof why) < 0) {
 		fprintf(stderr, "moepager: %s\n", why);
 		return 1;
 	}
@@ -59,33 +96,507 @@ static int report(void)
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* Reads a whole text file (the -f prompt). */
+static char *read_file(const char *path, char *err, size_t len)
 {
-	static const struct option opts[] = {
-		{ "help", no_argument, 0, 'h' },
-		{ "version", no_argument, 0, 'V' },
-		{ 0, 0, 0, 0 },
+	FILE *f = fopen(path, "rb");
+	if (!f) {
+		snprintf(err, len, "-f %s: %s", path, strerror(errno));
+		return NULL;
+	}
+	size_t cap = 1 << 16, n = 0;
+	char *buf = mp_malloc(cap);
+	while (buf) {
+		n += fread(buf + n, 1, cap - n - 1, f);
+		if (n < cap - 1)
+			break;
+		char *nb = mp_realloc(buf, cap * 2);
+		if (!nb) {
+			mp_free(buf);
+			buf = NULL;
+			break;
+		}
+		buf = nb;
+		cap *= 2;
+	}
+	if (buf)
+		buf[n] = 0;
+	else
+		snprintf(err, len, "-f %s: out of memory", path);
+	fclose(f);
+	return buf;
+}
+
+/* ---- a generation session --------------------------------------------------------- */
+
+struct session {
+	struct mp_tok *tok;
+	struct mp_model *model;
+	struct mp_sampler *sampler;
+	uint32_t n_ctx;
+	int32_t eos, think_open, think_close;
+	int tty, hide_think, in_think;
+	struct mp_tok_stream stream;
+	char *out;                   /* stream output buffer */
+	size_t out_cap;
+	uint64_t prompt_tokens, prompt_ns, gen_tokens, gen_ns;
+	struct mp_stats *stats;      /* NULL without the pager */
+};
+
+/* Counts one decoded token in the stats segment. */
+static void count_token(struct session *s, uint64_t ns)
+{
+	if (!s->stats)
+		return;
+	mp_stats_begin(s->stats);
+	struct mp_stats_global *g = mp_stats_global(s->stats);
+	mp_stats_add(&g->tokens, 1);
+	mp_stats_add(&g->decode_ns, ns);
+	mp_stats_end(s->stats);
+}
+
+static void emit(struct session *s, const char *text, size_t n)
+{
+	if (!n || (s->in_think && s->hide_think))
+		return;
+	fwrite(text, 1, n, stdout);
+}
+
+/* Shows token id, switching the dim style around the <think> part. */
+static void show(struct session *s, int32_t id)
+{
+	if (id == s->think_open) {
+		s->in_think = 1;
+		if (s->tty && !s->hide_think)
+			fputs("\033[2m", stdout);
+	}
+	size_t n = mp_tok_stream_push(s->tok, &s->stream, id, s->out, s->out_cap);
+	emit(s, s->out, n);
+	if (id == s->think_close) {
+		s->in_think = 0;
+		if (s->tty && !s->hide_think)
+			fputs("\033[0m", stdout);
+	}
+	fflush(stdout);
+}
+
+/* Feeds ids through the model; the logits of the last one are in *logits. */
+static int feed(struct session *s, const int32_t *ids, size_t n, const float **logits)
+{
+	if (mp_model_pos(s->model) + n >= s->n_ctx) {
+		fprintf(stderr, "moepager: the prompt needs %zu more tokens but only %u of --ctx-size %u "
+			"are left\n", n, s->n_ctx - mp_model_pos(s->model), s->n_ctx);
+		return -MP_EBUDGET;
+	}
+	uint64_t t0 = mp_clock_now_ns();
+	for (size_t i = 0; i < n; i++) {
+		uint64_t ts = mp_clock_now_ns();
+		int rc = mp_model_step(s->model, (uint32_t)ids[i], logits);
+		if (rc < 0) {
+			fprintf(stderr, "moepager: %s\n", mp_model_error(s->model));
+			return rc;
+		}
+		count_token(s, mp_clock_now_ns() - ts);
+		mp_sampler_accept(s->sampler, ids[i]);
+	}
+	s->prompt_ns += mp_clock_now_ns() - t0;
+	s->prompt_tokens += n;
+	return 0;
+}
+
+/* Samples up to n_predict tokens (−1: until EOS or the context is full). */
+static int generate(struct session *s, const float *logits, int64_t n_predict)
+{
+	uint64_t t0 = mp_clock_now_ns();
+	int rc = 0;
+	for (int64_t i = 0; n_predict < 0 || i < n_predict; i++) {
+		if (interrupted)
+			break;
+		int32_t id = mp_sampler_sample(s->sampler, logits);
+		mp_sampler_accept(s->sampler, id);
+		s->gen_tokens++;
+		if (id == s->eos)
+			break;
+		show(s, id);
+		if (mp_model_pos(s->model) + 1 >= s->n_ctx) {
+			fprintf(stderr, "\nmoepager: the context is full (%u tokens)\n", s->n_ctx);
+			break;
+		}
+		uint64_t ts = mp_clock_now_ns();
+		if ((rc = mp_model_step(s->model, (uint32_t)id, &logits)) < 0) {
+			fprintf(stderr, "\nmoepager: %s\n", mp_model_error(s->model));
+			break;
+		}
+		count_token(s, mp_clock_now_ns() - ts);
+	}
+	size_t n = mp_tok_stream_flush(&s->stream, s->out, s->out_cap);
+	emit(s, s->out, n);
+	if (s->in_think && s->tty && !s->hide_think)
+		fputs("\033[0m", stdout);
+	fputc('\n', stdout);
+	fflush(stdout);
+	s->gen_ns += mp_clock_now_ns() - t0;
+	return rc;
+}
+
+/* Encodes text (special tokens parsed) into a fresh array. */
+static int encode(struct session *s, const char *text, unsigned flags, int32_t **ids, size_t *n)
+{
+	size_t len = strlen(text);
+	size_t cap = len + 8;
+	*ids = mp_malloc_array(cap, sizeof **ids);
+	if (!*ids)
+		return -ENOMEM;
+	int rc = mp_tok_encode(s->tok, text, len, flags, *ids, cap);
+	if (rc >= 0 && (size_t)rc > cap) {
+		int32_t *bigger = mp_realloc(*ids, sizeof **ids * (size_t)rc);
+		if (!bigger)
+			return -ENOMEM;
+		*ids = bigger;
+		rc = mp_tok_encode(s->tok, text, len, flags, *ids, (size_t)rc);
+	}
+	if (rc < 0) {
+		fprintf(stderr, "moepager: cannot tokenize the prompt: %s\n", mp_strerror(rc));
+		return rc;
+	}
+	*n = (size_t)rc;
+	return 0;
+}
+
+/* One user turn of the R1 template, with the <think> opening the answer. */
+static int user_turn(struct session *s, const char *msg, int first, const float **logits)
+{
+	struct mp_tok_msg m = { MP_TOK_USER, msg };
+	char *text;
+	int64_t len = mp_tok_chat_render(&m, 1, MP_TOK_CHAT_GEN_PROMPT | MP_TOK_CHAT_THINK, &text);
+	if (len < 0)
+		return (int)len;
+	/* later turns continue the cached conversation: drop the leading BOS */
+	const char *body = text;
+	size_t bos_len = 0;
+	const char *bos = mp_tok_bos(s->tok) >= 0 ? mp_tok_piece(s->tok, mp_tok_bos(s->tok), &bos_len)
+					       : NULL;
+	if (!first && bos && bos_len && strncmp(text, bos, bos_len) == 0)
+		body = text + bos_len;
+	int32_t *ids;
+	size_t n;
+	int rc = encode(s, body, (first ? MP_TOK_ADD_BOS : 0) | MP_TOK_PARSE_SPECIAL, &ids, &n);
+	mp_free(text);
+	if (rc < 0)
+		return rc;
+	rc = feed(s, ids, n, logits);
+	/* the template ends with "<think>\n": the answer starts in the think part */
+	for (size_t i = n >= 2 ? n - 2 : 0; rc == 0 && i < n; i++)
+		if (ids[i] == s->think_open)
+			s->in_think = 1;
+	if (s->in_think && s->tty && !s->hide_think)
+		fputs("\033[2m", stdout);
+	mp_free(ids);
+	return rc;
+}
+
+static int chat(struct session *s, int64_t n_predict)
+{
+	char line[8192];
+	int first = 1;
+	for (;;) {
+		interrupted = 0;
+		fputs("> ", stdout);
+		fflush(stdout);
+		if (!fgets(line, sizeof line, stdin))
+			break;
+		line[strcspn(line, "\n")] = 0;
+		if (!line[0])
+			continue;
+		const float *logits;
+		if (user_turn(s, line, first, &logits) < 0)
+			return 1;
+		first = 0;
+		generate(s, logits, n_predict);
+		s->in_think = 0;
+		if (interrupted)
+			fputs("[stopped]\n", stdout);
+	}
+	return 0;
+}
+
+static void print_speed(const struct session *s)
+{
+	double ps = (double)s->prompt_ns / 1e9, gs = (double)s->gen_ns / 1e9;
+	fprintf(stderr, "moepager: prompt %llu tokens in %.2f s (%.2f tokens/s); decode %llu tokens "
+		"in %.2f s (%.2f tokens/s)\n", (unsigned long long)s->prompt_tokens, ps,
+		ps > 0 ? (double)s->prompt_tokens / ps : 0.0, (unsigned long long)s->gen_tokens, gs,
+		gs > 0 ? (double)s->gen_tokens / gs : 0.0);
+}
+
+/* Scratch the plan sets aside for activations, per-thread buffers, I/O bounce
+ * and alignment slack, the tokenizer and the rest of the heap. */
+#define MP_SCRATCH_BYTES (256ull << 20)
+
+/* The pager's one-screen summary at exit. */
+static void print_pager(struct mp_experts *x)
+{
+	if (!x)
+		return;
+	struct mp_pager_info pi;
+	mp_pager_info(mp_experts_pager(x), &pi);
+	uint64_t uses = pi.hits + pi.pc_hits + pi.misses;
+	char a[32], b[32];
+	fprintf(stderr, "moepager: pager: %llu expert uses: %.1f%% pool hits, %.1f%% page-cache copies, "
+		"%.1f%% disk reads; read %s from disk, copied %s from the page cache; %llu evictions\n",
+		(unsigned long long)uses, uses ? 100.0 * (double)pi.hits / (double)uses : 0.0,
+		uses ? 100.0 * (double)pi.pc_hits / (double)uses : 0.0,
+		uses ? 100.0 * (double)pi.misses / (double)uses : 0.0,
+		mp_size_format(pi.bytes_read, a, sizeof a), mp_size_format(pi.pc_bytes, b, sizeof b),
+		(unsigned long long)pi.evictions);
+}
+
+static int run(const struct flags *f)
+{
+	char err[1024], why[256];
+	int status = 1;
+	struct mp_modelfile *mf = NULL;
+	struct mp_resident_experts *res = NULL;
+	struct mp_experts *experts = NULL;
+	struct mp_threads *threads = NULL;
+	struct session s;
+	memset(&s, 0, sizeof s);
+	char *prompt_text = NULL;
+
+	if (mp_dispatch_init(why, sizeof why) < 0) {
+		fprintf(stderr, "moepager: %s\n", why);
+		return 1;
+	}
+	if (mp_modelfile_open(f->model, &mf, err, sizeof err) < 0) {
+		fprintf(stderr, "moepager: %s\n", err);
+		return 1;
+	}
+	const struct mp_hparams *hp = mp_modelfile_hparams(mf);
+	if (mp_loader_tokenizer(mp_modelfile_gguf(mf), &s.tok, err, sizeof err) < 0) {
+		fprintf(stderr, "moepager: %s\n", err);
+		goto out;
+	}
+	struct mp_expert_source src;
+	uint64_t routed, resident;
+	mp_loader_bytes(mp_modelfile_gguf(mf), &routed, &resident);
+	uint64_t kv_bytes = mp_model_kv_bytes_per_token(hp, f->kv_type == 1 ? MP_KV_Q8_0 : MP_KV_F16) *
+			    (uint64_t)f->ctx;
+	uint32_t top_k = f->experts ? (uint32_t)f->experts : hp->n_expert_used;
+	if ((f->cache_budget || f->mem_limit) && hp->n_dense_lead < hp->n_layer) {
+		/* the pager serves the routed experts from a bounded pool */
+		uint64_t budget = f->cache_budget;
+		char a[32], b[32], c[32], d[32];
+		if (!budget) {
+			uint64_t fixed = resident + kv_bytes + MP_SCRATCH_BYTES;
+			if (f->mem_limit <= fixed) {
+				fprintf(stderr, "moepager: --mem-limit %s leaves nothing for the expert pool: "
+					"resident weights %s + KV cache %s + scratch %s need %s\n",
+					mp_size_format(f->mem_limit, a, sizeof a), mp_size_format(resident, b, sizeof b),
+					mp_size_format(kv_bytes, c, sizeof c),
+					mp_size_format(MP_SCRATCH_BYTES, d, sizeof d),
+					mp_size_format(fixed, a, sizeof a));
+				goto out;
+			}
+			budget = f->mem_limit - fixed;
+		}
+		if (mp_stats_create(&(struct mp_stats_config){ f->stats_file, f->keep_stats, hp->n_layer,
+							       hp->n_expert, mp_loader_fingerprint(mp_modelfile_gguf(mf)),
+							       io_names[f->io] }, &s.stats, err, sizeof err) < 0) {
+			fprintf(stderr, "moepager: %s\n", err);
+			goto out;
+		}
+		struct mp_pager_config pc;
+		memset(&pc, 0, sizeof pc);
+		pc.budget = budget;
+		pc.io = io_names[f->io];
+		pc.io_depth = (uint32_t)f->io_depth;
+		pc.stats = s.stats;
+		if (mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf), top_k, &pc,
+				      &experts, &src, err, sizeof err) < 0) {
+			fprintf(stderr, "moepager: %s\n", err);
+			goto out;
+		}
+		struct mp_pager_info pi;
+		mp_pager_info(mp_experts_pager(experts), &pi);
+		mp_stats_set_backend(s.stats, pi.backend);
+		fprintf(stderr, "moepager: memory plan: resident weights %s, KV cache %s (%lld tokens), "
+			"expert pool %s (%u slots, %s of %s routed experts%s), io %s\n",
+			mp_size_format(resident, a, sizeof a), mp_size_format(kv_bytes, b, sizeof b),
+			(long long)f->ctx, mp_size_format(pi.pool_bytes, c, sizeof c), pi.n_slots,
+			pi.fits ? "all" : "part", mp_size_format(routed, d, sizeof d),
+			pi.fits ? ": the model fits" : "", pi.backend);
+		if (mp_pager_message(mp_experts_pager(experts))[0])
+			fprintf(stderr, "moepager: %s\n", mp_pager_message(mp_experts_pager(experts)));
+		fprintf(stderr, "moepager: stats: %s (watch with moepager-stat)\n", mp_stats_path(s.stats));
+	} else if (mp_resident_experts_create(hp, mp_modelfile_weights(mf), &res, &src) < 0 &&
+		   hp->n_dense_lead < hp->n_layer) {
+		fprintf(stderr, "moepager: %s: the routed-expert tensors do not match the metadata\n", f->model);
+		goto out;
+	}
+	if (mp_threads_create((int)f->threads, &threads) < 0) {
+		fprintf(stderr, "moepager: cannot start %lld threads\n", (long long)f->threads);
+		goto out;
+	}
+	struct mp_model_opts mo = {
+		.n_ctx = (uint32_t)f->ctx,
+		.kv_type = f->kv_type == 1 ? MP_KV_Q8_0 : MP_KV_F16,
+		.n_expert_used = (uint32_t)f->experts,
+		.no_groups = f->no_groups,
+		.absorb = 1,
+		.threads = threads,
 	};
-	opterr = 0;
-	int c;
-	while ((c = getopt_long(argc, argv, ":hV", opts, NULL)) != -1) {
-		switch (c) {
-		case 'h':
-			fputs(usage_text, stdout);
-			return 0;
-		case 'V':
-			return report();
-		case ':':
-			fprintf(stderr, "moepager: option %s needs a value (see --help)\n", argv[optind - 1]);
-			return 2;
-		default:
-			fprintf(stderr, "moepager: unknown option %s (see --help)\n", argv[optind - 1]);
-			return 2;
+	if (mp_model_create(hp, mp_modelfile_weights(mf), &src, &mo, &s.model, err, sizeof err) < 0) {
+		fprintf(stderr, "moepager: %s: %s\n", f->model, err);
+		goto out;
+	}
+	struct mp_sampler_params sp;
+	mp_sampler_params_r1(&sp);
+	sp.temperature = (float)f->temp;
+	sp.top_k = (int32_t)f->top_k;
+	sp.top_p = (float)f->top_p;
+	sp.min_p = (float)f->min_p;
+	sp.repeat_penalty = (float)f->repeat_penalty;
+	sp.penalty_last_n = (int32_t)f->repeat_last_n;
+	sp.seed = f->seed_given ? (uint64_t)f->seed : mp_clock_now_ns() ^ ((uint64_t)getpid() << 32);
+	if (mp_sampler_create(&sp, hp->n_vocab, &s.sampler, err, sizeof err) < 0) {
+		fprintf(stderr, "moepager: %s\n", err);
+		goto out;
+	}
+	s.n_ctx = (uint32_t)f->ctx;
+	s.eos = mp_tok_eos(s.tok);
+	s.think_open = mp_tok_find(s.tok, "<think>", 7);
+	s.think_close = mp_tok_find(s.tok, "</think>", 8);
+	s.tty = isatty(STDOUT_FILENO);
+	s.hide_think = f->hide_think;
+	s.out_cap = mp_tok_stream_cap(s.tok);
+	s.out = mp_malloc(s.out_cap);
+	if (!s.out)
+		goto out;
+	mp_tok_stream_init(&s.stream, 0);
+
+	char msz[32];
+	uint64_t bytes = 0;
+	for (uint32_t p = 0; p < mp_gguf_part_count(mp_modelfile_gguf(mf)); p++)
+		bytes += mp_gguf_part_size(mp_modelfile_gguf(mf), p);
+	fprintf(stderr, "moepager: %s: %u layers, %u experts (top-%u), %s, kernels %s, %lld threads, %s\n",
+		f->model, hp->n_layer, hp->n_expert, top_k, mp_size_format(bytes, msz, sizeof msz),
+		mp_dispatch_name(mp_dispatch_path()), (long long)f->threads,
+		experts ? "routed experts paged" : "all weights mapped (no --cache-budget/--mem-limit)");
+
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigint;
+	sigaction(SIGINT, &sa, NULL);
+
+	if (f->interactive) {
+		status = chat(&s, f->n_predict);
+		print_speed(&s);
+		print_pager(experts);
+		goto out;
+	}
+	if (f->file) {
+		prompt_text = read_file(f->file, err, sizeof err);
+		if (!prompt_text) {
+			fprintf(stderr, "moepager: %s\n", err);
+			goto out;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "moepager: unexpected argument '%s' (see --help)\n", argv[optind]);
+	const char *prompt = prompt_text ? prompt_text : f->prompt ? f->prompt : "";
+	const float *logits;
+	if (f->raw) {
+		int32_t *ids;
+		size_t n;
+		if (encode(&s, prompt, MP_TOK_ADD_BOS | MP_TOK_PARSE_SPECIAL, &ids, &n) < 0)
+			goto out;
+		if (n == 0) {
+			fprintf(stderr, "moepager: the prompt is empty and the vocabulary has no BOS\n");
+			mp_free(ids);
+			goto out;
+		}
+		int rc = feed(&s, ids, n, &logits);
+		mp_free(ids);
+		if (rc < 0)
+			goto out;
+	} else if (user_turn(&s, prompt, 1, &logits) < 0) {
+		goto out;
+	}
+	status = generate(&s, logits, f->n_predict) < 0 ? 1 : 0;
+	print_speed(&s);
+	print_pager(experts);
+out:
+	mp_free(prompt_text);
+	mp_free(s.out);
+	mp_sampler_destroy(s.sampler);
+	mp_model_destroy(s.model);
+	mp_tok_destroy(s.tok);
+	mp_threads_destroy(threads);
+	mp_resident_experts_destroy(res);
+	mp_experts_destroy(experts);
+	mp_stats_destroy(s.stats);
+	mp_modelfile_close(mf);
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	struct flags f = {
+		.n_predict = 256, .threads = ncpu > 0 ? ncpu : 1, .ctx = 4096, .top_k = 0,
+		.repeat_last_n = 64, .experts = 0, .seed = 0, .temp = 0.6, .top_p = 0.95,
+		.min_p = 0.01, .repeat_penalty = 1.0, .kv_type = 0, .io_depth = 32,
+	};
+	const struct mp_opt opts[] = {
+		{ "model", 'm', MP_OPT_STRING, &f.model, "PATH", "model file (first part of a split model)", 0, 0, NULL, NULL },
+		{ "prompt", 'p', MP_OPT_STRING, &f.prompt, "TEXT", "prompt, sent as one user turn of the chat template", 0, 0, NULL, NULL },
+		{ "file", 'f', MP_OPT_STRING, &f.file, "PATH", "read the prompt from a file", 0, 0, NULL, NULL },
+		{ "interactive", 'i', MP_OPT_FLAG, &f.interactive, NULL, "chat: read user turns from standard input", 0, 0, NULL, NULL },
+		{ "raw", 0, MP_OPT_FLAG, &f.raw, NULL, "use the prompt as is, without the chat template", 0, 0, NULL, NULL },
+		{ "n-predict", 'n', MP_OPT_INT, &f.n_predict, "N", "tokens to generate, -1 = until end of text", -1, 1e9, NULL, NULL },
+		{ "ctx-size", 'c', MP_OPT_INT, &f.ctx, "N", "context length (KV cache positions)", 16, 1 << 24, NULL, NULL },
+		{ "threads", 't', MP_OPT_INT, &f.threads, "N", "compute threads", 1, 1024, NULL, NULL },
+		{ "temp", 0, MP_OPT_FLOAT, &f.temp, "T", "temperature; 0 = greedy", 0, 100, NULL, NULL },
+		{ "top-k", 0, MP_OPT_INT, &f.top_k, "N", "keep the N most likely tokens; 0 = off", 0, 1e9, NULL, NULL },
+		{ "top-p", 0, MP_OPT_FLOAT, &f.top_p, "P", "nucleus sampling mass; 1 = off", 0, 1, NULL, NULL },
+		{ "min-p", 0, MP_OPT_FLOAT, &f.min_p, "P", "drop tokens below P times the best one's probability", 0, 1, NULL, NULL },
+		{ "repeat-penalty", 0, MP_OPT_FLOAT, &f.repeat_penalty, "F", "penalty for repeated tokens; 1 = off", 0.01, 100, NULL, NULL },
+		{ "repeat-last-n", 0, MP_OPT_INT, &f.repeat_last_n, "N", "tokens the repeat penalty looks back", 0, 1e9, NULL, NULL },
+		{ "seed", 0, MP_OPT_INT, &f.seed, "N", "sampling seed (default: random)", 0, 9.2e18, NULL, &f.seed_given },
+		{ "experts", 0, MP_OPT_INT, &f.experts, "K", "routed experts per token (fewer: faster, worse answers); 0 = the model's", 0, 64, NULL, NULL },
+		{ "kv-type", 0, MP_OPT_CHOICE, &f.kv_type, "TYPE", "KV cache type: f16 or q8_0 (half the size)", 0, 0, kv_types, NULL },
+		{ "no-expert-groups", 0, MP_OPT_FLAG, &f.no_groups, NULL, "ignore expert groups (llama.cpp parity on old files)", 0, 0, NULL, NULL },
+		{ "hide-think", 0, MP_OPT_FLAG, &f.hide_think, NULL, "do not print the <think> part", 0, 0, NULL, NULL },
+		{ "cache-budget", 0, MP_OPT_SIZE, &f.cache_budget, "SIZE", "expert pool size (e.g. 96G); routed experts are paged from disk", 0, 0, NULL, NULL },
+		{ "mem-limit", 0, MP_OPT_SIZE, &f.mem_limit, "SIZE", "whole-process memory limit; the expert pool gets what is left", 0, 0, NULL, NULL },
+		{ "io", 0, MP_OPT_CHOICE, &f.io, "BACKEND", "expert reads: auto, uring, aio, sync or mmap", 0, 0, io_names, NULL },
+		{ "io-depth", 0, MP_OPT_INT, &f.io_depth, "N", "expert reads in flight", 1, 4096, NULL, NULL },
+		{ "stats-file", 0, MP_OPT_STRING, &f.stats_file, "PATH", "stats segment (default /dev/shm/moepager-PID.stats)", 0, 0, NULL, NULL },
+		{ "keep-stats", 0, MP_OPT_FLAG, &f.keep_stats, NULL, "keep the stats segment after exit", 0, 0, NULL, NULL },
+		{ "version", 'V', MP_OPT_FLAG, &f.version, NULL, "print the version, CPU features, kernel path and I/O backends", 0, 0, NULL, NULL },
+	};
+	const size_t n_opts = sizeof opts / sizeof opts[0];
+	char err[256];
+	int rc = mp_opt_parse(opts, n_opts, argc, argv, NULL, 0, NULL, err, sizeof err);
+	if (rc == 1) {
+		mp_opt_help(stdout, usage_line, description, opts, n_opts);
+		return 0;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "moepager: %s\n", err);
 		return 2;
 	}
-	return report();
+	if (f.version)
+		return report();
+	if (!f.model) {
+		fprintf(stderr, "moepager: -m MODEL.gguf is required (see --help)\n");
+		return 2;
+	}
+	if (f.prompt && f.file) {
+		fprintf(stderr, "moepager: -p and -f both give a prompt: choose one\n");
+		return 2;
+	}
+	if (f.interactive && (f.prompt || f.file || f.raw)) {
+		fprintf(stderr, "moepager: -i reads the conversation from standard input; drop -p/-f/--raw\n");
+		return 2;
+	}
+	return run(&f);
 }

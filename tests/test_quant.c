@@ -65,8 +65,8 @@ static size_t nbytes(enum mp_type t, int64_t n)
 }
 
 /* quantize → dequantize keeps the values within the type's error budget, and
- * special inputs (all zero, constant, one spike, tiny, huge) give finite
- * blocks that decode close to them. */
+ * special inputs (all zero, constant, one spike, tiny, huge, subnormal) give
+ * finite blocks that decode close to them. */
 static void test_round_trip(void)
 {
 	enum { N = 4096 };
@@ -93,11 +93,12 @@ static void test_round_trip(void)
 			MP_TEST_FAIL("%s: relative RMS error %.4f, expected <= %.4f", name, rel,
 				     weight_types[k].max_rel_rms);
 		/* special blocks: zeros, a constant, a single spike, tiny and large */
-		for (int c = 0; c < 5; c++) {
+		for (int c = 0; c < 6; c++) {
 			for (int i = 0; i < N; i++)
 				x[i] = c == 0 ? 0.0f : c == 1 ? 0.5f : c == 2 ? (i % 97 == 3 ? 3.0f : 0.0f)
 				     : c == 3 ? (float)mp_rng_normal(&r) * 1e-6f
-				     : (float)mp_rng_normal(&r) * 1000.0f;
+				     : c == 4 ? (float)mp_rng_normal(&r) * 1000.0f
+				     : (float)mp_rng_normal(&r) * 1e-41f;   /* f32 subnormals */
 			ops->quantize(x, q, N);
 			ops->dequant(q, y, N);
 			double e2 = 0, s2 = 0;
@@ -110,7 +111,7 @@ static void test_round_trip(void)
 			if (!finite)
 				MP_TEST_FAIL("%s: special case %d decodes to a non-finite value", name, c);
 			/* tiny values may flush in f16 scales: allow an absolute floor */
-			double lim = 2.5 * weight_types[k].max_rel_rms * sqrt(s2) + (c == 3 ? 1e-3 : 1e-30);
+			double lim = 2.5 * weight_types[k].max_rel_rms * sqrt(s2) + (c == 3 || c == 5 ? 1e-3 : 1e-30);
 			if (!(sqrt(e2) <= lim))
 				MP_TEST_FAIL("%s: special case %d error %.4g > %.4g", name, c, sqrt(e2), lim);
 		}

@@ -1,5 +1,13 @@
-# tools — command-line tools built on src/: moepager-mkmodel (synthetic
-# models), moepager-gguf (inspect, plan, manifest, verify).
+# tools — the companion programs, built on the layers below: moepager-sim
+# (policy replay), moepager-mkmodel (synthetic models), moepager-gguf
+# (inspect, plan, manifest, verify).
+bin_PROGRAMS += moepager-sim
+moepager_sim_CPPFLAGS = $(TOOLS_CPPFLAGS)
+moepager_sim_SOURCES = tools/moepager-sim.c
+moepager_sim_LDADD = $(PAGER_LIBS)
+
+dist_check_SCRIPTS += tests/sim.test
+
 bin_PROGRAMS += moepager-mkmodel
 moepager_mkmodel_CPPFLAGS = $(TOOLS_CPPFLAGS)
 moepager_mkmodel_SOURCES = \

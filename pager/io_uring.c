@@ -1,0 +1,239 @@
+/*
+ * io_uring.c — the io_uring backend: O_DIRECT reads into the pool, which is
+ * registered with the ring once (read_fixed: no page pinning per read), files
+ * registered in a sparse table (no fd lookup per read), a whole batch
+ * submitted with one io_uring_enter, and completions taken from the shared
+ * completion ring in batches (io_uring_peek_batch_cqe + cq_advance): no
+ * system call per completion, one only when the caller must wait.
+ *
+ * Registration is an optimisation: when the kernel refuses it (memlock
+ * limit, old kernel) the backend reads with plain fds and buffers.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <liburing.h>
+
+#include "alloc.h"
+#include "err.h"
+#include "io_internal.h"
+
+#define CANCEL_TAG UINT64_MAX           /* user_data of our cancel requests */
+#define IOV_MAX_LEN (1ull << 30)        /* bytes: the kernel's limit per registered buffer */
+#define READ_MAX_LEN (1ull << 30)       /* bytes: one sqe reads at most this (len is 32-bit) */
+
+struct uring_be {
+	struct mp_io_backend base;       /* methods; first */
+	struct io_uring ring;            /* sq and cq, 2x depth completions */
+	int *fds;                        /* [max_files], -1: none */
+	uint32_t max_files;              /* entries in fds */
+	int files_registered;            /* 1: sparse file table in the ring */
+	int bufs_registered;             /* 1: pool registered as n_iov buffers */
+	char *buf_base;                  /* the pool, or NULL */
+	uint64_t buf_len;                /* bytes */
+	uint32_t n_iov;                  /* registered buffers, IOV_MAX_LEN each but the last */
+	uint32_t inflight;               /* reads submitted, not reaped */
+	uint32_t cancels;                /* cancel sqes whose cqe is outstanding */
+};
+
+static int uring_probe(char *why, size_t why_len)
+{
+	if (mp_io_disabled("uring", why, why_len))
+		return -MP_EUNAVAIL;
+	struct io_uring ring;
+	int rc = io_uring_queue_init(4, &ring, 0);
+	if (rc < 0) {
+		snprintf(why, why_len, "io_uring_setup failed: %s", strerror(-rc));
+		return rc;
+	}
+	io_uring_queue_exit(&ring);
+	return 0;
+}
+
+static void uring_close(struct mp_io_backend *b)
+{
+	struct uring_be *u = (struct uring_be *)b;
+	if (!u)
+		return;
+	if (u->ring.ring_fd > 0)
+		io_uring_queue_exit(&u->ring);
+	for (uint32_t i = 0; u->fds && i < u->max_files; i++)
+		if (u->fds[i] >= 0)
+			close(u->fds[i]);
+	mp_free(u->fds);
+	mp_free(u);
+}
+
+static int uring_open(const struct mp_io_config *cfg, struct mp_io_backend **out,
+                      char *msg, size_t msg_len)
+{
+	struct uring_be *u = mp_calloc(1, sizeof *u);
+	if (!u)
+		return -ENOMEM;
+	u->base.ops = &mp_io_uring_ops;
+	u->ring.ring_fd = -1;
+	u->max_files = cfg->max_files;
+	u->fds = mp_malloc_array(u->max_files, sizeof *u->fds);
+	if (!u->fds) {
+		uring_close(&u->base);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < u->max_files; i++)
+		u->fds[i] = -1;
+	struct io_uring_params p;
+	memset(&p, 0, sizeof p);
+	p.flags = IORING_SETUP_CQSIZE;
+	p.cq_entries = 2 * cfg->depth + 16;     /* reads plus cancel completions */
+	int rc = io_uring_queue_init_params(cfg->depth, &u->ring, &p);
+	if (rc < 0) {
+		u->ring.ring_fd = -1;
+		snprintf(msg, msg_len, "io_uring_setup failed: %s", strerror(-rc));
+		uring_close(&u->base);
+		return rc;
+	}
+	u->files_registered = io_uring_register_files_sparse(&u->ring, u->max_files) == 0;
+	if (cfg->buf_base && cfg->buf_len) {
+		u->buf_base = cfg->buf_base;
+		u->buf_len = cfg->buf_len;
+		u->n_iov = (uint32_t)((cfg->buf_len + IOV_MAX_LEN - 1) / IOV_MAX_LEN);
+		struct iovec *iov = mp_calloc(u->n_iov, sizeof *iov);
+		if (iov) {
+			for (uint32_t i = 0; i < u->n_iov; i++) {
+				uint64_t off = (uint64_t)i * IOV_MAX_LEN;
+				iov[i].iov_base = u->buf_base + off;
+				iov[i].iov_len = cfg->buf_len - off < IOV_MAX_LEN ? cfg->buf_len - off : IOV_MAX_LEN;
+			}
+			u->bufs_registered = io_uring_register_buffers(&u->ring, iov, u->n_iov) == 0;
+			mp_free(iov);
+		}
+	}
+	*out = &u->base;
+	return 0;
+}
+
+static int uring_add_file(struct mp_io_backend *b, uint32_t index, const char *path,
+                          uint64_t *size, char *msg, size_t msg_len)
+{
+	struct uring_be *u = (struct uring_be *)b;
+	int rc = mp_io_open_file(path, 1, &u->fds[index], size, msg, msg_len);
+	if (rc < 0)
+		return rc;
+	if (u->files_registered &&
+	    io_uring_register_files_update(&u->ring, index, &u->fds[index], 1) != 1)
+		u->files_registered = 0;   /* then every read uses the plain fd */
+	return 0;
+}
+
+static struct io_uring_sqe *get_sqe(struct uring_be *u)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+	if (!sqe) {                        /* sq full: hand what we have to the kernel */
+		io_uring_submit(&u->ring);
+		sqe = io_uring_get_sqe(&u->ring);
+	}
+	return sqe;
+}
+
+static int uring_submit(struct mp_io_backend *b, const struct mp_io_req *reqs, unsigned n)
+{
+	struct uring_be *u = (struct uring_be *)b;
+	unsigned i = 0;
+	for (; i < n; i++) {
+		const struct mp_io_req *r = &reqs[i];
+		struct io_uring_sqe *sqe = get_sqe(u);
+		if (!sqe)
+			break;
+		uint64_t len = r->len < READ_MAX_LEN ? r->len : READ_MAX_LEN;  /* short: resubmitted */
+		char *buf = r->buf;
+		int fd = u->files_registered ? (int)r->file : u->fds[r->file];
+		uint64_t at = (uint64_t)((uintptr_t)buf - (uintptr_t)u->buf_base);
+		if (u->bufs_registered && (uintptr_t)buf >= (uintptr_t)u->buf_base && at < u->buf_len) {
+			uint32_t k = (uint32_t)(at / IOV_MAX_LEN);
+			uint64_t room = (uint64_t)(k + 1) * IOV_MAX_LEN - at;   /* stay in one buffer */
+			if (len > room)
+				len = room;
+			io_uring_prep_read_fixed(sqe, fd, buf, (unsigned)len, r->offset, (int)k);
+		} else {
+			io_uring_prep_read(sqe, fd, buf, (unsigned)len, r->offset);
+		}
+		if (u->files_registered)
+			sqe->flags |= IOSQE_FIXED_FILE;
+		io_uring_sqe_set_data64(sqe, r->tag);
+	}
+	int rc;
+	do
+		rc = io_uring_submit(&u->ring);
+	while (rc == -EINTR);
+	if (rc < 0 && i > 0) {
+		/* The sqes stay in the ring and go with the next enter; count them. */
+		rc = 0;
+	}
+	u->inflight += i;
+	return rc < 0 ? rc : (int)i;
+}
+
+static int uring_reap(struct mp_io_backend *b, struct mp_io_cqe *out, unsigned max, unsigned min)
+{
+	struct uring_be *u = (struct uring_be *)b;
+	struct io_uring_cqe *cqes[64];
+	if (min > u->inflight)
+		min = u->inflight;
+	unsigned got = 0;
+	for (;;) {
+		unsigned want = max - got < 64 ? max - got : 64;
+		unsigned n = want ? io_uring_peek_batch_cqe(&u->ring, cqes, want) : 0;
+		for (unsigned i = 0; i < n; i++) {
+			uint64_t tag = io_uring_cqe_get_data64(cqes[i]);
+			if (tag == CANCEL_TAG) {
+				u->cancels--;
+				continue;
+			}
+			out[got].tag = tag;
+			out[got].result = cqes[i]->res;
+			out[got].data = NULL;
+			got++;
+		}
+		io_uring_cq_advance(&u->ring, n);
+		if (got >= min || got >= max)
+			break;
+		if (n == 0) {
+			struct io_uring_cqe *cqe;
+			int rc = io_uring_wait_cqe(&u->ring, &cqe);
+			if (rc < 0 && rc != -EINTR && rc != -ETIME) {
+				u->inflight -= got;
+				return got ? (int)got : rc;
+			}
+		}
+	}
+	u->inflight -= got;
+	return (int)got;
+}
+
+static int uring_cancel(struct mp_io_backend *b, uint64_t tag)
+{
+	struct uring_be *u = (struct uring_be *)b;
+	struct io_uring_sqe *sqe = get_sqe(u);
+	if (!sqe)
+		return -EAGAIN;
+	io_uring_prep_cancel64(sqe, tag, 0);
+	io_uring_sqe_set_data64(sqe, CANCEL_TAG);
+	u->cancels++;
+	io_uring_submit(&u->ring);
+	return 0;
+}
+
+const struct mp_io_ops mp_io_uring_ops = {
+	.name = "uring",
+	.version = MP_IO_VERSION,
+	.caps = MP_IO_CAP_ASYNC | MP_IO_CAP_ALIGNED | MP_IO_CAP_REGBUF,
+	.probe = uring_probe,
+	.open = uring_open,
+	.add_file = uring_add_file,
+	.submit = uring_submit,
+	.reap = uring_reap,
+	.cancel = uring_cancel,
+	.close = uring_close,
+};

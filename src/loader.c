@@ -1,0 +1,447 @@
+/*
+ * loader.c — deepseek2 hyperparameters and tensor views from a GGUF file.
+ *
+ * Rules (FORMATS.md §3.2): the MLA generation is "new" when both
+ * key_length_mla and value_length_mla are present and non-zero; query LoRA is
+ * absent when attn_q.weight exists; gating defaults to softmax when
+ * expert_gating_func is missing; group-limited routing applies when
+ * expert_group_count > 1, and V3-shaped files without the group keys
+ * (256 experts, sigmoid gating, exp_probs_b present: the January-2025 R1
+ * uploads) get the reference model's 8 groups / 4 used (FORMATS.md §4.6).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "alloc.h"
+#include "err.h"
+#include "loader.h"
+#include "tokenizer.h"
+#include "types.h"
+
+#define ARCH "deepseek2"
+
+__attribute__((format(printf, 4, 5)))
+static int say(char *err, size_t len, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, len, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+/* Required u32 key ARCH.name. */
+static int req_u32(struct mp_gguf *g, const char *name, uint32_t *out, char *err, size_t len)
+{
+	char key[128];
+	snprintf(key, sizeof key, ARCH ".%s", name);
+	int rc = mp_gguf_get_u32(g, key, out);
+	if (rc < 0)
+		return say(err, len, rc, "%s", mp_gguf_error(g));
+	return 0;
+}
+
+/* Optional u32 key: def when absent; a present key of the wrong type is an error. */
+static int opt_u32(struct mp_gguf *g, const char *name, uint32_t def, uint32_t *out, char *err,
+		   size_t len)
+{
+	char key[128];
+	snprintf(key, sizeof key, ARCH ".%s", name);
+	*out = def;
+	if (!mp_gguf_has(g, key))
+		return 0;
+	int rc = mp_gguf_get_u32(g, key, out);
+	return rc < 0 ? say(err, len, rc, "%s", mp_gguf_error(g)) : 0;
+}
+
+static int opt_f32(struct mp_gguf *g, const char *name, float def, float *out, char *err, size_t len)
+{
+	char key[128];
+	snprintf(key, sizeof key, ARCH ".%s", name);
+	*out = def;
+	if (!mp_gguf_has(g, key))
+		return 0;
+	int rc = mp_gguf_get_f32(g, key, out);
+	return rc < 0 ? say(err, len, rc, "%s", mp_gguf_error(g)) : 0;
+}
+
+static int has_tensor(struct mp_gguf *g, const char *name)
+{
+	for (uint64_t i = 0; i < mp_gguf_tensor_count(g); i++)
+		if (strcmp(mp_gguf_tensor_at(g, i)->name, name) == 0)
+			return 1;
+	return 0;
+}
+
+int mp_loader_hparams(struct mp_gguf *g, struct mp_hparams *hp, char *err, size_t len)
+{
+	memset(hp, 0, sizeof *hp);
+	const char *arch = NULL;
+	if (mp_gguf_get_str(g, "general.architecture", &arch) < 0)
+		return say(err, len, -MP_EFORMAT, "%s", mp_gguf_error(g));
+	if (strcmp(arch, ARCH) != 0)
+		return say(err, len, -MP_EUNAVAIL, "%s: general.architecture is '%s'; moepager runs "
+			   "'" ARCH "' models (DeepSeek-V2/V3/R1 family)", mp_gguf_part_path(g, 0), arch);
+	uint32_t key_len = 0, val_len = 0, key_mla = 0, val_mla = 0, gating = 0;
+	int rc;
+	if ((rc = req_u32(g, "block_count", &hp->n_layer, err, len)) < 0 ||
+	    (rc = req_u32(g, "embedding_length", &hp->n_embd, err, len)) < 0 ||
+	    (rc = req_u32(g, "feed_forward_length", &hp->n_ff, err, len)) < 0 ||
+	    (rc = req_u32(g, "attention.head_count", &hp->n_head, err, len)) < 0 ||
+	    (rc = req_u32(g, "attention.kv_lora_rank", &hp->kv_lora_rank, err, len)) < 0 ||
+	    (rc = req_u32(g, "rope.dimension_count", &hp->d_rope, err, len)) < 0 ||
+	    (rc = opt_u32(g, "attention.q_lora_rank", 0, &hp->q_lora_rank, err, len)) < 0 ||
+	    (rc = opt_u32(g, "context_length", 4096, &hp->n_ctx_train, err, len)) < 0 ||
+	    (rc = opt_u32(g, "leading_dense_block_count", 0, &hp->n_dense_lead, err, len)) < 0 ||
+	    (rc = opt_u32(g, "expert_feed_forward_length", 0, &hp->n_ff_exp, err, len)) < 0 ||
+	    (rc = opt_u32(g, "expert_count", 0, &hp->n_expert, err, len)) < 0 ||
+	    (rc = opt_u32(g, "expert_used_count", 0, &hp->n_expert_used, err, len)) < 0 ||
+	    (rc = opt_u32(g, "expert_shared_count", 0, &hp->n_expert_shared, err, len)) < 0 ||
+	    (rc = opt_u32(g, "expert_gating_func", MP_GATING_SOFTMAX, &gating, err, len)) < 0 ||
+	    (rc = opt_u32(g, "attention.key_length", 0, &key_len, err, len)) < 0 ||
+	    (rc = opt_u32(g, "attention.value_length", 0, &val_len, err, len)) < 0 ||
+	    (rc = opt_u32(g, "attention.key_length_mla", 0, &key_mla, err, len)) < 0 ||
+	    (rc = opt_u32(g, "attention.value_length_mla", 0, &val_mla, err, len)) < 0 ||
+	    (rc = opt_f32(g, "expert_weights_scale", 1.0f, &hp->expert_scale, err, len)) < 0 ||
+	    (rc = opt_f32(g, "attention.layer_norm_rms_epsilon", 1e-6f, &hp->eps, err, len)) < 0 ||
+	    (rc = opt_f32(g, "rope.freq_base", 10000.0f, &hp->rope_base, err, len)) < 0)
+		return rc;
+	if (mp_gguf_has(g, ARCH ".expert_weights_norm") &&
+	    mp_gguf_get_bool(g, ARCH ".expert_weights_norm", &hp->expert_norm) < 0)
+		return say(err, len, -MP_EFORMAT, "%s", mp_gguf_error(g));
+	if (gating != MP_GATING_SOFTMAX && gating != MP_GATING_SIGMOID)
+		return say(err, len, -MP_EUNAVAIL, "%s: " ARCH ".expert_gating_func is %u; moepager "
+			   "supports 1 (softmax) and 2 (sigmoid)", mp_gguf_part_path(g, 0), gating);
+	hp->gating = (enum mp_gating)gating;
+
+	/* MLA generation and head dimensions */
+	hp->mla_new = key_mla && val_mla;
+	uint32_t dqk = hp->mla_new ? key_mla : key_len, dv = hp->mla_new ? val_mla : val_len;
+	if (dqk == 0 || dv == 0)
+		return say(err, len, -MP_EFORMAT, "%s: " ARCH ".attention.key_length/value_length "
+			   "(or their _mla forms) are missing", mp_gguf_part_path(g, 0));
+	if (dqk <= hp->d_rope)
+		return say(err, len, -MP_EFORMAT, "%s: key length %u must exceed " ARCH
+			   ".rope.dimension_count %u", mp_gguf_part_path(g, 0), dqk, hp->d_rope);
+	hp->d_nope = dqk - hp->d_rope;
+	hp->d_v = dv;
+	if (has_tensor(g, "blk.0.attn_q.weight"))
+		hp->q_lora_rank = 0;
+
+	/* groups: FORMATS.md §4.6 */
+	int has_groups = mp_gguf_has(g, ARCH ".expert_group_count");
+	if ((rc = opt_u32(g, "expert_group_count", 1, &hp->n_group, err, len)) < 0 ||
+	    (rc = opt_u32(g, "expert_group_used_count", 1, &hp->n_group_used, err, len)) < 0)
+		return rc;
+	char bias0[64];
+	snprintf(bias0, sizeof bias0, "blk.%u.exp_probs_b.bias", hp->n_dense_lead);
+	if (!has_groups && hp->n_expert == 256 && hp->gating == MP_GATING_SIGMOID &&
+	    has_tensor(g, bias0)) {
+		hp->n_group = 8;
+		hp->n_group_used = 4;
+	}
+
+	/* RoPE scaling */
+	const char *stype = NULL;
+	if (mp_gguf_has(g, ARCH ".rope.scaling.type")) {
+		if (mp_gguf_get_str(g, ARCH ".rope.scaling.type", &stype) < 0)
+			return say(err, len, -MP_EFORMAT, "%s", mp_gguf_error(g));
+		if (strcmp(stype, "yarn") == 0)
+			hp->yarn = 1;
+		else if (strcmp(stype, "none") != 0)
+			return say(err, len, -MP_EUNAVAIL, "%s: " ARCH ".rope.scaling.type '%s': moepager "
+				   "supports yarn and none", mp_gguf_part_path(g, 0), stype);
+	}
+	float log_mul = 0, orig = 4096;
+	if ((rc = opt_f32(g, "rope.scaling.factor", 1.0f, &hp->yarn_factor, err, len)) < 0 ||
+	    (rc = opt_f32(g, "rope.scaling.yarn_log_multiplier", 0.0f, &log_mul, err, len)) < 0 ||
+	    (rc = opt_f32(g, "rope.scaling.attn_factor", 1.0f, &hp->rope_attn_factor, err, len)) < 0 ||
+	    (rc = opt_f32(g, "rope.scaling.yarn_beta_fast", 32.0f, &hp->yarn_beta_fast, err, len)) < 0 ||
+	    (rc = opt_f32(g, "rope.scaling.yarn_beta_slow", 1.0f, &hp->yarn_beta_slow, err, len)) < 0)
+		return rc;
+	uint32_t orig_u = 4096;
+	if ((rc = opt_u32(g, "rope.scaling.original_context_length", 4096, &orig_u, err, len)) < 0)
+		return rc;
+	orig = (float)orig_u;
+	hp->yarn_orig_ctx = orig;
+	hp->mscale_all_dim = log_mul / 0.1f;   /* the stored value is 0.1 × mscale_all_dim */
+
+	/* vocabulary: the embedding's rows */
+	const struct mp_gguf_tensor *embd = mp_gguf_find_tensor(g, "token_embd.weight");
+	if (!embd)
+		return say(err, len, -MP_EFORMAT, "%s: tensor token_embd.weight is missing",
+			   mp_gguf_part_path(g, 0));
+	if (embd->ne[1] > UINT32_MAX)
+		return say(err, len, -MP_EFORMAT, "%s: token_embd.weight has %llu rows",
+			   mp_gguf_part_path(g, 0), (unsigned long long)embd->ne[1]);
+	hp->n_vocab = (uint32_t)embd->ne[1];
+	if (hp->n_layer == 0 || hp->n_layer > MP_MODEL_MAX_LAYERS)
+		return say(err, len, -MP_EFORMAT, "%s: " ARCH ".block_count %u: expected 1..%d",
+			   mp_gguf_part_path(g, 0), hp->n_layer, MP_MODEL_MAX_LAYERS);
+	return 0;
+}
+
+static void view(struct mp_gguf *g, const uint8_t *const *base, const char *name, struct mp_tensor *t)
+{
+	const struct mp_gguf_tensor *gt = NULL;
+	for (uint64_t i = 0; i < mp_gguf_tensor_count(g) && !gt; i++)
+		if (strcmp(mp_gguf_tensor_at(g, i)->name, name) == 0)
+			gt = mp_gguf_tensor_at(g, i);
+	memset(t, 0, sizeof *t);
+	if (!gt)
+		return;
+	t->type = gt->type;
+	for (int d = 0; d < 4; d++)
+		t->ne[d] = (int64_t)gt->ne[d];
+	t->row_bytes = gt->row_bytes;
+	/* an absent mapping still marks the tensor present */
+	t->data = base ? base[gt->part] + gt->offset : (const void *)(uintptr_t)1;
+}
+
+int mp_loader_weights(struct mp_gguf *g, const struct mp_hparams *hp, const uint8_t *const *base,
+		      struct mp_weights *w, char *err, size_t len)
+{
+	(void)err;
+	(void)len;
+	memset(w, 0, sizeof *w);
+	view(g, base, "token_embd.weight", &w->token_embd);
+	view(g, base, "output_norm.weight", &w->output_norm);
+	view(g, base, "output.weight", &w->output);
+	static const struct { const char *name; size_t off; } per_layer[] = {
+#define F(n, field) { n, offsetof(struct mp_layer_weights, field) }
+		F("attn_norm.weight", attn_norm), F("attn_q.weight", q), F("attn_q_a.weight", q_a),
+		F("attn_q_a_norm.weight", q_a_norm), F("attn_q_b.weight", q_b),
+		F("attn_kv_a_mqa.weight", kv_a_mqa), F("attn_kv_a_norm.weight", kv_a_norm),
+		F("attn_kv_b.weight", kv_b), F("attn_k_b.weight", k_b), F("attn_v_b.weight", v_b),
+		F("attn_output.weight", attn_out), F("ffn_norm.weight", ffn_norm),
+		F("ffn_gate.weight", ffn_gate), F("ffn_up.weight", ffn_up), F("ffn_down.weight", ffn_down),
+		F("ffn_gate_inp.weight", gate_inp), F("exp_probs_b.bias", exp_probs_b),
+		F("ffn_gate_shexp.weight", gate_shexp), F("ffn_up_shexp.weight", up_shexp),
+		F("ffn_down_shexp.weight", down_shexp), F("ffn_gate_exps.weight", gate_exps),
+		F("ffn_up_exps.weight", up_exps), F("ffn_down_exps.weight", down_exps),
+#undef F
+	};
+	for (uint32_t L = 0; L < hp->n_layer; L++)
+		for (size_t i = 0; i < sizeof per_layer / sizeof per_layer[0]; i++) {
+			char name[96];
+			snprintf(name, sizeof name, "blk.%u.%s", L, per_layer[i].name);
+			view(g, base, name, (struct mp_tensor *)((char *)&w->layer[L] + per_layer[i].off));
+		}
+	return 0;
+}
+
+/* ---- tokenizer ---------------------------------------------------------------------- */
+
+/* Reads a string array key into length-delimited strings (pointing into g). */
+static int str_array(struct mp_gguf *g, const char *key, struct mp_tok_str **out, uint32_t *n,
+		     char *err, size_t len)
+{
+	struct mp_gguf_array a;
+	int rc = mp_gguf_get_array(g, key, MP_GGUF_STRING, &a);
+	if (rc < 0)
+		return say(err, len, rc, "%s", mp_gguf_error(g));
+	if (a.n > UINT32_MAX)
+		return say(err, len, -MP_EFORMAT, "%s: %s has %llu entries", mp_gguf_part_path(g, 0), key,
+			   (unsigned long long)a.n);
+	struct mp_tok_str *v = mp_calloc(a.n ? a.n : 1, sizeof *v);
+	if (!v)
+		return say(err, len, -ENOMEM, "out of memory for %s", key);
+	for (uint64_t i = 0; i < a.n; i++) {
+		uint64_t l;
+		v[i].s = mp_gguf_array_str(&a, i, &l);
+		v[i].len = (uint32_t)l;
+	}
+	*out = v;
+	*n = (uint32_t)a.n;
+	return 0;
+}
+
+static int32_t opt_id(struct mp_gguf *g, const char *key)
+{
+	uint32_t v;
+	if (!mp_gguf_has(g, key) || mp_gguf_get_u32(g, key, &v) < 0 || v > INT32_MAX)
+		return -1;
+	return (int32_t)v;
+}
+
+int mp_loader_tokenizer(struct mp_gguf *g, struct mp_tok **out, char *err, size_t len)
+{
+	struct mp_tok_vocab v;
+	memset(&v, 0, sizeof v);
+	struct mp_tok_str *tokens = NULL, *merges = NULL;
+	int32_t *types = NULL;
+	int rc;
+	*out = NULL;
+	if (mp_gguf_has(g, "tokenizer.ggml.model") &&
+	    mp_gguf_get_str(g, "tokenizer.ggml.model", &v.model) < 0)
+		return say(err, len, -MP_EFORMAT, "%s", mp_gguf_error(g));
+	if (mp_gguf_has(g, "tokenizer.ggml.pre") && mp_gguf_get_str(g, "tokenizer.ggml.pre", &v.pre) < 0)
+		return say(err, len, -MP_EFORMAT, "%s", mp_gguf_error(g));
+	if ((rc = str_array(g, "tokenizer.ggml.tokens", &tokens, &v.n_tokens, err, len)) < 0)
+		goto out;
+	if (mp_gguf_has(g, "tokenizer.ggml.merges") &&
+	    (rc = str_array(g, "tokenizer.ggml.merges", &merges, &v.n_merges, err, len)) < 0)
+		goto out;
+	if (mp_gguf_has(g, "tokenizer.ggml.token_type")) {
+		struct mp_gguf_array a;
+		if ((rc = mp_gguf_get_array(g, "tokenizer.ggml.token_type", MP_GGUF_I32, &a)) < 0) {
+			say(err, len, rc, "%s", mp_gguf_error(g));
+			goto out;
+		}
+		if (a.n != v.n_tokens) {
+			rc = say(err, len, -MP_EFORMAT, "%s: tokenizer.ggml.token_type has %llu entries, "
+				 "tokenizer.ggml.tokens %u", mp_gguf_part_path(g, 0),
+				 (unsigned long long)a.n, v.n_tokens);
+			goto out;
+		}
+		types = mp_calloc(a.n ? a.n : 1, sizeof *types);
+		if (!types) {
+			rc = say(err, len, -ENOMEM, "out of memory");
+			goto out;
+		}
+		memcpy(types, a.data, sizeof *types * a.n);
+	}
+	v.tokens = tokens;
+	v.merges = merges;
+	v.types = types;
+	v.bos_id = opt_id(g, "tokenizer.ggml.bos_token_id");
+	v.eos_id = opt_id(g, "tokenizer.ggml.eos_token_id");
+	int flag = 0;
+	v.add_bos = mp_gguf_has(g, "tokenizer.ggml.add_bos_token") &&
+		    mp_gguf_get_bool(g, "tokenizer.ggml.add_bos_token", &flag) == 0 && flag;
+	flag = 0;
+	v.add_eos = mp_gguf_has(g, "tokenizer.ggml.add_eos_token") &&
+		    mp_gguf_get_bool(g, "tokenizer.ggml.add_eos_token", &flag) == 0 && flag;
+	char terr[256];
+	rc = mp_tok_create(&v, out, terr, sizeof terr);
+	if (rc < 0)
+		say(err, len, rc, "%s: %s", mp_gguf_part_path(g, 0), terr);
+out:
+	mp_free(tokens);
+	mp_free(merges);
+	mp_free(types);
+	return rc;
+}
+
+/* ---- fingerprint and sizes ------------------------------------------------------- */
+
+uint64_t mp_loader_fingerprint(const struct mp_gguf *g)
+{
+	XXH3_state_t *st = XXH3_createState();
+	if (!st)
+		return 0;
+	XXH3_64bits_reset(st);
+	for (uint64_t i = 0; i < mp_gguf_kv_count(g); i++) {
+		const char *k = mp_gguf_kv_key(g, i);
+		uint32_t t = mp_gguf_kv_type(g, i);
+		XXH3_64bits_update(st, k, strlen(k) + 1);
+		XXH3_64bits_update(st, &t, sizeof t);
+	}
+	for (uint64_t i = 0; i < mp_gguf_tensor_count(g); i++) {
+		const struct mp_gguf_tensor *t = mp_gguf_tensor_at(g, i);
+		XXH3_64bits_update(st, t->name, strlen(t->name) + 1);
+		XXH3_64bits_update(st, &t->type, sizeof t->type);
+		XXH3_64bits_update(st, t->ne, sizeof t->ne);
+		XXH3_64bits_update(st, &t->part, sizeof t->part);
+		XXH3_64bits_update(st, &t->offset, sizeof t->offset);
+	}
+	uint64_t h = XXH3_64bits_digest(st);
+	XXH3_freeState(st);
+	return h;
+}
+
+void mp_loader_bytes(const struct mp_gguf *g, uint64_t *routed, uint64_t *resident)
+{
+	*routed = *resident = 0;
+	for (uint64_t i = 0; i < mp_gguf_tensor_count(g); i++) {
+		const struct mp_gguf_tensor *t = mp_gguf_tensor_at(g, i);
+		size_t n = strlen(t->name);
+		if (n > 12 && strcmp(t->name + n - 12, "_exps.weight") == 0)
+			*routed += t->nbytes;
+		else
+			*resident += t->nbytes;
+	}
+}
+
+/* ---- a whole file mapped ------------------------------------------------------------ */
+
+struct mp_modelfile {
+	struct mp_gguf *g;
+	uint32_t n_parts;
+	uint8_t **map;          /* [n_parts] read-only mappings */
+	uint64_t *map_len;      /* [n_parts] bytes */
+	struct mp_hparams hp;
+	struct mp_weights *w;
+};
+
+int mp_modelfile_open(const char *path, struct mp_modelfile **out, char *err, size_t len)
+{
+	*out = NULL;
+	struct mp_modelfile *mf = mp_calloc(1, sizeof *mf);
+	if (!mf)
+		return say(err, len, -ENOMEM, "out of memory");
+	int rc = mp_gguf_open(path, &mf->g, err, len);
+	if (rc < 0)
+		goto fail;
+	if ((rc = mp_loader_hparams(mf->g, &mf->hp, err, len)) < 0)
+		goto fail;
+	mf->n_parts = mp_gguf_part_count(mf->g);
+	mf->map = mp_calloc(mf->n_parts, sizeof *mf->map);
+	mf->map_len = mp_calloc(mf->n_parts, sizeof *mf->map_len);
+	mf->w = mp_calloc(1, sizeof *mf->w);
+	if (!mf->map || !mf->map_len || !mf->w) {
+		rc = say(err, len, -ENOMEM, "out of memory");
+		goto fail;
+	}
+	for (uint32_t p = 0; p < mf->n_parts; p++) {
+		const char *pp = mp_gguf_part_path(mf->g, p);
+		int fd = open(pp, O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			rc = say(err, len, -errno, "%s: %s", pp, strerror(errno));
+			goto fail;
+		}
+		uint64_t size = mp_gguf_part_size(mf->g, p);
+		void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+		close(fd);
+		if (m == MAP_FAILED) {
+			rc = say(err, len, -errno, "%s: mmap of %llu bytes failed: %s", pp,
+				 (unsigned long long)size, strerror(errno));
+			goto fail;
+		}
+		mf->map[p] = m;
+		mf->map_len[p] = size;
+	}
+	if ((rc = mp_loader_weights(mf->g, &mf->hp, (const uint8_t *const *)mf->map, mf->w, err, len)) < 0)
+		goto fail;
+	*out = mf;
+	return 0;
+fail:
+	mp_modelfile_close(mf);
+	return rc;
+}
+
+void mp_modelfile_close(struct mp_modelfile *mf)
+{
+	if (!mf)
+		return;
+	for (uint32_t p = 0; mf->map && p < mf->n_parts; p++)
+		if (mf->map[p])
+			munmap(mf->map[p], mf->map_len[p]);
+	mp_free(mf->map);
+	mp_free(mf->map_len);
+	mp_free(mf->w);
+	mp_gguf_destroy(mf->g);
+	mp_free(mf);
+}
+
+struct mp_gguf *mp_modelfile_gguf(struct mp_modelfile *mf) { return mf->g; }
+const struct mp_hparams *mp_modelfile_hparams(const struct mp_modelfile *mf) { return &mf->hp; }
+const struct mp_weights *mp_modelfile_weights(const struct mp_modelfile *mf) { return mf->w; }

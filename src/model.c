@@ -1,0 +1,738 @@
+/*
+ * model.c — one decode step of the deepseek2 forward pass (FORMATS.md §4.3),
+ * readable top to bottom:
+ *
+ *   h = token_embd[tok]
+ *   per layer: h += attention(rmsnorm(h)); h += ffn_or_moe(rmsnorm(h))
+ *   logits = output · rmsnorm(h)
+ *
+ * Attention runs in the absorbed form (§4.4): per head the query is carried
+ * into the 512-wide latent space (q_lat = K_hᵀ q_nope), scores are taken
+ * against the cached latents c(t) and rotated rope keys, and the output is
+ * brought back through U_h once per step.  The `absorb = 0` option
+ * decompresses every cached latent into per-head keys and values instead; it
+ * exists so a test can show both forms agree.
+ *
+ * Invariants:
+ * 1. The cache holds positions 0 .. pos-1; step() writes position pos, then
+ *    increments pos; nothing else changes pos (reset() sets it to 0).
+ * 2. Routed experts are reached only through m->src; expert outputs are summed
+ *    in selection order, whatever order the source hands them out in, so the
+ *    result never depends on I/O timing.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "err.h"
+#include "fp16.h"
+#include "matvec.h"
+#include "model.h"
+#include "ops.h"
+#include "quant.h"
+#include "types.h"
+
+struct mp_model {
+	/* ---- fixed at create ---- */
+	const struct mp_hparams *hp;
+	const struct mp_weights *w;
+	struct mp_expert_source src;
+	struct mp_model_opts opts;
+	struct mp_router_cfg router;
+	struct mp_rope rope;
+	float kq_scale;
+	uint32_t kv_width;            /* kv_lora_rank + d_rope values per cached token */
+	uint64_t kv_row_bytes;        /* bytes per cached token per layer */
+	uint8_t *kv;                  /* [n_layer][n_ctx][kv_row_bytes] */
+	char err[512];
+
+	/* ---- changes every step ---- */
+	uint32_t pos;                 /* tokens cached (invariant 1) */
+	struct mp_route *routes;      /* [n_layer]: last step's routing */
+	/* scratch, f32 unless noted */
+	float *h, *x, *q, *qa, *kv_a, *q_lat, *o_lat, *o, *att, *f, *tmp;
+	float *ff_a, *ff_b, *expert_out, *logits, *kv_row, *router_logits;
+	float *k_dec, *v_dec;         /* absorb == 0 only: one position's keys / values */
+	float *kvf;                   /* [n_ctx][kv_width]: the current layer's cache in f32 */
+	struct head_scratch *hs;      /* [threads]: per-thread attention scratch */
+	int n_hs;                     /* entries in hs */
+};
+
+__attribute__((format(printf, 2, 3)))
+static int fail(struct mp_model *m, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(m->err, sizeof m->err, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ---- mat-vec over a row range of a weight ---------------------------------- */
+
+/* y[r] = W[row0 + r] · x for r < nrows (x has W->ne[0] elements), rows shared
+ * among the threads; bit-identical for any thread count (kernels/matvec.h). */
+static void linear_rows_on(struct mp_model *m, struct mp_threads *pool, const struct mp_tensor *W,
+			   int64_t row0, int64_t nrows, const float *x, float *y)
+{
+	struct mp_mat mat = { mp_tensor_row(W, row0), W->type, nrows, W->ne[0] };
+	int rc = mp_matvec(pool, mp_dispatch_path(), &mat, x, y);
+	if (rc < 0 && !m->err[0])   /* shapes and types were checked at create */
+		fail(m, "matvec failed: %s", mp_strerror(rc));
+}
+
+static void linear_rows(struct mp_model *m, const struct mp_tensor *W, int64_t row0, int64_t nrows,
+			const float *x, float *y)
+{
+	linear_rows_on(m, m->opts.threads, W, row0, nrows, x, y);
+}
+
+static void linear(struct mp_model *m, const struct mp_tensor *W, const float *x, float *y)
+{
+	linear_rows(m, W, 0, W->ne[1] * W->ne[2], x, y);
+}
+
+/* y = down · (silu(gate · x) ⊙ (up · x)) */
+static void swiglu(struct mp_model *m, const struct mp_tensor *gate, const struct mp_tensor *up,
+		   const struct mp_tensor *down, const float *x, float *y)
+{
+	linear(m, gate, x, m->ff_a);
+	linear(m, up, x, m->ff_b);
+	mp_ops_silu_mul(m->ff_a, m->ff_b, gate->ne[1]);
+	linear(m, down, m->ff_a, y);
+}
+
+/* ---- KV cache ----------------------------------------------------------------- */
+
+static uint8_t *kv_slot(struct mp_model *m, uint32_t layer, uint32_t pos)
+{
+	return m->kv + ((uint64_t)layer * m->opts.n_ctx + pos) * m->kv_row_bytes;
+}
+
+/* Reads cached position t of layer L as f32 into m->kv_row ([c | k_rope]). */
+static const float *kv_read(struct mp_model *m, uint32_t layer, uint32_t t)
+{
+	mp_quant_ops((uint32_t)m->opts.kv_type)->dequant(kv_slot(m, layer, t), m->kv_row, m->kv_width);
+	return m->kv_row;
+}
+
+/* ---- attention ------------------------------------------------------------------ */
+
+/* q_lat = K_hᵀ q_nope for head h (kv_lora_rank values), on the calling
+ * thread; tmp holds kv_lora_rank floats. */
+static void absorb_query(struct mp_model *m, const struct mp_layer_weights *lw, uint32_t h,
+			 const float *q_nope, float *q_lat, float *tmp)
+{
+	const struct mp_hparams *hp = m->hp;
+	if (hp->mla_new) {
+		linear_rows_on(m, NULL, &lw->k_b, (int64_t)h * hp->kv_lora_rank, hp->kv_lora_rank, q_nope,
+			       q_lat);
+		return;
+	}
+	/* old files: accumulate q_nope[d] × kv_b row (h·(d_nope+d_v) + d) */
+	const struct mp_quant_ops *ops = mp_quant_ops(lw->kv_b.type);
+	memset(q_lat, 0, sizeof(float) * hp->kv_lora_rank);
+	for (uint32_t d = 0; d < hp->d_nope; d++) {
+		ops->dequant(mp_tensor_row(&lw->kv_b, (int64_t)h * (hp->d_nope + hp->d_v) + d), tmp,
+			     hp->kv_lora_rank);
+		mp_ops_axpy(q_lat, tmp, q_nope[d], hp->kv_lora_rank);
+	}
+}
+
+/* o_h = U_h · o_lat (d_v values), on the calling thread. */
+static void expand_value(struct mp_model *m, const struct mp_layer_weights *lw, uint32_t h,
+			 const float *o_lat, float *o_h)
+{
+	const struct mp_hparams *hp = m->hp;
+	if (hp->mla_new)
+		linear_rows_on(m, NULL, &lw->v_b, (int64_t)h * hp->d_v, hp->d_v, o_lat, o_h);
+	else
+		linear_rows_on(m, NULL, &lw->kv_b, (int64_t)h * (hp->d_nope + hp->d_v) + hp->d_nope,
+			       hp->d_v, o_lat, o_h);
+}
+
+/* One thread's scratch for the per-head attention work. */
+struct head_scratch {
+	float *q_lat;   /* [kv_lora_rank] */
+	float *o_lat;   /* [kv_lora_rank] */
+	float *att;     /* [n_ctx] */
+	float *tmp;     /* [kv_lora_rank] */
+};
+
+struct heads_job {
+	struct mp_model *m;
+	const struct mp_layer_weights *lw;
+	uint32_t n_pos;
+};
+
+/* Absorbed attention for heads ith, ith+nth, ...: the cache rows are already
+ * dequantized in m->kvf; every head is computed by one thread, so the result
+ * does not depend on the thread count. */
+static void heads_worker(void *ctx, int ith, int nth)
+{
+	struct heads_job *j = ctx;
+	struct mp_model *m = j->m;
+	const struct mp_hparams *hp = m->hp;
+	struct head_scratch *hs = &m->hs[ith];
+	uint32_t d_qk = hp->d_nope + hp->d_rope, r = hp->kv_lora_rank, w = m->kv_width;
+	for (uint32_t h = (uint32_t)ith; h < hp->n_head; h += (uint32_t)nth) {
+		const float *q_nope = m->q + (size_t)h * d_qk, *q_rope = q_nope + hp->d_nope;
+		absorb_query(m, j->lw, h, q_nope, hs->q_lat, hs->tmp);
+		for (uint32_t t = 0; t < j->n_pos; t++) {
+			const float *kv = m->kvf + (size_t)t * w;
+			hs->att[t] = m->kq_scale * (mp_ops_dot(hs->q_lat, kv, r) +
+						    mp_ops_dot(q_rope, kv + r, hp->d_rope));
+		}
+		mp_ops_softmax(hs->att, j->n_pos);
+		memset(hs->o_lat, 0, sizeof(float) * r);
+		for (uint32_t t = 0; t < j->n_pos; t++)
+			mp_ops_axpy(hs->o_lat, m->kvf + (size_t)t * w, hs->att[t], r);
+		expand_value(m, j->lw, h, hs->o_lat, m->o + (size_t)h * hp->d_v);
+	}
+}
+
+/* Decompressed key-nope (d_nope) and value (d_v) of head h from latent c. */
+static void decompress(struct mp_model *m, const struct mp_layer_weights *lw, uint32_t h,
+		       const float *c, float *k_nope, float *v)
+{
+	const struct mp_hparams *hp = m->hp;
+	if (hp->mla_new) {
+		/* k_b head h is [kv_lora][d_nope]: k_nope[d] = Σ_c k_b[h][c][d] · c[c] */
+		const struct mp_quant_ops *ops = mp_quant_ops(lw->k_b.type);
+		memset(k_nope, 0, sizeof(float) * hp->d_nope);
+		for (uint32_t cc = 0; cc < hp->kv_lora_rank; cc++) {
+			ops->dequant(mp_tensor_row(&lw->k_b, (int64_t)h * hp->kv_lora_rank + cc), m->tmp,
+				     hp->d_nope);
+			mp_ops_axpy(k_nope, m->tmp, c[cc], hp->d_nope);
+		}
+		linear_rows(m, &lw->v_b, (int64_t)h * hp->d_v, hp->d_v, c, v);
+	} else {
+		int64_t base = (int64_t)h * (hp->d_nope + hp->d_v);
+		linear_rows(m, &lw->kv_b, base, hp->d_nope, c, k_nope);
+		linear_rows(m, &lw->kv_b, base + hp->d_nope, hp->d_v, c, v);
+	}
+}
+
+static void attention(struct mp_model *m, uint32_t L, const float *x, float *out)
+{
+	const struct mp_hparams *hp = m->hp;
+	const struct mp_layer_weights *lw = &m->w->layer[L];
+	uint32_t d_qk = hp->d_nope + hp->d_rope, r = hp->kv_lora_rank;
+	uint32_t n_pos = m->pos + 1;
+
+	/* query */
+	if (hp->q_lora_rank) {
+		linear(m, &lw->q_a, x, m->qa);
+		mp_ops_rmsnorm(m->qa, m->qa, lw->q_a_norm.data, hp->q_lora_rank, hp->eps);
+		linear(m, &lw->q_b, m->qa, m->q);
+	} else {
+		linear(m, &lw->q, x, m->q);
+	}
+	/* latent and rope key, cached for this position */
+	linear(m, &lw->kv_a_mqa, x, m->kv_a);
+	mp_ops_rmsnorm(m->kv_a, m->kv_a, lw->kv_a_norm.data, r, hp->eps);
+	mp_rope_apply(&m->rope, m->kv_a + r, m->pos);
+	for (uint32_t h = 0; h < hp->n_head; h++)
+		mp_rope_apply(&m->rope, m->q + (size_t)h * d_qk + hp->d_nope, m->pos);
+	mp_quant_ops((uint32_t)m->opts.kv_type)->quantize(m->kv_a, kv_slot(m, L, m->pos), m->kv_width);
+
+	if (m->opts.absorb) {
+		/* dequantize this layer's cache once, then share the heads out */
+		const struct mp_quant_ops *kv_ops = mp_quant_ops((uint32_t)m->opts.kv_type);
+		for (uint32_t t = 0; t < n_pos; t++)
+			kv_ops->dequant(kv_slot(m, L, t), m->kvf + (size_t)t * m->kv_width, m->kv_width);
+		struct heads_job job = { m, lw, n_pos };
+		mp_threads_run(m->opts.threads, heads_worker, &job);
+	} else {
+		for (uint32_t h = 0; h < hp->n_head; h++) {
+			const float *q_nope = m->q + (size_t)h * d_qk, *q_rope = q_nope + hp->d_nope;
+			float *o_h = m->o + (size_t)h * hp->d_v;
+			for (uint32_t t = 0; t < n_pos; t++) {
+				const float *kv = kv_read(m, L, t);
+				decompress(m, lw, h, kv, m->k_dec, m->v_dec + (size_t)t * hp->d_v);
+				m->att[t] = m->kq_scale * (mp_ops_dot(q_nope, m->k_dec, hp->d_nope) +
+							   mp_ops_dot(q_rope, kv + r, hp->d_rope));
+			}
+			mp_ops_softmax(m->att, n_pos);
+			memset(o_h, 0, sizeof(float) * hp->d_v);
+			for (uint32_t t = 0; t < n_pos; t++)
+				mp_ops_axpy(o_h, m->v_dec + (size_t)t * hp->d_v, m->att[t], hp->d_v);
+		}
+	}
+	linear(m, &lw->attn_out, m->o, out);
+}
+
+/* ---- feed-forward ---------------------------------------------------------------- */
+
+static int moe(struct mp_model *m, uint32_t L, const float *x, float *out)
+{
+	const struct mp_hparams *hp = m->hp;
+	const struct mp_layer_weights *lw = &m->w->layer[L];
+	struct mp_route *rt = &m->routes[L];
+
+	linear(m, &lw->gate_inp, x, m->router_logits);
+	mp_router_select(&m->router, m->router_logits, lw->exp_probs_b.data, rt);
+	int rc = m->src.acquire(m->src.ctx, L, rt->expert, rt->n);
+	if (rc < 0)
+		return fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
+
+	/* the shared expert runs while the routed ones arrive */
+	swiglu(m, &lw->gate_shexp, &lw->up_shexp, &lw->down_shexp, x, out);
+	for (uint32_t k = 0; k < rt->n; k++) {
+		uint32_t idx;
+		struct mp_expert_view ev;
+		rc = m->src.next_ready(m->src.ctx, L, &idx, &ev);
+		if (rc < 0) {
+			fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx));
+			m->src.release(m->src.ctx, L, rt->expert, rt->n);
+			return rc;
+		}
+		swiglu(m, &ev.gate, &ev.up, &ev.down, x, m->expert_out + (size_t)idx * hp->n_embd);
+	}
+	/* invariant 2: fixed selection order */
+	for (uint32_t k = 0; k < rt->n; k++)
+		mp_ops_axpy(out, m->expert_out + (size_t)k * hp->n_embd, rt->weight[k], hp->n_embd);
+	m->src.release(m->src.ctx, L, rt->expert, rt->n);
+	return 0;
+}
+
+/* ---- the step ---------------------------------------------------------------------- */
+
+int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits)
+{
+	const struct mp_hparams *hp = m->hp;
+	const struct mp_weights *w = m->w;
+	if (tok >= (uint64_t)w->token_embd.ne[1])
+		return fail(m, "token id %u is outside the vocabulary (%lld tokens)", tok,
+			    (long long)w->token_embd.ne[1]), -MP_EARG;
+	if (m->pos >= m->opts.n_ctx)
+		return fail(m, "the context is full (%u tokens): raise --ctx-size", m->opts.n_ctx),
+		       -MP_EBUDGET;
+
+	mp_quant_ops(w->token_embd.type)->dequant(mp_tensor_row(&w->token_embd, tok), m->h, hp->n_embd);
+	for (uint32_t L = 0; L < hp->n_layer; L++) {
+		const struct mp_layer_weights *lw = &w->layer[L];
+		mp_ops_rmsnorm(m->x, m->h, lw->attn_norm.data, hp->n_embd, hp->eps);
+		attention(m, L, m->x, m->f);
+		mp_ops_axpy(m->h, m->f, 1.0f, hp->n_embd);
+		mp_ops_rmsnorm(m->x, m->h, lw->ffn_norm.data, hp->n_embd, hp->eps);
+		if (L < hp->n_dense_lead) {
+			m->routes[L].n = 0;
+			swiglu(m, &lw->ffn_gate, &lw->ffn_up, &lw->ffn_down, m->x, m->f);
+		} else {
+			int rc = moe(m, L, m->x, m->f);
+			if (rc < 0)
+				return rc;
+		}
+		mp_ops_axpy(m->h, m->f, 1.0f, hp->n_embd);
+	}
+	mp_ops_rmsnorm(m->x, m->h, w->output_norm.data, hp->n_embd, hp->eps);
+	linear(m, &w->output, m->x, m->logits);
+	m->pos++;
+	*logits = m->logits;
+	return 0;
+}
+
+uint32_t mp_model_pos(const struct mp_model *m) { return m->pos; }
+void mp_model_reset(struct mp_model *m) { m->pos = 0; }
+const char *mp_model_error(const struct mp_model *m) { return m->err; }
+
+const struct mp_route *mp_model_route(const struct mp_model *m, uint32_t layer)
+{
+	return &m->routes[layer];
+}
+
+float mp_hparams_kq_scale(const struct mp_hparams *hp)
+{
+	float d_qk = (float)(hp->d_nope + hp->d_rope);
+	/* llama.cpp: mscale = attn_factor · (1 + 0.1 · mscale_all_dim · ln s) */
+	float mscale = hp->rope_attn_factor > 0 ? hp->rope_attn_factor : 1.0f;
+	if (hp->yarn && hp->yarn_factor > 1.0f)
+		mscale *= 1.0f + 0.1f * hp->mscale_all_dim * logf(hp->yarn_factor);
+	return mscale * mscale / sqrtf(d_qk);
+}
+
+uint64_t mp_model_kv_bytes_per_token(const struct mp_hparams *hp, enum mp_kv_type t)
+{
+	uint64_t row;
+	if (mp_type_row_bytes((uint32_t)t, hp->kv_lora_rank + hp->d_rope, &row) < 0)
+		return 0;
+	return row * hp->n_layer;
+}
+
+/* ---- creation and shape checks ------------------------------------------------ */
+
+/* Checks that tensor t (called name) exists, has kernels and the shape
+ * [ne0, ne1, ne2]; names the first mismatch. */
+static int expect(struct mp_model *m, const char *name, const struct mp_tensor *t, int64_t ne0,
+		  int64_t ne1, int64_t ne2)
+{
+	if (!t->data)
+		return fail(m, "tensor %s is missing", name);
+	if (!mp_quant_ops(t->type) || !mp_quant_vec_dot(t->type, MP_KPATH_SCALAR))
+		return fail(m, "tensor %s has type %s, which moepager cannot compute with", name,
+			    mp_type_name(t->type));
+	if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != ne2 || t->ne[3] != 1)
+		return fail(m, "tensor %s has shape [%lld, %lld, %lld, %lld]; the metadata implies "
+			    "[%lld, %lld, %lld]", name, (long long)t->ne[0], (long long)t->ne[1],
+			    (long long)t->ne[2], (long long)t->ne[3], (long long)ne0, (long long)ne1,
+			    (long long)ne2);
+	return 0;
+}
+
+/* 1-D f32 vectors (norms, biases) are read directly as float arrays. */
+static int expect_f32(struct mp_model *m, const char *name, const struct mp_tensor *t, int64_t n)
+{
+	if (expect(m, name, t, n, 1, 1) < 0)
+		return -1;
+	if (t->type != MP_TYPE_F32)
+		return fail(m, "tensor %s has type %s; expected F32", name, mp_type_name(t->type));
+	return 0;
+}
+
+static int check_layer(struct mp_model *m, uint32_t L)
+{
+	const struct mp_hparams *hp = m->hp;
+	const struct mp_layer_weights *lw = &m->w->layer[L];
+	int64_t D = hp->n_embd, H = hp->n_head, r = hp->kv_lora_rank;
+	int64_t d_qk = hp->d_nope + hp->d_rope;
+	char n[96];
+	snprintf(n, sizeof n, "blk.%u.attn_norm.weight", L);
+	if (expect_f32(m, n, &lw->attn_norm, D) < 0)
+		return -1;
+	if (hp->q_lora_rank) {
+		snprintf(n, sizeof n, "blk.%u.attn_q_a.weight", L);
+		if (expect(m, n, &lw->q_a, D, hp->q_lora_rank, 1) < 0)
+			return -1;
+		snprintf(n, sizeof n, "blk.%u.attn_q_a_norm.weight", L);
+		if (expect_f32(m, n, &lw->q_a_norm, hp->q_lora_rank) < 0)
+			return -1;
+		snprintf(n, sizeof n, "blk.%u.attn_q_b.weight", L);
+		if (expect(m, n, &lw->q_b, hp->q_lora_rank, H * d_qk, 1) < 0)
+			return -1;
+	} else {
+		snprintf(n, sizeof n, "blk.%u.attn_q.weight", L);
+		if (expect(m, n, &lw->q, D, H * d_qk, 1) < 0)
+			return -1;
+	}
+	snprintf(n, sizeof n, "blk.%u.attn_kv_a_mqa.weight", L);
+	if (expect(m, n, &lw->kv_a_mqa, D, r + hp->d_rope, 1) < 0)
+		return -1;
+	snprintf(n, sizeof n, "blk.%u.attn_kv_a_norm.weight", L);
+	if (expect_f32(m, n, &lw->kv_a_norm, r) < 0)
+		return -1;
+	if (hp->mla_new) {
+		snprintf(n, sizeof n, "blk.%u.attn_k_b.weight", L);
+		if (expect(m, n, &lw->k_b, hp->d_nope, r, H) < 0)
+			return -1;
+		snprintf(n, sizeof n, "blk.%u.attn_v_b.weight", L);
+		if (expect(m, n, &lw->v_b, r, hp->d_v, H) < 0)
+			return -1;
+	} else {
+		snprintf(n, sizeof n, "blk.%u.attn_kv_b.weight", L);
+		if (expect(m, n, &lw->kv_b, r, H * (hp->d_nope + hp->d_v), 1) < 0)
+			return -1;
+	}
+	snprintf(n, sizeof n, "blk.%u.attn_output.weight", L);
+	if (expect(m, n, &lw->attn_out, H * hp->d_v, D, 1) < 0)
+		return -1;
+	snprintf(n, sizeof n, "blk.%u.ffn_norm.weight", L);
+	if (expect_f32(m, n, &lw->ffn_norm, D) < 0)
+		return -1;
+	if (L < hp->n_dense_lead) {
+		snprintf(n, sizeof n, "blk.%u.ffn_gate.weight", L);
+		if (expect(m, n, &lw->ffn_gate, D, hp->n_ff, 1) < 0)
+			return -1;
+		snprintf(n, sizeof n, "blk.%u.ffn_up.weight", L);
+		if (expect(m, n, &lw->ffn_up, D, hp->n_ff, 1) < 0)
+			return -1;
+		snprintf(n, sizeof n, "blk.%u.ffn_down.weight", L);
+		return expect(m, n, &lw->ffn_down, hp->n_ff, D, 1);
+	}
+	int64_t fs = (int64_t)hp->n_ff_exp * hp->n_expert_shared;
+	snprintf(n, sizeof n, "blk.%u.ffn_gate_inp.weight", L);
+	if (expect(m, n, &lw->gate_inp, D, hp->n_expert, 1) < 0)
+		return -1;
+	if (lw->gate_inp.type != MP_TYPE_F32)
+		return fail(m, "tensor %s has type %s; expected F32", n, mp_type_name(lw->gate_inp.type));
+	if (lw->exp_probs_b.data) {
+		snprintf(n, sizeof n, "blk.%u.exp_probs_b.bias", L);
+		if (expect_f32(m, n, &lw->exp_probs_b, hp->n_expert) < 0)
+			return -1;
+	}
+	snprintf(n, sizeof n, "blk.%u.ffn_gate_shexp.weight", L);
+	if (expect(m, n, &lw->gate_shexp, D, fs, 1) < 0)
+		return -1;
+	snprintf(n, sizeof n, "blk.%u.ffn_up_shexp.weight", L);
+	if (expect(m, n, &lw->up_shexp, D, fs, 1) < 0)
+		return -1;
+	snprintf(n, sizeof n, "blk.%u.ffn_down_shexp.weight", L);
+	return expect(m, n, &lw->down_shexp, fs, D, 1);
+}
+
+static int check_hparams(struct mp_model *m)
+{
+	const struct mp_hparams *hp = m->hp;
+	if (hp->n_layer == 0 || hp->n_layer > MP_MODEL_MAX_LAYERS)
+		return fail(m, "block_count %u: expected 1..%d", hp->n_layer, MP_MODEL_MAX_LAYERS);
+	if (hp->n_dense_lead > hp->n_layer)
+		return fail(m, "leading_dense_block_count %u exceeds block_count %u", hp->n_dense_lead,
+			    hp->n_layer);
+	if (hp->n_expert > MP_ROUTER_MAX_EXPERTS)
+		return fail(m, "expert_count %u: at most %d supported", hp->n_expert, MP_ROUTER_MAX_EXPERTS);
+	if (hp->n_dense_lead < hp->n_layer) {
+		if (hp->n_expert_used == 0 || hp->n_expert_used > hp->n_expert ||
+		    hp->n_expert_used > MP_ROUTER_MAX_USED)
+			return fail(m, "expert_used_count %u: expected 1..%u", hp->n_expert_used,
+				    hp->n_expert < MP_ROUTER_MAX_USED ? hp->n_expert : MP_ROUTER_MAX_USED);
+		if (hp->n_group > 1 && (hp->n_expert % hp->n_group || hp->n_group_used == 0 ||
+					hp->n_group_used > hp->n_group))
+			return fail(m, "expert_group_count %u / expert_group_used_count %u do not divide "
+				    "%u experts", hp->n_group, hp->n_group_used, hp->n_expert);
+	}
+	if (hp->d_rope % 2 || hp->d_rope == 0)
+		return fail(m, "rope.dimension_count %u: expected an even number > 0", hp->d_rope);
+	return 0;
+}
+
+int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
+		    const struct mp_expert_source *src, const struct mp_model_opts *opts,
+		    struct mp_model **out, char *err, size_t err_len)
+{
+	*out = NULL;
+	struct mp_model *m = mp_calloc(1, sizeof *m);
+	if (!m) {
+		snprintf(err, err_len, "out of memory");
+		return -ENOMEM;
+	}
+	int rc = -MP_EFORMAT;
+	m->hp = hp;
+	m->w = w;
+	m->src = *src;
+	m->opts = *opts;
+	if (m->opts.n_ctx == 0)
+		m->opts.n_ctx = 4096;
+	if (m->opts.kv_type != MP_KV_F32 && m->opts.kv_type != MP_KV_F16 &&
+	    m->opts.kv_type != MP_KV_Q8_0) {
+		fail(m, "KV cache type %d: expected f32, f16 or q8_0", (int)m->opts.kv_type);
+		rc = -MP_EARG;
+		goto fail;
+	}
+	if (check_hparams(m) < 0)
+		goto fail;
+	if (expect(m, "token_embd.weight", &w->token_embd, hp->n_embd, hp->n_vocab, 1) < 0 ||
+	    expect_f32(m, "output_norm.weight", &w->output_norm, hp->n_embd) < 0 ||
+	    expect(m, "output.weight", &w->output, hp->n_embd, hp->n_vocab, 1) < 0)
+		goto fail;
+	for (uint32_t L = 0; L < hp->n_layer; L++)
+		if (check_layer(m, L) < 0)
+			goto fail;
+	if (opts->n_expert_used && (opts->n_expert_used > hp->n_expert ||
+				    opts->n_expert_used > MP_ROUTER_MAX_USED)) {
+		fail(m, "--experts %u: this model has %u experts per layer", opts->n_expert_used,
+		     hp->n_expert);
+		rc = -MP_EARG;
+		goto fail;
+	}
+
+	m->router = (struct mp_router_cfg){
+		.n_expert = hp->n_expert,
+		.n_used = opts->n_expert_used ? opts->n_expert_used : hp->n_expert_used,
+		.n_group = opts->no_groups ? 1 : hp->n_group,
+		.n_group_used = hp->n_group_used,
+		.gating = hp->gating,
+		.norm = hp->expert_norm,
+		.scale = hp->expert_scale,
+	};
+	m->rope = (struct mp_rope){
+		.n_rot = (int32_t)hp->d_rope,
+		.base = hp->rope_base,
+		.factor = hp->yarn && hp->yarn_factor > 0 ? hp->yarn_factor : 1.0f,
+		.orig_ctx = hp->yarn_orig_ctx > 0 ? hp->yarn_orig_ctx : 4096.0f,
+		.beta_fast = hp->yarn_beta_fast > 0 ? hp->yarn_beta_fast : 32.0f,
+		.beta_slow = hp->yarn_beta_slow > 0 ? hp->yarn_beta_slow : 1.0f,
+		.mscale = 1.0f,
+	};
+	mp_rope_init(&m->rope);
+	m->kq_scale = mp_hparams_kq_scale(hp);
+	m->kv_width = hp->kv_lora_rank + hp->d_rope;
+	if (mp_type_row_bytes((uint32_t)m->opts.kv_type, m->kv_width, &m->kv_row_bytes) < 0) {
+		fail(m, "--kv-type q8_0 needs kv_lora_rank + rope dims (%u) to be a multiple of 32",
+		     m->kv_width);
+		rc = -MP_EARG;
+		goto fail;
+	}
+
+	/* KV cache and scratch */
+	uint64_t kv_bytes;
+	if (__builtin_mul_overflow(m->kv_row_bytes, (uint64_t)hp->n_layer * m->opts.n_ctx, &kv_bytes))
+		goto nomem;
+	m->kv = mp_malloc(kv_bytes);
+	m->routes = mp_calloc(hp->n_layer, sizeof *m->routes);
+	size_t D = hp->n_embd, H = hp->n_head, dqk = hp->d_nope + hp->d_rope;
+	size_t ff = hp->n_ff > hp->n_ff_exp * hp->n_expert_shared ? hp->n_ff
+								   : (size_t)hp->n_ff_exp * hp->n_expert_shared;
+	if (ff < hp->n_ff_exp)
+		ff = hp->n_ff_exp;
+	size_t widest = D > H * dqk ? D : H * dqk;
+	if (widest < H * hp->d_v)
+		widest = H * hp->d_v;
+	if (widest < ff)
+		widest = ff;
+	if (widest < hp->n_vocab)
+		widest = hp->n_vocab;
+	size_t used = m->router.n_used ? m->router.n_used : 1;
+	m->h = mp_calloc(D, sizeof(float));
+	m->x = mp_calloc(D, sizeof(float));
+	m->f = mp_calloc(D, sizeof(float));
+	m->q = mp_calloc(H * dqk, sizeof(float));
+	m->qa = mp_calloc(hp->q_lora_rank + 1, sizeof(float));
+	m->kv_a = mp_calloc(m->kv_width, sizeof(float));
+	m->kv_row = mp_calloc(m->kv_width, sizeof(float));
+	m->kvf = mp_calloc((size_t)m->opts.n_ctx * m->kv_width, sizeof(float));
+	m->n_hs = mp_threads_count(m->opts.threads);
+	m->hs = mp_calloc((size_t)m->n_hs, sizeof *m->hs);
+	for (int i = 0; m->hs && i < m->n_hs; i++) {
+		struct head_scratch *h = &m->hs[i];
+		h->q_lat = mp_calloc(hp->kv_lora_rank, sizeof(float));
+		h->o_lat = mp_calloc(hp->kv_lora_rank, sizeof(float));
+		h->att = mp_calloc(m->opts.n_ctx, sizeof(float));
+		h->tmp = mp_calloc(hp->kv_lora_rank, sizeof(float));
+		if (!h->q_lat || !h->o_lat || !h->att || !h->tmp)
+			goto nomem;
+	}
+	m->o = mp_calloc(H * hp->d_v, sizeof(float));
+	m->att = mp_calloc(m->opts.n_ctx, sizeof(float));
+	m->tmp = mp_calloc(widest, sizeof(float));
+	m->ff_a = mp_calloc(ff, sizeof(float));
+	m->ff_b = mp_calloc(ff, sizeof(float));
+	m->expert_out = mp_calloc(used * D, sizeof(float));
+	m->logits = mp_calloc(hp->n_vocab, sizeof(float));
+	m->router_logits = mp_calloc(hp->n_expert + 1, sizeof(float));
+	m->k_dec = mp_calloc(hp->d_nope, sizeof(float));
+	m->v_dec = m->opts.absorb ? NULL : mp_calloc((size_t)m->opts.n_ctx * hp->d_v, sizeof(float));
+	if (!m->kv || !m->routes || !m->h || !m->x || !m->f || !m->q || !m->qa || !m->kv_a ||
+	    !m->kv_row || !m->kvf || !m->hs || !m->o || !m->att || !m->tmp || !m->ff_a ||
+	    !m->ff_b || !m->expert_out || !m->logits || !m->router_logits || !m->k_dec ||
+	    (!m->opts.absorb && !m->v_dec))
+		goto nomem;
+	*out = m;
+	return 0;
+nomem:
+	fail(m, "out of memory for the KV cache (%u positions) and scratch", m->opts.n_ctx);
+	rc = -ENOMEM;
+fail:
+	snprintf(err, err_len, "%s", m->err);
+	mp_model_destroy(m);
+	return rc;
+}
+
+void mp_model_destroy(struct mp_model *m)
+{
+	if (!m)
+		return;
+	void *bufs[] = { m->kv, m->routes, m->h, m->x, m->f, m->q, m->qa, m->kv_a, m->kv_row,
+			 m->kvf, m->o, m->att, m->tmp, m->ff_a, m->ff_b, m->expert_out,
+			 m->logits, m->router_logits, m->k_dec, m->v_dec };
+	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+		mp_free(bufs[i]);
+	for (int i = 0; m->hs && i < m->n_hs; i++) {
+		mp_free(m->hs[i].q_lat);
+		mp_free(m->hs[i].o_lat);
+		mp_free(m->hs[i].att);
+		mp_free(m->hs[i].tmp);
+	}
+	mp_free(m->hs);
+	mp_free(m);
+}
+
+/* ---- experts served from resident tensors ------------------------------------------ */
+
+struct mp_resident_experts {
+	const struct mp_hparams *hp;
+	const struct mp_weights *w;
+	const uint32_t *set;          /* the acquired set (caller's array, valid until release) */
+	uint32_t n, next;             /* set size; next index to hand out */
+	char err[256];
+};
+
+static struct mp_tensor expert_slice(const struct mp_tensor *t, uint32_t e)
+{
+	struct mp_tensor s = *t;
+	s.ne[2] = 1;
+	s.data = mp_tensor_row(t, (int64_t)e * t->ne[1]);
+	return s;
+}
+
+static int res_acquire(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n)
+{
+	struct mp_resident_experts *r = ctx;
+	(void)layer;
+	r->set = experts;
+	r->n = n;
+	r->next = 0;
+	return 0;
+}
+
+static int res_next_ready(void *ctx, uint32_t layer, uint32_t *index, struct mp_expert_view *out)
+{
+	struct mp_resident_experts *r = ctx;
+	if (r->next >= r->n) {
+		snprintf(r->err, sizeof r->err, "no expert left to hand out");
+		return -MP_EARG;
+	}
+	const struct mp_layer_weights *lw = &r->w->layer[layer];
+	uint32_t e = r->set[r->next];
+	*index = r->next++;
+	out->gate = expert_slice(&lw->gate_exps, e);
+	out->up = expert_slice(&lw->up_exps, e);
+	out->down = expert_slice(&lw->down_exps, e);
+	return 0;
+}
+
+static void res_release(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n)
+{
+	struct mp_resident_experts *r = ctx;
+	(void)layer;
+	(void)experts;
+	(void)n;
+	r->set = NULL;
+	r->n = r->next = 0;
+}
+
+static const char *res_err(void *ctx)
+{
+	return ((struct mp_resident_experts *)ctx)->err;
+}
+
+int mp_resident_experts_create(const struct mp_hparams *hp, const struct mp_weights *w,
+			       struct mp_resident_experts **out, struct mp_expert_source *src)
+{
+	*out = NULL;
+	int64_t D = hp->n_embd, F = hp->n_ff_exp, E = hp->n_expert;
+	for (uint32_t L = hp->n_dense_lead; L < hp->n_layer; L++) {
+		const struct mp_layer_weights *lw = &w->layer[L];
+		const struct mp_tensor *t[3] = { &lw->gate_exps, &lw->up_exps, &lw->down_exps };
+		int64_t shape[3][3] = { { D, F, E }, { D, F, E }, { F, D, E } };
+		for (int i = 0; i < 3; i++)
+			if (!t[i]->data || t[i]->ne[0] != shape[i][0] || t[i]->ne[1] != shape[i][1] ||
+			    t[i]->ne[2] != shape[i][2] || !mp_quant_vec_dot(t[i]->type, MP_KPATH_SCALAR))
+				return -MP_EFORMAT;
+	}
+	struct mp_resident_experts *r = mp_calloc(1, sizeof *r);
+	if (!r)
+		return -ENOMEM;
+	r->hp = hp;
+	r->w = w;
+	*src = (struct mp_expert_source){ r, res_acquire, res_next_ready, res_release, res_err };
+	*out = r;
+	return 0;
+}
+
+void mp_resident_experts_destroy(struct mp_resident_experts *r)
+{
+	mp_free(r);
+}

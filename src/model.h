@@ -1,0 +1,143 @@
+/*
+ * model.h — the deepseek2 forward pass (DeepSeek-V2/V2-Lite/V3/R1 and kin),
+ * one token at a time, with MLA in its absorbed (latent) form and a KV cache
+ * that keeps only the normalized latent c and the rotated rope key per token
+ * per layer (FORMATS.md §4).
+ *
+ * The model knows tensors, not files: whoever opens the GGUF fills in
+ * struct mp_hparams and struct mp_weights.  Routed experts are never read
+ * through the weights struct: every expert FFN call goes through the narrow
+ * struct mp_expert_source ("give me expert e of layer L"), served today by
+ * pointers into resident tensors and by the pager when the model is larger
+ * than memory.
+ */
+#ifndef MP_MODEL_H
+#define MP_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "router.h"
+#include "threads.h"
+#include "tensor.h"
+
+#define MP_MODEL_MAX_LAYERS 512
+
+/* Hyperparameters, already interpreted (FORMATS.md §3.1-3.2). */
+struct mp_hparams {
+	uint32_t n_layer;         /* blocks (61) */
+	uint32_t n_dense_lead;    /* leading dense blocks (3) */
+	uint32_t n_embd;          /* hidden size D (7168) */
+	uint32_t n_head;          /* attention heads H (128) */
+	uint32_t q_lora_rank;     /* 1536; 0 = no query LoRA (V2-Lite: attn_q) */
+	uint32_t kv_lora_rank;    /* 512 */
+	uint32_t d_nope;          /* per-head non-rope query/key dims (128) */
+	uint32_t d_rope;          /* rope dims (64) */
+	uint32_t d_v;             /* per-head value dims (128) */
+	uint32_t n_ff;            /* dense FFN width (18432) */
+	uint32_t n_ff_exp;        /* expert FFN width (2048) */
+	uint32_t n_expert;        /* routed experts per MoE layer (256) */
+	uint32_t n_expert_used;   /* experts per token (8) */
+	uint32_t n_expert_shared; /* shared experts (1): the shexp width is n_ff_exp × this */
+	uint32_t n_group;         /* expert groups (8); ≤ 1 = none */
+	uint32_t n_group_used;    /* groups kept (4) */
+	enum mp_gating gating;    /* sigmoid (V3/R1) or softmax (V2) */
+	int expert_norm;          /* normalize chosen weights */
+	float expert_scale;       /* routed scaling factor (2.5) */
+	uint32_t n_vocab;         /* output rows (129280) */
+	uint32_t n_ctx_train;     /* context length of training (163840) */
+	float eps;                /* RMSNorm epsilon (1e-6) */
+	float rope_base;          /* 10000 */
+	int yarn;                 /* rope.scaling.type == yarn */
+	float yarn_factor;        /* s (40) */
+	float yarn_orig_ctx;      /* 4096 */
+	float yarn_beta_fast;     /* 32 */
+	float yarn_beta_slow;     /* 1 */
+	float mscale_all_dim;     /* 1.0 for R1, 0.707 for V2 (= log multiplier / 0.1) */
+	float rope_attn_factor;   /* rope.scaling.attn_factor (1) */
+	int mla_new;              /* 1: attn_k_b + attn_v_b; 0: attn_kv_b */
+};
+
+/* Per layer; absent tensors have data == NULL. */
+struct mp_layer_weights {
+	struct mp_tensor attn_norm, q, q_a, q_a_norm, q_b, kv_a_mqa, kv_a_norm;
+	struct mp_tensor kv_b, k_b, v_b, attn_out, ffn_norm;
+	struct mp_tensor ffn_gate, ffn_up, ffn_down;              /* dense layers */
+	struct mp_tensor gate_inp, exp_probs_b;                   /* MoE router */
+	struct mp_tensor gate_shexp, up_shexp, down_shexp;        /* shared expert */
+	struct mp_tensor gate_exps, up_exps, down_exps;           /* only for the resident source */
+};
+
+struct mp_weights {
+	struct mp_tensor token_embd, output_norm, output;
+	struct mp_layer_weights layer[MP_MODEL_MAX_LAYERS];
+};
+
+/* One routed expert's three matrices (2-D tensors: ne0 = in, ne1 = out). */
+struct mp_expert_view {
+	struct mp_tensor gate, up, down;
+};
+
+/* Serves routed experts.  acquire() announces the layer's chosen set (the
+ * pager starts reads for misses); next_ready() hands out one expert of the set
+ * not yet handed out, whichever is ready first, with its index in the set;
+ * release() ends the use of the set.  Errors are -errno / -MP_E*; the source
+ * keeps the sentence that explains them (err_msg). */
+struct mp_expert_source {
+	void *ctx;
+	int (*acquire)(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n);
+	int (*next_ready)(void *ctx, uint32_t layer, uint32_t *index, struct mp_expert_view *out);
+	void (*release)(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n);
+	const char *(*err_msg)(void *ctx);
+};
+
+/* A source serving experts from resident 3-D expert tensors (w must outlive
+ * it).  Returns 0 or -MP_EFORMAT when a MoE layer lacks its expert tensors. */
+struct mp_resident_experts;
+int mp_resident_experts_create(const struct mp_hparams *hp, const struct mp_weights *w,
+			       struct mp_resident_experts **out, struct mp_expert_source *src);
+void mp_resident_experts_destroy(struct mp_resident_experts *r);
+
+/* KV cache element types (GGUF type ids); f32 exists for exactness tests. */
+enum mp_kv_type { MP_KV_F32 = 0, MP_KV_F16 = 1, MP_KV_Q8_0 = 8 };
+
+struct mp_model_opts {
+	uint32_t n_ctx;           /* KV cache positions */
+	enum mp_kv_type kv_type;  /* f16 (the CLI default), q8_0, or f32 */
+	uint32_t n_expert_used;   /* 0 = the file's; else --experts K */
+	int no_groups;            /* 1: ignore expert groups (--no-expert-groups) */
+	int absorb;               /* 1 (default): latent attention; 0: decompress keys (test) */
+	struct mp_threads *threads; /* pool for the mat-vecs, or NULL (caller only) */
+};
+
+struct mp_model;
+
+/* Validates shapes against the hyperparameters (every mismatch is named in
+ * err) and allocates the KV cache and scratch.  hp, w and src must outlive
+ * the model. */
+int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
+		    const struct mp_expert_source *src, const struct mp_model_opts *opts,
+		    struct mp_model **out, char *err, size_t err_len);
+void mp_model_destroy(struct mp_model *m);
+
+/* Runs token tok at the next position (= tokens cached so far) and returns
+ * the logits (n_vocab floats, valid until the next call) in *logits.
+ * Errors: -MP_EARG (token out of range), -MP_EBUDGET (context full), or the
+ * expert source's error; mp_model_error() says what happened. */
+int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits);
+
+/* Positions cached so far; mp_model_reset() empties the cache. */
+uint32_t mp_model_pos(const struct mp_model *m);
+void mp_model_reset(struct mp_model *m);
+const char *mp_model_error(const struct mp_model *m);
+
+/* The routing of the last step at layer L (n == 0 for dense layers). */
+const struct mp_route *mp_model_route(const struct mp_model *m, uint32_t layer);
+
+/* KV bytes per cached token (all layers) for a cache type. */
+uint64_t mp_model_kv_bytes_per_token(const struct mp_hparams *hp, enum mp_kv_type t);
+
+/* kq_scale and the rope parameters derived from hp (FORMATS.md §4.5). */
+float mp_hparams_kq_scale(const struct mp_hparams *hp);
+
+#endif

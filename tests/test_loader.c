@@ -1,0 +1,207 @@
+/* test_loader — src/loader and src/experts end to end on a tiny model written
+ * as a GGUF file: the hyperparameters read back, the mapped model computes the
+ * same logits as the in-memory one, and the pager-backed experts give
+ * bit-identical logits for every I/O backend, budget and thread count; a
+ * budget below the minimum is refused naming the smallest that works; a file
+ * of another architecture is named. */
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "err.h"
+#include "experts.h"
+#include "gguf_write.h"
+#include "io.h"
+#include "loader.h"
+#include "model.h"
+#include "threads.h"
+#include "types.h"
+#include "tinymodel.h"
+#include "mp_test.h"
+
+#define STEPS 10
+#define VOCAB 96
+
+static char path[256];
+static struct test_model tm;
+static float want[STEPS][VOCAB];
+
+/* Runs STEPS greedy steps from token 1 and stores the logits in out. */
+static int run_steps(const struct mp_hparams *hp, const struct mp_weights *w,
+		     const struct mp_expert_source *src, struct mp_threads *th, float out[STEPS][VOCAB])
+{
+	struct mp_model_opts o = { .n_ctx = 32, .kv_type = MP_KV_F16, .absorb = 1, .threads = th };
+	struct mp_model *m;
+	char err[256];
+	if (mp_model_create(hp, w, src, &o, &m, err, sizeof err) < 0) {
+		MP_TEST_FAIL("model: %s", err);
+		return -1;
+	}
+	uint32_t tok = 1;
+	for (int s = 0; s < STEPS; s++) {
+		const float *lg;
+		if (mp_model_step(m, tok, &lg) < 0) {
+			MP_TEST_FAIL("step %d: %s", s, mp_model_error(m));
+			mp_model_destroy(m);
+			return -1;
+		}
+		memcpy(out[s], lg, sizeof(float) * VOCAB);
+		uint32_t best = 0;
+		for (uint32_t v = 1; v < VOCAB; v++)
+			if (lg[v] > lg[best])
+				best = v;
+		tok = best;
+	}
+	mp_model_destroy(m);
+	return 0;
+}
+
+static void test_hparams_round_trip(void)
+{
+	struct mp_modelfile *mf;
+	char err[512];
+	REQUIRE(mp_modelfile_open(path, &mf, err, sizeof err) == 0);
+	const struct mp_hparams *a = mp_modelfile_hparams(mf), *b = &tm.hp;
+	CHECK_EQ_INT(a->n_layer, b->n_layer);
+	CHECK_EQ_INT(a->n_dense_lead, b->n_dense_lead);
+	CHECK_EQ_INT(a->n_embd, b->n_embd);
+	CHECK_EQ_INT(a->n_head, b->n_head);
+	CHECK_EQ_INT(a->q_lora_rank, b->q_lora_rank);
+	CHECK_EQ_INT(a->kv_lora_rank, b->kv_lora_rank);
+	CHECK_EQ_INT(a->d_nope, b->d_nope);
+	CHECK_EQ_INT(a->d_rope, b->d_rope);
+	CHECK_EQ_INT(a->d_v, b->d_v);
+	CHECK_EQ_INT(a->n_expert, b->n_expert);
+	CHECK_EQ_INT(a->n_expert_used, b->n_expert_used);
+	CHECK_EQ_INT(a->n_group, b->n_group);
+	CHECK_EQ_INT(a->n_group_used, b->n_group_used);
+	CHECK_EQ_INT(a->gating, b->gating);
+	CHECK_EQ_INT(a->mla_new, b->mla_new);
+	CHECK_EQ_INT(a->n_vocab, b->n_vocab);
+	CHECK_NEAR(a->expert_scale, b->expert_scale, 0);
+	CHECK_NEAR(a->mscale_all_dim, b->mscale_all_dim, 1e-6);
+	CHECK_NEAR(mp_hparams_kq_scale(a), mp_hparams_kq_scale(b), 1e-7);
+	mp_modelfile_close(mf);
+}
+
+static void test_mapped_equals_memory(void)
+{
+	struct mp_modelfile *mf;
+	char err[512];
+	REQUIRE(mp_modelfile_open(path, &mf, err, sizeof err) == 0);
+	struct mp_resident_experts *res;
+	struct mp_expert_source src;
+	REQUIRE(mp_resident_experts_create(mp_modelfile_hparams(mf), mp_modelfile_weights(mf), &res,
+					   &src) == 0);
+	static float got[STEPS][VOCAB];
+	REQUIRE(run_steps(mp_modelfile_hparams(mf), mp_modelfile_weights(mf), &src, NULL, got) == 0);
+	CHECK(memcmp(got, want, sizeof got) == 0);
+	mp_resident_experts_destroy(res);
+	mp_modelfile_close(mf);
+}
+
+/* Every backend × budget (smallest, a third, everything) × 1 and 2 threads. */
+static void test_pager_backends_budgets(void)
+{
+	struct mp_modelfile *mf;
+	char err[512];
+	REQUIRE(mp_modelfile_open(path, &mf, err, sizeof err) == 0);
+	const struct mp_hparams *hp = mp_modelfile_hparams(mf);
+	struct mp_threads *two;
+	REQUIRE(mp_threads_create(2, &two) == 0);
+	int ran = 0;
+	for (const struct mp_io_ops *const *b = mp_io_backends(); *b; b++) {
+		char why[256];
+		if ((*b)->probe(why, sizeof why) < 0) {
+			printf("backend %s unusable here: %s\n", (*b)->name, why);
+			continue;
+		}
+		uint64_t min_budget = 0;
+		for (int bi = 0; bi < 3; bi++) {
+			struct mp_pager_config pc;
+			memset(&pc, 0, sizeof pc);
+			pc.io = (*b)->name;
+			pc.budget = bi == 0 ? (min_budget ? min_budget : 1) : bi == 1 ? 3 * min_budget : 1ull << 30;
+			struct mp_experts *x;
+			struct mp_expert_source src;
+			int rc = mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf),
+						   hp->n_expert_used, &pc, &x, &src, err, sizeof err);
+			if (bi == 0 && rc == -MP_EBUDGET && !min_budget) {
+				/* learn the minimum from the refusal, then use it */
+				CHECK_CONTAINS(err, "smallest");
+				struct mp_pager_config q = pc;
+				q.budget = 1ull << 30;
+				REQUIRE(mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf),
+							  hp->n_expert_used, &q, &x, &src, err, sizeof err) == 0);
+				min_budget = mp_pager_min_budget(mp_experts_pager(x));
+				mp_experts_destroy(x);
+				bi = -1;
+				continue;
+			}
+			if (rc < 0) {
+				MP_TEST_FAIL("%s budget %llu: %s", (*b)->name, (unsigned long long)pc.budget, err);
+				continue;
+			}
+			for (int nt = 1; nt <= 2; nt++) {
+				static float got[STEPS][VOCAB];
+				if (run_steps(hp, mp_modelfile_weights(mf), &src, nt == 2 ? two : NULL, got) < 0)
+					continue;
+				if (memcmp(got, want, sizeof got) != 0)
+					MP_TEST_FAIL("%s, budget %llu, %d threads: logits differ from the resident "
+						     "model", (*b)->name, (unsigned long long)pc.budget, nt);
+				ran++;
+			}
+			mp_experts_destroy(x);
+		}
+	}
+	CHECK(ran >= 6);
+	mp_threads_destroy(two);
+	mp_modelfile_close(mf);
+}
+
+static void test_wrong_architecture(void)
+{
+	char other[300];
+	snprintf(other, sizeof other, "%s.llama", path);
+	struct mp_gguf_write_opts o = { 0, 0, 0, 0 };
+	struct mp_gguf_writer *w;
+	REQUIRE(mp_gguf_writer_create(other, &o, &w) == 0);
+	mp_gguf_writer_set_str(w, "general.architecture", "llama");
+	uint64_t ne[1] = { 32 };
+	mp_gguf_writer_add_tensor(w, "token_embd.weight", 0, 1, ne);
+	REQUIRE(mp_gguf_writer_begin(w) == 0);
+	float z[32] = { 0 };
+	mp_gguf_writer_write(w, z, sizeof z);
+	REQUIRE(mp_gguf_writer_finish(w) == 0);
+	mp_gguf_writer_destroy(w);
+	struct mp_modelfile *mf;
+	char err[512];
+	CHECK_EQ_INT(mp_modelfile_open(other, &mf, err, sizeof err), -MP_EUNAVAIL);
+	CHECK_CONTAINS(err, "general.architecture is 'llama'");
+	unlink(other);
+}
+
+int main(void)
+{
+	snprintf(path, sizeof path, "test_loader.%d.gguf", (int)getpid());
+	tiny_build(&tm, MP_TYPE_Q8_0, 1, 1, 0, 99);
+	char err[512];
+	if (tiny_write_gguf(&tm, path, err, sizeof err) < 0) {
+		fprintf(stderr, "FAIL: writing %s: %s\n", path, err);
+		return 1;
+	}
+	struct mp_resident_experts *res;
+	struct mp_expert_source src;
+	if (mp_resident_experts_create(&tm.hp, tm.w, &res, &src) < 0 ||
+	    run_steps(&tm.hp, tm.w, &src, NULL, want) < 0)
+		return 1;
+	mp_resident_experts_destroy(res);
+	RUN(test_hparams_round_trip);
+	RUN(test_mapped_equals_memory);
+	RUN(test_pager_backends_budgets);
+	RUN(test_wrong_architecture);
+	unlink(path);
+	tiny_drop(&tm);
+	return mp_test_end();
+}

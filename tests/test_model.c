@@ -1,0 +1,326 @@
+/* test_model — src/model against tests/reference on random tiny deepseek2
+ * models held in memory: logits at every position within a stated tolerance
+ * (f32 and q8_0 weights, f32/f16/q8_0 KV), greedy tokens identical on f32,
+ * absorbed vs decompressed attention, old vs new MLA generations, softmax
+ * (V2) routing, --experts, and shape errors that name the tensor. */
+#include <math.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "err.h"
+#include "model.h"
+#include "ops.h"
+#include "quant.h"
+#include "reference.h"
+#include "rng.h"
+#include "router.h"
+#include "tinymodel.h"
+#include "mp_test.h"
+
+#define MAXT 64
+
+static int argmax(const float *v, int n)
+{
+	int b = 0;
+	for (int i = 1; i < n; i++)
+		if (v[i] > v[b])
+			b = i;
+	return b;
+}
+
+/* Runs the real path and the reference on the same tokens (teacher-forced:
+ * the reference's greedy choice feeds both) and returns the largest logit
+ * error relative to the logits' scale over the positions before the first
+ * routing flip; counts greedy disagreements and flips.  A flip (a near-tie in
+ * expert selection decided the other way by rounding) changes everything after
+ * it, so it is excused only where the real path's routing margin was small
+ * (< 0.02); a flip at a clear margin is a failure. */
+static double compare(struct test_model *tm, const struct mp_model_opts *opts, int steps,
+		      int *greedy_diff, int *route_diff)
+{
+	struct mp_resident_experts *res;
+	struct mp_expert_source src;
+	char err[256];
+	if (mp_resident_experts_create(&tm->hp, tm->w, &res, &src) < 0) {
+		MP_TEST_FAIL("mp_resident_experts_create failed");
+		return INFINITY;
+	}
+	struct mp_model *m;
+	int rc = mp_model_create(&tm->hp, tm->w, &src, opts, &m, err, sizeof err);
+	if (rc < 0) {
+		MP_TEST_FAIL("mp_model_create: %s", err);
+		mp_resident_experts_destroy(res);
+		return INFINITY;
+	}
+	struct ref_model *ref = ref_create(&tm->hp, tm->w, opts->n_ctx, opts->n_expert_used,
+					   opts->no_groups);
+	float want[MAXT * 2];
+	double worst = 0;
+	uint32_t tok = 1;
+	*greedy_diff = *route_diff = 0;
+	int flipped = 0;
+	for (int s = 0; s < steps && !flipped; s++) {
+		const float *got;
+		rc = mp_model_step(m, tok, &got);
+		if (rc < 0) {
+			MP_TEST_FAIL("step %d: %s", s, mp_model_error(m));
+			break;
+		}
+		ref_step(ref, tok, want);
+		double scale = 0, step_worst = 0;
+		for (uint32_t v = 0; v < tm->hp.n_vocab; v++)
+			scale = fmax(scale, fabs(want[v]));
+		for (uint32_t v = 0; v < tm->hp.n_vocab; v++)
+			step_worst = fmax(step_worst, fabs(got[v] - want[v]) / scale);
+		for (uint32_t L = tm->hp.n_dense_lead; L < tm->hp.n_layer; L++) {
+			uint32_t n;
+			const uint32_t *re = ref_experts(ref, L, &n);
+			const struct mp_route *rt = mp_model_route(m, L);
+			uint32_t sorted[64];
+			memcpy(sorted, rt->expert, sizeof(uint32_t) * rt->n);
+			for (uint32_t a = 0; a < rt->n; a++)
+				for (uint32_t b = a + 1; b < rt->n; b++)
+					if (sorted[b] < sorted[a]) {
+						uint32_t t = sorted[a];
+						sorted[a] = sorted[b];
+						sorted[b] = t;
+					}
+			if (n != rt->n || memcmp(re, sorted, sizeof(uint32_t) * n) != 0) {
+				(*route_diff)++;
+				flipped = 1;
+				if (!(rt->margin < 0.02f))
+					MP_TEST_FAIL("step %d layer %u: routing differs from the reference at "
+						     "margin %.4f", s, L, rt->margin);
+			}
+		}
+		if (!flipped) {
+			worst = fmax(worst, step_worst);
+			if (argmax(got, (int)tm->hp.n_vocab) != argmax(want, (int)tm->hp.n_vocab))
+				(*greedy_diff)++;
+		} else if (s < 3) {
+			MP_TEST_FAIL("routing flipped at step %d: too early for a useful comparison", s);
+		}
+		tok = (uint32_t)argmax(want, (int)tm->hp.n_vocab);
+	}
+	ref_destroy(ref);
+	mp_model_destroy(m);
+	mp_resident_experts_destroy(res);
+	return worst;
+}
+
+static const struct mp_model_opts base_opts = { .n_ctx = 24, .kv_type = MP_KV_F32, .absorb = 1 };
+
+/* f32 weights, f32 KV: only summation order differs from the reference. */
+static void test_f32_matches_reference(void)
+{
+	struct test_model tm;
+	for (int mla_new = 0; mla_new <= 1; mla_new++) {
+		tiny_build(&tm, MP_TYPE_F32, mla_new, 1, 0, 11 + (uint64_t)mla_new);
+		int gd, rd;
+		double err = compare(&tm, &base_opts, 20, &gd, &rd);
+		if (!(err < 1e-4))
+			MP_TEST_FAIL("mla_new=%d: max relative logit error %.3g, tolerance 1e-4", mla_new, err);
+		CHECK_EQ_INT(gd, 0);
+		CHECK_EQ_INT(rd, 0);
+		tiny_drop(&tm);
+	}
+}
+
+/* KV in f16 and q8_0 add their rounding; still close, still the same routes. */
+static void test_kv_types(void)
+{
+	struct test_model tm;
+	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 21);
+	struct mp_model_opts o = base_opts;
+	int gd, rd;
+	o.kv_type = MP_KV_F16;
+	double e16 = compare(&tm, &o, 16, &gd, &rd);
+	if (!(e16 < 5e-3))
+		MP_TEST_FAIL("f16 KV: max relative logit error %.3g, tolerance 5e-3", e16);
+	o.kv_type = MP_KV_Q8_0;
+	double e8 = compare(&tm, &o, 16, &gd, &rd);
+	if (!(e8 < 3e-2))
+		MP_TEST_FAIL("q8_0 KV: max relative logit error %.3g, tolerance 3e-2", e8);
+	CHECK(mp_model_kv_bytes_per_token(&tm.hp, MP_KV_Q8_0) * 2 < mp_model_kv_bytes_per_token(&tm.hp, MP_KV_F16) * 1.2);
+	tiny_drop(&tm);
+}
+
+/* q8_0 weights: the reference dequantizes the same blocks, the real path also
+ * quantizes activations to Q8_0 (FORMATS.md §4.9). */
+static void test_q8_0_matches_reference(void)
+{
+	struct test_model tm;
+	tiny_build(&tm, MP_TYPE_Q8_0, 1, 1, 0, 31);
+	int gd, rd;
+	double err = compare(&tm, &base_opts, 16, &gd, &rd);
+	if (!(err < 5e-2))
+		MP_TEST_FAIL("q8_0: max relative logit error %.3g, tolerance 5e-2 (greedy diffs %d, route diffs %d)", err, gd, rd);
+	tiny_drop(&tm);
+}
+
+/* The absorbed and decompressed attention forms agree. */
+static void test_absorbed_equals_naive(void)
+{
+	struct test_model tm;
+	for (int mla_new = 0; mla_new <= 1; mla_new++) {
+		tiny_build(&tm, MP_TYPE_F32, mla_new, 1, 0, 41);
+		struct mp_resident_experts *res;
+		struct mp_expert_source src;
+		char err[256];
+		REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &src) == 0);
+		struct mp_model *a, *b;
+		struct mp_model_opts oa = base_opts, ob = base_opts;
+		ob.absorb = 0;
+		REQUIRE(mp_model_create(&tm.hp, tm.w, &src, &oa, &a, err, sizeof err) == 0);
+		REQUIRE(mp_model_create(&tm.hp, tm.w, &src, &ob, &b, err, sizeof err) == 0);
+		double worst = 0;
+		for (uint32_t s = 0; s < 12; s++) {
+			const float *la, *lb;
+			REQUIRE(mp_model_step(a, s % 7 + 2, &la) == 0);
+			REQUIRE(mp_model_step(b, s % 7 + 2, &lb) == 0);
+			for (uint32_t v = 0; v < tm.hp.n_vocab; v++)
+				worst = fmax(worst, fabs(la[v] - lb[v]));
+		}
+		if (!(worst < 1e-4))
+			MP_TEST_FAIL("mla_new=%d: absorbed vs naive differ by %.3g", mla_new, worst);
+		mp_model_destroy(a);
+		mp_model_destroy(b);
+		mp_resident_experts_destroy(res);
+		tiny_drop(&tm);
+	}
+}
+
+/* V2-Lite style: softmax gating, no groups, no query LoRA; and --experts K. */
+static void test_softmax_and_experts_override(void)
+{
+	struct test_model tm;
+	tiny_build(&tm, MP_TYPE_F32, 0, 0, 1, 51);
+	int gd, rd;
+	double err = compare(&tm, &base_opts, 12, &gd, &rd);
+	if (!(err < 1e-4))
+		MP_TEST_FAIL("softmax gating: max relative logit error %.3g", err);
+	CHECK_EQ_INT(rd, 0);
+	struct mp_model_opts o = base_opts;
+	o.n_expert_used = 4;
+	err = compare(&tm, &o, 12, &gd, &rd);
+	if (!(err < 1e-4))
+		MP_TEST_FAIL("--experts 4: max relative logit error %.3g", err);
+	CHECK_EQ_INT(rd, 0);
+	tiny_drop(&tm);
+	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 52);
+	o.no_groups = 1;
+	err = compare(&tm, &o, 12, &gd, &rd);
+	if (!(err < 1e-4))
+		MP_TEST_FAIL("no groups: max relative logit error %.3g", err);
+	tiny_drop(&tm);
+}
+
+/* Wrong shapes, missing tensors and bad options are named. */
+static void test_bad_input(void)
+{
+	struct test_model tm;
+	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 61);
+	struct mp_resident_experts *res;
+	struct mp_expert_source src;
+	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &src) == 0);
+	struct mp_model *m;
+	char err[256];
+	struct mp_tensor saved = tm.w->layer[2].attn_out;
+	tm.w->layer[2].attn_out.ne[1] = 64;
+	CHECK(mp_model_create(&tm.hp, tm.w, &src, &base_opts, &m, err, sizeof err) < 0);
+	CHECK_CONTAINS(err, "blk.2.attn_output.weight has shape [128, 64, 1, 1]");
+	tm.w->layer[2].attn_out = saved;
+	tm.w->layer[1].k_b.data = NULL;
+	CHECK(mp_model_create(&tm.hp, tm.w, &src, &base_opts, &m, err, sizeof err) < 0);
+	CHECK_CONTAINS(err, "blk.1.attn_k_b.weight is missing");
+	tm.w->layer[1].k_b = tm.w->layer[0].k_b;
+	struct mp_model_opts o = base_opts;
+	o.n_expert_used = 9;
+	CHECK_EQ_INT(mp_model_create(&tm.hp, tm.w, &src, &o, &m, err, sizeof err), -MP_EARG);
+	CHECK_CONTAINS(err, "--experts 9");
+	o = base_opts;
+	o.n_ctx = 2;
+	REQUIRE(mp_model_create(&tm.hp, tm.w, &src, &o, &m, err, sizeof err) == 0);
+	const float *lg;
+	CHECK_EQ_INT(mp_model_step(m, 1, &lg), 0);
+	CHECK_EQ_INT(mp_model_step(m, 1000, &lg), -MP_EARG);
+	CHECK_CONTAINS(mp_model_error(m), "token id 1000");
+	CHECK_EQ_INT(mp_model_step(m, 1, &lg), 0);
+	CHECK_EQ_INT(mp_model_step(m, 1, &lg), -MP_EBUDGET);
+	CHECK_CONTAINS(mp_model_error(m), "context is full");
+	mp_model_reset(m);
+	CHECK_EQ_INT(mp_model_step(m, 1, &lg), 0);
+	mp_model_destroy(m);
+	mp_resident_experts_destroy(res);
+	tiny_drop(&tm);
+}
+
+/* Routing: groups, bias used for selection only, normalized and scaled weights. */
+static void test_router(void)
+{
+	struct mp_router_cfg cfg = { 8, 2, 4, 2, MP_GATING_SIGMOID, 1, 2.5f };
+	float logits[8] = { 0, 0, 0, 0, 0, 0, 0, 0 };
+	float bias[8] = { 0.9f, 0.0f, 0.3f, 0.3f, 0.5f, 0.45f, 0.0f, 0.0f };
+	struct mp_route rt;
+	/* group sums: g0 .9, g1 .6, g2 .95, g3 0 → keep g2 and g0; best: 0 (.9+.5), 4 (.5+.5) */
+	mp_router_select(&cfg, logits, bias, &rt);
+	CHECK_EQ_INT(rt.n, 2);
+	CHECK_EQ_INT(rt.expert[0], 0);
+	CHECK_EQ_INT(rt.expert[1], 4);
+	/* weights from unbiased scores: both 0.5 → normalized 0.5 each × 2.5 */
+	CHECK_NEAR(rt.weight[0], 1.25, 1e-6);
+	CHECK_NEAR(rt.weight[1], 1.25, 1e-6);
+	CHECK_NEAR(rt.margin, 0.05, 1e-6);       /* 4 (.5) vs 5 (.45) */
+	cfg.n_group = 1;                           /* no groups: 0, 4 still; 2/3 next */
+	mp_router_select(&cfg, logits, bias, &rt);
+	CHECK_EQ_INT(rt.expert[1], 4);
+	struct mp_router_cfg sm = { 8, 3, 1, 1, MP_GATING_SOFTMAX, 0, 1.0f };
+	float l2[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
+	mp_router_select(&sm, l2, NULL, &rt);
+	CHECK_EQ_INT(rt.expert[0], 7);
+	CHECK_EQ_INT(rt.expert[2], 5);
+	double z = 0;
+	for (int i = 0; i < 8; i++)
+		z += exp(l2[i] - 8.0);
+	CHECK_NEAR(rt.weight[0], 1.0 / z, 1e-6);  /* not renormalized */
+}
+
+/* YaRN ramp bounds for R1 (FORMATS.md §4.5: lo = 10, hi = 23) and kq_scale. */
+static void test_rope_constants(void)
+{
+	struct mp_rope r = { 64, 10000.0f, 40.0f, 4096.0f, 32.0f, 1.0f, 1.0f, 0, 0 };
+	mp_rope_init(&r);
+	CHECK_NEAR(r.lo, 10, 0);
+	CHECK_NEAR(r.hi, 23, 0);
+	struct mp_hparams hp = { .d_nope = 128, .d_rope = 64, .yarn = 1, .yarn_factor = 40.0f,
+				 .mscale_all_dim = 1.0f, .rope_attn_factor = 1.0f };
+	CHECK_NEAR(mp_hparams_kq_scale(&hp), 0.13523378, 1e-6);
+	hp.mscale_all_dim = 0.707f;
+	CHECK_NEAR(mp_hparams_kq_scale(&hp), 0.11472, 1e-4);
+	/* rotation keeps length */
+	float v[64];
+	for (int i = 0; i < 64; i++)
+		v[i] = (float)(i % 5) - 2.0f;
+	double n0 = 0, n1 = 0;
+	for (int i = 0; i < 64; i++)
+		n0 += v[i] * v[i];
+	mp_rope_apply(&r, v, 1234);
+	for (int i = 0; i < 64; i++)
+		n1 += v[i] * v[i];
+	CHECK_NEAR(n1, n0, 1e-3);
+	struct mp_hparams r1 = { .n_layer = 61, .kv_lora_rank = 512, .d_rope = 64 };
+	CHECK_EQ_U64(mp_model_kv_bytes_per_token(&r1, MP_KV_F16), 70272);
+}
+
+int main(void)
+{
+	RUN(test_router);
+	RUN(test_rope_constants);
+	RUN(test_f32_matches_reference);
+	RUN(test_kv_types);
+	RUN(test_q8_0_matches_reference);
+	RUN(test_absorbed_equals_naive);
+	RUN(test_softmax_and_experts_override);
+	RUN(test_bad_input);
+	return mp_test_end();
+}
