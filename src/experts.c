@@ -10,12 +10,14 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "err.h"
 #include "clock.h"
 #include "experts.h"
 #include "policy.h"
+#include "profile.h"
 #include "trace.h"
 
 struct mp_experts {
@@ -32,6 +34,8 @@ struct mp_experts {
 	uint8_t outcome[MP_ROUTER_MAX_USED];
 	uint32_t stall[MP_ROUTER_MAX_USED];
 	uint64_t wait_t0;             /* when next_ready started waiting */
+	struct mp_profile *profile;   /* use counts (NULL: no profile) */
+	char profile_path[4096];      /* where it is saved */
 	char err[512];
 };
 
@@ -59,6 +63,8 @@ static int x_acquire(void *ctx, uint32_t layer, const uint32_t *experts, uint32_
 					t == MP_TIER_PAGE_CACHE ? MP_TRACE_PAGECACHE : MP_TRACE_MISS;
 			x->stall[i] = 0;
 		}
+	if (x->profile)
+		mp_profile_count(x->profile, layer, experts, n);
 	int rc = mp_pager_acquire(x->pager, layer, experts, n);
 	if (rc < 0)
 		snprintf(x->err, sizeof x->err, "%s", mp_pager_message(x->pager));
@@ -132,9 +138,75 @@ static void x_hint(void *ctx, uint32_t layer, const uint32_t *experts, const flo
 	double sc[2 * MP_ROUTER_MAX_USED];
 	if (!x->prefetch || n > 2 * MP_ROUTER_MAX_USED)
 		return;
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < n; i++) {
 		sc[i] = scores[i];
+		if (x->policy)   /* a predicted expert is kept at least as likely as predicted */
+			mp_policy_hint(x->policy, layer, experts[i], scores[i]);
+	}
 	mp_pager_hint(x->pager, layer, experts, sc, n);
+}
+
+static void x_end_token(void *ctx)
+{
+	struct mp_experts *x = ctx;
+	if (x->profile)
+		mp_profile_count_token(x->profile);
+}
+
+/* Loads the profile and the learned policy, and warms the pool: hints for each
+ * layer's most used experts, a fair share of the slots each, best first; the
+ * pager reads them in the background behind any demand read. */
+static void load_profile(struct mp_experts *x, const struct mp_hparams *hp, const char *path)
+{
+	char err[512];
+	snprintf(x->profile_path, sizeof x->profile_path, "%s", path);
+	int rc = mp_profile_load(x->profile, path, err, sizeof err);
+	if (rc < 0) {
+		fprintf(stderr, "moepager: %s; starting a new profile\n", err);
+		return;
+	}
+	if (x->policy) {
+		char pp[4200];
+		snprintf(pp, sizeof pp, "%s.policy", path);
+		if (access(pp, R_OK) == 0 && mp_policy_load(x->policy, pp) < 0)
+			fprintf(stderr, "moepager: %s: %s; the policy learns from scratch\n", pp,
+				mp_policy_error(x->policy));
+	}
+	if (rc == 0 || !mp_profile_tokens(x->profile))
+		return;
+	struct mp_pager_info pi;
+	mp_pager_info(x->pager, &pi);
+	uint32_t moe = hp->n_layer - hp->n_dense_lead;
+	uint32_t share = moe ? pi.n_slots / moe : 0;
+	if (share > hp->n_expert)
+		share = hp->n_expert;
+	uint32_t ids[512];
+	double sc[512];
+	if (share > 512)
+		share = 512;
+	uint32_t warmed = 0;
+	for (uint32_t L = hp->n_dense_lead; L < hp->n_layer; L++) {
+		uint32_t n = mp_profile_top(x->profile, L, ids, share);
+		for (uint32_t i = 0; i < n; i++)
+			sc[i] = 0.3 * (1.0 - (double)i / (double)(n + 1));
+		warmed += (uint32_t)(mp_pager_hint(x->pager, L, ids, sc, n) > 0 ? n : 0);
+	}
+	fprintf(stderr, "moepager: profile %s (%llu tokens): warming the pool with %u experts\n", path,
+		(unsigned long long)mp_profile_tokens(x->profile), warmed);
+}
+
+int mp_experts_save_profile(struct mp_experts *x, char *err, size_t err_len)
+{
+	if (!x->profile || !x->profile_path[0])
+		return 0;
+	int rc = mp_profile_save(x->profile, x->profile_path, err, err_len);
+	if (rc == 0 && x->policy) {
+		char pp[4200];
+		snprintf(pp, sizeof pp, "%s.policy", x->profile_path);
+		if ((rc = mp_policy_save(x->policy, pp)) < 0)
+			snprintf(err, err_len, "%s: %s", pp, mp_policy_error(x->policy));
+	}
+	return rc;
 }
 
 void mp_experts_end_sequence(struct mp_experts *x)
@@ -228,7 +300,15 @@ int mp_experts_create(struct mp_gguf *g, const struct mp_hparams *hp, const stru
 		snprintf(err, err_len, "%s", mp_pager_message(x->pager));
 		goto fail;
 	}
-	*src = (struct mp_expert_source){ x, x_acquire, x_next_ready, x_release, x_err, x_hint, NULL };
+	if (opts->profile) {
+		if ((rc = mp_profile_create(hp->n_layer, hp->n_expert, opts->fingerprint, &x->profile)) < 0) {
+			snprintf(err, err_len, "out of memory for the usage profile");
+			goto fail;
+		}
+		load_profile(x, hp, opts->profile);
+	}
+	*src = (struct mp_expert_source){ x, x_acquire, x_next_ready, x_release, x_err, x_hint,
+					  x_end_token };
 	*out = x;
 	return 0;
 fail:
@@ -240,6 +320,10 @@ void mp_experts_destroy(struct mp_experts *x)
 {
 	if (!x)
 		return;
+	char err[512];
+	if (mp_experts_save_profile(x, err, sizeof err) < 0)
+		fprintf(stderr, "moepager: the usage profile was not saved: %s\n", err);
+	mp_profile_destroy(x->profile);
 	mp_pager_destroy(x->pager);
 	mp_policy_destroy(x->policy);
 	if (x->trace && mp_trace_writer_close(x->trace) < 0)

@@ -21,6 +21,8 @@ libmpsrc_la_SOURCES = \
 	src/opt.h \
 	src/plan.c \
 	src/plan.h \
+	src/profile.c \
+	src/profile.h \
 	src/router.c \
 	src/router.h \
 	src/sampler.c \

@@ -28,6 +28,7 @@
 #include "model.h"
 #include "opt.h"
 #include "policy.h"
+#include "profile.h"
 #include "sampler.h"
 #include "stats.h"
 #include "size.h"
@@ -64,6 +65,8 @@ struct flags {
 	const char *prefetch_depth;  /* "auto" or N */
 	const char *trace_out;
 	int policy;                  /* index into policy_names */
+	const char *profile;         /* --profile PATH (NULL: the default place) */
+	int no_profile;
 };
 
 static volatile sig_atomic_t interrupted;
@@ -436,10 +439,20 @@ static int run(const struct flags *f)
 		pc.io = io_names[f->io];
 		pc.io_depth = (uint32_t)f->io_depth;
 		pc.stats = s.stats;
+		char profile_path[4096] = "";
+		uint64_t fp = mp_loader_fingerprint(mp_modelfile_gguf(mf));
+		if (!f->no_profile) {
+			if (f->profile)
+				snprintf(profile_path, sizeof profile_path, "%s", f->profile);
+			else
+				mp_profile_default_path(fp, profile_path, sizeof profile_path);
+		}
 		struct mp_experts_opts xo = {
 			.policy = f->policy == 1 ? MP_POLICY_LRU : MP_POLICY_MOEPAGER,
 			.prefetch = f->prefetch != 0,
 			.trace_out = f->trace_out,
+			.profile = profile_path[0] ? profile_path : NULL,
+			.fingerprint = fp,
 		};
 		if (mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf), top_k, &pc,
 				      &xo, &experts, &src, err, sizeof err) < 0) {
@@ -621,6 +634,8 @@ int main(int argc, char **argv)
 		{ "prefetch-depth", 0, MP_OPT_STRING, &f.prefetch_depth, "N", "layers the look-ahead covers: auto (adapts to waits) or 1-16", 0, 0, NULL, NULL },
 		{ "policy", 0, MP_OPT_CHOICE, &f.policy, "NAME", "expert eviction: moepager (learned next-token probability) or lru", 0, 0, policy_names, NULL },
 		{ "trace-out", 0, MP_OPT_STRING, &f.trace_out, "PATH", "record routing and pager outcomes (MOETRACE v2, for moepager-sim)", 0, 0, NULL, NULL },
+		{ "profile", 0, MP_OPT_STRING, &f.profile, "PATH", "usage profile that warms the pool at start and is saved at exit (default: $XDG_CACHE_HOME/moepager/FINGERPRINT.profile)", 0, 0, NULL, NULL },
+		{ "no-profile", 0, MP_OPT_FLAG, &f.no_profile, NULL, "neither read nor save a usage profile", 0, 0, NULL, NULL },
 		{ "version", 'V', MP_OPT_FLAG, &f.version, NULL, "print the version, CPU features, kernel path and I/O backends", 0, 0, NULL, NULL },
 	};
 	const size_t n_opts = sizeof opts / sizeof opts[0];
