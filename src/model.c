@@ -61,7 +61,8 @@ struct mp_model {
 	struct head_scratch *hs;      /* [threads]: per-thread attention scratch */
 	float *la_x;                  /* [n_embd]: look-ahead normed state */
 	int depth;                    /* current prefetch depth */
-	uint64_t wait_ns, busy_ns;    /* auto depth: time waiting for experts / computing, this token */
+	uint64_t wait_ns;             /* ns waiting for experts, this step */
+	uint64_t wait_total_ns;       /* ns waiting for experts since create */
 	int n_hs;                     /* entries in hs */
 };
 
@@ -365,6 +366,11 @@ static void adapt_depth(struct mp_model *m, uint64_t step_ns)
 		m->depth--;
 }
 
+uint64_t mp_model_wait_ns(const struct mp_model *m)
+{
+	return m->wait_total_ns;
+}
+
 int mp_model_prefetch_depth(const struct mp_model *m)
 {
 	return m->depth;
@@ -406,6 +412,7 @@ int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits)
 	*logits = m->logits;
 	if (m->src.end_token)
 		m->src.end_token(m->src.ctx);
+	m->wait_total_ns += m->wait_ns;
 	adapt_depth(m, mp_clock_now_ns() - step_t0);
 	return 0;
 }

@@ -141,6 +141,9 @@ uint32_t mp_model_pos(const struct mp_model *m);
 void mp_model_reset(struct mp_model *m);
 const char *mp_model_error(const struct mp_model *m);
 
+/* Nanoseconds spent waiting for routed experts since create (stalls). */
+uint64_t mp_model_wait_ns(const struct mp_model *m);
+
 /* Prefetch depth in use (with auto: the one it has settled on). */
 int mp_model_prefetch_depth(const struct mp_model *m);
 

@@ -352,7 +352,7 @@ static uint64_t scratch_bytes(const struct mp_hparams *hp, int64_t ctx, int64_t 
 }
 
 /* The pager's one-screen summary at exit. */
-static void print_pager(struct mp_experts *x)
+static void print_pager(struct mp_experts *x, const struct session *s)
 {
 	struct rusage ru;
 	char rss[32];
@@ -372,6 +372,11 @@ static void print_pager(struct mp_experts *x)
 		uses ? 100.0 * (double)pi.misses / (double)uses : 0.0,
 		mp_size_format(pi.bytes_read, a, sizeof a), mp_size_format(pi.pc_bytes, b, sizeof b),
 		(unsigned long long)pi.evictions);
+	double run_s = (double)(s->prompt_ns + s->gen_ns) / 1e9;
+	double wait_s = s->model ? (double)mp_model_wait_ns(s->model) / 1e9 : 0;
+	fprintf(stderr, "moepager: stall: %.2f s waiting for experts (%.1f%% of %.2f s); prefetch depth %d\n",
+		wait_s, run_s > 0 ? 100.0 * wait_s / run_s : 0.0, run_s,
+		s->model ? mp_model_prefetch_depth(s->model) : 0);
 	fprintf(stderr, "moepager: prefetch: %llu issued, %llu used, %llu wasted (precision %.2f)\n",
 		(unsigned long long)pi.pf_issued, (unsigned long long)pi.pf_used,
 		(unsigned long long)pi.pf_wasted,
@@ -549,7 +554,7 @@ static int run(const struct flags *f)
 	if (f->interactive) {
 		status = chat(&s, f->n_predict);
 		print_speed(&s);
-		print_pager(experts);
+		print_pager(experts, &s);
 		goto out;
 	}
 	if (f->file) {
@@ -580,7 +585,7 @@ static int run(const struct flags *f)
 	}
 	status = generate(&s, logits, f->n_predict) < 0 ? 1 : 0;
 	print_speed(&s);
-	print_pager(experts);
+	print_pager(experts, &s);
 out:
 	mp_free(prompt_text);
 	mp_free(s.out);
