@@ -104,3 +104,10 @@ clean-local: clean-fuzz
 clean-fuzz:
 	-rm -rf fuzz-work
 .PHONY: fuzz fuzz-run clean-fuzz
+
+# the reference comparison on mkmodel's files (tests/reference.test runs it)
+noinst_PROGRAMS += tests/refcheck
+tests_refcheck_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
+tests_refcheck_SOURCES = tests/refcheck.c tests/reference.c tests/reference.h
+tests_refcheck_LDADD = $(SRC_LIBS)
+dist_check_SCRIPTS += tests/reference.test
