@@ -223,6 +223,7 @@ static void test_good(void)
 	s.n_kv_written += 12;
 	struct buf b = build(&s);
 	const char *path = write_file("good.gguf", &b);
+	free(b.p);
 	char err[MP_GGUF_ERR_LEN];
 	struct mp_gguf *g;
 	int rc = mp_gguf_open(path, &g, err, sizeof err);
