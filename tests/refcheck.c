@@ -74,19 +74,8 @@ int main(int argc, char **argv)
 		}
 		int flipped = 0;
 		for (uint32_t L = hp->n_dense_lead; L < hp->n_layer; L++) {
-			uint32_t n;
-			const uint32_t *re = ref_experts(ref, L, &n);
 			const struct mp_route *rt = mp_model_route(m, L);
-			uint32_t sorted[64];
-			memcpy(sorted, rt->expert, sizeof(uint32_t) * rt->n);
-			for (uint32_t a = 0; a < rt->n; a++)
-				for (uint32_t b = a + 1; b < rt->n; b++)
-					if (sorted[b] < sorted[a]) {
-						uint32_t t = sorted[a];
-						sorted[a] = sorted[b];
-						sorted[b] = t;
-					}
-			if (n != rt->n || memcmp(re, sorted, sizeof(uint32_t) * n) != 0) {
+			if (!ref_same_route(ref, L, rt)) {
 				flipped++;
 				printf("step %d layer %u: routing flipped at margin %.4f%s\n", s, L, rt->margin,
 				       rt->margin < 0.02f ? " (near-tie: excused)" : "");

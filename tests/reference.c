@@ -344,6 +344,21 @@ int ref_step(struct ref_model *r, uint32_t tok, float *logits)
 	return 0;
 }
 
+int ref_same_route(const struct ref_model *r, uint32_t L, const struct mp_route *rt)
+{
+	const struct ref_layer *l = &r->L[L];
+	if (l->n_chosen != rt->n)
+		return 0;
+	for (uint32_t i = 0; i < rt->n; i++) {
+		int found = 0;
+		for (uint32_t j = 0; j < l->n_chosen && !found; j++)
+			found = l->chosen[j] == rt->expert[i];
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
 void ref_rewind(struct ref_model *r)
 {
 	if (r->pos)

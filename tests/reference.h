@@ -28,6 +28,10 @@ void ref_rewind(struct ref_model *r);
  * differently. */
 void ref_force(struct ref_model *r, uint32_t L, const uint32_t *experts, uint32_t n);
 
+/* 1 when the last step of the reference chose the same set of experts at
+ * layer L as rt (order ignored), else 0. */
+int ref_same_route(const struct ref_model *r, uint32_t L, const struct mp_route *rt);
+
 /* Experts chosen at layer L in the last step (sorted ascending), count in *n. */
 const uint32_t *ref_experts(const struct ref_model *r, uint32_t L, uint32_t *n);
 void ref_destroy(struct ref_model *r);
