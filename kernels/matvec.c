@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "cpu.h"
 #include "err.h"
 #include "matvec.h"
 #include "quant.h"
@@ -92,6 +93,8 @@ int mp_matvec_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat
 	int rc = check_mat(w, &row_bytes);
 	if (rc < 0)
 		return rc;
+	if (!mp_dispatch_supported(path, mp_cpu_features()))
+		return -MP_EUNAVAIL;   /* would fault with an illegal instruction */
 	struct matvec_job j = {
 		.dot = mp_quant_vec_dot(w->type, path), .w = w->data, .row_bytes = row_bytes,
 		.rows = w->rows, .cols = w->cols, .a = xq, .y = y,
@@ -108,6 +111,8 @@ int mp_matvec(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *
 	int rc = check_mat(w, &row_bytes);
 	if (rc < 0)
 		return rc;
+	if (!mp_dispatch_supported(path, mp_cpu_features()))
+		return -MP_EUNAVAIL;
 	if (mp_type_info(w->type)->vec_dot_type == MP_TYPE_F32)
 		return mp_matvec_q(pool, path, w, x, y);
 	int64_t bytes = mp_matvec_x_bytes(w->type, w->cols);

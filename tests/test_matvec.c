@@ -218,6 +218,12 @@ static void test_errors(void)
 	w.type = MP_TYPE_F32;
 	w.rows = -1;
 	CHECK_EQ_INT(mp_matvec(NULL, MP_KPATH_SCALAR, &w, x, y), -MP_EFORMAT);
+	/* a path the CPU lacks is refused, not run into SIGILL */
+	w.rows = 1;
+	for (int p = 0; p < MP_KPATH_COUNT; p++)
+		if (!mp_dispatch_supported((enum mp_kpath)p, mp_cpu_features()))
+			CHECK_EQ_INT(mp_matvec(NULL, (enum mp_kpath)p, &w, x, y), -MP_EUNAVAIL);
+	CHECK_EQ_INT(mp_matvec(NULL, MP_KPATH_COUNT, &w, x, y), -MP_EUNAVAIL);
 	/* empty shapes are fine */
 	w.rows = 0;
 	CHECK_EQ_INT(mp_matvec(NULL, MP_KPATH_SCALAR, &w, x, y), 0);
