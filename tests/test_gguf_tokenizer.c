@@ -73,7 +73,7 @@ int main(void)
 		unlink(json_path);
 		mp_test_skip("xz cannot unpack the committed tokenizer.json (apt-get install xz-utils)");
 	}
-	snprintf(cmd, sizeof cmd, "'%s/moepager-mkmodel' --preset tiny --quant q8_0 --quiet --tokenizer %s -o %s",
+	snprintf(cmd, sizeof cmd, "'%s/moepager-mkmodel' --preset tiny --quant q8_0 --quiet --vocab 129280 --tokenizer %s -o %s",
 		 b ? b : ".", json_path, model);
 	int rc = system(cmd);
 	unlink(json_path);
