@@ -152,6 +152,7 @@ struct session {
 	size_t out_cap;
 	uint64_t prompt_tokens, prompt_ns, gen_tokens, gen_ns;
 	struct mp_stats *stats;      /* NULL without the pager */
+	struct mp_experts *experts;  /* NULL without the pager */
 };
 
 /* Counts one decoded token in the stats segment. */
@@ -325,6 +326,7 @@ static int chat(struct session *s, int64_t n_predict)
 		first = 0;
 		generate(s, logits, n_predict);
 		s->in_think = 0;
+		mp_experts_end_sequence(s->experts);   /* one trace sequence per turn */
 		if (interrupted)
 			fputs("[stopped]\n", stdout);
 	}
@@ -464,6 +466,7 @@ static int run(const struct flags *f)
 			fprintf(stderr, "moepager: %s\n", err);
 			goto out;
 		}
+		s.experts = experts;
 		struct mp_pager_info pi;
 		mp_pager_info(mp_experts_pager(experts), &pi);
 		mp_stats_set_backend(s.stats, pi.backend);
