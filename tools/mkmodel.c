@@ -523,8 +523,8 @@ static const char *check_dims(const struct dims *d)
 int main(int argc, char **argv)
 {
 	struct opts o = {.mix = MIX_Q4_K_M, .seed = 1, .group_keys = 1,
-			 .k = {.router_scale = 4.0, .bias_spread = 0.1, .router_similarity = 0.6,
-			       .embd_shared = 0.3, .residual_scale = 0.5}};
+			 .k = {.router_scale = 3.0, .bias_spread = 0.05, .router_similarity = 0.6,
+			       .embd_shared = 0.1, .residual_scale = 0.5}};
 	enum { O_LAYERS = 256, O_DENSE, O_EXPERTS, O_TOPK, O_EFF, O_HIDDEN, O_HEADS, O_VOCAB, O_MLA,
 	       O_GROUPKEYS, O_SPLIT, O_SEED, O_RSCALE, O_BIAS, O_RSIM, O_EMBD, O_RESID, O_QUIET, O_TOKENIZER };
 	static const struct option longopts[] = {
