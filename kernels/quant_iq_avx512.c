@@ -29,7 +29,7 @@
 #if MP_HAVE_X86
 
 /* i16 scale vector for 64 weights: elements 16k..16k+15 get s[k]. */
-static inline MP_TARGET_AVX512 __m512i scale4(int s0, int s1, int s2, int s3)
+static inline MP_TARGET_AVX512_BASE __m512i scale4(int s0, int s1, int s2, int s3)
 {
 	__m256i lo = _mm256_set_m128i(_mm_set1_epi16((short)s1), _mm_set1_epi16((short)s0));
 	__m256i hi = _mm256_set_m128i(_mm_set1_epi16((short)s3), _mm_set1_epi16((short)s2));
@@ -38,14 +38,14 @@ static inline MP_TARGET_AVX512 __m512i scale4(int s0, int s1, int s2, int s3)
 
 /* i32 lanes of Σ mag·q·sign over pairs, times the i16 scales sc: mag unsigned
  * bytes, neg bit j set ⇒ element j negative. */
-static inline MP_TARGET_AVX512 __m512i dot_mag(__m512i mag, __mmask64 neg, __m512i q, __m512i sc)
+static inline MP_TARGET_AVX512_BASE __m512i dot_mag(__m512i mag, __mmask64 neg, __m512i q, __m512i sc)
 {
 	__m512i qs = _mm512_mask_sub_epi8(q, neg, _mm512_setzero_si512(), q);
 	return _mm512_madd_epi16(_mm512_maddubs_epi16(mag, qs), sc);
 }
 
 /* The same for signed weight bytes w (|w| ≤ 127). */
-static inline MP_TARGET_AVX512 __m512i dot_i8(__m512i w, __m512i q, __m512i sc)
+static inline MP_TARGET_AVX512_BASE __m512i dot_i8(__m512i w, __m512i q, __m512i sc)
 {
 	return dot_mag(_mm512_abs_epi8(w), _mm512_movepi8_mask(w), q, sc);
 }
@@ -54,7 +54,7 @@ static inline MP_TARGET_AVX512 __m512i dot_i8(__m512i w, __m512i q, __m512i sc)
  * idx (i32 lanes): the 16-bit shift moves each byte's bits up by 3, and the
  * bits that cross into the next byte land in its low 3 bits, which the mask
  * clears. */
-static inline MP_TARGET_AVX512 __m512i iq1_weights(__m256i idx, __m512i delta)
+static inline MP_TARGET_AVX512_BASE __m512i iq1_weights(__m256i idx, __m512i delta)
 {
 	__m512i g = _mm512_i32gather_epi64(idx, (const void *)mp_iq1s_grid, 8);
 	__m512i g8 = _mm512_and_si512(_mm512_slli_epi16(g, 3), _mm512_set1_epi8((char)0xF8));
@@ -62,12 +62,12 @@ static inline MP_TARGET_AVX512 __m512i iq1_weights(__m256i idx, __m512i delta)
 }
 
 /* δ bytes for 8 sub-groups: +1, or −1 where bit t of neg is set. */
-static inline MP_TARGET_AVX512 __m512i iq1_delta(__mmask8 neg)
+static inline MP_TARGET_AVX512_BASE __m512i iq1_delta(__mmask8 neg)
 {
 	return _mm512_mask_blend_epi64(neg, _mm512_set1_epi8(1), _mm512_set1_epi8(-1));
 }
 
-static MP_TARGET_AVX512 float iq1_m_dot_avx512(int64_t n, const void *w, const void *a)
+static MP_TARGET_AVX512_BASE float iq1_m_dot_avx512(int64_t n, const void *w, const void *a)
 {
 	const struct mp_block_iq1_m *x = w;
 	const struct mp_block_q8_K *y = a;
@@ -99,7 +99,7 @@ static MP_TARGET_AVX512 float iq1_m_dot_avx512(int64_t n, const void *w, const v
 	return MP_IQ1_DELTA * _mm512_reduce_add_ps(acc);
 }
 
-static MP_TARGET_AVX512 float iq4_xs_dot_avx512(int64_t n, const void *w, const void *a)
+static MP_TARGET_AVX512_BASE float iq4_xs_dot_avx512(int64_t n, const void *w, const void *a)
 {
 	const struct mp_block_iq4_xs *x = w;
 	const struct mp_block_q8_K *y = a;

@@ -2,7 +2,7 @@
  * simd.h — how kernels compile SIMD paths without -march=native: per-function
  * target attributes.  A function (and every static inline helper it calls)
  * that uses AVX2 intrinsics carries MP_TARGET_AVX2; AVX-512 code carries
- * MP_TARGET_AVX512.  The dispatch table (quant.h) only hands such a function
+ * MP_TARGET_AVX512_BASE.  The dispatch table (quant.h) only hands such a function
  * out when mp_dispatch says the CPU runs that path.
  */
 #ifndef MP_SIMD_H
@@ -13,14 +13,13 @@
 #include <immintrin.h>
 #define MP_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 /* What MP_KPATH_AVX512 guarantees (F/BW/DQ/VL): code that must run on every
- * AVX-512 CPU the dispatcher admits.  MP_TARGET_AVX512 below also enables
- * VNNI and BF16, and GCC may then fuse madd+add into vpdpwssd on its own, so
- * a function carrying it may only be handed out when cpu.h reports
- * MP_CPU_AVX512VNNI (and MP_CPU_AVX512BF16). */
+ * AVX-512 CPU the dispatcher admits.  Deliberately without VNNI and BF16:
+ * with them enabled GCC may fuse madd+add into vpdpwssd on its own, and the
+ * function would fault on an AVX-512 CPU without VNNI (Skylake-X).  A kernel
+ * that wants VNNI or BF16 needs its own target and a dispatch check of
+ * MP_CPU_AVX512VNNI / MP_CPU_AVX512BF16. */
 #define MP_TARGET_AVX512_BASE \
 	__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl")))
-#define MP_TARGET_AVX512 \
-	__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512dq,avx512vl,avx512vnni,avx512bf16")))
 #else
 #define MP_HAVE_X86 0
 #endif
