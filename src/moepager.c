@@ -375,6 +375,79 @@ static void print_pager(struct mp_experts *x, const struct session *s)
 		pi.pf_issued ? (double)pi.pf_used / (double)pi.pf_issued : 0.0);
 }
 
+/* Sizes the pool with the plan, creates the stats segment and the pager-backed
+ * expert source, and prints the plan.  Returns 0 or -1 (message printed). */
+static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t top_k,
+		       struct session *s, struct mp_plan *plan, int *plan_made,
+		       struct mp_experts **experts, struct mp_expert_source *src)
+{
+	const struct mp_hparams *hp = mp_modelfile_hparams(mf);
+	char err[1024];
+	/* the pager serves the routed experts from a bounded pool, sized by
+	 * the one plan function (src/plan->h) that moepager-gguf plan prints */
+	struct mp_plan_opts po = {
+		.cache_budget = f->cache_budget, .mem_limit = f->mem_limit, .ctx = (uint64_t)f->ctx,
+		.threads = (uint32_t)f->threads, .kv_q8 = f->kv_type == 1, .n_used = top_k,
+	};
+	char a[32], b[32], c[32], d[32], e[32];
+	if (mp_plan_compute(mp_modelfile_gguf(mf), &po, plan, err, sizeof err) < 0) {
+		fprintf(stderr, "moepager: %s\n", err);
+		return -1;
+	}
+	*plan_made = 1;
+	uint64_t budget = plan->pool_bytes;
+	fprintf(stderr, "moepager: memory plan: resident weights %s + KV cache %s (%lld tokens) + "
+		"scratch %s + expert pool %s (%.0f%% of %s of routed experts)\n",
+		mp_size_format(plan->resident_bytes, a, sizeof a), mp_size_format(plan->kv_bytes, b, sizeof b),
+		(long long)f->ctx, mp_size_format(plan->scratch_bytes, c, sizeof c),
+		mp_size_format(budget, d, sizeof d), 100.0 * plan->pool_fraction,
+		mp_size_format(plan->routed_bytes, e, sizeof e));
+	if (mp_stats_create(&(struct mp_stats_config){ f->stats_file, f->keep_stats, hp->n_layer,
+						       hp->n_expert, mp_loader_fingerprint(mp_modelfile_gguf(mf)),
+						       io_names[f->io] }, &s->stats, err, sizeof err) < 0) {
+		fprintf(stderr, "moepager: %s\n", err);
+		return -1;
+	}
+	struct mp_pager_config pc;
+	memset(&pc, 0, sizeof pc);
+	pc.budget = budget;
+	pc.io = io_names[f->io];
+	pc.io_depth = (uint32_t)f->io_depth;
+	pc.stats = s->stats;
+	char profile_path[4096] = "";
+	uint64_t fp = mp_loader_fingerprint(mp_modelfile_gguf(mf));
+	if (!f->no_profile) {
+		if (f->profile)
+			snprintf(profile_path, sizeof profile_path, "%s", f->profile);
+		else
+			mp_profile_default_path(fp, profile_path, sizeof profile_path);
+	}
+	struct mp_experts_opts xo = {
+		.policy = f->policy == 1 ? MP_POLICY_LRU : MP_POLICY_MOEPAGER,
+		.prefetch = f->prefetch != 0,
+		.trace_out = f->trace_out,
+		.profile = profile_path[0] ? profile_path : NULL,
+		.fingerprint = fp,
+	};
+	if (mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf), top_k, &pc,
+			      &xo, experts, src, err, sizeof err) < 0) {
+		fprintf(stderr, "moepager: %s\n", err);
+		return -1;
+	}
+	s->experts = *experts;
+	struct mp_pager_info pi;
+	mp_pager_info(mp_experts_pager(*experts), &pi);
+	mp_stats_set_backend(s->stats, pi.backend);
+	fprintf(stderr, "moepager: expert pool: %u slots, %s, io %s\n", pi.n_slots,
+		pi.fits ? "every expert fits: the model is read whole" : "experts are paged", pi.backend);
+	if (mp_pager_message(mp_experts_pager(*experts))[0])
+		fprintf(stderr, "moepager: %s\n", mp_pager_message(mp_experts_pager(*experts)));
+	fprintf(stderr, "moepager: stats: %s (watch with moepager-stat); policy %s, prefetch %s, "
+		"depth %s\n", mp_stats_path(s->stats), policy_names[f->policy], prefetch_names[f->prefetch],
+		f->prefetch_depth);
+	return 0;
+}
+
 static int run(const struct flags *f)
 {
 	char err[1024], why[256];
@@ -405,68 +478,8 @@ static int run(const struct flags *f)
 	struct mp_expert_source src;
 	uint32_t top_k = f->experts ? (uint32_t)f->experts : hp->n_expert_used;
 	if ((f->cache_budget || f->mem_limit) && hp->n_dense_lead < hp->n_layer) {
-		/* the pager serves the routed experts from a bounded pool, sized by
-		 * the one plan function (src/plan.h) that moepager-gguf plan prints */
-		struct mp_plan_opts po = {
-			.cache_budget = f->cache_budget, .mem_limit = f->mem_limit, .ctx = (uint64_t)f->ctx,
-			.threads = (uint32_t)f->threads, .kv_q8 = f->kv_type == 1, .n_used = top_k,
-		};
-		char a[32], b[32], c[32], d[32], e[32];
-		if (mp_plan_compute(mp_modelfile_gguf(mf), &po, &plan, err, sizeof err) < 0) {
-			fprintf(stderr, "moepager: %s\n", err);
+		if (start_pager(f, mf, top_k, &s, &plan, &plan_made, &experts, &src) < 0)
 			goto out;
-		}
-		plan_made = 1;
-		uint64_t budget = plan.pool_bytes;
-		fprintf(stderr, "moepager: memory plan: resident weights %s + KV cache %s (%lld tokens) + "
-			"scratch %s + expert pool %s (%.0f%% of %s of routed experts)\n",
-			mp_size_format(plan.resident_bytes, a, sizeof a), mp_size_format(plan.kv_bytes, b, sizeof b),
-			(long long)f->ctx, mp_size_format(plan.scratch_bytes, c, sizeof c),
-			mp_size_format(budget, d, sizeof d), 100.0 * plan.pool_fraction,
-			mp_size_format(plan.routed_bytes, e, sizeof e));
-		if (mp_stats_create(&(struct mp_stats_config){ f->stats_file, f->keep_stats, hp->n_layer,
-							       hp->n_expert, mp_loader_fingerprint(mp_modelfile_gguf(mf)),
-							       io_names[f->io] }, &s.stats, err, sizeof err) < 0) {
-			fprintf(stderr, "moepager: %s\n", err);
-			goto out;
-		}
-		struct mp_pager_config pc;
-		memset(&pc, 0, sizeof pc);
-		pc.budget = budget;
-		pc.io = io_names[f->io];
-		pc.io_depth = (uint32_t)f->io_depth;
-		pc.stats = s.stats;
-		char profile_path[4096] = "";
-		uint64_t fp = mp_loader_fingerprint(mp_modelfile_gguf(mf));
-		if (!f->no_profile) {
-			if (f->profile)
-				snprintf(profile_path, sizeof profile_path, "%s", f->profile);
-			else
-				mp_profile_default_path(fp, profile_path, sizeof profile_path);
-		}
-		struct mp_experts_opts xo = {
-			.policy = f->policy == 1 ? MP_POLICY_LRU : MP_POLICY_MOEPAGER,
-			.prefetch = f->prefetch != 0,
-			.trace_out = f->trace_out,
-			.profile = profile_path[0] ? profile_path : NULL,
-			.fingerprint = fp,
-		};
-		if (mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf), top_k, &pc,
-				      &xo, &experts, &src, err, sizeof err) < 0) {
-			fprintf(stderr, "moepager: %s\n", err);
-			goto out;
-		}
-		s.experts = experts;
-		struct mp_pager_info pi;
-		mp_pager_info(mp_experts_pager(experts), &pi);
-		mp_stats_set_backend(s.stats, pi.backend);
-		fprintf(stderr, "moepager: expert pool: %u slots, %s, io %s\n", pi.n_slots,
-			pi.fits ? "every expert fits: the model is read whole" : "experts are paged", pi.backend);
-		if (mp_pager_message(mp_experts_pager(experts))[0])
-			fprintf(stderr, "moepager: %s\n", mp_pager_message(mp_experts_pager(experts)));
-		fprintf(stderr, "moepager: stats: %s (watch with moepager-stat); policy %s, prefetch %s, "
-			"depth %s\n", mp_stats_path(s.stats), policy_names[f->policy], prefetch_names[f->prefetch],
-			f->prefetch_depth);
 	} else if (mp_resident_experts_create(hp, mp_modelfile_weights(mf), &res, &src) < 0 &&
 		   hp->n_dense_lead < hp->n_layer) {
 		fprintf(stderr, "moepager: %s: the routed-expert tensors do not match the metadata\n", f->model);
