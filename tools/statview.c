@@ -523,7 +523,7 @@ void mp_statview_svg(FILE *out, const struct mp_statview_state *st,
 	fprintf(out, "<title>moepager expert use: %u layers x %u experts</title>\n", h->n_layers, ne);
 	fprintf(out, "<rect width=\"%d\" height=\"%d\" fill=\"#ffffff\"/>\n", width, height);
 	fprintf(out, "<text x=\"%d\" y=\"18\" font-size=\"14\" font-weight=\"bold\">Expert uses per layer "
-	        "(pid %llu, %llu tokens decoded)</text>\n", x0, (unsigned long long)h->pid,
+	        "(pid %llu, %llu tokens)</text>\n", x0, (unsigned long long)h->pid,
 	        (unsigned long long)cur->g->tokens);
 	fprintf(out, "<text x=\"%d\" y=\"34\" fill=\"#555555\">", x0);
 	xml_text(out, st->source);
@@ -555,11 +555,13 @@ void mp_statview_svg(FILE *out, const struct mp_statview_state *st,
 			        xx, y, cw, ch, col, l, e, (unsigned long long)x->uses,
 			        (unsigned long long)x->hits, (unsigned long long)x->misses);
 			if (x->uses && x->misses) {
-				int mh = (int)lround((double)ch * (double)x->misses / (double)x->uses);
-				if (mh > 0)
-					fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
-					        "fill=\"#d62728\" fill-opacity=\"0.85\"/>\n", xx, y + ch - mh,
-					        cw > 2 ? cw - 1 : cw, mh);
+				/* At most half the cell, so that the use colour shows. */
+				int mh = (int)lround((double)(ch / 2) * (double)x->misses / (double)x->uses);
+				if (mh < 1)
+					mh = 1;
+				fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" "
+				        "fill=\"#d62728\" fill-opacity=\"0.85\"/>\n", xx, y + ch - mh,
+				        cw > 2 ? cw - 1 : cw, mh);
 			}
 		}
 		fprintf(out, "</g>\n");
@@ -574,14 +576,15 @@ void mp_statview_svg(FILE *out, const struct mp_statview_state *st,
 		char col[8];
 		ramp(i / 9.0, col);
 		fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"16\" height=\"12\" fill=\"%s\"/>\n",
-		        x0 + 100 + 16 * i, ly, col);
+		        x0 + 112 + 16 * i, ly, col);
 	}
-	fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">1</text>\n", x0 + 96, ly + 10);
-	fprintf(out, "<text x=\"%d\" y=\"%d\">%llu</text>\n", x0 + 264, ly + 10, (unsigned long long)max);
+	fprintf(out, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">1</text>\n", x0 + 108, ly + 10);
+	fprintf(out, "<text x=\"%d\" y=\"%d\">%llu</text>\n", x0 + 276, ly + 10, (unsigned long long)max);
 	fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"16\" height=\"12\" fill=\"#f2f2f2\" stroke=\"#cccccc\"/>"
 	        "<text x=\"%d\" y=\"%d\">never used</text>\n", x0 + 320, ly, x0 + 340, ly + 10);
 	fprintf(out, "<rect x=\"%d\" y=\"%d\" width=\"16\" height=\"6\" fill=\"#d62728\" fill-opacity=\"0.85\"/>"
-	        "<text x=\"%d\" y=\"%d\">red bar: share of the uses that missed the pool (disk or page cache)</text>\n",
+	        "<text x=\"%d\" y=\"%d\">red bar (full = half the cell): share of the uses that missed the pool "
+	        "(read from disk or page cache)</text>\n",
 	        x0, ly + 26, x0 + 20, ly + 32);
 	fprintf(out, "<text x=\"%d\" y=\"%d\" fill=\"#555555\">hover a cell for its counts; "
 	        "layers without routed experts are left out</text>\n", x0, ly + 50);
