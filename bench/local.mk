@@ -4,3 +4,5 @@ noinst_PROGRAMS += bench/kernels
 bench_kernels_CPPFLAGS = $(KERNELS_CPPFLAGS)
 bench_kernels_SOURCES = bench/kernels.c
 bench_kernels_LDADD = $(KERNELS_LIBS)
+
+EXTRA_DIST += bench/pager.sh

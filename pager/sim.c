@@ -252,6 +252,10 @@ int mp_sim_run(const struct mp_sim_config *cfg, struct mp_sim_result *r)
 		sim_fail(r, rc, rc == -ENOMEM ? "out of memory for the policy" : "bad policy or parameters");
 		goto out;
 	}
+	if (cfg->policy == MP_POLICY_MOEPAGER && cfg->model_in && (rc = mp_policy_load(p, cfg->model_in)) < 0) {
+		sim_fail(r, rc, mp_policy_error(p));
+		goto out;
+	}
 	cache_clear(&c);
 	uint64_t cap = global ? cfg->global_slots : cfg->slots;
 	uint32_t set[MP_TRACE_MAX_TOPK];
@@ -289,6 +293,10 @@ int mp_sim_run(const struct mp_sim_config *cfg, struct mp_sim_result *r)
 	}
 	if (mp_policy_desynced(p)) {
 		rc = sim_fail(r, -MP_EARG, "belady: replay and trace disagree");
+		goto out;
+	}
+	if (cfg->policy == MP_POLICY_MOEPAGER && cfg->model_out && (rc = mp_policy_save(p, cfg->model_out)) < 0) {
+		sim_fail(r, rc, mp_policy_error(p));
 		goto out;
 	}
 	r->acquires = r->tokens * c.L;

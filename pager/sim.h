@@ -35,6 +35,8 @@ struct mp_sim_config {
 	uint32_t slots;                          /* experts cached per layer */
 	uint64_t global_slots;                   /* > 0: one shared pool of this many instead */
 	int cold;                                /* 1 cold, 0 warm (see above) */
+	const char *model_in;                    /* moepager: start from this saved model, or NULL */
+	const char *model_out;                   /* moepager: save the model here at the end, or NULL */
 };
 
 struct mp_sim_result {

@@ -58,6 +58,10 @@ static const char usage_text[] =
 	"      --param KEY=VALUE   a moepager policy knob: horizon, learn-rate,\n"
 	"                          feature-rate, decay0, decay1, decay2, cross-layer\n"
 	"                          (default: the tuned values, docs/policy.md)\n"
+	"      --model-in FILE     moepager: start every replay from this saved model\n"
+	"                          (as a new process with a usage profile would)\n"
+	"      --model-out FILE    moepager: save the model after each replay (the\n"
+	"                          last one wins: use with one budget and one mode)\n"
 	"      --svg FILE          also draw hit rate against budget, one curve per\n"
 	"                          policy and mode, into FILE (SVG)\n"
 	"      --json              print JSON instead of the table\n"
@@ -99,6 +103,7 @@ struct opts {
 	const char *svg;
 	int json;
 	const char *convert;                /* --convert FILE */
+	const char *model_in, *model_out;   /* --model-in, --model-out */
 };
 
 /* One simulated cell. */
@@ -490,6 +495,8 @@ static int parse_args(struct opts *o, int argc, char **argv, int *exit_now)
 		{ "svg", required_argument, 0, 5 },
 		{ "json", no_argument, 0, 6 },
 		{ "convert", required_argument, 0, 7 },
+		{ "model-in", required_argument, 0, 8 },
+		{ "model-out", required_argument, 0, 9 },
 		{ "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
@@ -553,6 +560,12 @@ static int parse_args(struct opts *o, int argc, char **argv, int *exit_now)
 			break;
 		case 7:
 			o->convert = optarg;
+			break;
+		case 8:
+			o->model_in = optarg;
+			break;
+		case 9:
+			o->model_out = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -639,6 +652,7 @@ int main(int argc, char **argv)
 						.policy = o.policies[p], .params = &o.params, .cold = m == 0,
 						.slots = o.global ? 0 : (uint32_t)slots,
 						.global_slots = o.global ? slots : 0,
+						.model_in = o.model_in, .model_out = o.model_out,
 					};
 					if (slots == 0) {
 						fprintf(stderr, "moepager-sim: --budgets %s: less than one expert%s\n",
