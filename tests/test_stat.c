@@ -383,6 +383,22 @@ static void test_figures(void)
 	CHECK_EQ_U64(fig.tokens, 10);
 	CHECK_NEAR(fig.read_mbs, 2.0, 1e-9);
 	CHECK_NEAR(fig.hit_rate, 0.6, 1e-9);
+	/* Prefetches used but never counted as issued: precision unknown, recall known. */
+	{
+		struct mp_stats_snap tmp = f.snap;
+		struct mp_stats_layer *l1 = (struct mp_stats_layer *)(void *)
+			((char *)tmp.buf + tmp.h->layer_off + tmp.h->layer_stride);
+		uint64_t issued = l1->pf_issued;
+		l1->pf_issued = 0;
+		mp_statview_figures(NULL, &tmp, 0, &fig);
+		CHECK(isnan(fig.pf_precision));
+		CHECK_NEAR(fig.pf_recall, 15.0 / 55.0, 1e-9);
+		char *t2 = render(0, &st, NULL, &tmp, 0);
+		REQUIRE(t2);
+		CHECK_CONTAINS(t2, "15 used > 0 counted as issued");
+		free(t2);
+		l1->pf_issued = issued;
+	}
 	txt = render(0, &st, &first, &f.snap, 2.0);
 	REQUIRE(txt);
 	CHECK_CONTAINS(txt, "last 2.0s");

@@ -88,8 +88,11 @@ void mp_statview_figures(const struct mp_stats_snap *prev, const struct mp_stats
 	f->pc_rate = ratio(f->pc_hits, f->uses);
 	f->miss_rate = ratio(f->misses, f->uses);
 	f->stall_frac = ratio(f->stall_ns, f->decode_ns);
-	f->pf_precision = ratio(f->pf_used, f->pf_issued);
-	f->pf_recall = f->pf_issued ? ratio(f->pf_used, f->pf_used + f->pc_hits + f->misses) : NAN;
+	/* More used than issued: some prefetches were not counted as issued (the
+	 * pager's preload of a model that fits is not): precision is unknown. */
+	f->pf_precision = f->pf_used <= f->pf_issued ? ratio(f->pf_used, f->pf_issued) : NAN;
+	f->pf_recall = f->pf_issued || f->pf_used ?
+	               ratio(f->pf_used, f->pf_used + f->pc_hits + f->misses) : NAN;
 	if (prev)
 		f->read_mbs = dt_s > 0 ? (double)f->bytes / 1e6 / dt_s : NAN;
 	else                                 /* reads happen inside model steps */
@@ -302,9 +305,13 @@ void mp_statview_text(FILE *out, const struct mp_statview_state *st,
 	row(out, cols, "read MB/s", NOW(fmt_num, read_mbs), fmt_num(run.read_mbs, b, sizeof b), why);
 	row(out, cols, "stall", NOW(fmt_pct, stall_frac), fmt_pct(run.stall_frac, b, sizeof b),
 	    "decode time waiting for experts");
-	if (run.pf_issued) {
-		snprintf(why, sizeof why, "%llu prefetches, %llu wasted", (unsigned long long)run.pf_issued,
-		         (unsigned long long)run.pf_wasted);
+	if (run.pf_issued || run.pf_used) {
+		if (run.pf_used > run.pf_issued)
+			snprintf(why, sizeof why, "%llu used > %llu counted as issued", (unsigned long long)run.pf_used,
+			         (unsigned long long)run.pf_issued);
+		else
+			snprintf(why, sizeof why, "%llu prefetches, %llu wasted", (unsigned long long)run.pf_issued,
+			         (unsigned long long)run.pf_wasted);
 		row(out, cols, "prefetch precision", NOW(fmt_pct, pf_precision),
 		    fmt_pct(run.pf_precision, b, sizeof b), why);
 		row(out, cols, "prefetch recall", NOW(fmt_pct, pf_recall), fmt_pct(run.pf_recall, b, sizeof b),
@@ -329,7 +336,7 @@ void mp_statview_text(FILE *out, const struct mp_statview_state *st,
 	fprintf(out, "%s\n", line);
 	/* Lines above the bars: 11 or 12 so far, and the bars' caption; one
 	 * more is left free for the caller's status line. */
-	int above = 12 + (run.pf_issued ? 1 : 0) + 1;
+	int above = 12 + (run.pf_issued || run.pf_used ? 1 : 0) + 1;
 	layer_bars(out, cur, cols, st->rows ? (st->rows - above - 1 > 1 ? st->rows - above - 1 : 1) : 0);
 }
 

@@ -40,8 +40,10 @@ struct mp_statview_fig {
 	double pc_rate;                  /* pc_hits / uses */
 	double miss_rate;                /* misses / uses */
 	double stall_frac;               /* stall_ns / decode_ns (threads add up: may pass 1) */
-	double pf_precision;             /* pf_used / pf_issued */
-	double pf_recall;                /* pf_used / (pf_used + pc_hits + misses) */
+	double pf_precision;             /* pf_used / pf_issued; NAN when used > issued
+	                                  * (uncounted prefetches: precision unknown) */
+	double pf_recall;                /* pf_used / (pf_used + pc_hits + misses); NAN
+	                                  * when no prefetch was issued or used */
 	double read_mbs;                 /* MB/s (10^6): over the interval's wall time, or
 	                                  * for a whole run over the decode time */
 	double lat_us[3];                /* p50, p90, p99 I/O latency: bucket upper bounds, µs */
