@@ -54,3 +54,9 @@ $(man1_MANS): $(bin_PROGRAMS)
 	$(HELP2MAN) --no-info --name="$$name" --output=$@.tmp ./$$tool$(EXEEXT) && mv $@.tmp $@ || \
 		{ rm -f $@.tmp; exit 1; }
 endif
+
+# The test harness points XDG_CACHE_HOME at tests/cache (Makefile.am), where
+# moepager saves usage profiles; distcleancheck wants the build tree clean.
+clean-local: clean-test-cache
+clean-test-cache:
+	-rm -rf tests/cache
