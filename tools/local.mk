@@ -21,3 +21,42 @@ moepager_gguf_CPPFLAGS = $(TOOLS_CPPFLAGS)
 moepager_gguf_SOURCES = tools/gguftool.c
 moepager_gguf_LDADD = $(SRC_LIBS)
 dist_check_SCRIPTS += tests/gguf_tools.test
+
+bin_PROGRAMS += moepager-stat
+moepager_stat_CPPFLAGS = $(TOOLS_CPPFLAGS)
+moepager_stat_SOURCES = \
+	tools/moepager-stat.c \
+	tools/statview.c \
+	tools/statview.h
+moepager_stat_LDADD = $(SRC_LIBS)
+
+check_PROGRAMS += tests/test_stat
+tests_test_stat_CPPFLAGS = $(TOOLS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_stat_SOURCES = tests/test_stat.c tests/mp_test.h tools/statview.c tools/statview.h
+tests_test_stat_LDADD = $(SRC_LIBS)
+
+dist_check_SCRIPTS += tests/stat.test
+
+# Man pages: help2man turns each tool's own --help and --version into its
+# page, so page, help and parser cannot drift.  A tool joins with one word in
+# MP_MAN_TOOLS (its --help must be help2man-shaped: "Usage:" line, description,
+# "Options:" with defaults; its --version's first line "NAME VERSION").  The
+# NAME line is the description's first sentence.  Without help2man (configure
+# says so) no page is built or installed.
+MP_MAN_TOOLS = moepager moepager-sim moepager-stat
+if HAVE_HELP2MAN
+man1_MANS = $(MP_MAN_TOOLS:=.1)
+CLEANFILES += $(man1_MANS)
+$(man1_MANS): $(bin_PROGRAMS)
+	$(AM_V_GEN)tool=`basename $@ .1`; \
+	name=`./$$tool$(EXEEXT) --help | sed -n '2,6p' | tr '\n' ' ' | \
+		sed 's/:  *.*//; s/\.  *[A-Z(].*//; s/[.:] *$$//; s/  */ /g; s/^\(.\)/\L\1/'`; \
+	$(HELP2MAN) --no-info --name="$$name" --output=$@.tmp ./$$tool$(EXEEXT) && mv $@.tmp $@ || \
+		{ rm -f $@.tmp; exit 1; }
+endif
+
+# The test harness points XDG_CACHE_HOME at tests/cache (Makefile.am), where
+# moepager saves usage profiles; distcleancheck wants the build tree clean.
+clean-local: clean-test-cache
+clean-test-cache:
+	-rm -rf tests/cache
