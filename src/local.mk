@@ -3,6 +3,8 @@
 noinst_LTLIBRARIES += libmpsrc.la
 libmpsrc_la_CPPFLAGS = $(SRC_CPPFLAGS)
 libmpsrc_la_SOURCES = \
+	src/evaluate.c \
+	src/evaluate.h \
 	src/experts.c \
 	src/experts.h \
 	src/gguf.c \
@@ -74,3 +76,8 @@ tests_test_loader_SOURCES = tests/test_loader.c tests/tinymodel.c tests/tinymode
 tests_test_loader_LDADD = $(SRC_LIBS)
 
 dist_check_SCRIPTS += tests/generate.test
+
+check_PROGRAMS += tests/test_evaluate
+tests_test_evaluate_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_evaluate_SOURCES = tests/test_evaluate.c tests/reference.c tests/reference.h tests/tinymodel.c tests/tinymodel.h tests/mp_test.h
+tests_test_evaluate_LDADD = $(SRC_LIBS)

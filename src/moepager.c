@@ -21,6 +21,7 @@
 #include "cpu.h"
 #include "dispatch.h"
 #include "err.h"
+#include "evaluate.h"
 #include "experts.h"
 #include "io.h"
 #include "loader.h"
@@ -56,6 +57,9 @@ struct flags {
 	int64_t io_depth;
 	const char *stats_file;
 	int keep_stats;
+	int perplexity;              /* --perplexity (src/evaluate.h) */
+	const char *logits_out, *force_tokens;
+	int64_t logits_top;
 };
 
 static volatile sig_atomic_t interrupted;
@@ -483,6 +487,24 @@ static int run(const struct flags *f)
 		mp_dispatch_name(mp_dispatch_path()), (long long)f->threads,
 		experts ? "routed experts paged" : "all weights mapped (no --cache-budget/--mem-limit)");
 
+	if (f->perplexity || f->logits_out || f->force_tokens) {
+		/* quality measurement: src/evaluate.c runs the text and the recorder */
+		if (f->file && !(prompt_text = read_file(f->file, err, sizeof err))) {
+			fprintf(stderr, "moepager: %s\n", err);
+			goto out;
+		}
+		char settings[256], bsz[32];
+		snprintf(settings, sizeof settings, "experts %u, kv %s, threads %lld, io %s, pool %s", top_k,
+			 kv_types[f->kv_type], (long long)f->threads, experts ? io_names[f->io] : "none",
+			 experts ? mp_size_format(f->cache_budget ? f->cache_budget : f->mem_limit, bsz,
+						  sizeof bsz) : "all experts resident");
+		struct mp_eval_cli ec = { f->perplexity, f->logits_out, (uint32_t)f->logits_top,
+					  f->force_tokens, prompt_text ? prompt_text : f->prompt, f->raw,
+					  f->n_predict, (uint32_t)f->ctx, f->model, settings };
+		status = mp_eval_main(&ec, s.model, hp, s.tok, s.sampler);
+		print_pager(experts);
+		goto out;
+	}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_sigint;
@@ -544,6 +566,7 @@ int main(int argc, char **argv)
 		.n_predict = 256, .threads = ncpu > 0 ? ncpu : 1, .ctx = 4096, .top_k = 0,
 		.repeat_last_n = 64, .experts = 0, .seed = 0, .temp = 0.6, .top_p = 0.95,
 		.min_p = 0.01, .repeat_penalty = 1.0, .kv_type = 0, .io_depth = 32,
+		.logits_top = 20,
 	};
 	const struct mp_opt opts[] = {
 		{ "model", 'm', MP_OPT_STRING, &f.model, "PATH", "model file (first part of a split model)", 0, 0, NULL, NULL },
@@ -571,6 +594,10 @@ int main(int argc, char **argv)
 		{ "io-depth", 0, MP_OPT_INT, &f.io_depth, "N", "expert reads in flight", 1, 4096, NULL, NULL },
 		{ "stats-file", 0, MP_OPT_STRING, &f.stats_file, "PATH", "stats segment (default /dev/shm/moepager-PID.stats)", 0, 0, NULL, NULL },
 		{ "keep-stats", 0, MP_OPT_FLAG, &f.keep_stats, NULL, "keep the stats segment after exit", 0, 0, NULL, NULL },
+		{ "perplexity", 0, MP_OPT_FLAG, &f.perplexity, NULL, "perplexity of the -f text in chunks of --ctx-size, scoring each chunk's second half", 0, 0, NULL, NULL },
+		{ "logits-out", 0, MP_OPT_STRING, &f.logits_out, "FILE", "write every evaluated position's logits and routing as JSON (docs/logits-format.md)", 0, 0, NULL, NULL },
+		{ "logits-top", 0, MP_OPT_INT, &f.logits_top, "K", "logits kept per position in --logits-out", 1, 1024, NULL, NULL },
+		{ "force-tokens", 0, MP_OPT_STRING, &f.force_tokens, "IDS", "feed these token ids (1,2,3 or @FILE) after the prompt instead of sampling", 0, 0, NULL, NULL },
 		{ "version", 'V', MP_OPT_FLAG, &f.version, NULL, "print the version, CPU features, kernel path and I/O backends", 0, 0, NULL, NULL },
 	};
 	const size_t n_opts = sizeof opts / sizeof opts[0];
@@ -592,6 +619,10 @@ int main(int argc, char **argv)
 	}
 	if (f.prompt && f.file) {
 		fprintf(stderr, "moepager: -p and -f both give a prompt: choose one\n");
+		return 2;
+	}
+	if (f.interactive && (f.perplexity || f.logits_out || f.force_tokens)) {
+		fprintf(stderr, "moepager: --perplexity, --logits-out and --force-tokens do not work with -i\n");
 		return 2;
 	}
 	if (f.interactive && (f.prompt || f.file || f.raw)) {

@@ -15,3 +15,8 @@ moepager_mkmodel_SOURCES = \
 	tools/mkvocab.c \
 	tools/mkvocab.h
 moepager_mkmodel_LDADD = $(SRC_LIBS)
+
+bin_PROGRAMS += moepager-compare
+moepager_compare_CPPFLAGS = $(TOOLS_CPPFLAGS)
+moepager_compare_SOURCES = tools/moepager-compare.c
+moepager_compare_LDADD = $(SRC_LIBS)
