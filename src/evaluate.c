@@ -10,8 +10,9 @@
  *     lower id, and always holds min(K, n_vocab) entries; argmax and margin are
  *     computed from the top two whatever K is.
  *  3. mp_eval_compare holds logit differences to the tolerance only at
- *     positions before the first routing flip: a flip changes the hidden
- *     state of that position and, through the cache, of every later one.
+ *     positions before the first routing flip of their sequence (a run of
+ *     positions from pos 0 on, one cache): a flip changes the hidden state of
+ *     that position and, through the cache, of every later one in it.
  */
 #include <errno.h>
 #include <math.h>
@@ -185,7 +186,7 @@ static json_t *route_json(uint32_t layer, const struct mp_route *rt)
 }
 
 int mp_eval_rec_add(struct mp_eval_rec *r, uint32_t pos, int32_t token, const float *logits,
-		    const struct mp_route *const *routes)
+		    const struct mp_route *const *routes, const struct mp_eval_target *t)
 {
 	uint32_t k = r->top_k < 2 ? 2 : r->top_k;
 	top_k(logits, r->n_vocab, k, r->ids, r->vals);
@@ -195,7 +196,13 @@ int mp_eval_rec_add(struct mp_eval_rec *r, uint32_t pos, int32_t token, const fl
 	json_object_set_new(o, "token", json_integer(token));
 	json_object_set_new(o, "argmax", json_integer(r->ids[0]));
 	json_object_set_new(o, "margin", real((double)r->vals[0] - (double)r->vals[1]));
-	json_object_set_new(o, "lse", real(mp_eval_lse(logits, r->n_vocab)));
+	double lse = mp_eval_lse(logits, r->n_vocab);
+	json_object_set_new(o, "lse", real(lse));
+	if (t && t->id >= 0 && (uint32_t)t->id < r->n_vocab) {
+		json_object_set_new(o, "target", json_integer(t->id));
+		json_object_set_new(o, "logprob", real((double)logits[t->id] - lse));
+		json_object_set_new(o, "scored", json_boolean(t->scored));
+	}
 	for (uint32_t i = 0; i < r->top_k; i++) {
 		json_t *pair = json_array();
 		json_array_append_new(pair, json_integer(r->ids[i]));
@@ -219,14 +226,14 @@ int mp_eval_rec_add(struct mp_eval_rec *r, uint32_t pos, int32_t token, const fl
 }
 
 int mp_eval_rec_step(struct mp_eval_rec *r, const struct mp_model *m, int32_t token,
-		     const float *logits)
+		     const float *logits, const struct mp_eval_target *t)
 {
 	const struct mp_route *routes[MP_MODEL_MAX_LAYERS];
 	uint32_t n = r->n_layer < MP_MODEL_MAX_LAYERS ? r->n_layer : MP_MODEL_MAX_LAYERS;
 	for (uint32_t L = 0; L < n; L++)
 		routes[L] = mp_model_route(m, L);
 	uint32_t pos = mp_model_pos(m);
-	return mp_eval_rec_add(r, pos ? pos - 1 : 0, token, logits, routes);
+	return mp_eval_rec_add(r, pos ? pos - 1 : 0, token, logits, routes, t);
 }
 
 int mp_eval_rec_close(struct mp_eval_rec *r, char *err, size_t err_len)
@@ -291,7 +298,8 @@ int mp_eval_perplexity(struct mp_model *m, uint32_t n_vocab, const int32_t *ids,
 				return rc;
 			}
 			res->evaluated++;
-			if (o->rec && (rc = mp_eval_rec_step(o->rec, m, in, logits)) < 0) {
+			struct mp_eval_target tg = { t[j + 1], j >= first };
+			if (o->rec && (rc = mp_eval_rec_step(o->rec, m, in, logits, &tg)) < 0) {
 				snprintf(err, err_len, "--logits-out: %s", mp_strerror(rc));
 				return rc;
 			}
@@ -522,6 +530,8 @@ int mp_eval_compare(const char *path_a, const char *path_b, const struct mp_eval
 	r->n_a = json_array_size(a.pos);
 	r->n_b = json_array_size(b.pos);
 	uint64_t n = r->n_a < r->n_b ? r->n_a : r->n_b;
+	double dsum = 0, dsum2 = 0, sum_all = 0;
+	int seq_flipped = 0;
 	for (uint64_t i = 0; i < n; i++) {
 		json_t *pa = json_array_get(a.pos, i), *pb = json_array_get(b.pos, i);
 		if (num(pa, "token") != num(pb, "token") || num(pa, "pos") != num(pb, "pos")) {
@@ -529,20 +539,44 @@ int mp_eval_compare(const char *path_a, const char *path_b, const struct mp_eval
 			break;
 		}
 		r->aligned++;
+		if (num(pa, "argmax") == num(pb, "argmax"))
+			r->argmax_same++;
+		if (json_is_true(json_object_get(pa, "scored")) && json_is_true(json_object_get(pb, "scored")) &&
+		    num(pa, "target") == num(pb, "target")) {
+			double d = num(pb, "logprob") - num(pa, "logprob");
+			if (!isnan(d)) {
+				r->paired++;
+				dsum += d;
+				dsum2 += d * d;
+			}
+		}
+		if (num(pa, "pos") == 0 || i == 0) {   /* a new sequence: a clean cache */
+			r->seqs++;
+			seq_flipped = 0;
+		}
+		double d = pos_diff(pa, pb);
+		r->max_diff_all = fmax(r->max_diff_all, d);
+		sum_all += d;
 		double margin = NAN;
 		int64_t layer = flipped_layer(pa, pb, &margin);
 		if (layer >= 0) {
 			r->flips++;
-			if (r->first_flip < 0) {
+			if (seq_flipped)
+				continue;
+			seq_flipped = 1;
+			r->seq_flips++;
+			int excused = margin < o->margin;   /* NaN: not excused */
+			if (!excused)
+				r->unexcused++;
+			if (r->first_flip < 0 || (!excused && r->unexcused == 1)) {
 				r->first_flip = (int64_t)i;
 				r->first_flip_layer = (uint32_t)layer;
 				r->first_flip_margin = margin;
-				r->first_flip_excused = margin < o->margin;   /* NaN: not excused */
+				r->first_flip_excused = excused;
 			}
 			continue;
 		}
-		double d = pos_diff(pa, pb);
-		if (r->first_flip >= 0) {
+		if (seq_flipped) {
 			r->max_diff_after = fmax(r->max_diff_after, d);
 			continue;
 		}
@@ -554,8 +588,14 @@ int mp_eval_compare(const char *path_a, const char *path_b, const struct mp_eval
 		if (num(pa, "argmax") != num(pb, "argmax"))
 			r->argmax_diff++;
 	}
-	r->pass = r->aligned > 0 && (r->first_flip < 0 || r->first_flip_excused) &&
-		  !(r->max_diff > o->tol);
+	if (r->aligned)
+		r->mean_diff_all = sum_all / (double)r->aligned;
+	if (r->paired) {
+		double k = (double)r->paired, var = dsum2 / k - (dsum / k) * (dsum / k);
+		r->dlogp = dsum / k;
+		r->dlogp_err = r->paired > 1 && var > 0 ? sqrt(var / (k - 1)) : 0;
+	}
+	r->pass = r->aligned > 0 && r->unexcused == 0 && !(r->max_diff > o->tol);
 out:
 	json_decref(a.root);
 	json_decref(b.root);
@@ -570,10 +610,14 @@ void mp_eval_compare_print(FILE *out, const struct mp_eval_cmp *r, const struct 
 		fprintf(out, " (the inputs differ from position %lld on)", (long long)r->diverge);
 	fputc('\n', out);
 	if (r->first_flip < 0) {
-		fprintf(out, "routing flips: none\n");
+		fprintf(out, "routing flips: none (%llu sequences)\n", (unsigned long long)r->seqs);
 	} else {
-		fprintf(out, "routing flips: %llu positions; the first at position %lld, layer %u, "
-			"reference margin ", (unsigned long long)r->flips, (long long)r->first_flip,
+		fprintf(out, "routing flips: at %llu positions, in %llu of %llu sequences; their first "
+			"flips: %llu excused, %llu NOT excused\n", (unsigned long long)r->flips,
+			(unsigned long long)r->seq_flips, (unsigned long long)r->seqs,
+			(unsigned long long)(r->seq_flips - r->unexcused), (unsigned long long)r->unexcused);
+		fprintf(out, "%s flip: position %lld, layer %u, reference margin ",
+			r->unexcused ? "first unexcused" : "first", (long long)r->first_flip,
 			r->first_flip_layer);
 		if (isnan(r->first_flip_margin))
 			fprintf(out, "unknown: NOT excused\n");
@@ -590,8 +634,19 @@ void mp_eval_compare_print(FILE *out, const struct mp_eval_cmp *r, const struct 
 	if (r->argmax_diff)
 		fprintf(out, "argmax differs at %llu of them\n", (unsigned long long)r->argmax_diff);
 	if (r->first_flip >= 0)
-		fprintf(out, "largest logit difference after the first flip, at positions without a "
-			"flip: %.6g (not checked)\n", r->max_diff_after);
+		fprintf(out, "largest logit difference after a flip, at positions without one: %.6g "
+			"(not checked)\n", r->max_diff_after);
+	if (r->aligned)
+		fprintf(out, "logit difference over all aligned positions, flips included: mean %.6g, "
+			"largest %.6g (not checked)\n", r->mean_diff_all, r->max_diff_all);
+	if (r->aligned)
+		fprintf(out, "argmax agrees at %.2f%% of the aligned positions\n",
+			100.0 * (double)r->argmax_same / (double)r->aligned);
+	if (r->paired)
+		fprintf(out, "scored in both: %llu positions; mean log p(target) other − reference = "
+			"%.6f ± %.6f, so PPL(other)/PPL(reference) = %.4f (%.4f to %.4f)\n",
+			(unsigned long long)r->paired, r->dlogp, r->dlogp_err, exp(-r->dlogp),
+			exp(-r->dlogp - 2 * r->dlogp_err), exp(-r->dlogp + 2 * r->dlogp_err));
 	fprintf(out, "%s\n", r->pass ? "PASS" : r->aligned ? "FAIL" : "FAIL: no aligned positions");
 }
 
@@ -659,7 +714,7 @@ static int step(struct mp_model *m, struct mp_eval_rec *rec, int32_t id, const f
 		fprintf(stderr, "moepager: %s\n", mp_model_error(m));
 		return rc;
 	}
-	if (rec && (rc = mp_eval_rec_step(rec, m, id, *logits)) < 0)
+	if (rec && (rc = mp_eval_rec_step(rec, m, id, *logits, NULL)) < 0)
 		fprintf(stderr, "moepager: --logits-out: %s\n", mp_strerror(rc));
 	return rc;
 }

@@ -69,16 +69,23 @@ struct mp_eval_rec_config {
  * the sentence in err. */
 int mp_eval_rec_create(const struct mp_eval_rec_config *cfg, struct mp_eval_rec **out,
 		       char *err, size_t err_len);
+/* What a position is scored against, when the next token is known. */
+struct mp_eval_target {
+	int32_t id;     /* the token that follows; −1: unknown (nothing written) */
+	int scored;     /* 1: counted in the perplexity */
+};
+
 /* Records one evaluated position: the input token at KV position pos and the
  * logits it produced; routes[L] is layer L's routing (NULL or n == 0: dense
  * layer, not written).  A route whose margin is NaN is written with a null
  * margin, one whose first weight is NaN without weights (implementations that
- * do not expose them).  Returns 0 or -errno (write error). */
+ * do not expose them).  t (NULL: none) adds the target, its log-probability
+ * and whether it was scored.  Returns 0 or -errno (write error). */
 int mp_eval_rec_add(struct mp_eval_rec *r, uint32_t pos, int32_t token, const float *logits,
-		    const struct mp_route *const *routes);
+		    const struct mp_route *const *routes, const struct mp_eval_target *t);
 /* The same with the routes of the model's last step. */
 int mp_eval_rec_step(struct mp_eval_rec *r, const struct mp_model *m, int32_t token,
-		     const float *logits);
+		     const float *logits, const struct mp_eval_target *t);
 /* Finishes the JSON and closes the file; 0 or -errno with the sentence in
  * err.  Destroys r either way (NULL is fine, returns 0). */
 int mp_eval_rec_close(struct mp_eval_rec *r, char *err, size_t err_len);
@@ -120,24 +127,34 @@ struct mp_eval_cmp_opts {
 };
 
 /* File a is the reference.  Positions align by index; the inputs must agree
- * (same pos and token) or the comparison stops there.  A routing flip at a
- * position (some MoE layer chose a different set) changes everything after
- * it, so logit differences are held to tol only before the first flip; later
- * ones are reported. */
+ * (same pos and token) or the comparison stops there.  A sequence starts at
+ * each pos 0 (a perplexity chunk, a run) with an empty cache.  A routing flip
+ * (some MoE layer chose a different set) changes everything after it in its
+ * sequence, so the first flip of each sequence must be excused by a small
+ * reference margin, and logit differences are held to tol only at positions
+ * before their sequence's first flip; later ones are reported. */
 struct mp_eval_cmp {
 	uint64_t n_a, n_b;            /* positions in each file */
 	uint64_t aligned;             /* positions compared */
 	int64_t diverge;              /* first index whose inputs differ; −1: none */
+	uint64_t seqs;                /* sequences among the aligned positions */
 	uint64_t flips;               /* aligned positions with a routing flip */
-	int64_t first_flip;           /* index of the first; −1: none */
+	uint64_t seq_flips;           /* sequences with a flip (their first flips) */
+	uint64_t unexcused;           /* first flips at a margin ≥ opts.margin (or unknown) */
+	int64_t first_flip;           /* the first unexcused first flip, else the first flip; −1 */
 	uint32_t first_flip_layer;    /* its lowest flipped layer */
 	double first_flip_margin;     /* the reference's margin there; NaN: unknown */
 	int first_flip_excused;       /* 1: margin < opts.margin */
-	uint64_t clean;               /* positions before the first flip */
+	uint64_t clean;               /* positions before their sequence's first flip */
 	double max_diff;              /* largest logit difference there */
 	int64_t max_diff_at;          /* its index; −1: none */
 	double max_diff_after;        /* the same at later positions without a flip */
+	double mean_diff_all, max_diff_all; /* over all aligned positions, flips included */
 	uint64_t argmax_diff;         /* clean positions whose argmax differs */
+	uint64_t argmax_same;         /* aligned positions (all) whose argmax agrees */
+	uint64_t paired;              /* aligned positions scored in both (perplexity runs) */
+	double dlogp, dlogp_err;      /* mean log p_other − log p_ref of the target there,
+					 and its standard error (paired: the same tokens) */
 	int pass;                     /* 1: no unexcused flip, max_diff ≤ tol, aligned > 0 */
 };
 

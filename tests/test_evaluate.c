@@ -140,6 +140,7 @@ static void test_perplexity_chunks(void)
  * diff_at adds delta to logit 2; position tok_at feeds a different token. */
 struct synth {
 	int n, flip_at, diff_at, tok_at;
+	int seq;            /* > 0: pos restarts at 0 every seq positions */
 	float flip_margin, delta;
 	float margin_nan;   /* 1: margins unknown and no weights (like the reference) */
 };
@@ -170,7 +171,8 @@ static int write_synth(const char *path, const struct synth *s)
 			r1.weight[0] = r2.weight[0] = NAN;
 		}
 		const struct mp_route *routes[NL] = { NULL, &r1, &r2 };
-		if (mp_eval_rec_add(r, (uint32_t)p, p == s->tok_at ? 7 : p % 5, lg, routes) < 0)
+		struct mp_eval_target tg = { (p + 1) % 5, p >= 2 };
+		if (mp_eval_rec_add(r, (uint32_t)(s->seq ? p % s->seq : p), p == s->tok_at ? 7 : p % 5, lg, routes, &tg) < 0)
 			MP_TEST_FAIL("rec_add");
 	}
 	if (mp_eval_rec_close(r, err, sizeof err) < 0) {
@@ -180,7 +182,7 @@ static int write_synth(const char *path, const struct synth *s)
 	return 0;
 }
 
-static const struct synth plain = { 6, -1, -1, -1, 0, 0, 0 };
+static const struct synth plain = { 6, -1, -1, -1, 0, 0, 0, 0 };
 
 static void test_recorder_json(void)
 {
@@ -209,6 +211,10 @@ static void test_recorder_json(void)
 	for (int v = 0; v < NV; v++)
 		lg[v] = 1.0f - (float)v / 4 + (v == 2 ? 1.0f : 0.0f);
 	CHECK_NEAR(json_real_value(json_object_get(p1, "lse")), mp_eval_lse(lg, NV), 1e-7);
+	CHECK_EQ_INT(json_integer_value(json_object_get(p1, "target")), 2);
+	CHECK_NEAR(json_real_value(json_object_get(p1, "logprob")), lg[2] - mp_eval_lse(lg, NV), 1e-7);
+	CHECK(json_is_false(json_object_get(p1, "scored")));
+	CHECK(json_is_true(json_object_get(json_array_get(pos, 2), "scored")));
 	json_t *top = json_object_get(p1, "top");
 	CHECK_EQ_INT(json_array_size(top), 4);
 	int ids[4] = { 2, 0, 1, 3 };   /* 1.5, 1, 0.75, 0.25: descending */
@@ -271,6 +277,9 @@ static void test_compare_identical(void)
 	CHECK_EQ_INT(r.first_flip, -1);
 	CHECK_EQ_INT(r.diverge, -1);
 	CHECK_NEAR(r.max_diff, 0, 0);
+	CHECK_EQ_U64(r.argmax_same, 6);
+	CHECK_EQ_U64(r.paired, 4);        /* positions 2..5 are scored */
+	CHECK_NEAR(r.dlogp, 0, 0);
 }
 
 /* The reference had a near-tie (margin 0.001) at position 3 layer 1; the
@@ -297,7 +306,7 @@ static void test_compare_near_tie_flip_excused(void)
 	REQUIRE(f != NULL);
 	mp_eval_compare_print(f, &r, &defaults);
 	fclose(f);
-	CHECK_CONTAINS(out, "first at position 3, layer 1");
+	CHECK_CONTAINS(out, "first flip: position 3, layer 1");
 	CHECK_CONTAINS(out, "excused (a near-tie)");
 	CHECK_CONTAINS(out, "PASS");
 }
@@ -332,6 +341,15 @@ static void test_compare_logit_difference_reported(void)
 	CHECK(!r.pass);
 	CHECK_EQ_INT(r.max_diff_at, 2);
 	CHECK_NEAR(r.max_diff, 0.05, 1e-3);   /* logit 2 and the lse move */
+	/* position 2 predicts token 3, whose logit stayed: log p moves by −Δlse,
+	 * averaged over the 4 scored positions */
+	float la[NV], lb[NV];
+	for (int v = 0; v < NV; v++)
+		la[v] = lb[v] = 1.0f - (float)v / 4 + (v == 3 ? 1.0f : 0.0f);
+	lb[2] += 0.05f;
+	CHECK_EQ_U64(r.paired, 4);
+	CHECK_NEAR(r.dlogp, -(mp_eval_lse(lb, NV) - mp_eval_lse(la, NV)) / 4, 1e-6);
+	CHECK(r.dlogp < 0 && r.dlogp_err > 0);
 	char out[2048] = "";
 	FILE *f = fmemopen(out, sizeof out - 1, "w");
 	REQUIRE(f != NULL);
@@ -350,6 +368,39 @@ static void test_compare_logit_difference_reported(void)
 	REQUIRE(compare(&a, &b, &r) == 0);
 	CHECK(!r.pass);
 	CHECK(r.max_diff >= 0.5 - 1e-6);   /* 0.5 above b's smallest kept logit, 0 */
+}
+
+/* Two sequences (perplexity chunks): a near-tie flip in the first does not
+ * excuse a logit difference in the second, which starts from a clean cache. */
+static void test_compare_sequences(void)
+{
+	struct synth a = plain, b = plain;
+	a.n = b.n = 8;
+	a.seq = b.seq = 4;
+	a.flip_at = 1;
+	a.flip_margin = 0.001f;
+	b.diff_at = 5;
+	b.delta = 0.05f;
+	struct mp_eval_cmp r;
+	REQUIRE(compare(&a, &b, &r) == 0);
+	CHECK_EQ_U64(r.seqs, 2);
+	CHECK_EQ_U64(r.seq_flips, 1);
+	CHECK_EQ_U64(r.unexcused, 0);
+	CHECK_EQ_U64(r.clean, 1 + 4);
+	CHECK_EQ_INT(r.max_diff_at, 5);
+	CHECK(!r.pass);
+	b.delta = 0.004f;
+	REQUIRE(compare(&a, &b, &r) == 0);
+	CHECK(r.pass);
+	/* a clear-margin flip in the second sequence is its own first flip */
+	b.diff_at = -1;
+	b.flip_at = 6;
+	b.flip_margin = 0.3f;   /* only the reference's margin counts: a's is 0.3 at 6 */
+	REQUIRE(compare(&a, &b, &r) == 0);
+	CHECK_EQ_U64(r.seq_flips, 2);
+	CHECK_EQ_U64(r.unexcused, 1);
+	CHECK_EQ_INT(r.first_flip, 6);
+	CHECK(!r.pass);
 }
 
 static void test_compare_alignment_and_errors(void)
@@ -440,7 +491,7 @@ static void run_against_reference(enum mp_kv_type kv, double tol)
 		uint32_t tok = (p * 29 + 3) % hp->n_vocab;
 		const float *got;
 		REQUIRE(mp_model_step(fm.m, tok, &got) == 0);
-		CHECK_EQ_INT(mp_eval_rec_step(rm, fm.m, (int32_t)tok, got), 0);
+		CHECK_EQ_INT(mp_eval_rec_step(rm, fm.m, (int32_t)tok, got, NULL), 0);
 		REQUIRE(ref_step(ref, tok, want) == 0);
 		struct mp_route rt[NL + 8];
 		const struct mp_route *routes[NL + 8];
@@ -455,7 +506,7 @@ static void run_against_reference(enum mp_kv_type kv, double tol)
 			rt[L].margin = NAN;      /* ... nor margins */
 			routes[L] = &rt[L];
 		}
-		CHECK_EQ_INT(mp_eval_rec_add(rr, p, (int32_t)tok, want, routes), 0);
+		CHECK_EQ_INT(mp_eval_rec_add(rr, p, (int32_t)tok, want, routes, NULL), 0);
 	}
 	CHECK_EQ_INT(mp_eval_rec_close(rm, err, sizeof err), 0);
 	CHECK_EQ_INT(mp_eval_rec_close(rr, err, sizeof err), 0);
@@ -495,6 +546,7 @@ int main(void)
 	RUN(test_compare_near_tie_flip_excused);
 	RUN(test_compare_clear_flip_fails);
 	RUN(test_compare_logit_difference_reported);
+	RUN(test_compare_sequences);
 	RUN(test_compare_alignment_and_errors);
 	RUN(test_parse_ids);
 	RUN(test_against_reference_f32_kv);

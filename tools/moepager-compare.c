@@ -2,7 +2,7 @@
  * moepager-compare — compares two teacher-forced logit files
  * (docs/logits-format.md) position by position: how many positions align,
  * where expert routing flipped, and the largest logit difference before the
- * first flip.  The logic is mp_eval_compare (src/evaluate.c); this is its
+ * first flip of each sequence.  The logic is mp_eval_compare (src/evaluate.c); this is its
  * command line.
  *
  * Exit status: 0 pass, 1 an unexcused routing flip, a logit difference above
@@ -17,12 +17,15 @@ static const char usage_line[] = "moepager-compare [OPTION]... REFERENCE.json OT
 static const char description[] =
 	"Compare two logit files written by moepager --logits-out (or by another\n"
 	"implementation in the same format) on the same input tokens.  Reports the\n"
-	"aligned positions, the positions where expert routing flipped, and the\n"
-	"largest logit difference before the first flip.  A flip is excused only\n"
-	"where the reference's routing margin was below --margin (a near-tie that\n"
-	"rounding may decide either way); after a flip the hidden states differ, so\n"
-	"later logit differences are reported but not checked.  Exit status: 0 pass,\n"
-	"1 fail (unexcused flip, difference above --tol, nothing aligned), 2 error.";
+	"aligned positions, the positions where expert routing flipped, the largest\n"
+	"logit difference before the first flip of each sequence (a run from cache\n"
+	"position 0: a perplexity chunk, a prompt), argmax agreement and, for two\n"
+	"--perplexity runs, the paired perplexity ratio.  The first flip of a\n"
+	"sequence is excused only where the reference's routing margin was below\n"
+	"--margin (a near-tie that rounding may decide either way); after it the\n"
+	"hidden states differ, so later differences are reported, not checked.\n"
+	"Exit status: 0 pass, 1 fail (unexcused flip, difference above --tol,\n"
+	"nothing aligned), 2 error.  The format: docs/logits-format.md.";
 
 int main(int argc, char **argv)
 {
@@ -30,7 +33,7 @@ int main(int argc, char **argv)
 	int version = 0, quiet = 0;
 	const struct mp_opt opts[] = {
 		{ "margin", 0, MP_OPT_FLOAT, &o.margin, "M", "excuse a routing flip where the reference's routing margin is below M", 0, 1e9, NULL, NULL },
-		{ "tol", 0, MP_OPT_FLOAT, &o.tol, "T", "largest allowed logit difference (absolute, in logits) before the first flip", 0, 1e9, NULL, NULL },
+		{ "tol", 0, MP_OPT_FLOAT, &o.tol, "T", "largest allowed logit difference (absolute, in logits) before a sequence's first flip", 0, 1e9, NULL, NULL },
 		{ "quiet", 'q', MP_OPT_FLAG, &quiet, NULL, "print nothing; only the exit status", 0, 0, NULL, NULL },
 		{ "version", 'V', MP_OPT_FLAG, &version, NULL, "print the version and exit", 0, 0, NULL, NULL },
 	};
