@@ -6,7 +6,8 @@
  * with all threads; (2) for each hot weight type and each kernel path the CPU
  * runs, the weight bytes per second mp_matvec streams through a matrix of the
  * same size (R1's hidden width, 7168 columns), with 1 thread and all threads,
- * and the ratio to the read bandwidth of the same thread count; plus, for
+ * and the ratio to the read bandwidth of the same thread count, measured
+ * again just before each type (the load of a shared machine drifts); plus, for
  * each kernel, the rate on a 4 MiB matrix that stays in the cache (what one
  * core computes when memory is not the limit).  Each figure
  * is the best of several repetitions (at least 3 and 0.3 s).  Prints a
@@ -168,116 +169,143 @@ static void usage(void)
 	exit(2);
 }
 
-int main(int argc, char **argv)
+struct bench {
+	int nthreads;                /* threads of the "all threads" columns */
+	long mb;                     /* MiB of weights per matrix */
+	const char *types, *paths;   /* comma lists, NULL = all */
+	unsigned feats;              /* CPU features */
+	struct mp_threads *pool1, *pooln;
+	uint8_t *base;               /* mb MiB, page-aligned */
+	size_t bytes;
+	float *x, *src;              /* input vector; 16 rows of weights to quantize */
+};
+
+static void parse_args(struct bench *b, int argc, char **argv)
 {
-	int nthreads = (int)sysconf(_SC_NPROCESSORS_ONLN);
-	long mb = 256;
-	const char *types_arg = NULL, *paths_arg = NULL;
+	b->nthreads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	b->mb = 256;
 	for (int i = 1; i < argc; i++) {
 		if (i + 1 >= argc)
 			usage();
 		if (!strcmp(argv[i], "--threads"))
-			nthreads = atoi(argv[++i]);
+			b->nthreads = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--mb"))
-			mb = atol(argv[++i]);
+			b->mb = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--types"))
-			types_arg = argv[++i];
+			b->types = argv[++i];
 		else if (!strcmp(argv[i], "--paths"))
-			paths_arg = argv[++i];
+			b->paths = argv[++i];
 		else
 			usage();
 	}
-	if (nthreads < 1 || nthreads > 1024 || mb < 16)
+	if (b->nthreads < 1 || b->nthreads > 1024 || b->mb < 16)
 		usage();
-	unsigned feats = mp_cpu_features();
-	use_avx2 = mp_dispatch_supported(MP_KPATH_AVX2, feats);
-	size_t bytes = (size_t)mb << 20;
-	uint8_t *buf = mp_malloc(bytes + 4096);
-	struct mp_threads *pool1 = NULL, *pooln = NULL;
-	if (!buf || mp_threads_create(1, &pool1) < 0 || mp_threads_create(nthreads, &pooln) < 0) {
-		fprintf(stderr, "bench/kernels: out of memory or threads\n");
-		return 1;
-	}
-	uint8_t *base = (uint8_t *)(((uintptr_t)buf + 4095) & ~(uintptr_t)4095);
-	memset(base, 1, bytes);
+}
 
+static void print_header(const struct bench *b, int argc, char **argv)
+{
 	char feat_s[256], date_s[64];
 	time_t now = time(NULL);
 	strftime(date_s, sizeof date_s, "%Y-%m-%d %H:%M UTC", gmtime(&now));
 	printf("machine: %s, %d online CPUs; features: %s\n", mp_cpu_brand(),
-	       (int)sysconf(_SC_NPROCESSORS_ONLN), mp_cpu_describe(feats, feat_s, sizeof feat_s));
+	       (int)sysconf(_SC_NPROCESSORS_ONLN), mp_cpu_describe(b->feats, feat_s, sizeof feat_s));
 	printf("date:    %s\ncommand:", date_s);
 	for (int i = 0; i < argc; i++)
 		printf(" %s", argv[i]);
-	printf("\nweights: %ld MiB per matrix, %d columns; times are the best of >= 3 runs\n", mb,
+	printf("\nweights: %ld MiB per matrix, %d columns; times are the best of >= 3 runs\n", b->mb,
 	       COLS);
 	printf("load average at start: %.2f\n\n", load_avg());
-
-	static struct read_job rj;
-	rj.buf = base;
-	rj.len = bytes;
-	struct read_ctx rc1 = { pool1, &rj }, rcn = { pooln, &rj };
-	double bw1 = (double)bytes / best_time(run_read, &rc1, 0.3) * 1e-9;
-	double bwn = (double)bytes / best_time(run_read, &rcn, 0.3) * 1e-9;
-	printf("memory read bandwidth: %.1f GB/s with 1 thread, %.1f GB/s with %d threads\n\n", bw1,
-	       bwn, nthreads);
-	printf("| type | path | in-cache GB/s, 1 thread | GB/s, 1 thread | of 1-thread read bw | GB/s, %d thread%s | of %d-thread read bw |\n",
-	       nthreads, nthreads > 1 ? "s" : "", nthreads);
+	printf("Each type's first row is the memory read bandwidth, measured just before its\n"
+	       "kernels; the percentages are of that row.\n\n");
+	printf("| type | path | in-cache GB/s, 1 thread | GB/s, 1 thread | of read bw | GB/s, %d thread%s | of read bw |\n",
+	       b->nthreads, b->nthreads > 1 ? "s" : "");
 	printf("| --- | --- | ---: | ---: | ---: | ---: | ---: |\n");
+}
 
-	static const enum mp_type hot[] = { MP_TYPE_Q4_K, MP_TYPE_Q6_K, MP_TYPE_Q8_0, MP_TYPE_Q2_K,
-					    MP_TYPE_Q3_K, MP_TYPE_Q5_K, MP_TYPE_BF16, MP_TYPE_F16,
-					    MP_TYPE_F32 };
-	float *x = mp_malloc_array(COLS, sizeof(float));
-	float *src = mp_malloc_array(16 * (size_t)COLS, sizeof(float));
-	if (!x || !src)
+/* Read bandwidth (GB/s) over the whole buffer with pool. */
+static double read_bw(const struct bench *b, struct mp_threads *pool)
+{
+	static struct read_job rj;
+	rj.buf = b->base;
+	rj.len = b->bytes;
+	struct read_ctx rc = { pool, &rj };
+	return (double)b->bytes / best_time(run_read, &rc, 0.3) * 1e-9;
+}
+
+/* One type: fills the buffer with its blocks, then measures each path. */
+static int bench_type(const struct bench *b, enum mp_type t)
+{
+	uint64_t rb;
+	mp_type_row_bytes(t, COLS, &rb);
+	int64_t rows = (int64_t)(b->bytes / rb);
+	/* 16 real rows, repeated: the values do not change the speed */
+	mp_quant_ops(t)->quantize(b->src, b->base, 16 * COLS);
+	for (int64_t row = 16; row < rows; row++)
+		memcpy(b->base + row * rb, b->base + (row % 16) * rb, rb);
+	float *y = mp_malloc_array((size_t)rows, sizeof(float));
+	if (!y)
+		return -1;
+	double bw1 = read_bw(b, b->pool1), bwn = read_bw(b, b->pooln);
+	printf("| %s | (memory read) | | %.1f | 100%% | %.1f | 100%% |\n", mp_type_name(t), bw1, bwn);
+	for (int p = 0; p < MP_KPATH_COUNT; p++) {
+		if (!mp_dispatch_supported((enum mp_kpath)p, b->feats) ||
+		    !in_list(b->paths, mp_dispatch_name((enum mp_kpath)p)))
+			continue;
+		struct mv_ctx c = { b->pool1, (enum mp_kpath)p, { b->base, t, rows, COLS }, b->x, y };
+		/* compute-bound figure: a matrix that stays in the cache */
+		int64_t small_rows = (int64_t)((size_t)CACHED_MB << 20) / (int64_t)rb;
+		c.w.rows = small_rows < rows ? small_rows : rows;
+		double gc = (double)c.w.rows * (double)rb / best_time(run_matvec, &c, 0.2) * 1e-9;
+		c.w.rows = rows;
+		double total = (double)rows * (double)rb;
+		double g1 = total / best_time(run_matvec, &c, 0.3) * 1e-9;
+		c.pool = b->pooln;
+		double gn = total / best_time(run_matvec, &c, 0.3) * 1e-9;
+		printf("| %s | %s | %.1f | %.1f | %.0f%% | %.1f | %.0f%% |\n", mp_type_name(t),
+		       mp_dispatch_name((enum mp_kpath)p), gc, g1, 100 * g1 / bw1, gn, 100 * gn / bwn);
+		fflush(stdout);
+	}
+	mp_free(y);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct bench b;
+	parse_args(&b, argc, argv);
+	b.feats = mp_cpu_features();
+	use_avx2 = mp_dispatch_supported(MP_KPATH_AVX2, b.feats);
+	b.bytes = (size_t)b.mb << 20;
+	uint8_t *buf = mp_malloc(b.bytes + 4096);
+	b.x = mp_malloc_array(COLS, sizeof(float));
+	b.src = mp_malloc_array(16 * (size_t)COLS, sizeof(float));
+	if (!buf || !b.x || !b.src || mp_threads_create(1, &b.pool1) < 0 ||
+	    mp_threads_create(b.nthreads, &b.pooln) < 0) {
+		fprintf(stderr, "bench/kernels: out of memory or threads\n");
 		return 1;
+	}
+	b.base = (uint8_t *)(((uintptr_t)buf + 4095) & ~(uintptr_t)4095);
+	memset(b.base, 1, b.bytes);
 	struct mp_rng r;
 	mp_rng_seed(&r, 1);
 	for (int i = 0; i < COLS; i++)
-		x[i] = (float)mp_rng_normal(&r);
+		b.x[i] = (float)mp_rng_normal(&r);
 	for (int i = 0; i < 16 * COLS; i++)
-		src[i] = (float)mp_rng_normal(&r) * 0.02f;
-	for (size_t k = 0; k < sizeof hot / sizeof hot[0]; k++) {
-		enum mp_type t = hot[k];
-		if (!in_list(types_arg, mp_type_name(t)))
-			continue;
-		uint64_t rb;
-		mp_type_row_bytes(t, COLS, &rb);
-		int64_t rows = (int64_t)(bytes / rb);
-		/* 16 real rows, repeated: the values do not change the speed */
-		mp_quant_ops(t)->quantize(src, base, 16 * COLS);
-		for (int64_t row = 16; row < rows; row++)
-			memcpy(base + row * rb, base + (row % 16) * rb, rb);
-		float *y = mp_malloc_array((size_t)rows, sizeof(float));
-		if (!y)
-			return 1;
-		for (int p = 0; p < MP_KPATH_COUNT; p++) {
-			if (!mp_dispatch_supported((enum mp_kpath)p, feats) ||
-			    !in_list(paths_arg, mp_dispatch_name((enum mp_kpath)p)))
-				continue;
-			struct mv_ctx c = { pool1, (enum mp_kpath)p,
-					    { base, t, rows, COLS }, x, y };
-			/* compute-bound figure: a matrix that stays in the cache */
-			int64_t small_rows = (int64_t)((size_t)CACHED_MB << 20) / (int64_t)rb;
-			c.w.rows = small_rows < rows ? small_rows : rows;
-			double gc = (double)c.w.rows * (double)rb / best_time(run_matvec, &c, 0.2) * 1e-9;
-			c.w.rows = rows;
-			double mb_bytes = (double)rows * (double)rb;
-			double g1 = mb_bytes / best_time(run_matvec, &c, 0.3) * 1e-9;
-			c.pool = pooln;
-			double gn = mb_bytes / best_time(run_matvec, &c, 0.3) * 1e-9;
-			printf("| %s | %s | %.1f | %.1f | %.0f%% | %.1f | %.0f%% |\n", mp_type_name(t),
-			       mp_dispatch_name((enum mp_kpath)p), gc, g1, 100 * g1 / bw1, gn, 100 * gn / bwn);
-			fflush(stdout);
-		}
-		mp_free(y);
-	}
+		b.src[i] = (float)mp_rng_normal(&r) * 0.02f;
+
+	print_header(&b, argc, argv);
+	static const enum mp_type hot[] = { MP_TYPE_Q4_K, MP_TYPE_Q6_K, MP_TYPE_Q8_0, MP_TYPE_Q2_K,
+					    MP_TYPE_Q3_K, MP_TYPE_Q5_K, MP_TYPE_BF16, MP_TYPE_F16,
+					    MP_TYPE_F32 };
+	int rc = 0;
+	for (size_t k = 0; k < sizeof hot / sizeof hot[0] && rc == 0; k++)
+		if (in_list(b.types, mp_type_name(hot[k])))
+			rc = bench_type(&b, hot[k]);
 	printf("\nload average at end: %.2f\n", load_avg());
-	mp_free(x);
-	mp_free(src);
-	mp_threads_destroy(pool1);
-	mp_threads_destroy(pooln);
+	mp_free(b.x);
+	mp_free(b.src);
+	mp_threads_destroy(b.pool1);
+	mp_threads_destroy(b.pooln);
 	mp_free(buf);
-	return 0;
+	return rc ? 1 : 0;
 }

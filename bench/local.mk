@@ -1,6 +1,11 @@
 # bench — performance programs (not tests): built with the tree, run by hand
-# or by bench/*.sh; results go to bench/README.md.
+# or by bench/*.sh; results go to bench/README.md.  Files are listed one by
+# one: distributing the whole folder would also copy the build tree's bench/
+# (objects, programs) into the tarball, and distcheck would link stale ones.
+EXTRA_DIST += bench/README.md bench/kernels.sh
 noinst_PROGRAMS += bench/kernels
 bench_kernels_CPPFLAGS = $(KERNELS_CPPFLAGS)
 bench_kernels_SOURCES = bench/kernels.c
 bench_kernels_LDADD = $(KERNELS_LIBS)
+
+EXTRA_DIST += bench/pager.sh

@@ -12,14 +12,37 @@
 #include <cblas.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
 
 #include "alloc.h"
+#include "cpu.h"
 #include "err.h"
 #include "matvec.h"
 #include "quant.h"
 #include "types.h"
+
+/* OpenBLAS's worker threads take and hand back work through spin flags that
+ * ThreadSanitizer cannot see (the library is not instrumented), so their
+ * writes to Y are reported as races.  TSan builds therefore run sgemm on the
+ * calling thread only; every other build keeps OpenBLAS's threads. */
+#if defined(__SANITIZE_THREAD__)
+#define BLAS_SERIAL 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define BLAS_SERIAL 1
+#endif
+#endif
+
+#ifdef BLAS_SERIAL
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+static void blas_serial(void)
+{
+	openblas_set_num_threads(1);
+}
+#endif
 
 enum {
 	ROW_CHUNK = 16,                 /* rows per matvec work item */
@@ -92,6 +115,8 @@ int mp_matvec_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat
 	int rc = check_mat(w, &row_bytes);
 	if (rc < 0)
 		return rc;
+	if (!mp_dispatch_supported(path, mp_cpu_features()))
+		return -MP_EUNAVAIL;   /* would fault with an illegal instruction */
 	struct matvec_job j = {
 		.dot = mp_quant_vec_dot(w->type, path), .w = w->data, .row_bytes = row_bytes,
 		.rows = w->rows, .cols = w->cols, .a = xq, .y = y,
@@ -108,6 +133,8 @@ int mp_matvec(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *
 	int rc = check_mat(w, &row_bytes);
 	if (rc < 0)
 		return rc;
+	if (!mp_dispatch_supported(path, mp_cpu_features()))
+		return -MP_EUNAVAIL;
 	if (mp_type_info(w->type)->vec_dot_type == MP_TYPE_F32)
 		return mp_matvec_q(pool, path, w, x, y);
 	int64_t bytes = mp_matvec_x_bytes(w->type, w->cols);
@@ -149,6 +176,9 @@ int mp_matmul(struct mp_threads *pool, const struct mp_mat *w, const float *x, i
 		return -MP_EFORMAT;   /* cblas takes int dimensions */
 	if (m == 0 || w->rows == 0)
 		return 0;
+#ifdef BLAS_SERIAL
+	pthread_once(&blas_once, blas_serial);
+#endif
 	if (w->cols == 0) {
 		for (int64_t i = 0; i < m; i++)
 			memset(y + i * w->rows, 0, (size_t)w->rows * sizeof(float));

@@ -30,9 +30,10 @@ struct mp_mat {
 };
 
 /* y[r] = Σ_k W[r][k]·x[k] for r < rows, with the vec_dot kernels of path (or
- * the best lower one the type has).  pool may be NULL (caller only).
- * Returns 0, -MP_ETYPE (no kernels for the type), -MP_EFORMAT (cols not a
- * multiple of the block size, negative shape) or -ENOMEM. */
+ * the best lower one the type has); normally path = mp_dispatch_path().
+ * pool may be NULL (caller only).  Returns 0, -MP_ETYPE (no kernels for the
+ * type), -MP_EFORMAT (cols not a multiple of the block size, negative shape),
+ * -MP_EUNAVAIL (this CPU cannot run path) or -ENOMEM. */
 int mp_matvec(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
 	      const float *x, float *y);
 

@@ -51,6 +51,7 @@ T512 static float q4_K_dot512(int64_t n, const void *w, const void *a)
 		      i3 = pair_index(5, 7);
 	float s = 0;
 	for (int64_t b = 0; b < n / MP_QK_K; b++) {
+		prefetch_avx512(&x[b], (int)sizeof x[b]);
 		__m256i sm16 = _mm256_cvtepu8_epi16(k4_scales_mins_avx512(x[b].scales));
 		__m128i prod = mins_prod_avx512(_mm256_extracti128_si256(sm16, 1), y[b].bsums);
 		__m512i sc = _mm512_castsi256_si512(sm16);
@@ -87,6 +88,7 @@ T512 static float q6_K_dot512(int64_t n, const void *w, const void *a)
 					      1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
 	float s = 0;
 	for (int64_t b = 0; b < n / MP_QK_K; b++) {
+		prefetch_avx512(&x[b], (int)sizeof x[b]);
 		__m256i S16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
 		__m256i corr = _mm256_madd_epi16(S16, _mm256_loadu_si256((const __m256i *)y[b].bsums));
 		__m512i sc16 = _mm512_castsi256_si512(S16);
@@ -125,6 +127,7 @@ T512 static float q8_0_dot512(int64_t n, const void *w, const void *a)
 	__m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
 	int64_t nb = n / MP_QK8;
 	for (int64_t b = 0; b < nb; b++) {
+		prefetch_avx512(&x[b], (int)sizeof x[b]);
 		__m512i wv = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)x[b].qs));
 		__m512i av = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)y[b].qs));
 		__m512 p = _mm512_cvtepi32_ps(_mm512_madd_epi16(wv, av));
@@ -145,10 +148,12 @@ T512 static float q8_0_dot512(int64_t n, const void *w, const void *a)
 		__m512 acc[4] = { _mm512_setzero_ps(), _mm512_setzero_ps(),           \
 				  _mm512_setzero_ps(), _mm512_setzero_ps() };          \
 		int64_t i = 0;                                                         \
-		for (; i + 64 <= n; i += 64)                                           \
+		for (; i + 64 <= n; i += 64) {                                         \
+			prefetch_avx512(x + i, 64 * (int)sizeof(T));                   \
 			for (int k = 0; k < 4; k++)                                    \
 				acc[k] = _mm512_fmadd_ps(LOAD16(x + i + 16 * k),       \
 							 LOAD16(y + i + 16 * k), acc[k]); \
+		}                                                                      \
 		for (; i + 16 <= n; i += 16)                                           \
 			acc[0] = _mm512_fmadd_ps(LOAD16(x + i), LOAD16(y + i), acc[0]); \
 		float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), \

@@ -9,8 +9,8 @@
  *   IQ3_S:   db = d·(2s+1),    grid bytes {1, 3, ..., 15}    (4 per entry)
  *   IQ1_*:   y  = d·(2s+1)·(g + δ),  g ∈ {−1, 0, 1}, δ = ±1/8
  *   IQ4_*:   y  = d·K[q] (IQ4_XS: d·(ls − 32)·K[q]),  K = kvalues_iq4nl
- * The dequantizers follow these formulas literally, in llama.cpp's order of
- * float operations, and reproduce ../shared/testdata/quants/ to f32 rounding.
+ * The dequantizers compute these products with the same roundings as
+ * llama.cpp and reproduce ../shared/testdata/quants/ to f32 rounding.
  *
  * The dot products pair each type with Q8_K (IQ4_NL with Q8_0) and work as
  * llama.cpp's generic CPU code does: integer sums of grid·sign·q8 per scale
@@ -27,118 +27,178 @@
 #include "quant.h"
 #include "quant_iq.h"
 
-static inline float sgn(uint8_t signs, int j)
+/* ---- the IQ2/IQ3 families: one decoded form ---------------------------------
+ *
+ * A group of 32 of IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS or IQ3_S decodes to four
+ * sub-groups of 8, each eight magnitude bytes (one 8-lane grid entry, or two
+ * 4-lane IQ3 entries joined) with a sign byte, and the odd integer scale
+ * 2s+1 of each half.  A weight is then  d·mult·(2s+1)·byte·sign, mult being
+ * 1/8 (IQ2), 1/4 (IQ3_XXS) or 1 (IQ3_S).  Since d·(2s+1)·mult equals
+ * llama.cpp's d·(0.5+s)·0.25 (or ·0.5) bit for bit (the factors differ by
+ * powers of two), dequant matches it exactly.
+ */
+struct iq_group {
+	uint64_t mag[4];       /* magnitude bytes of sub-groups 0..3 */
+	uint8_t signs[4];      /* bit j set ⇒ element j negative */
+	int ls[2];             /* 2s+1 of sub-groups 0-1 and 2-3 */
+};
+
+/* Fast nearest-entry search.  Every grid's lanes take few levels (IQ2: 3 of
+ * them, 8 lanes; IQ1: −1, 0, 1, 8 lanes; IQ3: 8 levels, 4 lanes), so every
+ * entry is stored as two base-nlev codes of its two halves, and the squared
+ * distance of an entry to a target is cost[0][code0] + cost[1][code1], with
+ * both cost tables (at most 81 entries) made once per target.  Filled once by
+ * mp_quant_fill_iq() (under the table's pthread_once), read-only afterwards. */
+struct gridq {
+	int entries;                    /* grid size */
+	int half;                       /* lanes per half: 4 (8-lane grids) or 2 */
+	int nlev;                       /* levels per lane: 3 or 8 */
+	int ncode;                      /* nlev^half ≤ 81 */
+	float level[8];                 /* the lane values */
+	uint8_t code[2][MP_IQ1S_NGRID]; /* codes of the two halves per entry */
+};
+
+static struct gridq gq_iq2xxs, gq_iq2xs, gq_iq2s, gq_iq3xxs, gq_iq3s, gq_iq1s;
+
+struct grid_type {
+	size_t block_bytes;    /* bytes per super-block; d is its first field */
+	void (*decode)(const uint8_t *blk, int g, struct iq_group *out);
+	float mult;            /* weight = d·mult·ls·byte·sign */
+	/* for the quantizer: */
+	int lanes;             /* 8 or 4 bytes per entry */
+	int parity;            /* eighth sign implied by even parity */
+	float gmax;            /* largest grid byte */
+	const struct gridq *gq; /* its fast search */
+};
+
+static void iq2_xxs_decode(const uint8_t *blk, int g, struct iq_group *o)
 {
-	return (signs >> j) & 1 ? -1.0f : 1.0f;
+	const struct mp_block_iq2_xxs *x = (const void *)blk;
+	uint32_t w[2];
+	memcpy(w, x->qs + 4 * g, 8);
+	for (int t = 0; t < 4; t++) {
+		o->mag[t] = mp_iq2xxs_grid[(w[0] >> (8 * t)) & 255];
+		o->signs[t] = mp_ksigns_iq2xs[(w[1] >> (7 * t)) & 127];
+	}
+	o->ls[0] = o->ls[1] = (int)(2 * (w[1] >> 28) + 1);
 }
 
-/* y[0..8) = db · (bytes of the 8-lane entry e) · signs */
-static inline void emit8(uint64_t e, uint8_t signs, float db, float *y)
+static void iq2_xs_decode(const uint8_t *blk, int g, struct iq_group *o)
 {
-	for (int j = 0; j < 8; j++)
-		y[j] = db * (float)(uint8_t)(e >> (8 * j)) * sgn(signs, j);
+	const struct mp_block_iq2_xs *x = (const void *)blk;
+	for (int t = 0; t < 4; t++) {
+		uint16_t v = x->qs[4 * g + t];
+		o->mag[t] = mp_iq2xs_grid[v & 511];
+		o->signs[t] = mp_ksigns_iq2xs[v >> 9];
+	}
+	o->ls[0] = 2 * (x->scales[g] & 0xF) + 1;
+	o->ls[1] = 2 * (x->scales[g] >> 4) + 1;
 }
 
-/* The same from two 4-lane entries a (elements 0..3) and b (4..7). */
-static inline void emit4x2(uint32_t a, uint32_t b, uint8_t signs, float db, float *y)
+static void iq2_s_decode(const uint8_t *blk, int g, struct iq_group *o)
 {
-	for (int j = 0; j < 4; j++)
-		y[j] = db * (float)(uint8_t)(a >> (8 * j)) * sgn(signs, j);
-	for (int j = 0; j < 4; j++)
-		y[j + 4] = db * (float)(uint8_t)(b >> (8 * j)) * sgn(signs, j + 4);
+	const struct mp_block_iq2_s *x = (const void *)blk;
+	for (int t = 0; t < 4; t++) {
+		o->mag[t] = mp_iq2s_grid[x->qs[4 * g + t] | (((x->qh[g] >> (2 * t)) & 3) << 8)];
+		o->signs[t] = x->qs[MP_QK_K / 8 + 4 * g + t];
+	}
+	o->ls[0] = 2 * (x->scales[g] & 0xF) + 1;
+	o->ls[1] = 2 * (x->scales[g] >> 4) + 1;
+}
+
+static void iq3_xxs_decode(const uint8_t *blk, int g, struct iq_group *o)
+{
+	const struct mp_block_iq3_xxs *x = (const void *)blk;
+	const uint8_t *qs = x->qs + 8 * g;
+	uint32_t w;
+	memcpy(&w, x->qs + MP_QK_K / 4 + 4 * g, 4);
+	for (int t = 0; t < 4; t++) {
+		o->mag[t] = mp_iq3xxs_grid[qs[2 * t]] | (uint64_t)mp_iq3xxs_grid[qs[2 * t + 1]] << 32;
+		o->signs[t] = mp_ksigns_iq2xs[(w >> (7 * t)) & 127];
+	}
+	o->ls[0] = o->ls[1] = (int)(2 * (w >> 28) + 1);
+}
+
+static void iq3_s_decode(const uint8_t *blk, int g, struct iq_group *o)
+{
+	const struct mp_block_iq3_s *x = (const void *)blk;
+	const uint8_t *qs = x->qs + 8 * g;
+	int qh = x->qh[g];
+	for (int t = 0; t < 4; t++) {
+		int ia = qs[2 * t] | (((qh >> (2 * t)) & 1) << 8);
+		int ib = qs[2 * t + 1] | (((qh >> (2 * t + 1)) & 1) << 8);
+		o->mag[t] = mp_iq3s_grid[ia] | (uint64_t)mp_iq3s_grid[ib] << 32;
+		o->signs[t] = x->signs[4 * g + t];
+	}
+	o->ls[0] = o->ls[1] = 2 * ((x->scales[g / 2] >> (4 * (g % 2))) & 0xF) + 1;
+}
+
+static const struct grid_type gt_iq2xxs = { sizeof(struct mp_block_iq2_xxs), iq2_xxs_decode, 0.125f,
+					    8, 1, 43, &gq_iq2xxs };
+static const struct grid_type gt_iq2xs = { sizeof(struct mp_block_iq2_xs), iq2_xs_decode, 0.125f,
+					   8, 1, 43, &gq_iq2xs };
+static const struct grid_type gt_iq2s = { sizeof(struct mp_block_iq2_s), iq2_s_decode, 0.125f,
+					  8, 0, 43, &gq_iq2s };
+static const struct grid_type gt_iq3xxs = { sizeof(struct mp_block_iq3_xxs), iq3_xxs_decode, 0.25f,
+					    4, 1, 62, &gq_iq3xxs };
+static const struct grid_type gt_iq3s = { sizeof(struct mp_block_iq3_s), iq3_s_decode, 1.0f,
+					  4, 0, 15, &gq_iq3s };
+
+static inline float blk_d(const uint8_t *blk)
+{
+	mp_f16 h;
+	memcpy(&h, blk, 2);
+	return mp_f16_to_f32(h);
 }
 
 /* ---- dequantizers --------------------------------------------------------- */
 
-static void iq2_xxs_dequant(const void *src, float *y, int64_t n)
+static void grid_dequant(const struct grid_type *gt, const void *src, float *y, int64_t n)
 {
-	const struct mp_block_iq2_xxs *x = src;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		float d = mp_f16_to_f32(x[i].d);
+	const uint8_t *blk = src;
+	for (int64_t i = 0; i < n / MP_QK_K; i++, blk += gt->block_bytes) {
+		float d = blk_d(blk);
 		for (int g = 0; g < 8; g++) {
-			uint32_t w[2];
-			memcpy(w, x[i].qs + 4 * g, 8);
-			float db = d * (0.5f + (float)(w[1] >> 28)) * 0.25f;
+			struct iq_group q;
+			gt->decode(blk, g, &q);
 			for (int t = 0; t < 4; t++) {
-				int idx = (w[0] >> (8 * t)) & 255;
-				uint8_t s = mp_ksigns_iq2xs[(w[1] >> (7 * t)) & 127];
-				emit8(mp_iq2xxs_grid[idx], s, db, y);
-				y += 8;
+				float db = d * (float)q.ls[t / 2] * gt->mult;
+				for (int j = 0; j < 8; j++) {
+					float v = db * (float)(uint8_t)(q.mag[t] >> (8 * j));
+					*y++ = (q.signs[t] >> j) & 1 ? -v : v;
+				}
 			}
 		}
 	}
+}
+
+static void iq2_xxs_dequant(const void *src, float *y, int64_t n)
+{
+	grid_dequant(&gt_iq2xxs, src, y, n);
 }
 
 static void iq2_xs_dequant(const void *src, float *y, int64_t n)
 {
-	const struct mp_block_iq2_xs *x = src;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		float d = mp_f16_to_f32(x[i].d);
-		for (int g = 0; g < 8; g++) {
-			float db[2] = { d * (0.5f + (float)(x[i].scales[g] & 0xF)) * 0.25f,
-					d * (0.5f + (float)(x[i].scales[g] >> 4)) * 0.25f };
-			for (int t = 0; t < 4; t++) {
-				uint16_t v = x[i].qs[4 * g + t];
-				emit8(mp_iq2xs_grid[v & 511], mp_ksigns_iq2xs[v >> 9], db[t / 2], y);
-				y += 8;
-			}
-		}
-	}
+	grid_dequant(&gt_iq2xs, src, y, n);
 }
 
 static void iq2_s_dequant(const void *src, float *y, int64_t n)
 {
-	const struct mp_block_iq2_s *x = src;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		float d = mp_f16_to_f32(x[i].d);
-		for (int g = 0; g < 8; g++) {
-			float db[2] = { d * (0.5f + (float)(x[i].scales[g] & 0xF)) * 0.25f,
-					d * (0.5f + (float)(x[i].scales[g] >> 4)) * 0.25f };
-			for (int t = 0; t < 4; t++) {
-				int idx = x[i].qs[4 * g + t] | (((x[i].qh[g] >> (2 * t)) & 3) << 8);
-				emit8(mp_iq2s_grid[idx], x[i].qs[MP_QK_K / 8 + 4 * g + t], db[t / 2], y);
-				y += 8;
-			}
-		}
-	}
+	grid_dequant(&gt_iq2s, src, y, n);
 }
 
 static void iq3_xxs_dequant(const void *src, float *y, int64_t n)
 {
-	const struct mp_block_iq3_xxs *x = src;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		float d = mp_f16_to_f32(x[i].d);
-		for (int g = 0; g < 8; g++) {
-			uint32_t w;
-			memcpy(&w, x[i].qs + MP_QK_K / 4 + 4 * g, 4);
-			float db = d * (0.5f + (float)(w >> 28)) * 0.5f;
-			for (int t = 0; t < 4; t++) {
-				uint8_t s = mp_ksigns_iq2xs[(w >> (7 * t)) & 127];
-				emit4x2(mp_iq3xxs_grid[x[i].qs[8 * g + 2 * t]],
-					mp_iq3xxs_grid[x[i].qs[8 * g + 2 * t + 1]], s, db, y);
-				y += 8;
-			}
-		}
-	}
+	grid_dequant(&gt_iq3xxs, src, y, n);
 }
 
 static void iq3_s_dequant(const void *src, float *y, int64_t n)
 {
-	const struct mp_block_iq3_s *x = src;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		float d = mp_f16_to_f32(x[i].d);
-		for (int g = 0; g < 8; g++) {
-			float db = d * (float)(1 + 2 * ((x[i].scales[g / 2] >> (4 * (g % 2))) & 0xF));
-			uint8_t qh = x[i].qh[g];
-			for (int t = 0; t < 4; t++) {
-				int a = x[i].qs[8 * g + 2 * t] | (((qh >> (2 * t)) & 1) << 8);
-				int b = x[i].qs[8 * g + 2 * t + 1] | (((qh >> (2 * t + 1)) & 1) << 8);
-				emit4x2(mp_iq3s_grid[a], mp_iq3s_grid[b], x[i].signs[4 * g + t], db, y);
-				y += 8;
-			}
-		}
-	}
+	grid_dequant(&gt_iq3s, src, y, n);
 }
+
+
+/* ---- IQ1, IQ4 ---------------------------------------------------------------- */
 
 static inline int8_t iq1_lane(int idx, int j)
 {
@@ -242,22 +302,6 @@ static void iq4_xs_dequant(const void *src, float *y, int64_t n)
  * An input with exact representation comes back exactly (tests check it).
  */
 
-/* The IQ2/IQ3 families, as the quantizer sees them. */
-struct grid_fam {
-	const uint8_t *grid;   /* entries × lanes bytes (the table's memory) */
-	int entries;           /* grid size */
-	int lanes;             /* 8 or 4 bytes per entry */
-	int parity;            /* eighth sign implied by even parity */
-	float mult;            /* db = d·mult·(2s+1), s = 0..15 */
-	float gmax;            /* largest grid byte */
-};
-
-static const struct grid_fam fam_iq2xxs = { (const uint8_t *)mp_iq2xxs_grid, 256, 8, 1, 0.125f, 43 };
-static const struct grid_fam fam_iq2xs = { (const uint8_t *)mp_iq2xs_grid, 512, 8, 1, 0.125f, 43 };
-static const struct grid_fam fam_iq2s = { (const uint8_t *)mp_iq2s_grid, 1024, 8, 0, 0.125f, 43 };
-static const struct grid_fam fam_iq3xxs = { (const uint8_t *)mp_iq3xxs_grid, 256, 4, 1, 0.25f, 62 };
-static const struct grid_fam fam_iq3s = { (const uint8_t *)mp_iq3s_grid, 512, 4, 0, 1.0f, 15 };
-
 /* One sub-group of 8: its sign byte and grid indices (one 8-lane entry, or
  * two 4-lane entries for elements 0..3 and 4..7). */
 struct sub_code {
@@ -296,29 +340,77 @@ static uint8_t sign8(const float *x, int parity, float *m)
 }
 
 /* Nearest entry of f to t[0..lanes) (in grid units); *err = squared distance. */
-static int nearest_entry(const struct grid_fam *f, const float *t, float *err)
+/* Codes of a grid whose entries have 2·half byte lanes, each one of the
+ * nlev bytes of level (as bytes: −1 is 0xFF). */
+static void gridq_init(struct gridq *g, const void *grid, int entries, int half, const int *level, int nlev)
 {
+	const uint8_t *bytes = grid;
+	g->entries = entries;
+	g->half = half;
+	g->nlev = nlev;
+	g->ncode = 1;
+	for (int j = 0; j < half; j++)
+		g->ncode *= nlev;
+	for (int k = 0; k < nlev; k++)
+		g->level[k] = (float)level[k];
+	for (int e = 0; e < entries; e++)
+		for (int h = 0; h < 2; h++) {
+			int c = 0;
+			for (int j = half - 1; j >= 0; j--) {
+				uint8_t b = bytes[(size_t)e * (size_t)(2 * half) + (size_t)(half * h + j)];
+				int k = 0;
+				while (k < nlev - 1 && (uint8_t)level[k] != b)
+					k++;
+				c = nlev * c + k;
+			}
+			g->code[h][e] = (uint8_t)c;
+		}
+}
+
+/* Nearest entry of g to t[0..2·half); *err = squared distance. */
+static int gridq_nearest(const struct gridq *g, const float *t, float *err)
+{
+	float cost[2][81];
+	for (int h = 0; h < 2; h++) {
+		float e[4][8];
+		for (int j = 0; j < g->half; j++)
+			for (int k = 0; k < g->nlev; k++) {
+				float dv = t[g->half * h + j] - g->level[k];
+				e[j][k] = dv * dv;
+			}
+		/* code = (..(k[half-1]·nlev + k[half-2])·nlev ..)·nlev + k[0], built
+		 * digit by digit from the top, as gridq_init() builds it */
+		float *tab = cost[h];
+		int n = 1;
+		tab[0] = 0;
+		for (int j = g->half - 1; j >= 0; j--) {
+			for (int c = n - 1; c >= 0; c--)
+				for (int k = g->nlev - 1; k >= 0; k--)
+					tab[c * g->nlev + k] = tab[c] + e[j][k];
+			n *= g->nlev;
+		}
+	}
 	int best = 0;
 	float be = INFINITY;
-	for (int e = 0; e < f->entries; e++) {
-		const uint8_t *g = f->grid + (size_t)e * (size_t)f->lanes;
-		float s = 0;
-		for (int j = 0; j < f->lanes; j++) {
-			float dv = t[j] - (float)g[j];
-			s += dv * dv;
-		}
+	for (int i = 0; i < g->entries; i++) {
+		float s = cost[0][g->code[0][i]] + cost[1][g->code[1][i]];
 		if (s < be) {
 			be = s;
-			best = e;
+			best = i;
 		}
 	}
 	*err = be;
 	return best;
 }
 
+static int nearest_entry(const struct grid_type *f, const float *t, float *err)
+{
+	return gridq_nearest(f->gq, t, err);
+}
+
 /* Fits nsub sub-groups of 8 (x[0..8·nsub)) that share one scale code under
  * block scale d: returns the code s (0..15) and fills code[0..nsub). */
-static int fit_group(const struct grid_fam *f, const float *x, int nsub, float d,
+static int fit_group(const struct grid_type *f, const float *x, int nsub, float d,
 		     struct sub_code *code)
 {
 	float m[4][8];
@@ -351,7 +443,7 @@ static int fit_group(const struct grid_fam *f, const float *x, int nsub, float d
 }
 
 /* d for the IQ2/IQ3 families: the largest |x| at s = 15 and the largest byte. */
-static mp_f16 fam_scale(const struct grid_fam *f, const float *x)
+static mp_f16 fam_scale(const struct grid_type *f, const float *x)
 {
 	return block_scale(x, MP_QK_K, f->gmax * f->mult * 31.0f);
 }
@@ -361,13 +453,13 @@ static void iq2_xxs_quantize(const float *x, void *dst, int64_t n)
 	struct mp_block_iq2_xxs *y = dst;
 	for (int64_t i = 0; i < n / MP_QK_K; i++, x += MP_QK_K) {
 		memset(&y[i], 0, sizeof y[i]);
-		y[i].d = fam_scale(&fam_iq2xxs, x);
+		y[i].d = fam_scale(&gt_iq2xxs, x);
 		float d = mp_f16_to_f32(y[i].d);
 		if (d == 0)
 			continue;
 		for (int g = 0; g < 8; g++) {
 			struct sub_code c[4];
-			int s = fit_group(&fam_iq2xxs, x + 32 * g, 4, d, c);
+			int s = fit_group(&gt_iq2xxs, x + 32 * g, 4, d, c);
 			uint32_t w[2] = { 0, (uint32_t)s << 28 };
 			for (int t = 0; t < 4; t++) {
 				w[0] |= (uint32_t)c[t].idx[0] << (8 * t);
@@ -383,13 +475,13 @@ static void iq2_xs_quantize(const float *x, void *dst, int64_t n)
 	struct mp_block_iq2_xs *y = dst;
 	for (int64_t i = 0; i < n / MP_QK_K; i++, x += MP_QK_K) {
 		memset(&y[i], 0, sizeof y[i]);
-		y[i].d = fam_scale(&fam_iq2xs, x);
+		y[i].d = fam_scale(&gt_iq2xs, x);
 		float d = mp_f16_to_f32(y[i].d);
 		if (d == 0)
 			continue;
 		for (int h = 0; h < 16; h++) {      /* scale per 16 elements */
 			struct sub_code c[2];
-			int s = fit_group(&fam_iq2xs, x + 16 * h, 2, d, c);
+			int s = fit_group(&gt_iq2xs, x + 16 * h, 2, d, c);
 			y[i].scales[h / 2] |= (uint8_t)(s << (4 * (h % 2)));
 			for (int t = 0; t < 2; t++)
 				y[i].qs[2 * h + t] = (uint16_t)(c[t].idx[0] | (c[t].signs & 127) << 9);
@@ -402,13 +494,13 @@ static void iq2_s_quantize(const float *x, void *dst, int64_t n)
 	struct mp_block_iq2_s *y = dst;
 	for (int64_t i = 0; i < n / MP_QK_K; i++, x += MP_QK_K) {
 		memset(&y[i], 0, sizeof y[i]);
-		y[i].d = fam_scale(&fam_iq2s, x);
+		y[i].d = fam_scale(&gt_iq2s, x);
 		float d = mp_f16_to_f32(y[i].d);
 		if (d == 0)
 			continue;
 		for (int h = 0; h < 16; h++) {
 			struct sub_code c[2];
-			int s = fit_group(&fam_iq2s, x + 16 * h, 2, d, c);
+			int s = fit_group(&gt_iq2s, x + 16 * h, 2, d, c);
 			y[i].scales[h / 2] |= (uint8_t)(s << (4 * (h % 2)));
 			for (int t = 0; t < 2; t++) {
 				int k = 2 * h + t;      /* sub-group 0..31; group k/4, t' = k%4 */
@@ -425,13 +517,13 @@ static void iq3_xxs_quantize(const float *x, void *dst, int64_t n)
 	struct mp_block_iq3_xxs *y = dst;
 	for (int64_t i = 0; i < n / MP_QK_K; i++, x += MP_QK_K) {
 		memset(&y[i], 0, sizeof y[i]);
-		y[i].d = fam_scale(&fam_iq3xxs, x);
+		y[i].d = fam_scale(&gt_iq3xxs, x);
 		float d = mp_f16_to_f32(y[i].d);
 		if (d == 0)
 			continue;
 		for (int g = 0; g < 8; g++) {
 			struct sub_code c[4];
-			uint32_t w = (uint32_t)fit_group(&fam_iq3xxs, x + 32 * g, 4, d, c) << 28;
+			uint32_t w = (uint32_t)fit_group(&gt_iq3xxs, x + 32 * g, 4, d, c) << 28;
 			for (int t = 0; t < 4; t++) {
 				y[i].qs[8 * g + 2 * t] = (uint8_t)c[t].idx[0];
 				y[i].qs[8 * g + 2 * t + 1] = (uint8_t)c[t].idx[1];
@@ -447,13 +539,13 @@ static void iq3_s_quantize(const float *x, void *dst, int64_t n)
 	struct mp_block_iq3_s *y = dst;
 	for (int64_t i = 0; i < n / MP_QK_K; i++, x += MP_QK_K) {
 		memset(&y[i], 0, sizeof y[i]);
-		y[i].d = fam_scale(&fam_iq3s, x);
+		y[i].d = fam_scale(&gt_iq3s, x);
 		float d = mp_f16_to_f32(y[i].d);
 		if (d == 0)
 			continue;
 		for (int g = 0; g < 8; g++) {
 			struct sub_code c[4];
-			int s = fit_group(&fam_iq3s, x + 32 * g, 4, d, c);
+			int s = fit_group(&gt_iq3s, x + 32 * g, 4, d, c);
 			y[i].scales[g / 2] |= (uint8_t)(s << (4 * (g % 2)));
 			for (int t = 0; t < 4; t++) {
 				for (int k = 0; k < 2; k++) {
@@ -469,25 +561,11 @@ static void iq3_s_quantize(const float *x, void *dst, int64_t n)
 /* IQ1: nearest grid entry to x[0..8) as dl·(g + delta); *err in x units². */
 static int iq1_nearest(const float *x, float dl, float delta, float *err)
 {
-	float t[8], base = 0;
-	for (int j = 0; j < 8; j++) {
+	float t[8];
+	for (int j = 0; j < 8; j++)
 		t[j] = x[j] / dl - delta;
-		base += t[j] * t[j];
-	}
-	/* |t − g|² = |t|² + Σ g_j (g_j − 2 t_j) with g_j ∈ {−1, 0, 1} */
-	int best = 0;
-	float be = INFINITY;
-	for (int e = 0; e < MP_IQ1S_NGRID; e++) {
-		const int8_t *g = (const int8_t *)&mp_iq1s_grid[e];
-		float s = 0;
-		for (int j = 0; j < 8; j++)
-			s += (float)g[j] * ((float)g[j] - 2 * t[j]);
-		if (s < be) {
-			be = s;
-			best = e;
-		}
-	}
-	*err = (base + be) * dl * dl;
+	int best = gridq_nearest(&gq_iq1s, t, err);
+	*err *= dl * dl;
 	return best;
 }
 
@@ -575,11 +653,16 @@ static void iq1_m_quantize(const float *x, void *dst, int64_t n)
 /* Index of the level of kvalues_iq4nl nearest to v. */
 static int nearest_k(float v)
 {
-	int best = 0;
-	for (int k = 1; k < 16; k++)
-		if (fabsf(v - mp_kvalues_iq4nl[k]) < fabsf(v - mp_kvalues_iq4nl[best]))
-			best = k;
-	return best;
+	/* binary search on the midpoints (K ascending); a tie goes to the lower */
+	int lo = 0, hi = 15;
+	while (lo < hi) {
+		int m = (lo + hi) / 2;
+		if (v > 0.5f * (float)(mp_kvalues_iq4nl[m] + mp_kvalues_iq4nl[m + 1]))
+			lo = m + 1;
+		else
+			hi = m;
+	}
+	return lo;
 }
 
 /* Squared error of x[0..n) as dl·K[nearest]; q gets the indices when set. */
@@ -679,21 +762,15 @@ static void iq4_xs_quantize(const float *x, void *dst, int64_t n)
  * (as llama.cpp's generic CPU code; the SIMD paths form the same integers).
  */
 
-/* Σ_j byte_j(e)·sign_j·q8[j] over the 8 lanes of an entry. */
-static inline int dot8(uint64_t e, uint8_t signs, const int8_t *q8)
+/* Σ_j byte_j(mag)·sign_j·q8[j] over a sub-group of 8. */
+static inline int dot8(uint64_t mag, uint8_t signs, const int8_t *q8)
 {
 	int s = 0;
 	for (int j = 0; j < 8; j++) {
-		int v = (uint8_t)(e >> (8 * j)) * q8[j];
+		int v = (uint8_t)(mag >> (8 * j)) * q8[j];
 		s += (signs >> j) & 1 ? -v : v;
 	}
 	return s;
-}
-
-/* The same for two 4-lane entries (elements 0..3 and 4..7). */
-static inline int dot4x2(uint32_t a, uint32_t b, uint8_t signs, const int8_t *q8)
-{
-	return dot8((uint64_t)a | (uint64_t)b << 32, signs, q8);
 }
 
 /* Σ_j g_j·q8[j] for an IQ1 grid entry (lanes int8 −1/0/+1). */
@@ -705,117 +782,50 @@ static inline int dot_iq1(int idx, const int8_t *q8)
 	return s;
 }
 
-static float iq2_xxs_dot(int64_t n, const void *w, const void *a)
+static float grid_dot(const struct grid_type *gt, int64_t n, const void *w, const void *a)
 {
-	const struct mp_block_iq2_xxs *x = w;
+	const uint8_t *blk = w;
 	const struct mp_block_q8_K *y = a;
 	float sumf = 0;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
+	for (int64_t i = 0; i < n / MP_QK_K; i++, blk += gt->block_bytes) {
 		const int8_t *q8 = y[i].qs;
 		int bsum = 0;
 		for (int g = 0; g < 8; g++) {
-			uint32_t aux[2];
-			memcpy(aux, x[i].qs + 4 * g, 8);
-			int sumi = 0;
+			struct iq_group q;
+			gt->decode(blk, g, &q);
 			for (int t = 0; t < 4; t++, q8 += 8)
-				sumi += dot8(mp_iq2xxs_grid[(aux[0] >> (8 * t)) & 255],
-					     mp_ksigns_iq2xs[(aux[1] >> (7 * t)) & 127], q8);
-			bsum += sumi * (int)(2 * (aux[1] >> 28) + 1);
+				bsum += q.ls[t / 2] * dot8(q.mag[t], q.signs[t], q8);
 		}
-		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
+		sumf += blk_d(blk) * y[i].d * (float)bsum;
 	}
-	return 0.125f * sumf;
+	return gt->mult * sumf;
+}
+
+static float iq2_xxs_dot(int64_t n, const void *w, const void *a)
+{
+	return grid_dot(&gt_iq2xxs, n, w, a);
 }
 
 static float iq2_xs_dot(int64_t n, const void *w, const void *a)
 {
-	const struct mp_block_iq2_xs *x = w;
-	const struct mp_block_q8_K *y = a;
-	float sumf = 0;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		const int8_t *q8 = y[i].qs;
-		int bsum = 0;
-		for (int g = 0; g < 8; g++) {
-			int sumi[2] = { 0, 0 };
-			for (int t = 0; t < 4; t++, q8 += 8) {
-				uint16_t v = x[i].qs[4 * g + t];
-				sumi[t / 2] += dot8(mp_iq2xs_grid[v & 511], mp_ksigns_iq2xs[v >> 9], q8);
-			}
-			bsum += sumi[0] * (2 * (x[i].scales[g] & 0xF) + 1) +
-				sumi[1] * (2 * (x[i].scales[g] >> 4) + 1);
-		}
-		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
-	}
-	return 0.125f * sumf;
+	return grid_dot(&gt_iq2xs, n, w, a);
 }
 
 static float iq2_s_dot(int64_t n, const void *w, const void *a)
 {
-	const struct mp_block_iq2_s *x = w;
-	const struct mp_block_q8_K *y = a;
-	float sumf = 0;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		const int8_t *q8 = y[i].qs;
-		int bsum = 0;
-		for (int g = 0; g < 8; g++) {
-			int sumi[2] = { 0, 0 };
-			for (int t = 0; t < 4; t++, q8 += 8) {
-				int idx = x[i].qs[4 * g + t] | (((x[i].qh[g] >> (2 * t)) & 3) << 8);
-				sumi[t / 2] += dot8(mp_iq2s_grid[idx], x[i].qs[MP_QK_K / 8 + 4 * g + t], q8);
-			}
-			bsum += sumi[0] * (2 * (x[i].scales[g] & 0xF) + 1) +
-				sumi[1] * (2 * (x[i].scales[g] >> 4) + 1);
-		}
-		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
-	}
-	return 0.125f * sumf;
+	return grid_dot(&gt_iq2s, n, w, a);
 }
 
 static float iq3_xxs_dot(int64_t n, const void *w, const void *a)
 {
-	const struct mp_block_iq3_xxs *x = w;
-	const struct mp_block_q8_K *y = a;
-	float sumf = 0;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		const int8_t *q8 = y[i].qs;
-		const uint8_t *qs = x[i].qs;
-		int bsum = 0;
-		for (int g = 0; g < 8; g++) {
-			uint32_t aux;
-			memcpy(&aux, x[i].qs + MP_QK_K / 4 + 4 * g, 4);
-			int sumi = 0;
-			for (int t = 0; t < 4; t++, q8 += 8, qs += 2)
-				sumi += dot4x2(mp_iq3xxs_grid[qs[0]], mp_iq3xxs_grid[qs[1]],
-					       mp_ksigns_iq2xs[(aux >> (7 * t)) & 127], q8);
-			bsum += sumi * (int)(2 * (aux >> 28) + 1);
-		}
-		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
-	}
-	return 0.25f * sumf;
+	return grid_dot(&gt_iq3xxs, n, w, a);
 }
 
 static float iq3_s_dot(int64_t n, const void *w, const void *a)
 {
-	const struct mp_block_iq3_s *x = w;
-	const struct mp_block_q8_K *y = a;
-	float sumf = 0;
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		const int8_t *q8 = y[i].qs;
-		int bsum = 0;
-		for (int g = 0; g < 8; g++) {
-			uint8_t qh = x[i].qh[g];
-			int sumi = 0;
-			for (int t = 0; t < 4; t++, q8 += 8) {
-				int ia = x[i].qs[8 * g + 2 * t] | (((qh >> (2 * t)) & 1) << 8);
-				int ib = x[i].qs[8 * g + 2 * t + 1] | (((qh >> (2 * t + 1)) & 1) << 8);
-				sumi += dot4x2(mp_iq3s_grid[ia], mp_iq3s_grid[ib], x[i].signs[4 * g + t], q8);
-			}
-			bsum += sumi * (2 * ((x[i].scales[g / 2] >> (4 * (g % 2))) & 0xF) + 1);
-		}
-		sumf += mp_f16_to_f32(x[i].d) * y[i].d * (float)bsum;
-	}
-	return sumf;
+	return grid_dot(&gt_iq3s, n, w, a);
 }
+
 
 static float iq1_s_dot(int64_t n, const void *w, const void *a)
 {
@@ -905,6 +915,15 @@ static float iq4_xs_dot(int64_t n, const void *w, const void *a)
 
 void mp_quant_fill_iq(struct mp_quant_ops *tab)
 {
+	static const int l2[3] = { 8, 25, 43 }, l1[3] = { -1, 0, 1 };
+	static const int l3xxs[8] = { 4, 12, 20, 28, 36, 44, 52, 62 };
+	static const int l3s[8] = { 1, 3, 5, 7, 9, 11, 13, 15 };
+	gridq_init(&gq_iq2xxs, mp_iq2xxs_grid, 256, 4, l2, 3);
+	gridq_init(&gq_iq2xs, mp_iq2xs_grid, 512, 4, l2, 3);
+	gridq_init(&gq_iq2s, mp_iq2s_grid, 1024, 4, l2, 3);
+	gridq_init(&gq_iq3xxs, mp_iq3xxs_grid, 256, 2, l3xxs, 8);
+	gridq_init(&gq_iq3s, mp_iq3s_grid, 512, 2, l3s, 8);
+	gridq_init(&gq_iq1s, mp_iq1s_grid, MP_IQ1S_NGRID, 4, l1, 3);
 	tab[MP_TYPE_IQ2_XXS] = (struct mp_quant_ops){ iq2_xxs_dequant, iq2_xxs_quantize, { iq2_xxs_dot } };
 	tab[MP_TYPE_IQ2_XS] = (struct mp_quant_ops){ iq2_xs_dequant, iq2_xs_quantize, { iq2_xs_dot } };
 	tab[MP_TYPE_IQ2_S] = (struct mp_quant_ops){ iq2_s_dequant, iq2_s_quantize, { iq2_s_dot } };

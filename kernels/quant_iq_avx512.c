@@ -1,12 +1,21 @@
 /*
  * quant_iq_avx512.c — AVX-512 (F/BW/DQ/VL) dot products of the i-quants
- * with Q8_K: IQ1_S, IQ1_M, IQ2_XXS, IQ2_XS, IQ3_XXS, IQ4_XS, two groups of
- * 32 (64 weights) per step.  The same integer sums as the scalar references
- * in quant_iq.c (see quant_iq_avx2.c for the scheme); what AVX-512 adds is
- * the width and the mask registers: a weight's sign bits are a __mmask64
- * directly, and q8 is negated under it.  Uses no VNNI, so every CPU that
- * mp_dispatch_supported(MP_KPATH_AVX512) accepts runs it.  Requires q8 in
- * [−127, 127] (Q8_K guarantees it).
+ * with Q8_K, two groups of 32 (64 weights) per step, for the types where it
+ * beats AVX2: IQ1_M and IQ4_XS.  The same integer sums as the scalar
+ * references in quant_iq.c (see quant_iq_avx2.c for the scheme); AVX-512
+ * adds the width, grid gathers with in-register index arithmetic, and mask
+ * registers for the signs (q8 is negated under the weight's sign mask).
+ *
+ * Why IQ1_S, IQ2_XXS, IQ2_XS and IQ3_XXS have no AVX-512 kernel: their cost
+ * is the per-sub-group grid and sign-table lookups, which do not get cheaper
+ * with width; the 512-bit versions (lane inserts, gathers, biased unsigned
+ * weights) measured 5-40% slower than AVX2 on the AMD EPYC we have
+ * (docs/design-notes.md), so the table leaves them NULL and
+ * mp_quant_vec_dot() hands out the AVX2 kernel on AVX-512 machines.  Worth
+ * re-measuring on a CPU with full-width 512-bit units.
+ *
+ * Uses no VNNI, so every CPU that mp_dispatch_supported(MP_KPATH_AVX512)
+ * accepts runs it.  Requires q8 in [−127, 127] (Q8_K guarantees it).
  */
 #include <string.h>
 
@@ -41,139 +50,28 @@ static inline MP_TARGET_AVX512 __m512i dot_i8(__m512i w, __m512i q, __m512i sc)
 	return dot_mag(_mm512_abs_epi8(w), _mm512_movepi8_mask(w), q, sc);
 }
 
-/* Sign mask of four 7-bit sign indices packed at 7-bit strides in bits. */
-static inline uint64_t signs28(uint32_t bits)
+/* 8·g + delta for the int8 lanes g ∈ {−1, 0, 1} of the eight IQ1 entries
+ * idx (i32 lanes): the 16-bit shift moves each byte's bits up by 3, and the
+ * bits that cross into the next byte land in its low 3 bits, which the mask
+ * clears. */
+static inline MP_TARGET_AVX512 __m512i iq1_weights(__m256i idx, __m512i delta)
 {
-	return (uint64_t)mp_ksigns_iq2xs[bits & 127] | (uint64_t)mp_ksigns_iq2xs[(bits >> 7) & 127] << 8 |
-	       (uint64_t)mp_ksigns_iq2xs[(bits >> 14) & 127] << 16 |
-	       (uint64_t)mp_ksigns_iq2xs[(bits >> 21) & 127] << 24;
-}
-
-static MP_TARGET_AVX512 float iq2_xxs_dot_avx512(int64_t n, const void *w, const void *a)
-{
-	const struct mp_block_iq2_xxs *x = w;
-	const struct mp_block_q8_K *y = a;
-	__m512 acc = _mm512_setzero_ps();
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		__m512i sumi = _mm512_setzero_si512();
-		for (int g = 0; g < 8; g += 2) {
-			uint32_t aux[4];
-			memcpy(aux, x[i].qs + 4 * g, 16);
-			const uint64_t *G = mp_iq2xxs_grid;
-			__m512i mag = _mm512_set_epi64((long long)G[aux[2] >> 24], (long long)G[(aux[2] >> 16) & 255],
-						       (long long)G[(aux[2] >> 8) & 255], (long long)G[aux[2] & 255],
-						       (long long)G[aux[0] >> 24], (long long)G[(aux[0] >> 16) & 255],
-						       (long long)G[(aux[0] >> 8) & 255], (long long)G[aux[0] & 255]);
-			__mmask64 neg = signs28(aux[1]) | signs28(aux[3]) << 32;
-			int l0 = (int)(2 * (aux[1] >> 28) + 1), l1 = (int)(2 * (aux[3] >> 28) + 1);
-			__m512i q = _mm512_loadu_si512(y[i].qs + 32 * g);
-			sumi = _mm512_add_epi32(sumi, dot_mag(mag, neg, q, scale4(l0, l0, l1, l1)));
-		}
-		float d = mp_f16_to_f32(x[i].d) * y[i].d;
-		acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-	}
-	return 0.125f * _mm512_reduce_add_ps(acc);
-}
-
-static MP_TARGET_AVX512 float iq2_xs_dot_avx512(int64_t n, const void *w, const void *a)
-{
-	const struct mp_block_iq2_xs *x = w;
-	const struct mp_block_q8_K *y = a;
-	__m512 acc = _mm512_setzero_ps();
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		__m512i sumi = _mm512_setzero_si512();
-		for (int g = 0; g < 8; g += 2) {
-			const uint16_t *v = x[i].qs + 4 * g;
-			const uint64_t *G = mp_iq2xs_grid;
-			__m512i mag = _mm512_set_epi64((long long)G[v[7] & 511], (long long)G[v[6] & 511],
-						       (long long)G[v[5] & 511], (long long)G[v[4] & 511],
-						       (long long)G[v[3] & 511], (long long)G[v[2] & 511],
-						       (long long)G[v[1] & 511], (long long)G[v[0] & 511]);
-			__mmask64 neg = 0;
-			for (int k = 0; k < 8; k++)
-				neg |= (uint64_t)mp_ksigns_iq2xs[v[k] >> 9] << (8 * k);
-			uint8_t s0 = x[i].scales[g], s1 = x[i].scales[g + 1];
-			__m512i sc = scale4(2 * (s0 & 0xF) + 1, 2 * (s0 >> 4) + 1, 2 * (s1 & 0xF) + 1, 2 * (s1 >> 4) + 1);
-			__m512i q = _mm512_loadu_si512(y[i].qs + 32 * g);
-			sumi = _mm512_add_epi32(sumi, dot_mag(mag, neg, q, sc));
-		}
-		float d = mp_f16_to_f32(x[i].d) * y[i].d;
-		acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-	}
-	return 0.125f * _mm512_reduce_add_ps(acc);
-}
-
-static MP_TARGET_AVX512 float iq3_xxs_dot_avx512(int64_t n, const void *w, const void *a)
-{
-	const struct mp_block_iq3_xxs *x = w;
-	const struct mp_block_q8_K *y = a;
-	__m512 acc = _mm512_setzero_ps();
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		__m512i sumi = _mm512_setzero_si512();
-		for (int g = 0; g < 8; g += 2) {
-			const uint8_t *qs = x[i].qs + 8 * g;
-			const uint32_t *G = mp_iq3xxs_grid;
-			uint32_t aux[2];
-			memcpy(aux, x[i].qs + MP_QK_K / 4 + 4 * g, 8);
-			__m512i mag = _mm512_set_epi32((int)G[qs[15]], (int)G[qs[14]], (int)G[qs[13]], (int)G[qs[12]],
-						       (int)G[qs[11]], (int)G[qs[10]], (int)G[qs[9]], (int)G[qs[8]],
-						       (int)G[qs[7]], (int)G[qs[6]], (int)G[qs[5]], (int)G[qs[4]],
-						       (int)G[qs[3]], (int)G[qs[2]], (int)G[qs[1]], (int)G[qs[0]]);
-			__mmask64 neg = signs28(aux[0]) | signs28(aux[1]) << 32;
-			int l0 = (int)(2 * (aux[0] >> 28) + 1), l1 = (int)(2 * (aux[1] >> 28) + 1);
-			__m512i q = _mm512_loadu_si512(y[i].qs + 32 * g);
-			sumi = _mm512_add_epi32(sumi, dot_mag(mag, neg, q, scale4(l0, l0, l1, l1)));
-		}
-		float d = mp_f16_to_f32(x[i].d) * y[i].d;
-		acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-	}
-	return 0.25f * _mm512_reduce_add_ps(acc);
-}
-
-/* 8·g + delta for the int8 lanes g ∈ {−1, 0, 1} of eight IQ1 entries: the
- * shift moves each byte's bits up by 3 (the bits that cross into the next
- * byte land in its low 3 bits, which the mask clears). */
-static inline MP_TARGET_AVX512 __m512i iq1_weights(const int idx[8], __m512i delta)
-{
-	const uint64_t *G = mp_iq1s_grid;
-	__m512i g = _mm512_set_epi64((long long)G[idx[7]], (long long)G[idx[6]], (long long)G[idx[5]],
-				     (long long)G[idx[4]], (long long)G[idx[3]], (long long)G[idx[2]],
-				     (long long)G[idx[1]], (long long)G[idx[0]]);
+	__m512i g = _mm512_i32gather_epi64(idx, (const void *)mp_iq1s_grid, 8);
 	__m512i g8 = _mm512_and_si512(_mm512_slli_epi16(g, 3), _mm512_set1_epi8((char)0xF8));
 	return _mm512_add_epi8(g8, delta);
 }
 
-static MP_TARGET_AVX512 float iq1_s_dot_avx512(int64_t n, const void *w, const void *a)
+/* δ bytes for 8 sub-groups: +1, or −1 where bit t of neg is set. */
+static inline MP_TARGET_AVX512 __m512i iq1_delta(__mmask8 neg)
 {
-	const struct mp_block_iq1_s *x = w;
-	const struct mp_block_q8_K *y = a;
-	__m512 acc = _mm512_setzero_ps();
-	for (int64_t i = 0; i < n / MP_QK_K; i++) {
-		__m512i sumi = _mm512_setzero_si512();
-		for (int g = 0; g < 8; g += 2) {
-			uint16_t h0 = x[i].qh[g], h1 = x[i].qh[g + 1];
-			int idx[8];
-			for (int t = 0; t < 4; t++) {
-				idx[t] = x[i].qs[4 * g + t] | (((h0 >> (3 * t)) & 7) << 8);
-				idx[t + 4] = x[i].qs[4 * g + 4 + t] | (((h1 >> (3 * t)) & 7) << 8);
-			}
-			__m512i delta = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi8(h0 & 0x8000 ? -1 : 1)),
-							   _mm256_set1_epi8(h1 & 0x8000 ? -1 : 1), 1);
-			int l0 = 2 * ((h0 >> 12) & 7) + 1, l1 = 2 * ((h1 >> 12) & 7) + 1;
-			__m512i q = _mm512_loadu_si512(y[i].qs + 32 * g);
-			sumi = _mm512_add_epi32(sumi, dot_i8(iq1_weights(idx, delta), q, scale4(l0, l0, l1, l1)));
-		}
-		float d = mp_f16_to_f32(x[i].d) * y[i].d;
-		acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
-	}
-	return MP_IQ1_DELTA * _mm512_reduce_add_ps(acc);
+	return _mm512_mask_blend_epi64(neg, _mm512_set1_epi8(1), _mm512_set1_epi8(-1));
 }
 
 static MP_TARGET_AVX512 float iq1_m_dot_avx512(int64_t n, const void *w, const void *a)
 {
 	const struct mp_block_iq1_m *x = w;
 	const struct mp_block_q8_K *y = a;
-	const long long plus = 0x0101010101010101LL, minus = -1LL;
+	const __m256i shifts = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
 	__m512 acc = _mm512_setzero_ps();
 	for (int64_t i = 0; i < n / MP_QK_K; i++) {
 		uint16_t sc[4];
@@ -182,20 +80,18 @@ static MP_TARGET_AVX512 float iq1_m_dot_avx512(int64_t n, const void *w, const v
 				     (sc[3] & 0xF000));
 		__m512i sumi = _mm512_setzero_si512();
 		for (int g = 0; g < 8; g += 2) {
-			const uint8_t *qh = x[i].qh + 2 * g, *qs = x[i].qs + 4 * g;
-			int idx[8];
-			long long dl[8];
-			for (int t = 0; t < 8; t++) {
-				uint8_t h = qh[t / 2] >> (4 * (t % 2));
-				idx[t] = qs[t] | ((h & 7) << 8);
-				dl[t] = h & 8 ? minus : plus;
-			}
-			__m512i delta = _mm512_set_epi64(dl[7], dl[6], dl[5], dl[4], dl[3], dl[2], dl[1], dl[0]);
+			/* qh of two groups: one nibble per sub-group, 3 index bits + δ sign */
+			uint32_t qh;
+			memcpy(&qh, x[i].qh + 2 * g, 4);
+			__m256i nib = _mm256_srlv_epi32(_mm256_set1_epi32((int)qh), shifts);
+			__m256i lo = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(x[i].qs + 4 * g)));
+			__m256i idx = _mm256_or_si256(lo, _mm256_slli_epi32(_mm256_and_si256(nib, _mm256_set1_epi32(7)), 8));
+			__mmask8 neg = _mm256_test_epi32_mask(nib, _mm256_set1_epi32(8));
 			int s = sc[g / 2];    /* groups g, g+1 share word g/2: 3 bits each, 12 bits */
 			__m512i ls = scale4(2 * (s & 7) + 1, 2 * ((s >> 3) & 7) + 1, 2 * ((s >> 6) & 7) + 1,
 					    2 * ((s >> 9) & 7) + 1);
 			__m512i q = _mm512_loadu_si512(y[i].qs + 32 * g);
-			sumi = _mm512_add_epi32(sumi, dot_i8(iq1_weights(idx, delta), q, ls));
+			sumi = _mm512_add_epi32(sumi, dot_i8(iq1_weights(idx, iq1_delta(neg)), q, ls));
 		}
 		float d = mp_f16_to_f32(dh) * y[i].d;
 		acc = _mm512_fmadd_ps(_mm512_set1_ps(d), _mm512_cvtepi32_ps(sumi), acc);
@@ -233,11 +129,7 @@ static MP_TARGET_AVX512 float iq4_xs_dot_avx512(int64_t n, const void *w, const 
 
 void mp_quant_fill_iq_avx512(struct mp_quant_ops *tab)
 {
-	tab[MP_TYPE_IQ1_S].vec_dot[MP_KPATH_AVX512] = iq1_s_dot_avx512;
 	tab[MP_TYPE_IQ1_M].vec_dot[MP_KPATH_AVX512] = iq1_m_dot_avx512;
-	tab[MP_TYPE_IQ2_XXS].vec_dot[MP_KPATH_AVX512] = iq2_xxs_dot_avx512;
-	tab[MP_TYPE_IQ2_XS].vec_dot[MP_KPATH_AVX512] = iq2_xs_dot_avx512;
-	tab[MP_TYPE_IQ3_XXS].vec_dot[MP_KPATH_AVX512] = iq3_xxs_dot_avx512;
 	tab[MP_TYPE_IQ4_XS].vec_dot[MP_KPATH_AVX512] = iq4_xs_dot_avx512;
 }
 

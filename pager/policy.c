@@ -23,6 +23,8 @@
  *   P3. last_use[j] is the tick of j's last use, or NEVER.
  *   P4. prob = the ring slot of the last prediction (σ(z_j) per expert), or
  *       half (all 0.5) before the first access of the sequence.
+ *   P5. n_hints > 0 only between a hint and the layer's next access; then
+ *       hinted[j] = max(prob[j], hints for j) and the scores come from it.
  * Belady:
  *   B1. cursor[l] is the trace token whose set layer l is given next.
  *   B2. next_use[u] is the token (relative to the first of the range) of the
@@ -31,6 +33,8 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -66,6 +70,8 @@ struct mp_layer {
 	float *rp;       /* [H][experts] its probabilities */
 	const float *prob; /* [experts] current keep scores: the newest rp slot, or half */
 	float *half;     /* [experts] 0.5: the scores before any access */
+	float *hinted;   /* [experts] max(prob, hints) when n_hints > 0 */
+	uint32_t n_hints; /* hints since the last access */
 };
 
 struct mp_policy {
@@ -86,6 +92,7 @@ struct mp_policy {
 	uint32_t *next_use;                /* per use of the range (B2) */
 	uint64_t *cursor;                  /* [layers] (B1) */
 	int desync;                        /* on_access disagreed with the trace */
+	char error[256];                   /* last save/load error */
 };
 
 void mp_policy_params_default(struct mp_policy_params *out)
@@ -143,6 +150,7 @@ static void layer_free(struct mp_layer *m)
 	mp_free(m->rf);
 	mp_free(m->rp);
 	mp_free(m->half);
+	mp_free(m->hinted);
 }
 
 void mp_policy_destroy(struct mp_policy *p)
@@ -168,6 +176,7 @@ static void layer_forget(struct mp_policy *p, struct mp_layer *m)
 	for (uint32_t j = 0; j < e; j++)
 		m->last_use[j] = NEVER;
 	m->prob = m->half;
+	m->n_hints = 0;
 	for (uint32_t q = 0; q < h; q++)
 		m->rt[q] = -1;
 	m->set_n = 0;
@@ -190,9 +199,10 @@ static int layer_init(struct mp_policy *p, struct mp_layer *m)
 	m->rf = mp_calloc(h * NF * e, sizeof(float));
 	m->rp = mp_calloc(h * e, sizeof(float));
 	m->half = mp_calloc(e, sizeof(float));
+	m->hinted = mp_calloc(e, sizeof(float));
 	if (!m->w || (p->prm.cross_layer && !m->v) || !m->b || !m->freq || !m->last_use ||
 	    !m->set || !m->rt || !m->rs || !m->rs_n || !m->rx || !m->rx_n || !m->rf || !m->rp ||
-	    !m->half)
+	    !m->half || !m->hinted)
 		return -ENOMEM;
 	for (size_t j = 0; j < e; j++)
 		m->half[j] = 0.5f;
@@ -437,6 +447,7 @@ static void moe_access(struct mp_policy *p, uint32_t layer, const uint32_t *s, u
 	for (uint32_t j = 0; j < ep; j++)
 		z[j] = sigmoid(z[j]);
 	m->prob = z;   /* slot q is next written H accesses from now (P2) */
+	m->n_hints = 0;
 	memcpy(m->set, s, n * sizeof *s);
 	m->set_n = n;
 }
@@ -487,10 +498,27 @@ void mp_policy_on_access(struct mp_policy *p, uint32_t layer, const uint32_t *ex
 	}
 }
 
+void mp_policy_hint(struct mp_policy *p, uint32_t layer, uint32_t expert, double prob)
+{
+	if (p->kind != MP_POLICY_MOEPAGER || !(prob >= 0))
+		return;
+	struct mp_layer *m = &p->ml[layer];
+	if (m->n_hints++ == 0)
+		memcpy(m->hinted, m->prob, p->ep * sizeof *m->hinted);
+	if ((float)prob > m->hinted[expert])
+		m->hinted[expert] = prob > 1 ? 1.0f : (float)prob;
+}
+
+/* The moepager scores of a layer: the model's, or with the hints. */
+static const float *moe_scores(const struct mp_layer *m)
+{
+	return m->n_hints ? m->hinted : m->prob;
+}
+
 double mp_policy_keep_score(const struct mp_policy *p, uint32_t layer, uint32_t expert)
 {
 	if (p->kind == MP_POLICY_MOEPAGER)
-		return p->ml[layer].prob[expert];
+		return moe_scores(&p->ml[layer])[expert];
 	return p->score[(size_t)layer * p->experts + expert];
 }
 
@@ -498,7 +526,7 @@ void mp_policy_keep_scores(const struct mp_policy *p, uint32_t layer, const uint
                            uint32_t n, double *out)
 {
 	if (p->kind == MP_POLICY_MOEPAGER) {
-		const float *prob = p->ml[layer].prob;
+		const float *prob = moe_scores(&p->ml[layer]);
 		for (uint32_t i = 0; i < n; i++)
 			out[i] = prob[experts[i]];
 	} else {
@@ -521,4 +549,172 @@ void mp_policy_on_sequence(struct mp_policy *p)
 	default:
 		break;   /* lru: recency needs no reset; belady: the future is fixed */
 	}
+}
+
+/* ---- the model file -------------------------------------------------------- */
+
+#define MODEL_MAGIC "MPPOLICY"
+#define MODEL_VERSION 1u
+#define MODEL_HEADER 64u
+
+static int policy_fail(struct mp_policy *p, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int policy_fail(struct mp_policy *p, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->error, sizeof p->error, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+const char *mp_policy_error(const struct mp_policy *p)
+{
+	return p->error;
+}
+
+static void put32(uint8_t *b, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static uint32_t fbits(float f)
+{
+	uint32_t u;
+	memcpy(&u, &f, 4);
+	return u;
+}
+
+static float bitsf(uint32_t u)
+{
+	float f;
+	memcpy(&f, &u, 4);
+	return f;
+}
+
+static void model_header(const struct mp_policy *p, uint8_t *h)
+{
+	memset(h, 0, MODEL_HEADER);
+	memcpy(h, MODEL_MAGIC, 8);
+	put32(h + 8, MODEL_VERSION);
+	put32(h + 12, p->layers);
+	put32(h + 16, p->experts);
+	put32(h + 20, p->top_k);
+	put32(h + 24, p->prm.horizon);
+	put32(h + 28, p->prm.cross_layer ? 1u : 0u);
+	for (int f = 0; f < NF; f++)
+		put32(h + 32 + 4 * f, fbits(p->prm.decay[f]));
+}
+
+/* Streams n floats at stride 1 to or from f through buf. */
+static int model_io(FILE *f, float *x, size_t n, int write)
+{
+	uint8_t buf[4096];
+	for (size_t i = 0; i < n;) {
+		size_t m = n - i < sizeof buf / 4 ? n - i : sizeof buf / 4;
+		if (write) {
+			for (size_t j = 0; j < m; j++)
+				put32(buf + 4 * j, fbits(x[i + j]));
+			if (fwrite(buf, 4, m, f) != m)
+				return -1;
+		} else {
+			if (fread(buf, 4, m, f) != m)
+				return -1;
+			for (size_t j = 0; j < m; j++)
+				x[i + j] = bitsf(get32(buf + 4 * j));
+		}
+		i += m;
+	}
+	return 0;
+}
+
+/* Each layer's a, b, W rows, V rows (only the experts columns of each row). */
+static int model_body(struct mp_policy *p, FILE *f, int write)
+{
+	size_t E = p->experts, ep = p->ep;
+	for (uint32_t l = 0; l < p->layers; l++) {
+		struct mp_layer *m = &p->ml[l];
+		if (model_io(f, m->a, NF, write) < 0 || model_io(f, m->b, E, write) < 0)
+			return -1;
+		for (size_t i = 0; i < E; i++)
+			if (model_io(f, m->w + i * ep, E, write) < 0)
+				return -1;
+		for (size_t i = 0; m->v && i < E; i++)
+			if (model_io(f, m->v + i * ep, E, write) < 0)
+				return -1;
+	}
+	return 0;
+}
+
+int mp_policy_save(struct mp_policy *p, const char *path)
+{
+	p->error[0] = 0;
+	if (p->kind != MP_POLICY_MOEPAGER)
+		return policy_fail(p, -MP_EARG, "%s: only the moepager policy has a model", path);
+	FILE *f = fopen(path, "wb");
+	if (!f)
+		return policy_fail(p, -errno, "%s: cannot create: %s", path, strerror(errno));
+	uint8_t h[MODEL_HEADER];
+	model_header(p, h);
+	int bad = fwrite(h, 1, sizeof h, f) != sizeof h || model_body(p, f, 1) < 0;
+	if (fclose(f) != 0)
+		bad = 1;
+	return bad ? policy_fail(p, -EIO, "%s: write failed", path) : 0;
+}
+
+int mp_policy_load(struct mp_policy *p, const char *path)
+{
+	p->error[0] = 0;
+	if (p->kind != MP_POLICY_MOEPAGER)
+		return policy_fail(p, -MP_EARG, "%s: only the moepager policy has a model", path);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return policy_fail(p, -errno, "%s: cannot open: %s", path, strerror(errno));
+	uint8_t h[MODEL_HEADER], want[MODEL_HEADER];
+	int rc = 0;
+	model_header(p, want);
+	static const char *const fields[] = { "layers", "experts", "top_k", "horizon", "cross_layer",
+	                                      "decay0", "decay1", "decay2" };
+	if (fread(h, 1, sizeof h, f) != sizeof h) {
+		rc = policy_fail(p, -MP_EFORMAT, "%s: header: expected %u bytes, the file is shorter", path,
+		                 MODEL_HEADER);
+	} else if (memcmp(h, MODEL_MAGIC, 8) != 0) {
+		rc = policy_fail(p, -MP_EFORMAT, "%s: magic: expected \"MPPOLICY\", found \"%.8s\"", path,
+		                 (const char *)h);
+	} else if (get32(h + 8) != MODEL_VERSION) {
+		rc = policy_fail(p, -MP_EFORMAT, "%s: version: expected %u, found %u", path, MODEL_VERSION,
+		                 get32(h + 8));
+	} else {
+		for (int i = 0; i < 8 && rc == 0; i++) {
+			uint32_t got = get32(h + 12 + 4 * i), exp = get32(want + 12 + 4 * i);
+			if (got != exp)
+				rc = i < 5 ? policy_fail(p, -MP_EFORMAT, "%s: %s: this policy has %u, the file %u",
+				                         path, fields[i], exp, got)
+				           : policy_fail(p, -MP_EFORMAT, "%s: %s: this policy has %g, the file %g",
+				                         path, fields[i], bitsf(exp), bitsf(got));
+		}
+	}
+	/* Read into the live model only once the header matched; a short body
+	 * leaves a partly loaded model, so it is zeroed again. */
+	if (rc == 0 && (model_body(p, f, 0) < 0 || fgetc(f) != EOF)) {
+		for (uint32_t l = 0; l < p->layers; l++) {
+			struct mp_layer *m = &p->ml[l];
+			memset(m->a, 0, sizeof m->a);
+			memset(m->b, 0, sizeof(float) * p->ep);
+			memset(m->w, 0, sizeof(float) * p->ep * p->ep);
+			if (m->v)
+				memset(m->v, 0, sizeof(float) * p->ep * p->ep);
+		}
+		rc = policy_fail(p, -MP_EFORMAT, "%s: body: expected %u layers of weights exactly; the file is %s",
+		                 path, p->layers, feof(f) ? "truncated" : "longer");
+	}
+	fclose(f);
+	return rc;
 }

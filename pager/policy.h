@@ -94,10 +94,30 @@ double mp_policy_keep_score(const struct mp_policy *p, uint32_t layer, uint32_t 
 void mp_policy_keep_scores(const struct mp_policy *p, uint32_t layer, const uint32_t *experts,
                            uint32_t n, double *out);
 
+/* A hint from prediction (router look-ahead): the probability, 0..1, that
+ * expert is used at layer's next token.  Until layer's next on_access() the
+ * moepager policy keeps the expert at least that much:
+ * keep_score = max(model, hint).  lru, lfu and belady ignore hints.  Not
+ * measured by the simulator (traces carry no hidden states). */
+void mp_policy_hint(struct mp_policy *p, uint32_t layer, uint32_t expert, double prob);
+
 /* A new, unrelated sequence begins and the caller wants cold-start
  * semantics: recency, frequencies and LFU counts are forgotten; what the
  * moepager policy learned (its model weights) is kept. */
 void mp_policy_on_sequence(struct mp_policy *p);
+
+/* The moepager model (what it learned, not its history) as a file, so that a
+ * new process starts where the last one stopped (the usage profile keeps
+ * it).  Little-endian: "MPPOLICY", u32 version 1, u32 layers, experts, top_k,
+ * horizon, cross_layer, f32 decay[3], zero padding to 64 bytes; then per
+ * layer f32 a[3], b[experts], W[experts][experts], and V likewise when
+ * cross_layer.  Load requires the same shape, horizon, cross_layer and
+ * decays.  Return 0, -errno, -MP_EARG (not a moepager policy) or
+ * -MP_EFORMAT, with the sentence in mp_policy_error(p). */
+int mp_policy_save(struct mp_policy *p, const char *path);
+int mp_policy_load(struct mp_policy *p, const char *path);
+/* The last save/load error's sentence, "" when none.  Never NULL. */
+const char *mp_policy_error(const struct mp_policy *p);
 
 /* Belady only: 1 when on_access() was given sets that differ from the trace
  * (its scores are meaningless then), else 0. */

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -252,6 +253,10 @@ int mp_sim_run(const struct mp_sim_config *cfg, struct mp_sim_result *r)
 		sim_fail(r, rc, rc == -ENOMEM ? "out of memory for the policy" : "bad policy or parameters");
 		goto out;
 	}
+	if (cfg->policy == MP_POLICY_MOEPAGER && cfg->model_in && (rc = mp_policy_load(p, cfg->model_in)) < 0) {
+		sim_fail(r, rc, mp_policy_error(p));
+		goto out;
+	}
 	cache_clear(&c);
 	uint64_t cap = global ? cfg->global_slots : cfg->slots;
 	uint32_t set[MP_TRACE_MAX_TOPK];
@@ -291,6 +296,10 @@ int mp_sim_run(const struct mp_sim_config *cfg, struct mp_sim_result *r)
 		rc = sim_fail(r, -MP_EARG, "belady: replay and trace disagree");
 		goto out;
 	}
+	if (cfg->policy == MP_POLICY_MOEPAGER && cfg->model_out && (rc = mp_policy_save(p, cfg->model_out)) < 0) {
+		sim_fail(r, rc, mp_policy_error(p));
+		goto out;
+	}
 	r->acquires = r->tokens * c.L;
 	r->uses = r->acquires * c.K;
 	r->misses = r->uses - r->hits;
@@ -301,4 +310,99 @@ out:
 	mp_policy_destroy(p);
 	cache_free(&c);
 	return rc;
+}
+
+/* ---- routing statistics --------------------------------------------------------- */
+
+static int cmp_desc_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? 1 : x > y ? -1 : 0;
+}
+
+/* Share of the uses in counts[E] carried by the top k entries (counts sorted). */
+static double top_share(uint64_t *counts, uint32_t E, uint32_t k)
+{
+	uint64_t total = 0, top = 0;
+	qsort(counts, E, sizeof *counts, cmp_desc_u64);
+	for (uint32_t e = 0; e < E; e++) {
+		total += counts[e];
+		if (e < k)
+			top += counts[e];
+	}
+	return total ? (double)top / (double)total : 0.0;
+}
+
+int mp_sim_routing(const struct mp_trace *t, uint64_t first, uint64_t n, struct mp_sim_routing *out)
+{
+	memset(out, 0, sizeof *out);
+	const struct mp_trace_info *in = mp_trace_info(t);
+	if (first > in->sequences || n > in->sequences - first || in->layers > MP_SIM_MAX_LAYERS)
+		return -MP_EARG;
+	uint32_t L = in->layers, E = in->experts, K = in->top_k;
+	uint32_t k10 = (uint32_t)(0.10 * E + 0.5), k25 = (uint32_t)(0.25 * E + 0.5);
+	if (k10 < 1)
+		k10 = 1;
+	if (k25 < 1)
+		k25 = 1;
+	uint64_t *all = mp_calloc((size_t)L * E, sizeof *all);
+	uint64_t *seq = mp_calloc((size_t)L * E, sizeof *seq);
+	uint64_t *reused = mp_calloc(L, sizeof *reused), *pairs = mp_calloc(L, sizeof *pairs);
+	uint8_t *prev = mp_calloc((size_t)L * E, 1);
+	if (!all || !seq || !reused || !pairs || !prev) {
+		mp_free(all); mp_free(seq); mp_free(reused); mp_free(pairs); mp_free(prev);
+		return -ENOMEM;
+	}
+	double seq_share = 0, mean_share = 0;
+	uint64_t seq_cells = 0, mean_cells = 0;
+	for (uint64_t s = first; s < first + n; s++) {
+		uint64_t t0 = mp_trace_seq_start(t, s), t1 = mp_trace_seq_start(t, s + 1);
+		memset(seq, 0, sizeof *seq * (size_t)L * E);
+		memset(prev, 0, (size_t)L * E);
+		for (uint64_t tok = t0; tok < t1; tok++)
+			for (uint32_t l = 0; l < L; l++) {
+				const uint16_t *ids = mp_trace_ids(t, tok, l);
+				uint8_t *pv = prev + (size_t)l * E;
+				for (uint32_t i = 0; i < K; i++) {
+					all[(size_t)l * E + ids[i]]++;
+					seq[(size_t)l * E + ids[i]]++;
+					if (tok > t0)
+						reused[l] += pv[ids[i]];
+				}
+				if (tok > t0)
+					pairs[l] += K;
+				memset(pv, 0, E);
+				for (uint32_t i = 0; i < K; i++)
+					pv[ids[i]] = 1;
+			}
+		/* weighted by the sequence's tokens: the share of all uses that
+		 * went to their sequence's top 10% */
+		if (t1 > t0)
+			for (uint32_t l = 0; l < L; l++) {
+				double sh = top_share(seq + (size_t)l * E, E, k10);
+				seq_share += sh * (double)(t1 - t0);
+				seq_cells += t1 - t0;
+				mean_share += sh;
+				mean_cells++;
+			}
+		out->tokens += t1 - t0;
+	}
+	double reuse_sum = 0;
+	for (uint32_t l = 0; l < L; l++) {
+		uint64_t *row = mp_malloc_array(E, sizeof *row);
+		if (row) {
+			memcpy(row, all + (size_t)l * E, sizeof *row * E);
+			out->share10 += top_share(row, E, k10) / L;
+			memcpy(row, all + (size_t)l * E, sizeof *row * E);
+			out->share25 += top_share(row, E, k25) / L;
+			mp_free(row);
+		}
+		out->reuse_layer[l] = pairs[l] ? (double)reused[l] / (double)pairs[l] : 0.0;
+		reuse_sum += out->reuse_layer[l];
+	}
+	out->reuse = L ? reuse_sum / L : 0.0;
+	out->share10_seq = seq_cells ? seq_share / (double)seq_cells : 0.0;
+	out->share10_seq_mean = mean_cells ? mean_share / (double)mean_cells : 0.0;
+	mp_free(all); mp_free(seq); mp_free(reused); mp_free(pairs); mp_free(prev);
+	return 0;
 }

@@ -35,6 +35,8 @@ struct mp_sim_config {
 	uint32_t slots;                          /* experts cached per layer */
 	uint64_t global_slots;                   /* > 0: one shared pool of this many instead */
 	int cold;                                /* 1 cold, 0 warm (see above) */
+	const char *model_in;                    /* moepager: start from this saved model, or NULL */
+	const char *model_out;                   /* moepager: save the model here at the end, or NULL */
 };
 
 struct mp_sim_result {
@@ -53,5 +55,24 @@ uint32_t mp_sim_slots(double fraction, uint32_t experts);
 /* Replays c and fills *r.  Returns 0, -MP_EARG (sequence range, slots) or
  * -ENOMEM, with the sentence in r->error. */
 int mp_sim_run(const struct mp_sim_config *c, struct mp_sim_result *r);
+
+/* How a trace's routing behaves (ROUTING.md's statistics): popularity skew
+ * over the whole range and within one sequence, and reuse between
+ * consecutive tokens.  "Top 10%" is the round(0.10 × experts) most used
+ * experts of a layer; shares are averaged over layers (and sequences). */
+#define MP_SIM_MAX_LAYERS 1024
+struct mp_sim_routing {
+	uint64_t tokens;                 /* tokens in the range */
+	double share10;                  /* top 10% of a layer's experts, whole range */
+	double share25;                  /* top 25%, whole range */
+	double share10_seq;              /* top 10% within one sequence, weighted by its tokens */
+	double share10_seq_mean;         /* the same, plain mean over (sequence, layer) */
+	double reuse;                    /* P(used at t+1 | used at t), mean over layers */
+	double reuse_layer[MP_SIM_MAX_LAYERS]; /* the same per layer */
+};
+
+/* Measures the routing of sequences [first, first + n).  Returns 0 or
+ * -MP_EARG / -ENOMEM. */
+int mp_sim_routing(const struct mp_trace *t, uint64_t first, uint64_t n, struct mp_sim_routing *out);
 
 #endif

@@ -10,19 +10,44 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "err.h"
+#include "clock.h"
 #include "experts.h"
+#include "policy.h"
+#include "profile.h"
+#include "trace.h"
 
 struct mp_experts {
 	struct mp_pager *pager;
+	struct mp_policy *policy;     /* eviction scores (NULL: the pager's LRU) */
+	int prefetch;                 /* forward the model's hints */
 	const struct mp_weights *w;
+	uint32_t dense_lead;          /* first MoE layer (trace layer 0) */
 	const uint32_t *set;          /* the acquired set (model's array, valid until release) */
 	uint32_t n;                   /* its size */
 	uint8_t taken[MP_ROUTER_MAX_USED]; /* handed out already */
+	/* the trace (--trace-out): outcome and stall per use of the current set */
+	struct mp_trace_writer *trace;
+	uint8_t outcome[MP_ROUTER_MAX_USED];
+	uint32_t stall[MP_ROUTER_MAX_USED];
+	uint64_t wait_t0;             /* when next_ready started waiting */
+	struct mp_profile *profile;   /* use counts (NULL: no profile) */
+	char profile_path[4096];      /* where it is saved */
 	char err[512];
 };
+
+static double keep_score_hook(void *ctx, uint32_t layer, uint32_t expert)
+{
+	return mp_policy_keep_score(ctx, layer, expert);
+}
+
+static void on_access_hook(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n)
+{
+	mp_policy_on_access(ctx, layer, experts, n);
+}
 
 static int x_acquire(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n)
 {
@@ -30,6 +55,16 @@ static int x_acquire(void *ctx, uint32_t layer, const uint32_t *experts, uint32_
 	x->set = experts;
 	x->n = n;
 	memset(x->taken, 0, sizeof x->taken);
+	if (x->trace)
+		for (uint32_t i = 0; i < n && i < MP_ROUTER_MAX_USED; i++) {
+			/* where each expert is before the acquire decides the outcome */
+			enum mp_pager_tier t = mp_pager_tier(x->pager, layer, experts[i]);
+			x->outcome[i] = t == MP_TIER_POOL ? MP_TRACE_HIT : t == MP_TIER_LOADING ? MP_TRACE_LATE :
+					t == MP_TIER_PAGE_CACHE ? MP_TRACE_PAGECACHE : MP_TRACE_MISS;
+			x->stall[i] = 0;
+		}
+	if (x->profile)
+		mp_profile_count(x->profile, layer, experts, n);
 	int rc = mp_pager_acquire(x->pager, layer, experts, n);
 	if (rc < 0)
 		snprintf(x->err, sizeof x->err, "%s", mp_pager_message(x->pager));
@@ -47,6 +82,7 @@ static struct mp_tensor view(const struct mp_tensor *t3, const void *data)
 static int x_next_ready(void *ctx, uint32_t layer, uint32_t *index, struct mp_expert_view *out)
 {
 	struct mp_experts *x = ctx;
+	uint64_t t0 = x->trace ? mp_clock_now_ns() : 0;
 	int i = mp_pager_wait_any(x->pager, layer, x->set, x->n, x->taken);
 	if (i < 0) {
 		snprintf(x->err, sizeof x->err, "layer %u: no expert left to hand out", layer);
@@ -60,6 +96,10 @@ static int x_next_ready(void *ctx, uint32_t layer, uint32_t *index, struct mp_ex
 	}
 	x->taken[i] = 1;
 	*index = (uint32_t)i;
+	if (x->trace) {
+		uint64_t waited = mp_clock_now_ns() - t0;
+		x->stall[i] = waited > UINT32_MAX ? UINT32_MAX : (uint32_t)waited;
+	}
 	const struct mp_layer_weights *lw = &x->w->layer[layer];
 	out->gate = view(&lw->gate_exps, ptrs[0]);
 	out->up = view(&lw->up_exps, ptrs[1]);
@@ -70,6 +110,18 @@ static int x_next_ready(void *ctx, uint32_t layer, uint32_t *index, struct mp_ex
 static void x_release(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n)
 {
 	struct mp_experts *x = ctx;
+	if (x->trace && n <= MP_ROUTER_MAX_USED) {
+		uint16_t ids[MP_ROUTER_MAX_USED];
+		for (uint32_t i = 0; i < n; i++)
+			ids[i] = (uint16_t)experts[i];
+		if (mp_trace_writer_add(x->trace, layer - x->dense_lead, ids, NULL, x->outcome,
+					x->stall) < 0) {
+			fprintf(stderr, "moepager: --trace-out: %s; tracing stops\n",
+				mp_trace_writer_error(x->trace));
+			mp_trace_writer_destroy(x->trace);
+			x->trace = NULL;
+		}
+	}
 	mp_pager_release(x->pager, layer, experts, n);
 	x->set = NULL;
 	x->n = 0;
@@ -80,8 +132,92 @@ static const char *x_err(void *ctx)
 	return ((struct mp_experts *)ctx)->err;
 }
 
+static void x_hint(void *ctx, uint32_t layer, const uint32_t *experts, const float *scores, uint32_t n)
+{
+	struct mp_experts *x = ctx;
+	double sc[2 * MP_ROUTER_MAX_USED];
+	if (!x->prefetch || n > 2 * MP_ROUTER_MAX_USED)
+		return;
+	for (uint32_t i = 0; i < n; i++) {
+		sc[i] = scores[i];
+		if (x->policy)   /* a predicted expert is kept at least as likely as predicted */
+			mp_policy_hint(x->policy, layer, experts[i], scores[i]);
+	}
+	mp_pager_hint(x->pager, layer, experts, sc, n);
+}
+
+static void x_end_token(void *ctx)
+{
+	struct mp_experts *x = ctx;
+	if (x->profile)
+		mp_profile_count_token(x->profile);
+}
+
+/* Loads the profile and the learned policy, and warms the pool: hints for each
+ * layer's most used experts, a fair share of the slots each, best first; the
+ * pager reads them in the background behind any demand read. */
+static void load_profile(struct mp_experts *x, const struct mp_hparams *hp, const char *path)
+{
+	char err[512];
+	snprintf(x->profile_path, sizeof x->profile_path, "%s", path);
+	int rc = mp_profile_load(x->profile, path, err, sizeof err);
+	if (rc < 0) {
+		fprintf(stderr, "moepager: %s; starting a new profile\n", err);
+		return;
+	}
+	if (x->policy) {
+		char pp[4200];
+		snprintf(pp, sizeof pp, "%s.policy", path);
+		if (access(pp, R_OK) == 0 && mp_policy_load(x->policy, pp) < 0)
+			fprintf(stderr, "moepager: %s: %s; the policy learns from scratch\n", pp,
+				mp_policy_error(x->policy));
+	}
+	if (rc == 0 || !mp_profile_tokens(x->profile))
+		return;
+	struct mp_pager_info pi;
+	mp_pager_info(x->pager, &pi);
+	uint32_t moe = hp->n_layer - hp->n_dense_lead;
+	uint32_t share = moe ? pi.n_slots / moe : 0;
+	if (share > hp->n_expert)
+		share = hp->n_expert;
+	uint32_t ids[512];
+	double sc[512];
+	if (share > 512)
+		share = 512;
+	uint32_t warmed = 0;
+	for (uint32_t L = hp->n_dense_lead; L < hp->n_layer; L++) {
+		uint32_t n = mp_profile_top(x->profile, L, ids, share);
+		for (uint32_t i = 0; i < n; i++)
+			sc[i] = 0.3 * (1.0 - (double)i / (double)(n + 1));
+		warmed += (uint32_t)(mp_pager_hint(x->pager, L, ids, sc, n) > 0 ? n : 0);
+	}
+	fprintf(stderr, "moepager: profile %s (%llu tokens): warming the pool with %u experts\n", path,
+		(unsigned long long)mp_profile_tokens(x->profile), warmed);
+}
+
+int mp_experts_save_profile(struct mp_experts *x, char *err, size_t err_len)
+{
+	if (!x->profile || !x->profile_path[0])
+		return 0;
+	int rc = mp_profile_save(x->profile, x->profile_path, err, err_len);
+	if (rc == 0 && x->policy) {
+		char pp[4200];
+		snprintf(pp, sizeof pp, "%s.policy", x->profile_path);
+		if ((rc = mp_policy_save(x->policy, pp)) < 0)
+			snprintf(err, err_len, "%s: %s", pp, mp_policy_error(x->policy));
+	}
+	return rc;
+}
+
+void mp_experts_end_sequence(struct mp_experts *x)
+{
+	if (x && x->trace)
+		mp_trace_writer_end_sequence(x->trace);
+}
+
 int mp_experts_create(struct mp_gguf *g, const struct mp_hparams *hp, const struct mp_weights *w,
-		      uint32_t top_k, const struct mp_pager_config *cfg, struct mp_experts **out,
+		      uint32_t top_k, const struct mp_pager_config *cfg,
+		      const struct mp_experts_opts *opts, struct mp_experts **out,
 		      struct mp_expert_source *src, char *err, size_t err_len)
 {
 	*out = NULL;
@@ -91,11 +227,40 @@ int mp_experts_create(struct mp_gguf *g, const struct mp_hparams *hp, const stru
 		return -ENOMEM;
 	}
 	x->w = w;
+	x->dense_lead = hp->n_dense_lead;
+	x->prefetch = opts->prefetch;
 	struct mp_pager_config pc = *cfg;
 	pc.n_layers = hp->n_layer;
 	pc.n_experts = hp->n_expert;
 	pc.top_k = top_k;
-	int rc = mp_pager_create(&pc, &x->pager, err, err_len);
+	int rc;
+	if (opts->policy == MP_POLICY_MOEPAGER) {
+		struct mp_policy_params pp;
+		mp_policy_params_default(&pp);
+		rc = mp_policy_create(MP_POLICY_MOEPAGER, hp->n_layer, hp->n_expert, top_k, &pp, &x->policy);
+		if (rc < 0) {
+			snprintf(err, err_len, "cannot create the eviction policy: %s", mp_strerror(rc));
+			goto fail;
+		}
+		pc.keep_score = keep_score_hook;
+		pc.on_access = on_access_hook;
+		pc.policy_ctx = x->policy;
+	}
+	if (opts->trace_out) {
+		struct mp_trace_info ti = {
+			.version = MP_TRACE_V2, .layers = hp->n_layer - hp->n_dense_lead,
+			.experts = hp->n_expert, .top_k = top_k, .flags = MP_TRACE_F_OUTCOMES,
+			.layer_base = hp->n_dense_lead,
+		};
+		x->trace = mp_trace_writer_create();
+		if (!x->trace || (rc = mp_trace_writer_open(x->trace, opts->trace_out, &ti)) < 0) {
+			snprintf(err, err_len, "--trace-out %s: %s", opts->trace_out,
+				 x->trace ? mp_trace_writer_error(x->trace) : "out of memory");
+			rc = -EIO;
+			goto fail;
+		}
+	}
+	rc = mp_pager_create(&pc, &x->pager, err, err_len);
 	if (rc < 0)
 		goto fail;
 	int file_id[MP_GGUF_MAX_PARTS < 1024 ? MP_GGUF_MAX_PARTS : 1024];
@@ -135,7 +300,15 @@ int mp_experts_create(struct mp_gguf *g, const struct mp_hparams *hp, const stru
 		snprintf(err, err_len, "%s", mp_pager_message(x->pager));
 		goto fail;
 	}
-	*src = (struct mp_expert_source){ x, x_acquire, x_next_ready, x_release, x_err };
+	if (opts->profile) {
+		if ((rc = mp_profile_create(hp->n_layer, hp->n_expert, opts->fingerprint, &x->profile)) < 0) {
+			snprintf(err, err_len, "out of memory for the usage profile");
+			goto fail;
+		}
+		load_profile(x, hp, opts->profile);
+	}
+	*src = (struct mp_expert_source){ x, x_acquire, x_next_ready, x_release, x_err, x_hint,
+					  x_end_token };
 	*out = x;
 	return 0;
 fail:
@@ -147,7 +320,15 @@ void mp_experts_destroy(struct mp_experts *x)
 {
 	if (!x)
 		return;
+	char err[512];
+	if (mp_experts_save_profile(x, err, sizeof err) < 0)
+		fprintf(stderr, "moepager: the usage profile was not saved: %s\n", err);
+	mp_profile_destroy(x->profile);
 	mp_pager_destroy(x->pager);
+	mp_policy_destroy(x->policy);
+	if (x->trace && mp_trace_writer_close(x->trace) < 0)
+		fprintf(stderr, "moepager: --trace-out: %s\n", mp_trace_writer_error(x->trace));
+	mp_trace_writer_destroy(x->trace);
 	mp_free(x);
 }
 

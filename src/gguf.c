@@ -690,7 +690,7 @@ static int parse_part(struct mp_gguf *g, struct parser *p, struct part *pt, uint
 		g->cap_tensors = need_cap;
 	}
 	pt->first_tensor = g->n_tensors;
-	struct mp_gguf_tensor *ts = &g->tensors[g->n_tensors];
+	struct mp_gguf_tensor *ts = g->tensors ? &g->tensors[g->n_tensors] : NULL;
 	for (uint64_t i = 0; i < n_tensors; i++) {
 		memset(&ts[i], 0, sizeof ts[i]);
 		g->n_tensors++;

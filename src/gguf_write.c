@@ -78,6 +78,8 @@ static int wfail(struct mp_gguf_writer *w, int rc, const char *fmt, ...)
 
 static int bput(struct mp_gguf_writer *w, struct bytes *b, const void *src, size_t n)
 {
+	if (!n)
+		return 0;
 	if (b->n + n > b->cap) {
 		size_t cap = b->cap ? b->cap : 4096;
 		while (cap < b->n + n)

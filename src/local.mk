@@ -21,6 +21,10 @@ libmpsrc_la_SOURCES = \
 	src/ops.h \
 	src/opt.c \
 	src/opt.h \
+	src/plan.c \
+	src/plan.h \
+	src/profile.c \
+	src/profile.h \
 	src/router.c \
 	src/router.h \
 	src/sampler.c \
@@ -75,8 +79,40 @@ tests_test_loader_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_loader_SOURCES = tests/test_loader.c tests/tinymodel.c tests/tinymodel.h tests/mp_test.h
 tests_test_loader_LDADD = $(SRC_LIBS)
 
+dist_check_SCRIPTS += tests/generate.test tests/memlimit.test
+
 dist_check_SCRIPTS += tests/generate.test
 
+# Fuzzing the GGUF parser (libFuzzer; needs clang): `make fuzz` builds
+# tests/fuzz/fuzz_gguf, `make fuzz-run FUZZ_SECONDS=N` runs it from the
+# committed seeds, keeping what it finds in fuzz-work/ (never in the sources).
+FUZZ_CC = clang
+FUZZ_SECONDS = 45
+FUZZ_SRCFILES = $(srcdir)/tests/fuzz/fuzz_gguf.c $(srcdir)/src/gguf.c $(srcdir)/kernels/types.c \
+	$(srcdir)/src/core/alloc.c $(srcdir)/src/core/err.c
+EXTRA_DIST += tests/fuzz/fuzz_gguf.c tests/fuzz/corpus
+fuzz: tests/fuzz/fuzz_gguf
+tests/fuzz/fuzz_gguf: $(FUZZ_SRCFILES) $(srcdir)/src/gguf.h
+	@$(MKDIR_P) tests/fuzz
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=all -I$(srcdir)/src -I$(srcdir)/src/core -I$(srcdir)/kernels \
+		-o $@ $(FUZZ_SRCFILES)
+fuzz-run: tests/fuzz/fuzz_gguf
+	@$(MKDIR_P) fuzz-work
+	tests/fuzz/fuzz_gguf -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 \
+		-rss_limit_mb=2048 -artifact_prefix=fuzz-work/ -print_final_stats=1 fuzz-work $(srcdir)/tests/fuzz/corpus
+CLEANFILES += tests/fuzz/fuzz_gguf
+clean-local: clean-fuzz
+clean-fuzz:
+	-rm -rf fuzz-work
+.PHONY: fuzz fuzz-run clean-fuzz
+
+# the reference comparison on mkmodel's files (tests/reference.test runs it)
+noinst_PROGRAMS += tests/refcheck
+tests_refcheck_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
+tests_refcheck_SOURCES = tests/refcheck.c tests/reference.c tests/reference.h
+tests_refcheck_LDADD = $(SRC_LIBS)
+dist_check_SCRIPTS += tests/reference.test
 check_PROGRAMS += tests/test_evaluate
 tests_test_evaluate_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_evaluate_SOURCES = tests/test_evaluate.c tests/reference.c tests/reference.h tests/tinymodel.c tests/tinymodel.h tests/mp_test.h

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "err.h"
 #include "fp16.h"
 #include "matvec.h"
@@ -58,6 +59,10 @@ struct mp_model {
 	float *k_dec, *v_dec;         /* absorb == 0 only: one position's keys / values */
 	float *kvf;                   /* [n_ctx][kv_width]: the current layer's cache in f32 */
 	struct head_scratch *hs;      /* [threads]: per-thread attention scratch */
+	float *la_x;                  /* [n_embd]: look-ahead normed state */
+	int depth;                    /* current prefetch depth */
+	uint64_t wait_ns;             /* ns waiting for experts, this step */
+	uint64_t wait_total_ns;       /* ns waiting for experts since create */
 	int n_hs;                     /* entries in hs */
 };
 
@@ -267,6 +272,49 @@ static void attention(struct mp_model *m, uint32_t L, const float *x, float *out
 
 /* ---- feed-forward ---------------------------------------------------------------- */
 
+/* Router look-ahead (DESIGN.md §1): the residual stream changes slowly, so
+ * layer L'’s router applied to the current state predicts its experts.  Hints
+ * for L+1 .. L+depth, plus (prefetch_history) the previous token's experts of
+ * those layers; the pager decides what is worth reading. */
+static void lookahead(struct mp_model *m, uint32_t L)
+{
+	const struct mp_hparams *hp = m->hp;
+	if (!m->src.hint || m->depth <= 0)
+		return;
+	for (uint32_t A = L + 1; A <= L + (uint32_t)m->depth && A < hp->n_layer; A++) {
+		const struct mp_layer_weights *la = &m->w->layer[A];
+		if (A < hp->n_dense_lead)
+			continue;
+		mp_ops_rmsnorm(m->la_x, m->h, la->ffn_norm.data, hp->n_embd, hp->eps);
+		linear(m, &la->gate_inp, m->la_x, m->router_logits);
+		/* the next layer gets its full predicted set; farther layers, whose
+		 * prediction is weaker, only its most likely half */
+		struct mp_router_cfg rc = m->router;
+		if (A > L + 1)
+			rc.n_used = (m->router.n_used + 1) / 2;
+		struct mp_route pred;
+		mp_router_select(&rc, m->router_logits, la->exp_probs_b.data, &pred);
+		uint32_t ids[2 * MP_ROUTER_MAX_USED];
+		float sc[2 * MP_ROUTER_MAX_USED];
+		uint32_t n = 0;
+		for (uint32_t i = 0; i < pred.n; i++) {
+			ids[n] = pred.expert[i];
+			sc[n++] = 1.0f - 0.5f * (float)i / (float)pred.n;   /* best first, in (0.5, 1] */
+		}
+		if (m->opts.prefetch_history)
+			for (uint32_t i = 0; i < m->routes[A].n && n < 2 * MP_ROUTER_MAX_USED; i++) {
+				uint32_t e = m->routes[A].expert[i], dup = 0;
+				for (uint32_t j = 0; j < n; j++)
+					dup |= ids[j] == e;
+				if (!dup) {
+					ids[n] = e;
+					sc[n++] = 0.4f;
+				}
+			}
+		m->src.hint(m->src.ctx, A, ids, sc, n);
+	}
+}
+
 static int moe(struct mp_model *m, uint32_t L, const float *x, float *out)
 {
 	const struct mp_hparams *hp = m->hp;
@@ -279,12 +327,16 @@ static int moe(struct mp_model *m, uint32_t L, const float *x, float *out)
 	if (rc < 0)
 		return fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
 
+	/* reads for the layers ahead start now and overlap this layer's compute */
+	lookahead(m, L);
 	/* the shared expert runs while the routed ones arrive */
 	swiglu(m, &lw->gate_shexp, &lw->up_shexp, &lw->down_shexp, x, out);
 	for (uint32_t k = 0; k < rt->n; k++) {
 		uint32_t idx;
 		struct mp_expert_view ev;
+		uint64_t t0 = mp_clock_now_ns();
 		rc = m->src.next_ready(m->src.ctx, L, &idx, &ev);
+		m->wait_ns += mp_clock_now_ns() - t0;
 		if (rc < 0) {
 			fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx));
 			m->src.release(m->src.ctx, L, rt->expert, rt->n);
@@ -301,6 +353,29 @@ static int moe(struct mp_model *m, uint32_t L, const float *x, float *out)
 
 /* ---- the step ---------------------------------------------------------------------- */
 
+/* --prefetch-depth auto: deepen the look-ahead while the step spends more than
+ * a tenth of its time waiting for experts, shallow it when waits vanish. */
+static void adapt_depth(struct mp_model *m, uint64_t step_ns)
+{
+	if (m->opts.prefetch_depth >= 0)
+		return;
+	double wait = step_ns ? (double)m->wait_ns / (double)step_ns : 0;
+	if (wait > 0.10 && m->depth < 4)
+		m->depth++;
+	else if (wait < 0.02 && m->depth > 1)
+		m->depth--;
+}
+
+uint64_t mp_model_wait_ns(const struct mp_model *m)
+{
+	return m->wait_total_ns;
+}
+
+int mp_model_prefetch_depth(const struct mp_model *m)
+{
+	return m->depth;
+}
+
 int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits)
 {
 	const struct mp_hparams *hp = m->hp;
@@ -312,6 +387,8 @@ int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits)
 		return fail(m, "the context is full (%u tokens): raise --ctx-size", m->opts.n_ctx),
 		       -MP_EBUDGET;
 
+	uint64_t step_t0 = mp_clock_now_ns();
+	m->wait_ns = 0;
 	mp_quant_ops(w->token_embd.type)->dequant(mp_tensor_row(&w->token_embd, tok), m->h, hp->n_embd);
 	for (uint32_t L = 0; L < hp->n_layer; L++) {
 		const struct mp_layer_weights *lw = &w->layer[L];
@@ -333,6 +410,10 @@ int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits)
 	linear(m, &w->output, m->x, m->logits);
 	m->pos++;
 	*logits = m->logits;
+	if (m->src.end_token)
+		m->src.end_token(m->src.ctx);
+	m->wait_total_ns += m->wait_ns;
+	adapt_depth(m, mp_clock_now_ns() - step_t0);
 	return 0;
 }
 
@@ -593,6 +674,8 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->kv_a = mp_calloc(m->kv_width, sizeof(float));
 	m->kv_row = mp_calloc(m->kv_width, sizeof(float));
 	m->kvf = mp_calloc((size_t)m->opts.n_ctx * m->kv_width, sizeof(float));
+	m->la_x = mp_calloc(D, sizeof(float));
+	m->depth = m->opts.prefetch_depth < 0 ? 1 : m->opts.prefetch_depth;
 	m->n_hs = mp_threads_count(m->opts.threads);
 	m->hs = mp_calloc((size_t)m->n_hs, sizeof *m->hs);
 	for (int i = 0; m->hs && i < m->n_hs; i++) {
@@ -615,7 +698,7 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->k_dec = mp_calloc(hp->d_nope, sizeof(float));
 	m->v_dec = m->opts.absorb ? NULL : mp_calloc((size_t)m->opts.n_ctx * hp->d_v, sizeof(float));
 	if (!m->kv || !m->routes || !m->h || !m->x || !m->f || !m->q || !m->qa || !m->kv_a ||
-	    !m->kv_row || !m->kvf || !m->hs || !m->o || !m->att || !m->tmp || !m->ff_a ||
+	    !m->kv_row || !m->kvf || !m->la_x || !m->hs || !m->o || !m->att || !m->tmp || !m->ff_a ||
 	    !m->ff_b || !m->expert_out || !m->logits || !m->router_logits || !m->k_dec ||
 	    (!m->opts.absorb && !m->v_dec))
 		goto nomem;
@@ -635,7 +718,7 @@ void mp_model_destroy(struct mp_model *m)
 	if (!m)
 		return;
 	void *bufs[] = { m->kv, m->routes, m->h, m->x, m->f, m->q, m->qa, m->kv_a, m->kv_row,
-			 m->kvf, m->o, m->att, m->tmp, m->ff_a, m->ff_b, m->expert_out,
+			 m->kvf, m->la_x, m->o, m->att, m->tmp, m->ff_a, m->ff_b, m->expert_out,
 			 m->logits, m->router_logits, m->k_dec, m->v_dec };
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
 		mp_free(bufs[i]);
@@ -727,7 +810,7 @@ int mp_resident_experts_create(const struct mp_hparams *hp, const struct mp_weig
 		return -ENOMEM;
 	r->hp = hp;
 	r->w = w;
-	*src = (struct mp_expert_source){ r, res_acquire, res_next_ready, res_release, res_err };
+	*src = (struct mp_expert_source){ r, res_acquire, res_next_ready, res_release, res_err, NULL, NULL };
 	*out = r;
 	return 0;
 }

@@ -89,6 +89,12 @@ struct mp_expert_source {
 	int (*next_ready)(void *ctx, uint32_t layer, uint32_t *index, struct mp_expert_view *out);
 	void (*release)(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n);
 	const char *(*err_msg)(void *ctx);
+	/* Optional (NULL: none): the experts that layer will probably need, most
+	 * likely first, with scores in [0, 1] (prefetch).  Never blocks. */
+	void (*hint)(void *ctx, uint32_t layer, const uint32_t *experts, const float *scores,
+		     uint32_t n);
+	/* Optional: a token is complete (the source may record or learn). */
+	void (*end_token)(void *ctx);
 };
 
 /* A source serving experts from resident 3-D expert tensors (w must outlive
@@ -108,7 +114,11 @@ struct mp_model_opts {
 	int no_groups;            /* 1: ignore expert groups (--no-expert-groups) */
 	int absorb;               /* 1 (default): latent attention; 0: decompress keys (test) */
 	struct mp_threads *threads; /* pool for the mat-vecs, or NULL (caller only) */
+	int prefetch_depth;       /* router look-ahead: hint layers L+1..L+d; 0 = none,
+				     -1 = auto (adapts to the time spent waiting for experts) */
+	int prefetch_history;     /* also hint the previous token's experts of those layers */
 };
+
 
 struct mp_model;
 
@@ -130,6 +140,12 @@ int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits);
 uint32_t mp_model_pos(const struct mp_model *m);
 void mp_model_reset(struct mp_model *m);
 const char *mp_model_error(const struct mp_model *m);
+
+/* Nanoseconds spent waiting for routed experts since create (stalls). */
+uint64_t mp_model_wait_ns(const struct mp_model *m);
+
+/* Prefetch depth in use (with auto: the one it has settled on). */
+int mp_model_prefetch_depth(const struct mp_model *m);
 
 /* The routing of the last step at layer L (n == 0 for dense layers). */
 const struct mp_route *mp_model_route(const struct mp_model *m, uint32_t layer);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -27,6 +28,8 @@
 #include "loader.h"
 #include "model.h"
 #include "opt.h"
+#include "policy.h"
+#include "profile.h"
 #include "sampler.h"
 #include "stats.h"
 #include "size.h"
@@ -44,6 +47,8 @@ static const char description[] =
 
 static const char *const kv_types[] = { "f16", "q8_0", NULL };
 static const char *const io_names[] = { "auto", "uring", "aio", "sync", "mmap", NULL };
+static const char *const prefetch_names[] = { "none", "lookahead", "full", NULL };
+static const char *const policy_names[] = { "moepager", "lru", NULL };
 
 struct flags {
 	const char *model, *prompt, *file;
@@ -57,6 +62,12 @@ struct flags {
 	int64_t io_depth;
 	const char *stats_file;
 	int keep_stats;
+	int prefetch;                /* index into prefetch_names */
+	const char *prefetch_depth;  /* "auto" or N */
+	const char *trace_out;
+	int policy;                  /* index into policy_names */
+	const char *profile;         /* --profile PATH (NULL: the default place) */
+	int no_profile;
 	int perplexity;              /* --perplexity (src/evaluate.h) */
 	const char *logits_out, *force_tokens;
 	int64_t logits_top;
@@ -333,13 +344,25 @@ static void print_speed(const struct session *s)
 		gs > 0 ? (double)s->gen_tokens / gs : 0.0);
 }
 
-/* Scratch the plan sets aside for activations, per-thread buffers, I/O bounce
- * and alignment slack, the tokenizer and the rest of the heap. */
-#define MP_SCRATCH_BYTES (256ull << 20)
+/* Scratch the plan sets aside beyond the weights, KV cache and pool: the
+ * model's activations and per-thread buffers (f32 copy of one layer's cache,
+ * attention rows), the tokenizer, I/O bookkeeping, thread stacks, the
+ * libraries' own heaps. */
+static uint64_t scratch_bytes(const struct mp_hparams *hp, int64_t ctx, int64_t threads)
+{
+	uint64_t kv_width = hp->kv_lora_rank + hp->d_rope;
+	return (32ull << 20) + (uint64_t)ctx * kv_width * 4 + (uint64_t)threads * (uint64_t)ctx * 4 +
+	       (uint64_t)hp->n_vocab * 16 + (uint64_t)threads * (2ull << 20);
+}
 
 /* The pager's one-screen summary at exit. */
-static void print_pager(struct mp_experts *x)
+static void print_pager(struct mp_experts *x, const struct session *s)
 {
+	struct rusage ru;
+	char rss[32];
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		fprintf(stderr, "moepager: peak RSS %s\n",
+			mp_size_format((uint64_t)ru.ru_maxrss * 1024, rss, sizeof rss));
 	if (!x)
 		return;
 	struct mp_pager_info pi;
@@ -353,6 +376,15 @@ static void print_pager(struct mp_experts *x)
 		uses ? 100.0 * (double)pi.misses / (double)uses : 0.0,
 		mp_size_format(pi.bytes_read, a, sizeof a), mp_size_format(pi.pc_bytes, b, sizeof b),
 		(unsigned long long)pi.evictions);
+	double run_s = (double)(s->prompt_ns + s->gen_ns) / 1e9;
+	double wait_s = s->model ? (double)mp_model_wait_ns(s->model) / 1e9 : 0;
+	fprintf(stderr, "moepager: stall: %.2f s waiting for experts (%.1f%% of %.2f s); prefetch depth %d\n",
+		wait_s, run_s > 0 ? 100.0 * wait_s / run_s : 0.0, run_s,
+		s->model ? mp_model_prefetch_depth(s->model) : 0);
+	fprintf(stderr, "moepager: prefetch: %llu issued, %llu used, %llu wasted (precision %.2f)\n",
+		(unsigned long long)pi.pf_issued, (unsigned long long)pi.pf_used,
+		(unsigned long long)pi.pf_wasted,
+		pi.pf_issued ? (double)pi.pf_used / (double)pi.pf_issued : 0.0);
 }
 
 static int run(const struct flags *f)
@@ -391,13 +423,14 @@ static int run(const struct flags *f)
 		uint64_t budget = f->cache_budget;
 		char a[32], b[32], c[32], d[32];
 		if (!budget) {
-			uint64_t fixed = resident + kv_bytes + MP_SCRATCH_BYTES;
+			uint64_t scratch = scratch_bytes(hp, f->ctx, f->threads);
+			uint64_t fixed = resident + kv_bytes + scratch;
 			if (f->mem_limit <= fixed) {
 				fprintf(stderr, "moepager: --mem-limit %s leaves nothing for the expert pool: "
 					"resident weights %s + KV cache %s + scratch %s need %s\n",
 					mp_size_format(f->mem_limit, a, sizeof a), mp_size_format(resident, b, sizeof b),
 					mp_size_format(kv_bytes, c, sizeof c),
-					mp_size_format(MP_SCRATCH_BYTES, d, sizeof d),
+					mp_size_format(scratch, d, sizeof d),
 					mp_size_format(fixed, a, sizeof a));
 				goto out;
 			}
@@ -415,8 +448,23 @@ static int run(const struct flags *f)
 		pc.io = io_names[f->io];
 		pc.io_depth = (uint32_t)f->io_depth;
 		pc.stats = s.stats;
+		char profile_path[4096] = "";
+		uint64_t fp = mp_loader_fingerprint(mp_modelfile_gguf(mf));
+		if (!f->no_profile) {
+			if (f->profile)
+				snprintf(profile_path, sizeof profile_path, "%s", f->profile);
+			else
+				mp_profile_default_path(fp, profile_path, sizeof profile_path);
+		}
+		struct mp_experts_opts xo = {
+			.policy = f->policy == 1 ? MP_POLICY_LRU : MP_POLICY_MOEPAGER,
+			.prefetch = f->prefetch != 0,
+			.trace_out = f->trace_out,
+			.profile = profile_path[0] ? profile_path : NULL,
+			.fingerprint = fp,
+		};
 		if (mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf), top_k, &pc,
-				      &experts, &src, err, sizeof err) < 0) {
+				      &xo, &experts, &src, err, sizeof err) < 0) {
 			fprintf(stderr, "moepager: %s\n", err);
 			goto out;
 		}
@@ -431,11 +479,24 @@ static int run(const struct flags *f)
 			pi.fits ? ": the model fits" : "", pi.backend);
 		if (mp_pager_message(mp_experts_pager(experts))[0])
 			fprintf(stderr, "moepager: %s\n", mp_pager_message(mp_experts_pager(experts)));
-		fprintf(stderr, "moepager: stats: %s (watch with moepager-stat)\n", mp_stats_path(s.stats));
+		fprintf(stderr, "moepager: stats: %s (watch with moepager-stat); policy %s, prefetch %s, "
+			"depth %s\n", mp_stats_path(s.stats), policy_names[f->policy], prefetch_names[f->prefetch],
+			f->prefetch_depth);
 	} else if (mp_resident_experts_create(hp, mp_modelfile_weights(mf), &res, &src) < 0 &&
 		   hp->n_dense_lead < hp->n_layer) {
 		fprintf(stderr, "moepager: %s: the routed-expert tensors do not match the metadata\n", f->model);
 		goto out;
+	}
+	int depth = -1;
+	if (strcmp(f->prefetch_depth, "auto") != 0) {
+		char *end;
+		long d = strtol(f->prefetch_depth, &end, 10);
+		if (*end || end == f->prefetch_depth || d < 1 || d > 16) {
+			fprintf(stderr, "moepager: --prefetch-depth %s: expected auto or a number from 1 to 16\n",
+				f->prefetch_depth);
+			goto out;
+		}
+		depth = (int)d;
 	}
 	if (mp_threads_create((int)f->threads, &threads) < 0) {
 		fprintf(stderr, "moepager: cannot start %lld threads\n", (long long)f->threads);
@@ -448,6 +509,8 @@ static int run(const struct flags *f)
 		.no_groups = f->no_groups,
 		.absorb = 1,
 		.threads = threads,
+		.prefetch_depth = f->prefetch == 0 ? 0 : depth,
+		.prefetch_history = f->prefetch == 2,
 	};
 	if (mp_model_create(hp, mp_modelfile_weights(mf), &src, &mo, &s.model, err, sizeof err) < 0) {
 		fprintf(stderr, "moepager: %s: %s\n", f->model, err);
@@ -502,7 +565,7 @@ static int run(const struct flags *f)
 					  f->force_tokens, prompt_text ? prompt_text : f->prompt, f->raw,
 					  f->n_predict, (uint32_t)f->ctx, f->model, settings };
 		status = mp_eval_main(&ec, s.model, hp, s.tok, s.sampler);
-		print_pager(experts);
+		print_pager(experts, &s);
 		goto out;
 	}
 	struct sigaction sa;
@@ -513,7 +576,7 @@ static int run(const struct flags *f)
 	if (f->interactive) {
 		status = chat(&s, f->n_predict);
 		print_speed(&s);
-		print_pager(experts);
+		print_pager(experts, &s);
 		goto out;
 	}
 	if (f->file) {
@@ -544,7 +607,7 @@ static int run(const struct flags *f)
 	}
 	status = generate(&s, logits, f->n_predict) < 0 ? 1 : 0;
 	print_speed(&s);
-	print_pager(experts);
+	print_pager(experts, &s);
 out:
 	mp_free(prompt_text);
 	mp_free(s.out);
@@ -565,7 +628,8 @@ int main(int argc, char **argv)
 	struct flags f = {
 		.n_predict = 256, .threads = ncpu > 0 ? ncpu : 1, .ctx = 4096, .top_k = 0,
 		.repeat_last_n = 64, .experts = 0, .seed = 0, .temp = 0.6, .top_p = 0.95,
-		.min_p = 0.01, .repeat_penalty = 1.0, .kv_type = 0, .io_depth = 32,
+		.min_p = 0.01, .repeat_penalty = 1.0, .kv_type = 0, .io_depth = 32, .prefetch = 1,
+		.prefetch_depth = "auto",
 		.logits_top = 20,
 	};
 	const struct mp_opt opts[] = {
@@ -594,6 +658,12 @@ int main(int argc, char **argv)
 		{ "io-depth", 0, MP_OPT_INT, &f.io_depth, "N", "expert reads in flight", 1, 4096, NULL, NULL },
 		{ "stats-file", 0, MP_OPT_STRING, &f.stats_file, "PATH", "stats segment (default /dev/shm/moepager-PID.stats)", 0, 0, NULL, NULL },
 		{ "keep-stats", 0, MP_OPT_FLAG, &f.keep_stats, NULL, "keep the stats segment after exit", 0, 0, NULL, NULL },
+		{ "prefetch", 0, MP_OPT_CHOICE, &f.prefetch, "MODE", "expert prefetch: none, lookahead (router look-ahead) or full (also the previous token's experts)", 0, 0, prefetch_names, NULL },
+		{ "prefetch-depth", 0, MP_OPT_STRING, &f.prefetch_depth, "N", "layers the look-ahead covers: auto (adapts to waits) or 1-16", 0, 0, NULL, NULL },
+		{ "policy", 0, MP_OPT_CHOICE, &f.policy, "NAME", "expert eviction: moepager (learned next-token probability) or lru", 0, 0, policy_names, NULL },
+		{ "trace-out", 0, MP_OPT_STRING, &f.trace_out, "PATH", "record routing and pager outcomes (MOETRACE v2, for moepager-sim)", 0, 0, NULL, NULL },
+		{ "profile", 0, MP_OPT_STRING, &f.profile, "PATH", "usage profile that warms the pool at start and is saved at exit (default: $XDG_CACHE_HOME/moepager/FINGERPRINT.profile)", 0, 0, NULL, NULL },
+		{ "no-profile", 0, MP_OPT_FLAG, &f.no_profile, NULL, "neither read nor save a usage profile", 0, 0, NULL, NULL },
 		{ "perplexity", 0, MP_OPT_FLAG, &f.perplexity, NULL, "perplexity of the -f text in chunks of --ctx-size, scoring each chunk's second half", 0, 0, NULL, NULL },
 		{ "logits-out", 0, MP_OPT_STRING, &f.logits_out, "FILE", "write every evaluated position's logits and routing as JSON (docs/logits-format.md)", 0, 0, NULL, NULL },
 		{ "logits-top", 0, MP_OPT_INT, &f.logits_top, "K", "logits kept per position in --logits-out", 1, 1024, NULL, NULL },

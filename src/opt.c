@@ -208,7 +208,7 @@ void mp_opt_help(FILE *out, const char *usage, const char *description,
 			fprintf(out, "  %-24s %s", left, o->help);
 		else
 			fprintf(out, "  %s\n  %-24s %s", left, "", o->help);
-		if (def[0])
+		if (def[0] && !strstr(o->help, "default"))   /* the help may say it better */
 			fprintf(out, " (default: %s)", def);
 		fputc('\n', out);
 	}

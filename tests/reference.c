@@ -18,6 +18,7 @@ struct ref_layer {
 	struct ref_tensor gate_x, up_x, down_x;
 	float *K, *V;            /* [n_head][n_ctx][d_qk] and [n_head][n_ctx][d_v] */
 	uint32_t chosen[64], n_chosen;
+	uint32_t forced[64], n_forced;   /* ref_force: the next step's experts (0: none) */
 };
 
 struct ref_model {
@@ -226,14 +227,19 @@ static void route(const struct ref_model *r, struct ref_layer *l, const float *x
 	double wsum = 0;
 	for (uint32_t k = 0; k < r->n_used; k++) {
 		int best = -1;
-		for (uint32_t e = 0; e < E; e++)
-			if (allowed[e] && (best < 0 || b[e] > b[best]))
-				best = (int)e;
+		if (l->n_forced) {
+			best = (int)l->forced[k];
+		} else {
+			for (uint32_t e = 0; e < E; e++)
+				if (allowed[e] && (best < 0 || b[e] > b[best]))
+					best = (int)e;
+		}
 		allowed[best] = 0;
 		chosen[k] = (uint32_t)best;
 		weight[k] = (float)s[best];
 		wsum += s[best];
 	}
+	l->n_forced = 0;
 	for (uint32_t k = 0; k < r->n_used; k++) {
 		if (hp->expert_norm)
 			weight[k] = (float)(weight[k] / fmax(wsum, 6.1035e-5));
@@ -336,6 +342,34 @@ int ref_step(struct ref_model *r, uint32_t tok, float *logits)
 	r->pos++;
 	mp_free(h); mp_free(x); mp_free(f); mp_free(tmp); mp_free(q); mp_free(qa); mp_free(kv); mp_free(o); mp_free(att);
 	return 0;
+}
+
+int ref_same_route(const struct ref_model *r, uint32_t L, const struct mp_route *rt)
+{
+	const struct ref_layer *l = &r->L[L];
+	if (l->n_chosen != rt->n)
+		return 0;
+	for (uint32_t i = 0; i < rt->n; i++) {
+		int found = 0;
+		for (uint32_t j = 0; j < l->n_chosen && !found; j++)
+			found = l->chosen[j] == rt->expert[i];
+		if (!found)
+			return 0;
+	}
+	return 1;
+}
+
+void ref_rewind(struct ref_model *r)
+{
+	if (r->pos)
+		r->pos--;
+}
+
+void ref_force(struct ref_model *r, uint32_t L, const uint32_t *experts, uint32_t n)
+{
+	struct ref_layer *l = &r->L[L];
+	l->n_forced = n < r->n_used ? n : r->n_used;
+	memcpy(l->forced, experts, sizeof(uint32_t) * l->n_forced);
 }
 
 const uint32_t *ref_experts(const struct ref_model *r, uint32_t L, uint32_t *n)

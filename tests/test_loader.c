@@ -15,6 +15,7 @@
 #include "io.h"
 #include "loader.h"
 #include "model.h"
+#include "policy.h"
 #include "threads.h"
 #include "types.h"
 #include "tinymodel.h"
@@ -31,7 +32,8 @@ static float want[STEPS][VOCAB];
 static int run_steps(const struct mp_hparams *hp, const struct mp_weights *w,
 		     const struct mp_expert_source *src, struct mp_threads *th, float out[STEPS][VOCAB])
 {
-	struct mp_model_opts o = { .n_ctx = 32, .kv_type = MP_KV_F16, .absorb = 1, .threads = th };
+	struct mp_model_opts o = { .n_ctx = 32, .kv_type = MP_KV_F16, .absorb = 1, .threads = th,
+				   .prefetch_depth = -1, .prefetch_history = 1 };
 	struct mp_model *m;
 	char err[256];
 	if (mp_model_create(hp, w, src, &o, &m, err, sizeof err) < 0) {
@@ -125,15 +127,16 @@ static void test_pager_backends_budgets(void)
 			pc.budget = bi == 0 ? (min_budget ? min_budget : 1) : bi == 1 ? 3 * min_budget : 1ull << 30;
 			struct mp_experts *x;
 			struct mp_expert_source src;
+			struct mp_experts_opts xo = { MP_POLICY_MOEPAGER, 1, NULL, NULL, 0 };
 			int rc = mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf),
-						   hp->n_expert_used, &pc, &x, &src, err, sizeof err);
+						   hp->n_expert_used, &pc, &xo, &x, &src, err, sizeof err);
 			if (bi == 0 && rc == -MP_EBUDGET && !min_budget) {
 				/* learn the minimum from the refusal, then use it */
 				CHECK_CONTAINS(err, "smallest");
 				struct mp_pager_config q = pc;
 				q.budget = 1ull << 30;
 				REQUIRE(mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf),
-							  hp->n_expert_used, &q, &x, &src, err, sizeof err) == 0);
+							  hp->n_expert_used, &q, &xo, &x, &src, err, sizeof err) == 0);
 				min_budget = mp_pager_min_budget(mp_experts_pager(x));
 				mp_experts_destroy(x);
 				bi = -1;

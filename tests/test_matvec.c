@@ -13,6 +13,7 @@
 #include "cpu.h"
 #include "dispatch.h"
 #include "err.h"
+#include "fp16.h"
 #include "matvec.h"
 #include "quant.h"
 #include "rng.h"
@@ -199,6 +200,43 @@ static void test_matmul(void)
 	mp_threads_destroy(pool);
 }
 
+/* A matrix wider than one 8 MiB f32 tile holds rows: several tiles. */
+static void test_matmul_tiles(void)
+{
+	enum { WC = 65536, WR = 37, WM = 2 };
+	mp_f16 *w = mp_malloc_array((size_t)WR * WC, sizeof(mp_f16));
+	float *x = mp_malloc_array((size_t)WM * WC, sizeof(float));
+	float *y = mp_malloc_array((size_t)WM * WR, sizeof(float));
+	REQUIRE(w && x && y);
+	for (size_t i = 0; i < (size_t)WR * WC; i++)
+		w[i] = mp_f32_to_f16((float)mp_rng_normal(&rng) * 0.05f);
+	for (size_t i = 0; i < (size_t)WM * WC; i++)
+		x[i] = (float)mp_rng_normal(&rng);
+	struct mp_mat m = { .data = w, .type = MP_TYPE_F16, .rows = WR, .cols = WC };
+	struct mp_threads *pool;
+	REQUIRE(mp_threads_create(2, &pool) == 0);
+	REQUIRE(mp_matmul(pool, &m, x, WM, y) == 0);
+	for (int i = 0; i < WM; i++)
+		for (int r = 0; r < WR; r++) {
+			double s = 0, mag = 0;
+			for (int k = 0; k < WC; k++) {
+				double p = (double)mp_f16_to_f32(w[(size_t)r * WC + k]) * x[(size_t)i * WC + k];
+				s += p;
+				mag += fabs(p);
+			}
+			if (!(fabs(y[i * WR + r] - s) <= 1e-5 * mag)) {
+				MP_TEST_FAIL("tiled matmul vector %d row %d: %.7g, reference %.7g", i, r,
+					     y[i * WR + r], s);
+				i = WM;
+				break;
+			}
+		}
+	mp_threads_destroy(pool);
+	mp_free(w);
+	mp_free(x);
+	mp_free(y);
+}
+
 static void test_errors(void)
 {
 	float x[COLS] = { 0 }, y[ROWS];
@@ -218,6 +256,12 @@ static void test_errors(void)
 	w.type = MP_TYPE_F32;
 	w.rows = -1;
 	CHECK_EQ_INT(mp_matvec(NULL, MP_KPATH_SCALAR, &w, x, y), -MP_EFORMAT);
+	/* a path the CPU lacks is refused, not run into SIGILL */
+	w.rows = 1;
+	for (int p = 0; p < MP_KPATH_COUNT; p++)
+		if (!mp_dispatch_supported((enum mp_kpath)p, mp_cpu_features()))
+			CHECK_EQ_INT(mp_matvec(NULL, (enum mp_kpath)p, &w, x, y), -MP_EUNAVAIL);
+	CHECK_EQ_INT(mp_matvec(NULL, MP_KPATH_COUNT, &w, x, y), -MP_EUNAVAIL);
 	/* empty shapes are fine */
 	w.rows = 0;
 	CHECK_EQ_INT(mp_matvec(NULL, MP_KPATH_SCALAR, &w, x, y), 0);
@@ -230,6 +274,7 @@ int main(void)
 	RUN(test_matvec_all_types);
 	RUN(test_dispatch_path);
 	RUN(test_matmul);
+	RUN(test_matmul_tiles);
 	RUN(test_errors);
 	return mp_test_end();
 }

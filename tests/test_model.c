@@ -73,19 +73,8 @@ static double compare(struct test_model *tm, const struct mp_model_opts *opts, i
 		for (uint32_t v = 0; v < tm->hp.n_vocab; v++)
 			step_worst = fmax(step_worst, fabs(got[v] - want[v]) / scale);
 		for (uint32_t L = tm->hp.n_dense_lead; L < tm->hp.n_layer; L++) {
-			uint32_t n;
-			const uint32_t *re = ref_experts(ref, L, &n);
 			const struct mp_route *rt = mp_model_route(m, L);
-			uint32_t sorted[64];
-			memcpy(sorted, rt->expert, sizeof(uint32_t) * rt->n);
-			for (uint32_t a = 0; a < rt->n; a++)
-				for (uint32_t b = a + 1; b < rt->n; b++)
-					if (sorted[b] < sorted[a]) {
-						uint32_t t = sorted[a];
-						sorted[a] = sorted[b];
-						sorted[b] = t;
-					}
-			if (n != rt->n || memcmp(re, sorted, sizeof(uint32_t) * n) != 0) {
+			if (!ref_same_route(ref, L, rt)) {
 				(*route_diff)++;
 				flipped = 1;
 				if (!(rt->margin < 0.02f))

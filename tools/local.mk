@@ -16,6 +16,11 @@ moepager_mkmodel_SOURCES = \
 	tools/mkvocab.h
 moepager_mkmodel_LDADD = $(SRC_LIBS)
 
+bin_PROGRAMS += moepager-gguf
+moepager_gguf_CPPFLAGS = $(TOOLS_CPPFLAGS)
+moepager_gguf_SOURCES = tools/gguftool.c
+moepager_gguf_LDADD = $(SRC_LIBS)
+dist_check_SCRIPTS += tests/gguf_tools.test
 bin_PROGRAMS += moepager-compare
 moepager_compare_CPPFLAGS = $(TOOLS_CPPFLAGS)
 moepager_compare_SOURCES = tools/moepager-compare.c

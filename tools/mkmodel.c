@@ -626,7 +626,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	uint32_t max_t = 4 + 16 * o.d.n_layer;
+	uint32_t max_t = 4 + 20 * o.d.n_layer;   /* a MoE layer has 18 */
 	struct tspec *ts = mp_calloc(max_t, sizeof *ts);
 	struct mp_mkvocab vocab = {0};
 	struct gen g = {.o = &o};

@@ -58,9 +58,16 @@ static const char usage_text[] =
 	"      --param KEY=VALUE   a moepager policy knob: horizon, learn-rate,\n"
 	"                          feature-rate, decay0, decay1, decay2, cross-layer\n"
 	"                          (default: the tuned values, docs/policy.md)\n"
+	"      --model-in FILE     moepager: start every replay from this saved model\n"
+	"                          (as a new process with a usage profile would)\n"
+	"      --model-out FILE    moepager: save the model after each replay (the\n"
+	"                          last one wins: use with one budget and one mode)\n"
 	"      --svg FILE          also draw hit rate against budget, one curve per\n"
 	"                          policy and mode, into FILE (SVG)\n"
 	"      --json              print JSON instead of the table\n"
+	"      --routing           measure the routing instead: popularity of the top 10%\n"
+	"                          and 25% of experts, within a sequence, and reuse from\n"
+	"                          one token to the next (ROUTING.md's statistics)\n"
 	"      --convert FILE      write the first range of --sequences as a v2 trace\n"
 	"                          (ids only, or what the input carries) and exit\n"
 	"  -h, --help              print this help and exit\n"
@@ -98,7 +105,9 @@ struct opts {
 	struct mp_policy_params params;
 	const char *svg;
 	int json;
+	int routing;          /* --routing: measure the routing instead of replaying */
 	const char *convert;                /* --convert FILE */
+	const char *model_in, *model_out;   /* --model-in, --model-out */
 };
 
 /* One simulated cell. */
@@ -475,6 +484,33 @@ static int convert(const struct opts *o, const struct mp_trace *t, const struct 
 	return rc < 0 ? 1 : 0;
 }
 
+/* --routing: ROUTING.md's statistics of each range instead of a replay. */
+static int print_routing(const struct opts *o, const struct mp_trace *t)
+{
+	const struct mp_trace_info *in = mp_trace_info(t);
+	for (int g = 0; g < o->n_ranges; g++) {
+		struct mp_sim_routing r;
+		if (mp_sim_routing(t, o->ranges[g].first, o->ranges[g].n, &r) < 0) {
+			fprintf(stderr, "moepager-sim: cannot measure the routing of %s\n", o->trace);
+			return 1;
+		}
+		printf("%s, sequences %" PRIu64 "-%" PRIu64 " (%" PRIu64 " tokens, %u layers, %u experts, top-%u)\n",
+		       o->trace, o->ranges[g].first, o->ranges[g].first + o->ranges[g].n - 1, r.tokens,
+		       in->layers, in->experts, in->top_k);
+		printf("  top 10%% of a layer's experts carry %.3f of its uses (whole range), top 25%% %.3f\n",
+		       r.share10, r.share25);
+		printf("  top 10%% within one sequence: %.3f of all uses (sequences weighted by length), "
+		       "%.3f mean over sequences\n", r.share10_seq, r.share10_seq_mean);
+		printf("  reuse, P(used at t+1 | used at t): %.3f (uniform routing: %.3f)\n", r.reuse,
+		       (double)in->top_k / in->experts);
+		printf("  per layer:");
+		for (uint32_t l = 0; l < in->layers; l++)
+			printf(" %.2f", r.reuse_layer[l]);
+		printf("\n");
+	}
+	return 0;
+}
+
 static int parse_args(struct opts *o, int argc, char **argv, int *exit_now)
 {
 	static const struct option lopts[] = {
@@ -490,6 +526,9 @@ static int parse_args(struct opts *o, int argc, char **argv, int *exit_now)
 		{ "svg", required_argument, 0, 5 },
 		{ "json", no_argument, 0, 6 },
 		{ "convert", required_argument, 0, 7 },
+		{ "model-in", required_argument, 0, 8 },
+		{ "model-out", required_argument, 0, 9 },
+		{ "routing", no_argument, 0, 10 },
 		{ "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
@@ -551,8 +590,17 @@ static int parse_args(struct opts *o, int argc, char **argv, int *exit_now)
 		case 6:
 			o->json = 1;
 			break;
+		case 10:
+			o->routing = 1;
+			break;
 		case 7:
 			o->convert = optarg;
+			break;
+		case 8:
+			o->model_in = optarg;
+			break;
+		case 9:
+			o->model_out = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
@@ -606,6 +654,11 @@ int main(int argc, char **argv)
 			mp_trace_destroy(t);
 			return 2;
 		}
+	if (o.routing) {
+		rc = print_routing(&o, t);
+		mp_trace_destroy(t);
+		return rc;
+	}
 	if (o.convert) {
 		rc = convert(&o, t, &o.ranges[0]);
 		mp_trace_destroy(t);
@@ -639,6 +692,7 @@ int main(int argc, char **argv)
 						.policy = o.policies[p], .params = &o.params, .cold = m == 0,
 						.slots = o.global ? 0 : (uint32_t)slots,
 						.global_slots = o.global ? slots : 0,
+						.model_in = o.model_in, .model_out = o.model_out,
 					};
 					if (slots == 0) {
 						fprintf(stderr, "moepager-sim: --budgets %s: less than one expert%s\n",
