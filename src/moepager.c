@@ -28,6 +28,7 @@
 #include "loader.h"
 #include "model.h"
 #include "opt.h"
+#include "plan.h"
 #include "policy.h"
 #include "profile.h"
 #include "sampler.h"
@@ -156,6 +157,7 @@ struct session {
 	size_t out_cap;
 	uint64_t prompt_tokens, prompt_ns, gen_tokens, gen_ns;
 	struct mp_stats *stats;      /* NULL without the pager */
+	struct mp_experts *experts;  /* NULL without the pager */
 };
 
 /* Counts one decoded token in the stats segment. */
@@ -329,6 +331,7 @@ static int chat(struct session *s, int64_t n_predict)
 		first = 0;
 		generate(s, logits, n_predict);
 		s->in_think = 0;
+		mp_experts_end_sequence(s->experts);   /* one trace sequence per turn */
 		if (interrupted)
 			fputs("[stopped]\n", stdout);
 	}
@@ -342,17 +345,6 @@ static void print_speed(const struct session *s)
 		"in %.2f s (%.2f tokens/s)\n", (unsigned long long)s->prompt_tokens, ps,
 		ps > 0 ? (double)s->prompt_tokens / ps : 0.0, (unsigned long long)s->gen_tokens, gs,
 		gs > 0 ? (double)s->gen_tokens / gs : 0.0);
-}
-
-/* Scratch the plan sets aside beyond the weights, KV cache and pool: the
- * model's activations and per-thread buffers (f32 copy of one layer's cache,
- * attention rows), the tokenizer, I/O bookkeeping, thread stacks, the
- * libraries' own heaps. */
-static uint64_t scratch_bytes(const struct mp_hparams *hp, int64_t ctx, int64_t threads)
-{
-	uint64_t kv_width = hp->kv_lora_rank + hp->d_rope;
-	return (32ull << 20) + (uint64_t)ctx * kv_width * 4 + (uint64_t)threads * (uint64_t)ctx * 4 +
-	       (uint64_t)hp->n_vocab * 16 + (uint64_t)threads * (2ull << 20);
 }
 
 /* The pager's one-screen summary at exit. */
@@ -394,6 +386,8 @@ static int run(const struct flags *f)
 	struct mp_modelfile *mf = NULL;
 	struct mp_resident_experts *res = NULL;
 	struct mp_experts *experts = NULL;
+	struct mp_plan plan;
+	int plan_made = 0;
 	struct mp_threads *threads = NULL;
 	struct session s;
 	memset(&s, 0, sizeof s);
@@ -413,29 +407,27 @@ static int run(const struct flags *f)
 		goto out;
 	}
 	struct mp_expert_source src;
-	uint64_t routed, resident;
-	mp_loader_bytes(mp_modelfile_gguf(mf), &routed, &resident);
-	uint64_t kv_bytes = mp_model_kv_bytes_per_token(hp, f->kv_type == 1 ? MP_KV_Q8_0 : MP_KV_F16) *
-			    (uint64_t)f->ctx;
 	uint32_t top_k = f->experts ? (uint32_t)f->experts : hp->n_expert_used;
 	if ((f->cache_budget || f->mem_limit) && hp->n_dense_lead < hp->n_layer) {
-		/* the pager serves the routed experts from a bounded pool */
-		uint64_t budget = f->cache_budget;
-		char a[32], b[32], c[32], d[32];
-		if (!budget) {
-			uint64_t scratch = scratch_bytes(hp, f->ctx, f->threads);
-			uint64_t fixed = resident + kv_bytes + scratch;
-			if (f->mem_limit <= fixed) {
-				fprintf(stderr, "moepager: --mem-limit %s leaves nothing for the expert pool: "
-					"resident weights %s + KV cache %s + scratch %s need %s\n",
-					mp_size_format(f->mem_limit, a, sizeof a), mp_size_format(resident, b, sizeof b),
-					mp_size_format(kv_bytes, c, sizeof c),
-					mp_size_format(scratch, d, sizeof d),
-					mp_size_format(fixed, a, sizeof a));
-				goto out;
-			}
-			budget = f->mem_limit - fixed;
+		/* the pager serves the routed experts from a bounded pool, sized by
+		 * the one plan function (src/plan.h) that moepager-gguf plan prints */
+		struct mp_plan_opts po = {
+			.cache_budget = f->cache_budget, .mem_limit = f->mem_limit, .ctx = (uint64_t)f->ctx,
+			.threads = (uint32_t)f->threads, .kv_q8 = f->kv_type == 1, .n_used = top_k,
+		};
+		char a[32], b[32], c[32], d[32], e[32];
+		if (mp_plan_compute(mp_modelfile_gguf(mf), &po, &plan, err, sizeof err) < 0) {
+			fprintf(stderr, "moepager: %s\n", err);
+			goto out;
 		}
+		plan_made = 1;
+		uint64_t budget = plan.pool_bytes;
+		fprintf(stderr, "moepager: memory plan: resident weights %s + KV cache %s (%lld tokens) + "
+			"scratch %s + expert pool %s (%.0f%% of %s of routed experts)\n",
+			mp_size_format(plan.resident_bytes, a, sizeof a), mp_size_format(plan.kv_bytes, b, sizeof b),
+			(long long)f->ctx, mp_size_format(plan.scratch_bytes, c, sizeof c),
+			mp_size_format(budget, d, sizeof d), 100.0 * plan.pool_fraction,
+			mp_size_format(plan.routed_bytes, e, sizeof e));
 		if (mp_stats_create(&(struct mp_stats_config){ f->stats_file, f->keep_stats, hp->n_layer,
 							       hp->n_expert, mp_loader_fingerprint(mp_modelfile_gguf(mf)),
 							       io_names[f->io] }, &s.stats, err, sizeof err) < 0) {
@@ -468,15 +460,12 @@ static int run(const struct flags *f)
 			fprintf(stderr, "moepager: %s\n", err);
 			goto out;
 		}
+		s.experts = experts;
 		struct mp_pager_info pi;
 		mp_pager_info(mp_experts_pager(experts), &pi);
 		mp_stats_set_backend(s.stats, pi.backend);
-		fprintf(stderr, "moepager: memory plan: resident weights %s, KV cache %s (%lld tokens), "
-			"expert pool %s (%u slots, %s of %s routed experts%s), io %s\n",
-			mp_size_format(resident, a, sizeof a), mp_size_format(kv_bytes, b, sizeof b),
-			(long long)f->ctx, mp_size_format(pi.pool_bytes, c, sizeof c), pi.n_slots,
-			pi.fits ? "all" : "part", mp_size_format(routed, d, sizeof d),
-			pi.fits ? ": the model fits" : "", pi.backend);
+		fprintf(stderr, "moepager: expert pool: %u slots, %s, io %s\n", pi.n_slots,
+			pi.fits ? "every expert fits: the model is read whole" : "experts are paged", pi.backend);
 		if (mp_pager_message(mp_experts_pager(experts))[0])
 			fprintf(stderr, "moepager: %s\n", mp_pager_message(mp_experts_pager(experts)));
 		fprintf(stderr, "moepager: stats: %s (watch with moepager-stat); policy %s, prefetch %s, "
@@ -557,7 +546,7 @@ static int run(const struct flags *f)
 			goto out;
 		}
 		char settings[256], bsz[32];
-		snprintf(settings, sizeof settings, "experts %u, kv %s, threads %lld, io %s, pool %s", top_k,
+		snprintf(settings, sizeof settings, "experts %u, kv %s, threads %lld, io %s, budget %s", top_k,
 			 kv_types[f->kv_type], (long long)f->threads, experts ? io_names[f->io] : "none",
 			 experts ? mp_size_format(f->cache_budget ? f->cache_budget : f->mem_limit, bsz,
 						  sizeof bsz) : "all experts resident");
@@ -618,6 +607,8 @@ out:
 	mp_resident_experts_destroy(res);
 	mp_experts_destroy(experts);
 	mp_stats_destroy(s.stats);
+	if (plan_made)
+		mp_plan_free(&plan);
 	mp_modelfile_close(mf);
 	return status;
 }

@@ -129,15 +129,26 @@ int mp_plan_compute(struct mp_gguf *g, const struct mp_plan_opts *o, struct mp_p
 			p->expert_bytes_max = sum;
 	}
 	p->ctx = o->ctx ? o->ctx : 4096;
-	uint64_t per_tok = (uint64_t)(kv_lora + rope) * 2 * n_layer;
+	/* KV: the latent and the rope key per token per layer, f16 or q8_0 (34
+	 * bytes per 32 values) */
+	uint64_t kv_width = (uint64_t)kv_lora + rope;
+	uint64_t per_tok = (o->kv_q8 ? kv_width / 32 * 34 : kv_width * 2) * n_layer;
 	if (__builtin_mul_overflow(per_tok, p->ctx, &p->kv_bytes)) {
 		snprintf(err, errlen, "--ctx %" PRIu64 " is too large", p->ctx);
 		mp_plan_free(p);
 		return -MP_EARG;
 	}
-	p->scratch_bytes = (64ull << 20) + (uint64_t)vocab * 4 + (uint64_t)D * 4 * 16;
-	uint64_t used = n_used ? n_used : 1;
-	p->min_pool_bytes = p->n_moe ? 2 * used * p->expert_bytes_max : 0;
+	/* Scratch: a fixed allowance for the libraries, the tokenizer and I/O
+	 * bookkeeping, the model's f32 copy of one layer's cache, per-thread
+	 * attention rows and stacks, logits and activations.  Checked by
+	 * tests/memlimit.test (peak RSS under --mem-limit). */
+	uint64_t threads = o->threads ? o->threads : 1;
+	p->scratch_bytes = (32ull << 20) + p->ctx * kv_width * 4 + threads * p->ctx * 4 +
+			   threads * (2ull << 20) + (uint64_t)vocab * 16 + (uint64_t)D * 4 * 16;
+	uint64_t used = o->n_used ? o->n_used : n_used ? n_used : 1;
+	/* one token's experts of one layer, each range with up to two alignment
+	 * pages (the pager reads the 4 KiB-aligned cover) */
+	p->min_pool_bytes = p->n_moe ? used * (p->expert_bytes_max + 3 * 2 * 4096) : 0;
 	p->min_mem_bytes = sat_add(sat_add(sat_add(p->resident_bytes, p->kv_bytes), p->scratch_bytes),
 				   p->min_pool_bytes);
 	if (o->cache_budget) {
@@ -154,7 +165,7 @@ int mp_plan_compute(struct mp_gguf *g, const struct mp_plan_opts *o, struct mp_p
 		p->pool_bytes = p->routed_bytes;    /* more than all experts is useless */
 	if (p->n_moe && p->pool_bytes < p->min_pool_bytes) {
 		snprintf(err, errlen, "%s: the expert pool would get %.1f MB, the smallest workable pool is "
-			 "%.1f MB (2 x %" PRIu64 " experts of %.1f MB); the smallest workable --mem-limit "
+			 "%.1f MB (%" PRIu64 " experts of %.1f MB); the smallest workable --mem-limit "
 			 "at --ctx %" PRIu64 " is %.1f MB",
 			 mp_gguf_part_path(g, 0), (double)p->pool_bytes / 1e6,
 			 (double)p->min_pool_bytes / 1e6, used, (double)p->expert_bytes_max / 1e6, p->ctx,

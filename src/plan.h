@@ -19,6 +19,9 @@ struct mp_plan_opts {
 	uint64_t cache_budget;      /* bytes for the expert pool; 0 = derive from mem_limit */
 	uint64_t mem_limit;         /* bytes for everything; 0 = none (needs cache_budget) */
 	uint64_t ctx;               /* tokens of KV cache; 0 = 4096 */
+	uint32_t threads;           /* compute threads (per-thread scratch); 0 = 1 */
+	int kv_q8;                  /* 1: the KV cache is q8_0 (--kv-type q8_0), else f16 */
+	uint32_t n_used;            /* experts per token (--experts); 0 = the file's */
 };
 
 struct mp_plan_layer {

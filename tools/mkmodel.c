@@ -76,6 +76,7 @@ struct opts {
 	enum mix mix;
 	uint64_t seed, split_size;
 	int mla_old, group_keys, quiet;
+	const char *tokenizer;       /* --tokenizer tokenizer.json, or NULL: built-in */
 	struct dims d;
 	struct knobs k;
 };
@@ -467,6 +468,8 @@ static void usage(FILE *f)
 		"  --layers N             total layers (dense ones stay first; at least 1 MoE)\n"
 		"  --dense N              leading dense layers\n"
 		"  --experts N --top-k N --expert-ff N --hidden N --heads N --vocab N\n"
+		"  --tokenizer FILE       embed a Hugging Face tokenizer.json (the vocabulary\n"
+		"                         grows to hold it; e.g. DeepSeek-V3's)\n"
 		"  --mla new|old          attn_k_b+attn_v_b (default) or attn_kv_b\n"
 		"  --group-keys yes|no    write expert_group_count/used (default yes)\n"
 		"  --split-size SIZE      write parts of at most SIZE (…-00001-of-0000N.gguf)\n"
@@ -520,10 +523,10 @@ static const char *check_dims(const struct dims *d)
 int main(int argc, char **argv)
 {
 	struct opts o = {.mix = MIX_Q4_K_M, .seed = 1, .group_keys = 1,
-			 .k = {.router_scale = 4.0, .bias_spread = 0.1, .router_similarity = 0.6,
-			       .embd_shared = 0.3, .residual_scale = 0.5}};
+			 .k = {.router_scale = 3.0, .bias_spread = 0.05, .router_similarity = 0.6,
+			       .embd_shared = 0.1, .residual_scale = 0.5}};
 	enum { O_LAYERS = 256, O_DENSE, O_EXPERTS, O_TOPK, O_EFF, O_HIDDEN, O_HEADS, O_VOCAB, O_MLA,
-	       O_GROUPKEYS, O_SPLIT, O_SEED, O_RSCALE, O_BIAS, O_RSIM, O_EMBD, O_RESID, O_QUIET };
+	       O_GROUPKEYS, O_SPLIT, O_SEED, O_RSCALE, O_BIAS, O_RSIM, O_EMBD, O_RESID, O_QUIET, O_TOKENIZER };
 	static const struct option longopts[] = {
 		{"preset", required_argument, 0, 'p'}, {"output", required_argument, 0, 'o'},
 		{"quant", required_argument, 0, 'q'}, {"layers", required_argument, 0, O_LAYERS},
@@ -538,6 +541,7 @@ int main(int argc, char **argv)
 		{"router-similarity", required_argument, 0, O_RSIM},
 		{"embd-shared", required_argument, 0, O_EMBD},
 		{"residual-scale", required_argument, 0, O_RESID}, {"quiet", no_argument, 0, O_QUIET},
+		{"tokenizer", required_argument, 0, O_TOKENIZER},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 	/* Presets first, so that dimension flags override them in any order. */
 	for (int i = 1; i + 1 < argc; i++)
@@ -590,6 +594,7 @@ int main(int argc, char **argv)
 		case O_EMBD: dv = &o.k.embd_shared; break;
 		case O_RESID: dv = &o.k.residual_scale; hi = 10; break;
 		case O_QUIET: o.quiet = 1; break;
+		case O_TOKENIZER: o.tokenizer = optarg; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -634,6 +639,16 @@ int main(int argc, char **argv)
 	int rc = -ENOMEM;
 	if (!ts)
 		goto fail;
+	if (o.tokenizer) {
+		/* the embedding and the output head grow to the tokenizer's size */
+		char terr[512];
+		if (mp_mkvocab_from_json(o.tokenizer, o.d.vocab, &vocab, terr, sizeof terr)) {
+			fprintf(stderr, "moepager-mkmodel: --tokenizer %s\n", terr);
+			mp_free(ts);
+			return 1;
+		}
+		o.d.vocab = (uint32_t)vocab.n_tokens;
+	}
 	uint32_t nt = tensor_list(&o, ts);
 	/* Refuse a mix whose types have no quantizer: never write invalid blocks. */
 	for (uint32_t i = 0; i < nt; i++) {
@@ -646,7 +661,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	if ((rc = mp_mkvocab_builtin(o.d.vocab, &vocab)))
+	if (!o.tokenizer && (rc = mp_mkvocab_builtin(o.d.vocab, &vocab)))
 		goto fail;
 	struct mp_gguf_write_opts wo = {.split_max_bytes = o.split_size};
 	if ((rc = mp_gguf_writer_create(o.out, &wo, &w)))

@@ -15,6 +15,7 @@
 #include "err.h"
 #include "gguf.h"
 #include "gguf_write.h"
+#include "hftok.h"
 #include "mkvocab.h"
 
 const char mp_mkvocab_r1_template[] =
@@ -300,4 +301,58 @@ int mp_mkvocab_write(struct mp_gguf_writer *w, const struct mp_mkvocab *v)
 	if (v->chat_template)
 		return mp_gguf_writer_set_str(w, "tokenizer.chat_template", v->chat_template);
 	return 0;
+}
+
+int mp_mkvocab_from_json(const char *path, uint64_t n_tokens_min, struct mp_mkvocab *out,
+			 char *err, size_t err_len)
+{
+	memset(out, 0, sizeof *out);
+	struct mp_hftok *h = NULL;
+	int rc = mp_hftok_load(path, n_tokens_min > UINT32_MAX ? UINT32_MAX : (uint32_t)n_tokens_min, &h,
+			       err, err_len);
+	if (rc < 0)
+		return rc;
+	const struct mp_tok_vocab *v = mp_hftok_vocab(h);
+	out->n_tokens = v->n_tokens;
+	out->n_merges = v->n_merges;
+	out->tokens = mp_calloc(v->n_tokens, sizeof *out->tokens);
+	out->types = mp_calloc(v->n_tokens, sizeof *out->types);
+	out->merges = mp_calloc(v->n_merges ? v->n_merges : 1, sizeof *out->merges);
+	rc = -ENOMEM;
+	if (!out->tokens || !out->types || !out->merges)
+		goto fail;
+	for (uint32_t i = 0; i < v->n_tokens; i++) {
+		if (memchr(v->tokens[i].s, 0, v->tokens[i].len)) {
+			snprintf(err, err_len, "%s: token %u contains a NUL byte", path, i);
+			rc = -MP_EFORMAT;
+			goto fail;
+		}
+		out->tokens[i] = mp_malloc(v->tokens[i].len + 1);
+		if (!out->tokens[i])
+			goto fail;
+		memcpy(out->tokens[i], v->tokens[i].s, v->tokens[i].len);
+		out->tokens[i][v->tokens[i].len] = 0;
+		out->types[i] = v->types ? v->types[i] : MKV_NORMAL;
+	}
+	for (uint32_t i = 0; i < v->n_merges; i++) {
+		out->merges[i] = mp_malloc(v->merges[i].len + 1);
+		if (!out->merges[i])
+			goto fail;
+		memcpy(out->merges[i], v->merges[i].s, v->merges[i].len);
+		out->merges[i][v->merges[i].len] = 0;
+	}
+	out->bos = v->bos_id >= 0 ? (uint32_t)v->bos_id : 0;
+	out->eos = v->eos_id >= 0 ? (uint32_t)v->eos_id : 0;
+	out->pad = out->eos;
+	out->model = "gpt2";
+	out->pre = "deepseek-v3";
+	out->chat_template = mp_mkvocab_r1_template;
+	mp_hftok_destroy(h);
+	return 0;
+fail:
+	if (rc == -ENOMEM)
+		snprintf(err, err_len, "%s: out of memory", path);
+	mp_hftok_destroy(h);
+	mp_mkvocab_free(out);
+	return rc;
 }

@@ -37,6 +37,12 @@ int mp_mkvocab_builtin(uint64_t n_tokens, struct mp_mkvocab *out);
 
 void mp_mkvocab_free(struct mp_mkvocab *v);
 
+/* The vocabulary of a Hugging Face tokenizer.json (src/hftok.h: token types
+ * as llama.cpp's converter assigns them), padded with [PAD<id>] entries to at
+ * least n_tokens_min.  Returns 0, or an error with the sentence in err. */
+int mp_mkvocab_from_json(const char *path, uint64_t n_tokens_min, struct mp_mkvocab *out,
+			 char *err, size_t err_len);
+
 /* Writes the tokenizer.* keys (and the R1 chat template when set). */
 int mp_mkvocab_write(struct mp_gguf_writer *w, const struct mp_mkvocab *v);
 
