@@ -3,6 +3,8 @@
 noinst_LTLIBRARIES += libmpsrc.la
 libmpsrc_la_CPPFLAGS = $(SRC_CPPFLAGS)
 libmpsrc_la_SOURCES = \
+	src/evaluate.c \
+	src/evaluate.h \
 	src/experts.c \
 	src/experts.h \
 	src/gguf.c \
@@ -116,3 +118,8 @@ check_PROGRAMS += tests/test_gguf_tokenizer
 tests_test_gguf_tokenizer_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_gguf_tokenizer_SOURCES = tests/test_gguf_tokenizer.c tests/mp_test.h
 tests_test_gguf_tokenizer_LDADD = $(SRC_LIBS)
+
+check_PROGRAMS += tests/test_evaluate
+tests_test_evaluate_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_evaluate_SOURCES = tests/test_evaluate.c tests/reference.c tests/reference.h tests/tinymodel.c tests/tinymodel.h tests/mp_test.h
+tests_test_evaluate_LDADD = $(SRC_LIBS)

@@ -22,6 +22,7 @@
 #include "cpu.h"
 #include "dispatch.h"
 #include "err.h"
+#include "evaluate.h"
 #include "experts.h"
 #include "io.h"
 #include "loader.h"
@@ -68,6 +69,9 @@ struct flags {
 	int policy;                  /* index into policy_names */
 	const char *profile;         /* --profile PATH (NULL: the default place) */
 	int no_profile;
+	int perplexity;              /* --perplexity (src/evaluate.h) */
+	const char *logits_out, *force_tokens;
+	int64_t logits_top;
 };
 
 static volatile sig_atomic_t interrupted;
@@ -548,6 +552,24 @@ static int run(const struct flags *f)
 		mp_dispatch_name(mp_dispatch_path()), (long long)f->threads,
 		experts ? "routed experts paged" : "all weights mapped (no --cache-budget/--mem-limit)");
 
+	if (f->perplexity || f->logits_out || f->force_tokens) {
+		/* quality measurement: src/evaluate.c runs the text and the recorder */
+		if (f->file && !(prompt_text = read_file(f->file, err, sizeof err))) {
+			fprintf(stderr, "moepager: %s\n", err);
+			goto out;
+		}
+		char settings[256], bsz[32];
+		snprintf(settings, sizeof settings, "experts %u, kv %s, threads %lld, io %s, budget %s", top_k,
+			 kv_types[f->kv_type], (long long)f->threads, experts ? io_names[f->io] : "none",
+			 experts ? mp_size_format(f->cache_budget ? f->cache_budget : f->mem_limit, bsz,
+						  sizeof bsz) : "all experts resident");
+		struct mp_eval_cli ec = { f->perplexity, f->logits_out, (uint32_t)f->logits_top,
+					  f->force_tokens, prompt_text ? prompt_text : f->prompt, f->raw,
+					  f->n_predict, (uint32_t)f->ctx, f->model, settings };
+		status = mp_eval_main(&ec, s.model, hp, s.tok, s.sampler);
+		print_pager(experts, &s);
+		goto out;
+	}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_sigint;
@@ -612,6 +634,7 @@ int main(int argc, char **argv)
 		.repeat_last_n = 64, .experts = 0, .seed = 0, .temp = 0.6, .top_p = 0.95,
 		.min_p = 0.01, .repeat_penalty = 1.0, .kv_type = 0, .io_depth = 32, .prefetch = 1,
 		.prefetch_depth = "auto",
+		.logits_top = 20,
 	};
 	const struct mp_opt opts[] = {
 		{ "model", 'm', MP_OPT_STRING, &f.model, "PATH", "model file (first part of a split model)", 0, 0, NULL, NULL },
@@ -645,6 +668,10 @@ int main(int argc, char **argv)
 		{ "trace-out", 0, MP_OPT_STRING, &f.trace_out, "PATH", "record routing and pager outcomes (MOETRACE v2, for moepager-sim)", 0, 0, NULL, NULL },
 		{ "profile", 0, MP_OPT_STRING, &f.profile, "PATH", "usage profile that warms the pool at start and is saved at exit (default: $XDG_CACHE_HOME/moepager/FINGERPRINT.profile)", 0, 0, NULL, NULL },
 		{ "no-profile", 0, MP_OPT_FLAG, &f.no_profile, NULL, "neither read nor save a usage profile", 0, 0, NULL, NULL },
+		{ "perplexity", 0, MP_OPT_FLAG, &f.perplexity, NULL, "perplexity of the -f text in chunks of --ctx-size, scoring each chunk's second half", 0, 0, NULL, NULL },
+		{ "logits-out", 0, MP_OPT_STRING, &f.logits_out, "FILE", "write every evaluated position's logits and routing as JSON (docs/logits-format.md)", 0, 0, NULL, NULL },
+		{ "logits-top", 0, MP_OPT_INT, &f.logits_top, "K", "logits kept per position in --logits-out", 1, 1024, NULL, NULL },
+		{ "force-tokens", 0, MP_OPT_STRING, &f.force_tokens, "IDS", "feed these token ids (1,2,3 or @FILE) after the prompt instead of sampling", 0, 0, NULL, NULL },
 		{ "version", 'V', MP_OPT_FLAG, &f.version, NULL, "print the version, CPU features, kernel path and I/O backends", 0, 0, NULL, NULL },
 	};
 	const size_t n_opts = sizeof opts / sizeof opts[0];
@@ -666,6 +693,10 @@ int main(int argc, char **argv)
 	}
 	if (f.prompt && f.file) {
 		fprintf(stderr, "moepager: -p and -f both give a prompt: choose one\n");
+		return 2;
+	}
+	if (f.interactive && (f.perplexity || f.logits_out || f.force_tokens)) {
+		fprintf(stderr, "moepager: --perplexity, --logits-out and --force-tokens do not work with -i\n");
 		return 2;
 	}
 	if (f.interactive && (f.prompt || f.file || f.raw)) {

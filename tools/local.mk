@@ -43,7 +43,7 @@ dist_check_SCRIPTS += tests/stat.test
 # "Options:" with defaults; its --version's first line "NAME VERSION").  The
 # NAME line is the description's first sentence.  Without help2man (configure
 # says so) no page is built or installed.
-MP_MAN_TOOLS = moepager moepager-sim moepager-stat
+MP_MAN_TOOLS = moepager moepager-sim moepager-stat moepager-compare
 if HAVE_HELP2MAN
 man1_MANS = $(MP_MAN_TOOLS:=.1)
 CLEANFILES += $(man1_MANS)
@@ -60,3 +60,10 @@ endif
 clean-local: clean-test-cache
 clean-test-cache:
 	-rm -rf tests/cache
+
+bin_PROGRAMS += moepager-compare
+moepager_compare_CPPFLAGS = $(TOOLS_CPPFLAGS)
+moepager_compare_SOURCES = tools/moepager-compare.c
+moepager_compare_LDADD = $(SRC_LIBS)
+dist_check_SCRIPTS += tests/quality.test
+EXTRA_DIST += tests/data/pride-and-prejudice.txt
