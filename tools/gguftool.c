@@ -41,12 +41,28 @@ struct args {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: moepager-gguf info MODEL [--json]\n"
-		"       moepager-gguf tensors MODEL [--json]\n"
-		"       moepager-gguf plan MODEL --cache-budget SIZE | --mem-limit SIZE [--ctx N] [--json]\n"
-		"       moepager-gguf manifest MODEL [-m FILE]     (XXH3-64 of every tensor and expert)\n"
-		"       moepager-gguf verify MODEL [-m FILE] [--json]\n"
-		"MODEL is a .gguf file or part 1 of a split set; -m defaults to MODEL.manifest.\n");
+		"Usage: moepager-gguf COMMAND MODEL [OPTION]...\n"
+		"Inspect a GGUF model: metadata, tensors, the memory plan, and an XXH3 manifest of\n"
+		"every tensor and routed expert to verify the file against.  MODEL is a .gguf file\n"
+		"or part 1 of a split set.\n"
+		"\n"
+		"Commands:\n"
+		"  info                     architecture, key metadata, bytes per type, resident\n"
+		"                           against routed-expert bytes, per-expert size per layer\n"
+		"  tensors                  name, type, shape, file part, offset, size\n"
+		"  plan                     what stays resident, KV cache, pool, experts per layer\n"
+		"  manifest                 write the XXH3-64 sidecar (default MODEL.manifest)\n"
+		"  verify                   check MODEL against its manifest, name the first\n"
+		"                           corrupt tensor or expert\n"
+		"\n"
+		"Options:\n"
+		"      --cache-budget SIZE  plan: the expert pool\n"
+		"      --mem-limit SIZE     plan: the whole process; the pool gets the rest\n"
+		"      --ctx N              plan: KV cache tokens (default: 4096)\n"
+		"  -m, --manifest FILE      manifest file (default: MODEL.manifest)\n"
+		"      --json               output for scripts\n"
+		"  -h, --help               print this help and exit\n"
+		"  -V, --version            print the version and exit\n");
 }
 
 static void json_str(const char *s)
@@ -489,9 +505,10 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{"json", no_argument, 0, 'j'}, {"cache-budget", required_argument, 0, 'c'},
 		{"mem-limit", required_argument, 0, 'l'}, {"ctx", required_argument, 0, 'x'},
-		{"manifest", required_argument, 0, 'm'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+		{"manifest", required_argument, 0, 'm'}, {"help", no_argument, 0, 'h'},
+		{"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
 	int c;
-	while ((c = getopt_long(argc, argv, "jm:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jm:hV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j': a.json = 1; break;
 		case 'c':
@@ -510,6 +527,7 @@ int main(int argc, char **argv)
 			break;
 		case 'm': a.manifest = optarg; break;
 		case 'h': usage(stdout); return 0;
+		case 'V': printf("moepager-gguf %s\n", PACKAGE_VERSION); return 0;
 		default: usage(stderr); return 2;
 		}
 	}

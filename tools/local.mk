@@ -43,7 +43,7 @@ dist_check_SCRIPTS += tests/stat.test
 # "Options:" with defaults; its --version's first line "NAME VERSION").  The
 # NAME line is the description's first sentence.  Without help2man (configure
 # says so) no page is built or installed.
-MP_MAN_TOOLS = moepager moepager-sim moepager-stat moepager-compare
+MP_MAN_TOOLS = moepager moepager-sim moepager-stat moepager-compare moepager-gguf moepager-mkmodel
 if HAVE_HELP2MAN
 man1_MANS = $(MP_MAN_TOOLS:=.1)
 CLEANFILES += $(man1_MANS)

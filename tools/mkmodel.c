@@ -463,7 +463,14 @@ static int gen_tensor(struct gen *g, const struct tspec *t)
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: moepager-mkmodel --preset tiny|small|r1slice -o FILE.gguf [options]\n"
+		"Usage: moepager-mkmodel --preset tiny|small|r1slice -o FILE.gguf [OPTION]...\n"
+		"Write a synthetic deepseek2 model laid out exactly like DeepSeek-R1's GGUF files\n"
+		"(R1's metadata keys and tensor names) with seeded random weights and routing\n"
+		"that looks trained, for tests and benchmarks.\n"
+		"\n"
+		"Options:\n"
+		"  -p, --preset NAME      tiny, small or r1slice (docs/mkmodel.md)\n"
+		"  -o, --output FILE      the model to write\n"
 		"  --quant MIX            f32, q8_0, q4_k_m (default), q2_k, iq1_s\n"
 		"  --layers N             total layers (dense ones stay first; at least 1 MoE)\n"
 		"  --dense N              leading dense layers\n"
@@ -476,7 +483,9 @@ static void usage(FILE *f)
 		"  --seed N               weights seed (default 1)\n"
 		"  --router-scale X --router-bias-spread X --router-similarity X\n"
 		"  --embd-shared X --residual-scale X     routing knobs (docs/mkmodel.md)\n"
-		"  --quiet                no progress line\n");
+		"  --quiet                no progress line\n"
+		"  -h, --help             print this help and exit\n"
+		"  -V, --version          print the version and exit\n");
 }
 
 static int parse_u32(const char *s, uint32_t *out)
@@ -543,6 +552,16 @@ int main(int argc, char **argv)
 		{"residual-scale", required_argument, 0, O_RESID}, {"quiet", no_argument, 0, O_QUIET},
 		{"tokenizer", required_argument, 0, O_TOKENIZER},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+			printf("moepager-mkmodel %s\n", PACKAGE_VERSION);
+			return 0;
+		}
+	}
 	/* Presets first, so that dimension flags override them in any order. */
 	for (int i = 1; i + 1 < argc; i++)
 		if (strcmp(argv[i], "--preset") == 0 || strcmp(argv[i], "-p") == 0)
