@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "err.h"
 #include "evaluate.h"
+#include "file.h"
 #include "sampler.h"
 #include "tokenizer.h"
 
@@ -323,43 +324,13 @@ int mp_eval_perplexity(struct mp_model *m, uint32_t n_vocab, const int32_t *ids,
 
 /* ---- token lists ------------------------------------------------------------------ */
 
-static char *slurp(const char *path, char *err, size_t err_len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		snprintf(err, err_len, "%s: %s", path, strerror(errno));
-		return NULL;
-	}
-	size_t cap = 4096, n = 0;
-	char *buf = mp_malloc(cap);
-	while (buf) {
-		n += fread(buf + n, 1, cap - n - 1, f);
-		if (n < cap - 1)
-			break;
-		char *nb = mp_realloc(buf, cap * 2);
-		if (!nb) {
-			mp_free(buf);
-			buf = NULL;
-			break;
-		}
-		buf = nb;
-		cap *= 2;
-	}
-	if (buf)
-		buf[n] = 0;
-	else
-		snprintf(err, err_len, "%s: out of memory", path);
-	fclose(f);
-	return buf;
-}
-
 int mp_eval_parse_ids(const char *spec, uint32_t n_vocab, int32_t **ids, char *err, size_t err_len)
 {
 	*ids = NULL;
 	char *owned = NULL;
 	const char *s = spec;
 	if (spec[0] == '@') {
-		if (!(owned = slurp(spec + 1, err, err_len)))
+		if (!(owned = mp_file_read(spec + 1, NULL, err, err_len)))
 			return -MP_EARG;
 		s = owned;
 	}

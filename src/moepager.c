@@ -24,6 +24,7 @@
 #include "err.h"
 #include "evaluate.h"
 #include "experts.h"
+#include "file.h"
 #include "io.h"
 #include "loader.h"
 #include "model.h"
@@ -110,37 +111,6 @@ static int report(void)
 	if (mp_io_select("auto", &chosen, note, sizeof note) == 0)
 		printf("io auto:      %s%s%s\n", chosen->name, note[0] ? " — " : "", note);
 	return 0;
-}
-
-/* Reads a whole text file (the -f prompt). */
-static char *read_file(const char *path, char *err, size_t len)
-{
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		snprintf(err, len, "-f %s: %s", path, strerror(errno));
-		return NULL;
-	}
-	size_t cap = 1 << 16, n = 0;
-	char *buf = mp_malloc(cap);
-	while (buf) {
-		n += fread(buf + n, 1, cap - n - 1, f);
-		if (n < cap - 1)
-			break;
-		char *nb = mp_realloc(buf, cap * 2);
-		if (!nb) {
-			mp_free(buf);
-			buf = NULL;
-			break;
-		}
-		buf = nb;
-		cap *= 2;
-	}
-	if (buf)
-		buf[n] = 0;
-	else
-		snprintf(err, len, "-f %s: out of memory", path);
-	fclose(f);
-	return buf;
 }
 
 /* ---- a generation session --------------------------------------------------------- */
@@ -554,7 +524,7 @@ static int run(const struct flags *f)
 
 	if (f->perplexity || f->logits_out || f->force_tokens) {
 		/* quality measurement: src/evaluate.c runs the text and the recorder */
-		if (f->file && !(prompt_text = read_file(f->file, err, sizeof err))) {
+		if (f->file && !(prompt_text = mp_file_read(f->file, NULL, err, sizeof err))) {
 			fprintf(stderr, "moepager: %s\n", err);
 			goto out;
 		}
@@ -582,7 +552,7 @@ static int run(const struct flags *f)
 		goto out;
 	}
 	if (f->file) {
-		prompt_text = read_file(f->file, err, sizeof err);
+		prompt_text = mp_file_read(f->file, NULL, err, sizeof err);
 		if (!prompt_text) {
 			fprintf(stderr, "moepager: %s\n", err);
 			goto out;

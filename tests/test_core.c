@@ -2,11 +2,13 @@
  * allocation counting, CPU feature names, log levels. */
 #include <errno.h>
 #include <stdint.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "clock.h"
 #include "cpu.h"
 #include "err.h"
+#include "file.h"
 #include "log.h"
 #include "rng.h"
 #include "size.h"
@@ -167,6 +169,28 @@ static void test_clock(void)
 	CHECK(mp_clock_wall_s() > 1700000000ull);
 }
 
+static void test_file_read(void)
+{
+	char path[64], err[256];
+	snprintf(path, sizeof path, "test_core.%d.txt", (int)getpid());
+	FILE *f = fopen(path, "w");
+	REQUIRE(f);
+	for (int i = 0; i < 20000; i++)   /* larger than the first buffer */
+		fputs("moepager ", f);
+	fclose(f);
+	size_t len = 0;
+	char *text = mp_file_read(path, &len, err, sizeof err);
+	REQUIRE(text);
+	CHECK_EQ_U64(len, 20000 * 9);
+	CHECK_EQ_INT(text[len], 0);
+	CHECK(strncmp(text + len - 9, "moepager ", 9) == 0);
+	mp_free(text);
+	unlink(path);
+	CHECK(mp_file_read(path, &len, err, sizeof err) == NULL);
+	CHECK_CONTAINS(err, path);
+	CHECK_CONTAINS(err, "No such file");
+}
+
 int main(void)
 {
 	RUN(test_size_parse);
@@ -178,5 +202,6 @@ int main(void)
 	RUN(test_cpu);
 	RUN(test_log_level);
 	RUN(test_clock);
+	RUN(test_file_read);
 	return mp_test_end();
 }

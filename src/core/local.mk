@@ -11,6 +11,8 @@ libmpcore_la_SOURCES = \
 	src/core/cpu.h \
 	src/core/err.c \
 	src/core/err.h \
+	src/core/file.c \
+	src/core/file.h \
 	src/core/log.c \
 	src/core/log.h \
 	src/core/rng.c \
