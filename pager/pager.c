@@ -745,8 +745,12 @@ int mp_pager_start(struct mp_pager *p)
 			uint32_t s = k->free_head;
 			k->free_head = p->slots[s].next_free;
 			k->n_free--;
-			if (issue_load(p, id, s, 0) >= 0)
+			if (issue_load(p, id, s, 0) >= 0) {
+				/* the preload is a prefetch of everything: counted
+				 * as issued, so its uses do not exceed its issues */
 				p->info.pf_issued++;
+				st_add_layer(p, id, LAYER_F(pf_issued), 1);
+			}
 		}
 		stats_end(p);
 	}
