@@ -73,12 +73,11 @@ static int opt_f32(struct mp_gguf *g, const char *name, float def, float *out, c
 	return rc < 0 ? say(err, len, rc, "%s", mp_gguf_error(g)) : 0;
 }
 
+/* Presence only: an absent optional tensor is not an error (the lookup's
+ * message is left unused). */
 static int has_tensor(struct mp_gguf *g, const char *name)
 {
-	for (uint64_t i = 0; i < mp_gguf_tensor_count(g); i++)
-		if (strcmp(mp_gguf_tensor_at(g, i)->name, name) == 0)
-			return 1;
-	return 0;
+	return mp_gguf_find_tensor(g, name) != NULL;
 }
 
 int mp_loader_hparams(struct mp_gguf *g, struct mp_hparams *hp, char *err, size_t len)
@@ -191,10 +190,7 @@ int mp_loader_hparams(struct mp_gguf *g, struct mp_hparams *hp, char *err, size_
 
 static void view(struct mp_gguf *g, const uint8_t *const *base, const char *name, struct mp_tensor *t)
 {
-	const struct mp_gguf_tensor *gt = NULL;
-	for (uint64_t i = 0; i < mp_gguf_tensor_count(g) && !gt; i++)
-		if (strcmp(mp_gguf_tensor_at(g, i)->name, name) == 0)
-			gt = mp_gguf_tensor_at(g, i);
+	const struct mp_gguf_tensor *gt = mp_gguf_find_tensor(g, name);   /* NULL: absent */
 	memset(t, 0, sizeof *t);
 	if (!gt)
 		return;

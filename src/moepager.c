@@ -356,6 +356,7 @@ static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t 
 		       struct mp_experts **experts, struct mp_expert_source *src)
 {
 	const struct mp_hparams *hp = mp_modelfile_hparams(mf);
+	uint64_t fp = mp_loader_fingerprint(mp_modelfile_gguf(mf));
 	char err[1024];
 	/* the pager serves the routed experts from a bounded pool, sized by
 	 * the one plan function (src/plan->h) that moepager-gguf plan prints */
@@ -377,7 +378,7 @@ static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t 
 		mp_size_format(budget, d, sizeof d), 100.0 * plan->pool_fraction,
 		mp_size_format(plan->routed_bytes, e, sizeof e));
 	if (mp_stats_create(&(struct mp_stats_config){ f->stats_file, f->keep_stats, hp->n_layer,
-						       hp->n_expert, mp_loader_fingerprint(mp_modelfile_gguf(mf)),
+						       hp->n_expert, fp,
 						       io_names[f->io] }, &s->stats, err, sizeof err) < 0) {
 		fprintf(stderr, "moepager: %s\n", err);
 		return -1;
@@ -389,7 +390,6 @@ static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t 
 	pc.io_depth = (uint32_t)f->io_depth;
 	pc.stats = s->stats;
 	char profile_path[4096] = "";
-	uint64_t fp = mp_loader_fingerprint(mp_modelfile_gguf(mf));
 	if (!f->no_profile) {
 		if (f->profile)
 			snprintf(profile_path, sizeof profile_path, "%s", f->profile);
