@@ -63,8 +63,12 @@ int main(int argc, char **argv)
 	}
 	struct ref_model *ref = ref_create(hp, w, o.n_ctx, 0, 0);
 	float *want = mp_malloc_array(hp->n_vocab, sizeof(float));
+	if (!ref || !want) {
+		fprintf(stderr, "refcheck: cannot set up the reference\n");
+		return 1;
+	}
 	double worst = 0;
-	int compared = 0, greedy_diff = 0, bad = 0, flips = 0;
+	int compared = 0, greedy_diff = 0, bad = 0, flips = 0, nonfinite = 0;
 	uint32_t tok = 1;
 	for (int s = 0; s < steps; s++) {
 		const float *got;
@@ -94,20 +98,25 @@ int main(int argc, char **argv)
 				return 1;
 			flips += flipped;
 		}
+		/* fmax drops a NaN: non-finite logits are counted, not maxed */
 		double scale = 0, sw = 0;
-		for (uint32_t v = 0; v < hp->n_vocab; v++)
+		for (uint32_t v = 0; v < hp->n_vocab; v++) {
+			nonfinite += !isfinite(got[v]) || !isfinite(want[v]);
 			scale = fmax(scale, fabs(want[v]));
-		for (uint32_t v = 0; v < hp->n_vocab; v++)
+		}
+		for (uint32_t v = 0; scale > 0 && v < hp->n_vocab; v++)
 			sw = fmax(sw, fabs(got[v] - want[v]) / scale);
+		if (!(scale > 0))
+			nonfinite++;
 		worst = fmax(worst, sw);
 		greedy_diff += argmax(got, hp->n_vocab) != argmax(want, hp->n_vocab);
 		compared++;
 		tok = (uint32_t)argmax(want, hp->n_vocab);
 	}
 	printf("%s, %d threads: %d positions compared, max relative logit error %.3g (tolerance %.3g), "
-	       "%d greedy differences, %d excused routing flips\n", argv[1], threads, compared, worst, tol,
-	       greedy_diff, flips);
-	if (worst > tol || compared < 3 || (exact && greedy_diff))
+	       "%d greedy differences, %d excused routing flips, %d non-finite logits or zero scales\n",
+	       argv[1], threads, compared, worst, tol, greedy_diff, flips, nonfinite);
+	if (!(worst <= tol) || nonfinite || compared < 3 || (exact && greedy_diff))
 		bad = 1;
 	mp_free(want);
 	ref_destroy(ref);
