@@ -13,7 +13,9 @@
  *     int main(void) { RUN(test_parse); return mp_test_end(); }
  * A failed CHECK reports and lets the case go on; REQUIRE also returns from
  * the case.  SKIP_CASE("why") ends one case as skipped (a backend or a table
- * this machine lacks); mp_test_skip() skips the whole program (exit 77).  Every
+ * this machine lacks); mp_test_skip_part() adds a skipped case for one part
+ * of a case that cannot run here (a backend the kernel lacks) while the case
+ * goes on; mp_test_skip() skips the whole program (exit 77).  Every
  * case prints one "case NAME: ok|skipped (WHY)|FAILED" line, and tests/driver
  * turns those lines into the harness's per-case results, so a skipped case is
  * counted as skipped, never as passed.
@@ -111,6 +113,17 @@ static inline void mp_test_run(const char *name, void (*fn)(void))
 }
 
 #define RUN(fn) mp_test_run(#fn, fn)
+
+/* Records a part that cannot run here as a skipped case of its own,
+ * "case NAME: skipped (WHY)": one backend of a case that loops over the
+ * backends, say, while the case itself goes on with the others. */
+static inline void mp_test_skip_part(const char *name, const char *why)
+{
+	mp_test_cases++;
+	mp_test_skipped_cases++;
+	printf("case %s: skipped (%s)\n", name, why);
+	fflush(stdout);
+}
 
 /* Prints the tally and returns the exit status for main: 1 when a case
  * failed, 77 (automake's "skipped") when every case skipped, else 0. */

@@ -194,7 +194,7 @@ static void read_and_check(const struct mp_io_ops *ops, const struct mp_io_fault
 static void test_read_every_backend(void)
 {
 	const struct mp_io_ops *b[8];
-	int n = tp_backends(b, 8);
+	int n = tp_backends(b, 8, mp_test_current);
 	for (int i = 0; i < n; i++) {
 		read_and_check(b[i], NULL, 8, 7);
 		read_and_check(b[i], NULL, 1, 8);
@@ -206,7 +206,7 @@ static void test_read_every_backend(void)
 static void test_short_eagain_reorder(void)
 {
 	const struct mp_io_ops *b[8];
-	int n = tp_backends(b, 8);
+	int n = tp_backends(b, 8, mp_test_current);
 	struct mp_io_fault f = { .short_every = 2, .eagain_every = 5, .reorder = 1, .delay_us = 50 };
 	for (int i = 0; i < n; i++)
 		read_and_check(b[i], &f, 6, 11);
@@ -216,7 +216,7 @@ static void test_short_eagain_reorder(void)
 static void test_eio(void)
 {
 	const struct mp_io_ops *b[8];
-	int n = tp_backends(b, 8);
+	int n = tp_backends(b, 8, mp_test_current);
 	for (int k = 0; k < n; k++) {
 		struct mp_io_fault f = { .eio_at = 5 };
 		struct mp_io_config cfg = { .depth = 4, .buf_base = pool, .buf_len = pool_len, .fault = &f };
@@ -250,7 +250,7 @@ static void test_eio(void)
 static void test_truncated(void)
 {
 	const struct mp_io_ops *b[8];
-	int n = tp_backends(b, 8);
+	int n = tp_backends(b, 8, mp_test_current);
 	b[n++] = &mp_io_mmap_ops;               /* again, past its size check: SIGBUS guard */
 	for (int k = 0; k < n; k++) {
 		if (b[k] == &mp_io_memory_ops)
@@ -295,7 +295,7 @@ static void test_truncated(void)
 static void test_cancel(void)
 {
 	const struct mp_io_ops *b[8];
-	int n = tp_backends(b, 8);
+	int n = tp_backends(b, 8, mp_test_current);
 	for (int k = 0; k < n; k++) {
 		struct mp_io_config cfg = { .depth = 8, .threads = 1, .buf_base = pool, .buf_len = pool_len };
 		struct mp_io *io = NULL;
@@ -333,7 +333,7 @@ static void test_cancel(void)
 static void test_bad_requests(void)
 {
 	const struct mp_io_ops *b[8];
-	int n = tp_backends(b, 8);
+	int n = tp_backends(b, 8, mp_test_current);
 	for (int k = 0; k < n; k++) {
 		struct mp_io_config cfg = { .depth = 2 };
 		struct mp_io *io = NULL;

@@ -259,9 +259,9 @@ static void test_fits_whole(void)
 
 static void test_page_cache_tiers(void)
 {
-	const struct mp_io_ops *ops = backends[0];   /* the first real backend */
-	if (ops->caps & MP_IO_CAP_NOPOOL)
-		return;
+	const struct mp_io_ops *ops = tp_pool_backend(backends, n_backends);
+	if (!ops)
+		SKIP_CASE("no backend with a pool is usable here");
 	struct opts o = { .ops = ops, .budget = 2 * slot1 + 2 * slot2, .page_cache = 1,
 	                  .low_mem = UINT64_MAX };   /* "always low": drop after copying */
 	int rc;
@@ -450,9 +450,9 @@ static void test_hooks_and_current_set(void)
  * demand expert's reads are promoted and submitted first. */
 static void test_demand_before_prefetch(void)
 {
-	const struct mp_io_ops *ops = backends[0];
-	if (ops->caps & MP_IO_CAP_NOPOOL)
-		return;
+	const struct mp_io_ops *ops = tp_pool_backend(backends, n_backends);
+	if (!ops)
+		SKIP_CASE("no backend with a pool is usable here");
 	tp_drop_cache(path_a);
 	tp_drop_cache(path_b);
 	struct mp_io_fault f = { .delay_us = 200 };
@@ -694,7 +694,7 @@ int main(void)
 		fprintf(stderr, "FAIL: cannot write the test files\n");
 		return 1;
 	}
-	n_backends = tp_backends(backends, 8);
+	n_backends = tp_backends(backends, 8, "the pager cases");
 	RUN(test_bad_registration);
 	RUN(test_budget_minimum);
 	RUN(test_decode_every_backend);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "io.h"
+#include "mp_test.h"
 
 /* The byte at offset off of test file number seed. */
 static inline uint8_t tp_byte(uint32_t seed, uint64_t off)
@@ -75,19 +76,33 @@ static inline void tp_drop_cache(const char *path)
 }
 
 /* Every backend to test: the built ones that probe usable, then memory.
- * Returns the count; prints the ones skipped. */
-static inline int tp_backends(const struct mp_io_ops **out, int max)
+ * Returns the count; each backend that does not probe usable is reported as
+ * a skipped case "WHAT on BACKEND" (mp_test_skip_part), never passed over in
+ * silence. */
+static inline int tp_backends(const struct mp_io_ops **out, int max, const char *what)
 {
 	int n = 0;
 	for (const struct mp_io_ops *const *b = mp_io_backends(); *b && n < max - 1; b++) {
-		char why[256] = "";
-		if ((*b)->probe(why, sizeof why) == 0)
+		char why[256] = "", name[256];
+		if ((*b)->probe(why, sizeof why) == 0) {
 			out[n++] = *b;
-		else
-			printf("backend %s skipped: %s\n", (*b)->name, why);
+			continue;
+		}
+		snprintf(name, sizeof name, "%s on %s", what, (*b)->name);
+		mp_test_skip_part(name, why[0] ? why : "the probe refuses it");
 	}
 	out[n++] = &mp_io_memory_ops;
 	return n;
+}
+
+/* The first backend in out[0..n) that serves from a pool (not mmap's
+ * mapping, not memory), or NULL. */
+static inline const struct mp_io_ops *tp_pool_backend(const struct mp_io_ops *const *out, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!(out[i]->caps & MP_IO_CAP_NOPOOL) && out[i] != &mp_io_memory_ops)
+			return out[i];
+	return NULL;
 }
 
 #endif

@@ -4,8 +4,7 @@
  * scales, all-max and all-min codes, ±127/−128 activations, f16 and bf16
  * subnormals).  K-quant paths must match the scalar result bit for bit (they
  * share exact integer sums); Q8_0 and the float types to float rounding.
- * Paths the CPU lacks are skipped (the whole program exits 77 if it has
- * none). */
+ * One case per path and check; a path the CPU lacks is a skipped case. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -163,43 +162,35 @@ static int have_path(enum mp_kpath p)
 	return mp_dispatch_supported(p, mp_cpu_features());
 }
 
-static void test_random_blocks(void)
+static void random_blocks(enum mp_kpath p)
 {
-	for (int p = MP_KPATH_AVX2; p < MP_KPATH_COUNT; p++) {
-		if (!have_path((enum mp_kpath)p))
-			continue;
-		for (size_t k = 0; k < N_SIMD; k++) {
-			enum mp_type t = simd_types[k];
-			int64_t be = mp_type_info(t)->block_elems;
-			int64_t lens[] = { 1, 2, 3, 5, 8 };
-			for (int trial = 0; trial < 20; trial++) {
-				int64_t n = be == 1 ? 1 + (int64_t)mp_rng_below(&rng, 300)
-					  : lens[trial % 5] * (be == 32 ? 7 : 1) * be;
-				random_weights(t, wbuf, n);
-				random_acts(mp_type_info(t)->vec_dot_type, abuf, n);
-				compare(t, (enum mp_kpath)p, wbuf, abuf, n, "random bytes");
-			}
+	for (size_t k = 0; k < N_SIMD; k++) {
+		enum mp_type t = simd_types[k];
+		int64_t be = mp_type_info(t)->block_elems;
+		int64_t lens[] = { 1, 2, 3, 5, 8 };
+		for (int trial = 0; trial < 20; trial++) {
+			int64_t n = be == 1 ? 1 + (int64_t)mp_rng_below(&rng, 300)
+				  : lens[trial % 5] * (be == 32 ? 7 : 1) * be;
+			random_weights(t, wbuf, n);
+			random_acts(mp_type_info(t)->vec_dot_type, abuf, n);
+			compare(t, p, wbuf, abuf, n, "random bytes");
 		}
 	}
 }
 
 /* Weights and activations quantized from Gaussian data, as matvec sees them. */
-static void test_quantized_data(void)
+static void quantized_data(enum mp_kpath p)
 {
 	static float x[MAXN], v[MAXN];
 	for (int i = 0; i < MAXN; i++) {
 		x[i] = (float)mp_rng_normal(&rng) * 0.05f;
 		v[i] = (float)mp_rng_normal(&rng);
 	}
-	for (int p = MP_KPATH_AVX2; p < MP_KPATH_COUNT; p++) {
-		if (!have_path((enum mp_kpath)p))
-			continue;
-		for (size_t k = 0; k < N_SIMD; k++) {
-			enum mp_type t = simd_types[k];
-			mp_quant_ops(t)->quantize(x, wbuf, MAXN);
-			mp_quant_ops(mp_type_info(t)->vec_dot_type)->quantize(v, abuf, MAXN);
-			compare(t, (enum mp_kpath)p, wbuf, abuf, MAXN, "quantized");
-		}
+	for (size_t k = 0; k < N_SIMD; k++) {
+		enum mp_type t = simd_types[k];
+		mp_quant_ops(t)->quantize(x, wbuf, MAXN);
+		mp_quant_ops(mp_type_info(t)->vec_dot_type)->quantize(v, abuf, MAXN);
+		compare(t, p, wbuf, abuf, MAXN, "quantized");
 	}
 }
 
@@ -235,7 +226,7 @@ static void fill_acts(enum mp_type t, int8_t c, int64_t n)
 	}
 }
 
-static void test_edge_cases(void)
+static void edge_cases(enum mp_kpath p)
 {
 	/* scales: zero, negative zero, smallest and largest f16 subnormal, 1.0,
 	 * the largest finite; codes: all 0x00, all 0xFF, 0x80, 0x7F, 0x55 */
@@ -243,45 +234,41 @@ static void test_edge_cases(void)
 	static const uint8_t bytes[] = { 0x00, 0xff, 0x80, 0x7f, 0x55 };
 	static const int8_t acts[] = { 127, -128, -127, 0, 1 };
 	const int64_t n = 3 * MP_QK_K;
-	for (int p = MP_KPATH_AVX2; p < MP_KPATH_COUNT; p++) {
-		if (!have_path((enum mp_kpath)p))
+	for (size_t k = 0; k < N_SIMD; k++) {
+		enum mp_type t = simd_types[k];
+		if (mp_type_info(t)->block_elems == 1)
 			continue;
-		for (size_t k = 0; k < N_SIMD; k++) {
-			enum mp_type t = simd_types[k];
-			if (mp_type_info(t)->block_elems == 1)
-				continue;
-			for (size_t s = 0; s < sizeof scales / sizeof scales[0]; s++)
-				for (size_t b = 0; b < sizeof bytes; b++)
-					for (size_t c = 0; c < sizeof acts; c++) {
-						fill_weights(t, bytes[b], scales[s], n);
-						fill_acts(t, acts[c], n);
-						char what[64];
-						snprintf(what, sizeof what, "scale 0x%04x, bytes 0x%02x, acts %d",
-							 scales[s], bytes[b], acts[c]);
-						compare(t, (enum mp_kpath)p, wbuf, abuf, n, what);
-					}
+		for (size_t s = 0; s < sizeof scales / sizeof scales[0]; s++)
+			for (size_t b = 0; b < sizeof bytes; b++)
+				for (size_t c = 0; c < sizeof acts; c++) {
+					fill_weights(t, bytes[b], scales[s], n);
+					fill_acts(t, acts[c], n);
+					char what[64];
+					snprintf(what, sizeof what, "scale 0x%04x, bytes 0x%02x, acts %d",
+						 scales[s], bytes[b], acts[c]);
+					compare(t, p, wbuf, abuf, n, what);
+				}
+	}
+	/* float types: signed zeros, subnormals, a mix; odd lengths */
+	static const uint16_t h16[] = { 0x0000, 0x8000, 0x0001, 0x83ff, 0x3c00, 0xbc00 };
+	static const uint16_t hb16[] = { 0x0000, 0x8000, 0x0001, 0x807f, 0x3f80, 0xbf80 };
+	for (int64_t len = 1; len <= 70; len += 23) {
+		for (int i = 0; i < len; i++) {
+			memcpy(wbuf + 2 * i, &h16[i % 6], 2);
+			memcpy(abuf + 2 * i, &h16[(i / 6) % 6], 2);
 		}
-		/* float types: signed zeros, subnormals, a mix; odd lengths */
-		static const uint16_t h16[] = { 0x0000, 0x8000, 0x0001, 0x83ff, 0x3c00, 0xbc00 };
-		static const uint16_t hb16[] = { 0x0000, 0x8000, 0x0001, 0x807f, 0x3f80, 0xbf80 };
-		for (int64_t len = 1; len <= 70; len += 23) {
-			for (int i = 0; i < len; i++) {
-				memcpy(wbuf + 2 * i, &h16[i % 6], 2);
-				memcpy(abuf + 2 * i, &h16[(i / 6) % 6], 2);
-			}
-			compare(MP_TYPE_F16, (enum mp_kpath)p, wbuf, abuf, len, "f16 specials");
-			for (int i = 0; i < len; i++) {
-				memcpy(wbuf + 2 * i, &hb16[i % 6], 2);
-				memcpy(abuf + 2 * i, &hb16[(i / 6) % 6], 2);
-			}
-			compare(MP_TYPE_BF16, (enum mp_kpath)p, wbuf, abuf, len, "bf16 specials");
-			float *fw = (float *)wbuf, *fa = (float *)abuf;
-			for (int i = 0; i < len; i++) {
-				fw[i] = i % 3 ? -0.0f : 0x1p-140f;
-				fa[i] = (float)(i - 30);
-			}
-			compare(MP_TYPE_F32, (enum mp_kpath)p, wbuf, abuf, len, "f32 specials");
+		compare(MP_TYPE_F16, p, wbuf, abuf, len, "f16 specials");
+		for (int i = 0; i < len; i++) {
+			memcpy(wbuf + 2 * i, &hb16[i % 6], 2);
+			memcpy(abuf + 2 * i, &hb16[(i / 6) % 6], 2);
 		}
+		compare(MP_TYPE_BF16, p, wbuf, abuf, len, "bf16 specials");
+		float *fw = (float *)wbuf, *fa = (float *)abuf;
+		for (int i = 0; i < len; i++) {
+			fw[i] = i % 3 ? -0.0f : 0x1p-140f;
+			fa[i] = (float)(i - 30);
+		}
+		compare(MP_TYPE_F32, p, wbuf, abuf, len, "f32 specials");
 	}
 }
 
@@ -304,15 +291,32 @@ static void test_table(void)
 	CHECK(mp_quant_vec_dot(MP_TYPE_Q8_K, MP_KPATH_SCALAR) == NULL);
 }
 
+/* One case per SIMD path and check: a path this CPU lacks is a skipped case. */
+#define PATH_CASE(fn, path, why)                                                \
+	static void test_##fn##_##path(void)                                    \
+	{                                                                       \
+		if (!have_path(MP_KPATH_##path))                                \
+			SKIP_CASE(why);                                         \
+		fn(MP_KPATH_##path);                                            \
+	}
+#define NO_AVX2 "this CPU lacks AVX2 and FMA"
+#define NO_AVX512 "this CPU lacks AVX-512 (F, BW, VL)"
+PATH_CASE(random_blocks, AVX2, NO_AVX2)
+PATH_CASE(random_blocks, AVX512, NO_AVX512)
+PATH_CASE(quantized_data, AVX2, NO_AVX2)
+PATH_CASE(quantized_data, AVX512, NO_AVX512)
+PATH_CASE(edge_cases, AVX2, NO_AVX2)
+PATH_CASE(edge_cases, AVX512, NO_AVX512)
+
 int main(void)
 {
 	mp_rng_seed(&rng, 20261128);
 	RUN(test_table);
-	if (!have_path(MP_KPATH_AVX2)) {
-		mp_test_skip("this CPU has no SIMD path (AVX2)");
-	}
-	RUN(test_random_blocks);
-	RUN(test_quantized_data);
-	RUN(test_edge_cases);
+	RUN(test_random_blocks_AVX2);
+	RUN(test_random_blocks_AVX512);
+	RUN(test_quantized_data_AVX2);
+	RUN(test_quantized_data_AVX512);
+	RUN(test_edge_cases_AVX2);
+	RUN(test_edge_cases_AVX512);
 	return mp_test_end();
 }
