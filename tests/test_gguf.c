@@ -639,7 +639,9 @@ static void test_split(void)
 	CHECK_CONTAINS(mp_gguf_part_path(g, 2), "m-00003-of-00003.gguf");
 	CHECK_EQ_U64(t->offset, mp_gguf_data_start(g, 2));
 	uint32_t u;
+	u = 0;
 	CHECK_EQ_INT(mp_gguf_get_u32(g, "deepseek2.block_count", &u), 0);
+	CHECK_EQ_INT(u, 61);   /* part 1's metadata, read back (not only found) */
 	mp_gguf_destroy(g);
 
 	/* Opening a later part asks for the first. */

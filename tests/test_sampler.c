@@ -204,9 +204,13 @@ static void test_penalties(void)
 	mp_sampler_accept(s, 0);   /* the repeat penalty does not depend on count */
 	CHECK_EQ_U64(mp_sampler_probs(s, l, ids, pr, 5), 5);
 	double w0 = 0.16, rest = 0.3 + 0.15 + 0.1 + 0.05;
+	int seen0 = 0;
 	for (int i = 0; i < 5; i++)
-		if (ids[i] == 0)
+		if (ids[i] == 0) {
+			seen0++;
 			CHECK_NEAR(pr[i], w0 / (w0 + rest), 1e-5);
+		}
+	CHECK_EQ_INT(seen0, 1);   /* token 0 is among the five, once */
 	/* Positive logit is divided. */
 	float q[5] = { 4.0f, 3.0f, 0, 0, 0 };
 	CHECK_EQ_U64(mp_sampler_probs(s, q, ids, pr, 5), 5);
@@ -272,13 +276,29 @@ static void test_same_seed_same_sequence(void)
 	}
 	CHECK(same_ab);
 	CHECK(!same_ac);
-	/* reset with the seed replays the sequence. */
-	mp_sampler_reset(a, 42);
-	mp_sampler_reset(b, 42);
+	/* reset with a seed replays that seed's sequence from the start: c (seed
+	 * 43, used) and a (used) reset to 42 draw what a fresh seed-42 sampler
+	 * draws.  (Comparing a with b, in the same state, could not fail.) */
 	for (int i = 0; i < V; i++)
 		l[i] = (float)mp_rng_normal(&r);
+	p.seed = 42;
+	struct mp_sampler *fresh = make(&p, V);
+	REQUIRE(fresh);
+	int32_t rec[20];
 	for (int step = 0; step < 20; step++)
-		CHECK_EQ_INT(mp_sampler_sample(a, l), mp_sampler_sample(b, l));
+		rec[step] = mp_sampler_sample(fresh, l);
+	mp_sampler_destroy(fresh);
+	mp_sampler_reset(a, 42);
+	mp_sampler_reset(c, 42);
+	int differ_a = 0, differ_c = 0, varied = 0;
+	for (int step = 0; step < 20; step++) {
+		differ_a += mp_sampler_sample(a, l) != rec[step];
+		differ_c += mp_sampler_sample(c, l) != rec[step];
+		varied += step && rec[step] != rec[0];
+	}
+	CHECK_EQ_INT(differ_a, 0);
+	CHECK_EQ_INT(differ_c, 0);
+	CHECK(varied > 0);   /* the draws are random: a replay is more than a constant */
 	mp_free(l);
 	mp_sampler_destroy(a);
 	mp_sampler_destroy(b);
