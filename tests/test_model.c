@@ -54,6 +54,12 @@ static double compare(struct test_model *tm, const struct mp_model_opts *opts, i
 	}
 	struct ref_model *ref = ref_create(&tm->hp, tm->w, opts->n_ctx, opts->n_expert_used,
 					   opts->no_groups);
+	if (!ref) {
+		MP_TEST_FAIL("ref_create failed");
+		mp_model_destroy(m);
+		mp_resident_experts_destroy(res);
+		return INFINITY;
+	}
 	float want[MAXT * 2];
 	double worst = 0;
 	uint32_t tok = 1;
@@ -66,10 +72,22 @@ static double compare(struct test_model *tm, const struct mp_model_opts *opts, i
 			MP_TEST_FAIL("step %d: %s", s, mp_model_error(m));
 			break;
 		}
-		ref_step(ref, tok, want);
+		if (ref_step(ref, tok, want) < 0) {
+			MP_TEST_FAIL("reference step %d failed", s);
+			break;
+		}
+		/* fmax drops a NaN: a non-finite logit is a failure of its own */
 		double scale = 0, step_worst = 0;
-		for (uint32_t v = 0; v < tm->hp.n_vocab; v++)
+		int nonfinite = 0;
+		for (uint32_t v = 0; v < tm->hp.n_vocab; v++) {
+			nonfinite += !isfinite(got[v]) || !isfinite(want[v]);
 			scale = fmax(scale, fabs(want[v]));
+		}
+		if (nonfinite || !(scale > 0)) {
+			MP_TEST_FAIL("step %d: %d non-finite logits, scale %g", s, nonfinite, scale);
+			worst = INFINITY;
+			break;
+		}
 		for (uint32_t v = 0; v < tm->hp.n_vocab; v++)
 			step_worst = fmax(step_worst, fabs(got[v] - want[v]) / scale);
 		for (uint32_t L = tm->hp.n_dense_lead; L < tm->hp.n_layer; L++) {
@@ -126,10 +144,12 @@ static void test_kv_types(void)
 	double e16 = compare(&tm, &o, 16, &gd, &rd);
 	if (!(e16 < 5e-3))
 		MP_TEST_FAIL("f16 KV: max relative logit error %.3g, tolerance 5e-3", e16);
+	CHECK_EQ_INT(rd, 0);   /* "still the same routes": asserted, not only said */
 	o.kv_type = MP_KV_Q8_0;
 	double e8 = compare(&tm, &o, 16, &gd, &rd);
 	if (!(e8 < 3e-2))
 		MP_TEST_FAIL("q8_0 KV: max relative logit error %.3g, tolerance 3e-2", e8);
+	CHECK_EQ_INT(rd, 0);
 	CHECK(mp_model_kv_bytes_per_token(&tm.hp, MP_KV_Q8_0) * 2 < mp_model_kv_bytes_per_token(&tm.hp, MP_KV_F16) * 1.2);
 	tiny_drop(&tm);
 }
@@ -290,13 +310,18 @@ static void test_rope_constants(void)
 	float v[64];
 	for (int i = 0; i < 64; i++)
 		v[i] = (float)(i % 5) - 2.0f;
-	double n0 = 0, n1 = 0;
+	double n0 = 0, n1 = 0, moved = 0;
+	float v0[64];
+	memcpy(v0, v, sizeof v);
 	for (int i = 0; i < 64; i++)
 		n0 += v[i] * v[i];
 	mp_rope_apply(&r, v, 1234);
-	for (int i = 0; i < 64; i++)
+	for (int i = 0; i < 64; i++) {
 		n1 += v[i] * v[i];
+		moved += fabs(v[i] - v0[i]);
+	}
 	CHECK_NEAR(n1, n0, 1e-3);
+	CHECK(moved > 1.0);   /* it rotated: the identity keeps the length too */
 	struct mp_hparams r1 = { .n_layer = 61, .kv_lora_rank = 512, .d_rope = 64 };
 	CHECK_EQ_U64(mp_model_kv_bytes_per_token(&r1, MP_KV_F16), 70272);
 }

@@ -226,14 +226,17 @@ static void test_belady_desync(void)
 		set[j] = ids[5 - j];                 /* same set, another order: fine */
 	mp_policy_on_access(p, 0, set, 6);
 	CHECK_EQ_INT(mp_policy_desynced(p), 0);
-	set[0] = (set[0] + 1) % 64;
-	int dup = 0;
-	for (int j = 1; j < 6; j++)
-		dup |= set[j] == set[0];
-	if (!dup) {
-		mp_policy_on_access(p, 1, set, 6);
-		CHECK_EQ_INT(mp_policy_desynced(p), 1);
-	}
+	/* replace one expert by the next one not in the set (the check ran
+	 * only when +1 happened not to be in it) */
+	int dup;
+	do {
+		set[0] = (set[0] + 1) % 64;
+		dup = 0;
+		for (int j = 1; j < 6; j++)
+			dup |= set[j] == set[0];
+	} while (dup);
+	mp_policy_on_access(p, 1, set, 6);
+	CHECK_EQ_INT(mp_policy_desynced(p), 1);
 	mp_policy_destroy(p);
 }
 
