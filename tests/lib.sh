@@ -35,3 +35,6 @@ paged() {
 begin() { _case=$1 _why=; }
 bad() { _why="${_why:+$_why; }$*"; }
 end() { if [ -z "$_why" ]; then pass "$_case"; else failed "$_case" "$_why"; fi; }
+# io_unusable IO FILE: FILE (a moepager's stderr) says the I/O backend IO cannot
+# run on this machine (not built, or refused by the kernel); prints that line.
+io_unusable() { grep -m 1 -- "no $1 backend\|$1.*unusable\|--io $1:" "$2"; }

@@ -95,7 +95,11 @@ static void test_select(void)
 static void test_fallback(void)
 {
 	const struct mp_io_ops *ops = NULL;
-	char note[512];
+	char note[512], prev[256];
+	/* the caller's setting (a machine whose kernel refuses io_uring is
+	 * reproduced with MOEPAGER_IO_DISABLE=uring) is put back afterwards */
+	const char *env = getenv("MOEPAGER_IO_DISABLE");
+	snprintf(prev, sizeof prev, "%s", env ? env : "");
 	setenv("MOEPAGER_IO_DISABLE", "uring,aio", 1);
 	CHECK_EQ_INT(mp_io_select("auto", &ops, note, sizeof note), 0);
 	REQUIRE(ops);
@@ -105,7 +109,10 @@ static void test_fallback(void)
 	CHECK_EQ_INT(mp_io_select("uring", &ops, note, sizeof note), -MP_EUNAVAIL);
 	CHECK_CONTAINS(note, "--io uring: disabled");
 #endif
-	unsetenv("MOEPAGER_IO_DISABLE");
+	if (env)
+		setenv("MOEPAGER_IO_DISABLE", prev, 1);
+	else
+		unsetenv("MOEPAGER_IO_DISABLE");
 
 	struct mp_io_fault f = { .fail_open = "uring" };
 	struct mp_io_config cfg = { .depth = 4, .fault = &f };
@@ -114,12 +121,20 @@ static void test_fallback(void)
 	REQUIRE(io);
 	CHECK(strcmp(mp_io_ops_of(io)->name, "uring") != 0);
 #ifdef HAVE_LIBURING
-	CHECK_CONTAINS(note, "uring unusable (uring: open failed");
-	mp_io_close(io);
-	io = NULL;
-	CHECK_EQ_INT(mp_io_open_name("uring", &cfg, &io, note, sizeof note), -ENOSYS);
-	CHECK(io == NULL);
-	CHECK_CONTAINS(note, "--io uring");
+	char why[256] = "";
+	if (mp_io_find("uring")->probe(why, sizeof why) != 0) {
+		/* the kernel refuses io_uring: auto says so at the probe, and
+		 * an open failing after a good probe cannot be reached here */
+		CHECK_CONTAINS(note, "uring unusable (");
+		mp_test_skip_part("test_fallback on uring failing to open", why);
+	} else {
+		CHECK_CONTAINS(note, "uring unusable (uring: open failed");
+		mp_io_close(io);
+		io = NULL;
+		CHECK_EQ_INT(mp_io_open_name("uring", &cfg, &io, note, sizeof note), -ENOSYS);
+		CHECK(io == NULL);
+		CHECK_CONTAINS(note, "--io uring");
+	}
 #endif
 	mp_io_close(io);
 }

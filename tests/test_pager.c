@@ -698,11 +698,22 @@ static void test_auto_fallback(void)
 	REQUIRE(in.backend);
 	CHECK(strcmp(in.backend, "uring") != 0);
 #ifdef HAVE_LIBURING
-	CHECK_CONTAINS(mp_pager_message(p), "uring unusable (uring: open failed");
+	char why[256] = "";
+	if (mp_io_find("uring")->probe(why, sizeof why) != 0) {
+		/* the kernel refuses io_uring: said at the probe; an open
+		 * failing after a good probe cannot be reached here */
+		CHECK_CONTAINS(mp_pager_message(p), "uring unusable (");
+		mp_test_skip_part("test_auto_fallback on uring failing to open", why);
+	} else {
+		CHECK_CONTAINS(mp_pager_message(p), "uring unusable (uring: open failed");
+	}
 #endif
 	CHECK_EQ_INT(decode(p, 3, 9, 1), 0);
 	mp_pager_destroy(p);
 
+	char prev[256];
+	const char *env = getenv("MOEPAGER_IO_DISABLE");
+	snprintf(prev, sizeof prev, "%s", env ? env : "");
 	setenv("MOEPAGER_IO_DISABLE", "uring,aio", 1);
 	o.fault = NULL;
 	p = make(&o, &rc);
@@ -712,7 +723,10 @@ static void test_auto_fallback(void)
 	CHECK_STR(in.backend, "sync");
 	CHECK_EQ_INT(decode(p, 3, 10, 1), 0);
 	mp_pager_destroy(p);
-	unsetenv("MOEPAGER_IO_DISABLE");
+	if (env)
+		setenv("MOEPAGER_IO_DISABLE", prev, 1);   /* the caller's setting back */
+	else
+		unsetenv("MOEPAGER_IO_DISABLE");
 }
 
 static void test_bad_registration(void)
