@@ -1,7 +1,8 @@
 # lib.sh — sourced by the *.test scripts: one line per case, in the form
 # tests/driver counts ("case NAME: ok", "case NAME: skipped (WHY)",
-# "case NAME: FAILED WHY").  A script ends with `exit $fail`; a script whose
-# every case skipped ends with `finish` (exit 77 when nothing ran).
+# "case NAME: FAILED WHY"), one per case, names unique within a script.
+# Every script ends with `finish`: 1 when a case failed, 77 when every case
+# skipped, else 0.
 fail=0 n_ok=0 n_skip=0
 pass() { echo "case $1: ok"; n_ok=$((n_ok + 1)); }
 skip() { echo "case $1: skipped ($2)"; n_skip=$((n_skip + 1)); }
