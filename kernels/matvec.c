@@ -60,28 +60,32 @@ static int check_mat(const struct mp_mat *w, uint64_t *row_bytes)
 	return mp_type_row_bytes(w->type, (uint64_t)w->cols, row_bytes);
 }
 
-struct matvec_job {
+struct matmul_q_job {
 	mp_vec_dot_fn dot;
 	const uint8_t *w;          /* first row */
 	uint64_t row_bytes;
-	int64_t rows, cols;
-	const void *a;             /* activations in the vec_dot type */
-	float *y;
+	int64_t rows, cols, m;
+	const uint8_t *xq;         /* m activations in the vec_dot type */
+	uint64_t x_bytes;          /* bytes of one of them */
+	float *y;                  /* m × rows */
 	_Atomic int64_t next;      /* next unclaimed chunk start */
 };
 
-static void matvec_worker(void *ctx, int ith, int nth)
+static void matmul_q_worker(void *ctx, int ith, int nth)
 {
 	(void)ith;
 	(void)nth;
-	struct matvec_job *j = ctx;
+	struct matmul_q_job *j = ctx;
 	for (;;) {
 		int64_t r0 = atomic_fetch_add_explicit(&j->next, ROW_CHUNK, memory_order_relaxed);
 		if (r0 >= j->rows)
 			return;
 		int64_t r1 = r0 + ROW_CHUNK < j->rows ? r0 + ROW_CHUNK : j->rows;
-		for (int64_t r = r0; r < r1; r++)
-			j->y[r] = j->dot(j->cols, j->w + (uint64_t)r * j->row_bytes, j->a);
+		for (int64_t r = r0; r < r1; r++) {
+			const uint8_t *wr = j->w + (uint64_t)r * j->row_bytes;
+			for (int64_t i = 0; i < j->m; i++)
+				j->y[i * j->rows + r] = j->dot(j->cols, wr, j->xq + (uint64_t)i * j->x_bytes);
+		}
 	}
 }
 
@@ -117,12 +121,12 @@ int mp_matvec_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat
 		return rc;
 	if (!mp_dispatch_supported(path, mp_cpu_features()))
 		return -MP_EUNAVAIL;   /* would fault with an illegal instruction */
-	struct matvec_job j = {
+	struct matmul_q_job j = {   /* one vector: the batched job with m = 1 */
 		.dot = mp_quant_vec_dot(w->type, path), .w = w->data, .row_bytes = row_bytes,
-		.rows = w->rows, .cols = w->cols, .a = xq, .y = y,
+		.rows = w->rows, .cols = w->cols, .m = 1, .xq = xq, .y = y,
 	};
 	atomic_init(&j.next, 0);
-	mp_threads_run(pool, matvec_worker, &j);
+	mp_threads_run(pool, matmul_q_worker, &j);
 	return 0;
 }
 
@@ -208,4 +212,101 @@ int mp_matmul(struct mp_threads *pool, const struct mp_mat *w, const float *x, i
 	}
 	mp_free(buf);
 	return 0;
+}
+
+/* ---- the direct batched path ------------------------------------------------- */
+
+int mp_matmul_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+		const float *x, int64_t m, float *y)
+{
+	uint64_t row_bytes;
+	int rc = check_mat(w, &row_bytes);
+	if (rc < 0)
+		return rc;
+	if (m < 0)
+		return -MP_EFORMAT;
+	if (!mp_dispatch_supported(path, mp_cpu_features()))
+		return -MP_EUNAVAIL;
+	if (m == 0 || w->rows == 0)
+		return 0;
+	int64_t xb = mp_matvec_x_bytes(w->type, w->cols);
+	if (xb < 0)
+		return (int)xb;
+	int f32 = mp_type_info(w->type)->vec_dot_type == MP_TYPE_F32;
+	uint8_t *xq = NULL;
+	if (!f32) {
+		size_t bytes;
+		if (__builtin_mul_overflow((size_t)xb, (size_t)m, &bytes) || !(xq = mp_malloc(bytes)))
+			return -ENOMEM;
+		for (int64_t i = 0; i < m; i++)
+			mp_matvec_quantize_x(w->type, x + i * w->cols, w->cols, xq + (uint64_t)i * (uint64_t)xb);
+	}
+	struct matmul_q_job j = {
+		.dot = mp_quant_vec_dot(w->type, path), .w = w->data, .row_bytes = row_bytes,
+		.rows = w->rows, .cols = w->cols, .m = m,
+		.xq = f32 ? (const uint8_t *)x : xq, .x_bytes = (uint64_t)xb, .y = y,
+	};
+	atomic_init(&j.next, 0);
+	mp_threads_run(pool, matmul_q_worker, &j);
+	mp_free(xq);
+	return 0;
+}
+
+int64_t mp_matmul_crossover(uint32_t wtype)
+{
+	/* bench/kernels --matmul on the 2-core development machine (see
+	 * bench/README.md): sgemm wins from about 6 vectors for quantized
+	 * weights (the tile's dequantization is paid once for all of them), from
+	 * about 3 for f32 */
+	return wtype == MP_TYPE_F32 ? 3 : 6;
+}
+
+int mp_matmul_auto(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+		   const float *x, int64_t m, float *y)
+{
+	if (m < mp_matmul_crossover(w->type))
+		return mp_matmul_q(pool, path, w, x, m, y);
+	return mp_matmul(pool, w, x, m, y);
+}
+
+int mp_matmul_xw(const struct mp_mat *w, const float *x, int64_t m, float *y)
+{
+	uint64_t row_bytes;
+	int rc = check_mat(w, &row_bytes);
+	if (rc < 0)
+		return rc;
+	if (m < 0 || m > INT_MAX || w->rows > INT_MAX || w->cols > INT_MAX)
+		return -MP_EFORMAT;
+	if (m == 0 || w->cols == 0)
+		return 0;
+	float *buf = mp_malloc_array((size_t)w->rows * (size_t)w->cols + 1, sizeof(float));
+	if (!buf)
+		return -ENOMEM;
+	mp_dequant_fn dq = mp_quant_ops(w->type)->dequant;
+	for (int64_t r = 0; r < w->rows; r++)
+		dq((const uint8_t *)w->data + (uint64_t)r * row_bytes, buf + r * w->cols, w->cols);
+	mp_sgemm(0, m, w->cols, w->rows, 1.0f, x, w->rows, buf, w->cols, 0.0f, y, w->cols);
+	mp_free(buf);
+	return 0;
+}
+
+void mp_sgemm(int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+	      int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+#ifdef BLAS_SERIAL
+	pthread_once(&blas_once, blas_serial);
+#endif
+	if (m <= 0 || n <= 0)
+		return;
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n,
+		    (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+
+void mp_blas_threads(int n)
+{
+#ifndef BLAS_SERIAL
+	openblas_set_num_threads(n > 0 ? n : 1);
+#else
+	(void)n;
+#endif
 }

@@ -55,4 +55,36 @@ int mp_matvec_quantize_x(uint32_t wtype, const float *x, int64_t cols, void *xq)
 int mp_matmul(struct mp_threads *pool, const struct mp_mat *w, const float *x, int64_t m,
 	      float *y);
 
+/* The same product by the direct path: each X[i] quantized once to the
+ * vec_dot type, each row of W dotted with all m of them while it is in cache.
+ * Bit-identical to m calls of mp_matvec (the same kernel on the same inputs),
+ * so a batch of one gives exactly the decode path's numbers. */
+int mp_matmul_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+		const float *x, int64_t m, float *y);
+
+/* Below this many vectors the direct path beats dequantize + sgemm for
+ * weights of type wtype (measured by bench/kernels --matmul; f32 weights
+ * need no dequantization and cross over earlier). */
+int64_t mp_matmul_crossover(uint32_t wtype);
+
+/* mp_matmul_q when m < mp_matmul_crossover(w->type), else mp_matmul. */
+int mp_matmul_auto(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+		   const float *x, int64_t m, float *y);
+
+/* Y = X·W (not Wᵀ): X is m × rows, Y is m × cols (ld = cols); W is
+ * dequantized once.  For a weight block used the other way round (the old
+ * MLA layout's key absorption).  Returns as mp_matvec. */
+int mp_matmul_xw(const struct mp_mat *w, const float *x, int64_t m, float *y);
+
+/* C = alpha·A·op(B) + beta·C in f32, row-major: A is m × k (lda), op(B) is
+ * Bᵀ (B n × k, ldb) when trans_b, else B (k × n, ldb); C is m × n (ldc).
+ * OpenBLAS with its own threads (mp_blas_threads). */
+void mp_sgemm(int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+	      int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
+/* OpenBLAS's thread count (follows -t; call while no product runs).  The
+ * runtime never runs the pool and OpenBLAS at the same time: a product either
+ * dequantizes on the pool or multiplies in sgemm. */
+void mp_blas_threads(int n);
+
 #endif

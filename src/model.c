@@ -32,42 +32,12 @@
 #include "fp16.h"
 #include "matvec.h"
 #include "model.h"
+#include "model_impl.h"
 #include "ops.h"
 #include "quant.h"
 #include "types.h"
 
-struct mp_model {
-	/* ---- fixed at create ---- */
-	const struct mp_hparams *hp;
-	const struct mp_weights *w;
-	struct mp_expert_source src;
-	struct mp_model_opts opts;
-	struct mp_router_cfg router;
-	struct mp_rope rope;
-	float kq_scale;
-	uint32_t kv_width;            /* kv_lora_rank + d_rope values per cached token */
-	uint64_t kv_row_bytes;        /* bytes per cached token per layer */
-	uint8_t *kv;                  /* [n_layer][n_ctx][kv_row_bytes] */
-	char err[512];
-
-	/* ---- changes every step ---- */
-	uint32_t pos;                 /* tokens cached (invariant 1) */
-	struct mp_route *routes;      /* [n_layer]: last step's routing */
-	/* scratch, f32 unless noted */
-	float *h, *x, *q, *qa, *kv_a, *q_lat, *o_lat, *o, *att, *f, *tmp;
-	float *ff_a, *ff_b, *expert_out, *logits, *kv_row, *router_logits;
-	float *k_dec, *v_dec;         /* absorb == 0 only: one position's keys / values */
-	float *kvf;                   /* [n_ctx][kv_width]: the current layer's cache in f32 */
-	struct head_scratch *hs;      /* [threads]: per-thread attention scratch */
-	float *la_x;                  /* [n_embd]: look-ahead normed state */
-	int depth;                    /* current prefetch depth */
-	uint64_t wait_ns;             /* ns waiting for experts, this step */
-	uint64_t wait_total_ns;       /* ns waiting for experts since create */
-	int n_hs;                     /* entries in hs */
-};
-
-__attribute__((format(printf, 2, 3)))
-static int fail(struct mp_model *m, const char *fmt, ...)
+int mp_model_fail(struct mp_model *m, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -86,7 +56,7 @@ static void linear_rows_on(struct mp_model *m, struct mp_threads *pool, const st
 	struct mp_mat mat = { mp_tensor_row(W, row0), W->type, nrows, W->ne[0] };
 	int rc = mp_matvec(pool, mp_dispatch_path(), &mat, x, y);
 	if (rc < 0 && !m->err[0])   /* shapes and types were checked at create */
-		fail(m, "matvec failed: %s", mp_strerror(rc));
+		mp_model_fail(m, "matvec failed: %s", mp_strerror(rc));
 }
 
 static void linear_rows(struct mp_model *m, const struct mp_tensor *W, int64_t row0, int64_t nrows,
@@ -112,7 +82,7 @@ static void swiglu(struct mp_model *m, const struct mp_tensor *gate, const struc
 
 /* ---- KV cache ----------------------------------------------------------------- */
 
-static uint8_t *kv_slot(struct mp_model *m, uint32_t layer, uint32_t pos)
+uint8_t *mp_model_kv_slot(struct mp_model *m, uint32_t layer, uint32_t pos)
 {
 	return m->kv + ((uint64_t)layer * m->opts.n_ctx + pos) * m->kv_row_bytes;
 }
@@ -120,7 +90,7 @@ static uint8_t *kv_slot(struct mp_model *m, uint32_t layer, uint32_t pos)
 /* Reads cached position t of layer L as f32 into m->kv_row ([c | k_rope]). */
 static const float *kv_read(struct mp_model *m, uint32_t layer, uint32_t t)
 {
-	mp_quant_ops((uint32_t)m->opts.kv_type)->dequant(kv_slot(m, layer, t), m->kv_row, m->kv_width);
+	mp_quant_ops((uint32_t)m->opts.kv_type)->dequant(mp_model_kv_slot(m, layer, t), m->kv_row, m->kv_width);
 	return m->kv_row;
 }
 
@@ -242,13 +212,13 @@ static void attention(struct mp_model *m, uint32_t L, const float *x, float *out
 	mp_rope_apply(&m->rope, m->kv_a + r, m->pos);
 	for (uint32_t h = 0; h < hp->n_head; h++)
 		mp_rope_apply(&m->rope, m->q + (size_t)h * d_qk + hp->d_nope, m->pos);
-	mp_quant_ops((uint32_t)m->opts.kv_type)->quantize(m->kv_a, kv_slot(m, L, m->pos), m->kv_width);
+	mp_quant_ops((uint32_t)m->opts.kv_type)->quantize(m->kv_a, mp_model_kv_slot(m, L, m->pos), m->kv_width);
 
 	if (m->opts.absorb) {
 		/* dequantize this layer's cache once, then share the heads out */
 		const struct mp_quant_ops *kv_ops = mp_quant_ops((uint32_t)m->opts.kv_type);
 		for (uint32_t t = 0; t < n_pos; t++)
-			kv_ops->dequant(kv_slot(m, L, t), m->kvf + (size_t)t * m->kv_width, m->kv_width);
+			kv_ops->dequant(mp_model_kv_slot(m, L, t), m->kvf + (size_t)t * m->kv_width, m->kv_width);
 		struct heads_job job = { m, lw, n_pos };
 		mp_threads_run(m->opts.threads, heads_worker, &job);
 	} else {
@@ -325,7 +295,7 @@ static int moe(struct mp_model *m, uint32_t L, const float *x, float *out)
 	mp_router_select(&m->router, m->router_logits, lw->exp_probs_b.data, rt);
 	int rc = m->src.acquire(m->src.ctx, L, rt->expert, rt->n);
 	if (rc < 0)
-		return fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
+		return mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
 
 	/* reads for the layers ahead start now and overlap this layer's compute */
 	lookahead(m, L);
@@ -338,7 +308,7 @@ static int moe(struct mp_model *m, uint32_t L, const float *x, float *out)
 		rc = m->src.next_ready(m->src.ctx, L, &idx, &ev);
 		m->wait_ns += mp_clock_now_ns() - t0;
 		if (rc < 0) {
-			fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx));
+			mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx));
 			m->src.release(m->src.ctx, L, rt->expert, rt->n);
 			return rc;
 		}
@@ -381,10 +351,10 @@ int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits)
 	const struct mp_hparams *hp = m->hp;
 	const struct mp_weights *w = m->w;
 	if (tok >= (uint64_t)w->token_embd.ne[1])
-		return fail(m, "token id %u is outside the vocabulary (%lld tokens)", tok,
+		return mp_model_fail(m, "token id %u is outside the vocabulary (%lld tokens)", tok,
 			    (long long)w->token_embd.ne[1]), -MP_EARG;
 	if (m->pos >= m->opts.n_ctx)
-		return fail(m, "the context is full (%u tokens): raise --ctx-size", m->opts.n_ctx),
+		return mp_model_fail(m, "the context is full (%u tokens): raise --ctx-size", m->opts.n_ctx),
 		       -MP_EBUDGET;
 
 	uint64_t step_t0 = mp_clock_now_ns();
@@ -423,6 +393,8 @@ const char *mp_model_error(const struct mp_model *m) { return m->err; }
 
 const struct mp_route *mp_model_route(const struct mp_model *m, uint32_t layer)
 {
+	if (m->pos_routes)   /* inside a prefill callback: that position's */
+		return &m->pos_routes[layer];
 	return &m->routes[layer];
 }
 
@@ -452,12 +424,12 @@ static int expect(struct mp_model *m, const char *name, const struct mp_tensor *
 		  int64_t ne1, int64_t ne2)
 {
 	if (!t->data)
-		return fail(m, "tensor %s is missing", name);
+		return mp_model_fail(m, "tensor %s is missing", name);
 	if (!mp_quant_ops(t->type) || !mp_quant_vec_dot(t->type, MP_KPATH_SCALAR))
-		return fail(m, "tensor %s has type %s, which moepager cannot compute with", name,
+		return mp_model_fail(m, "tensor %s has type %s, which moepager cannot compute with", name,
 			    mp_type_name(t->type));
 	if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != ne2 || t->ne[3] != 1)
-		return fail(m, "tensor %s has shape [%lld, %lld, %lld, %lld]; the metadata implies "
+		return mp_model_fail(m, "tensor %s has shape [%lld, %lld, %lld, %lld]; the metadata implies "
 			    "[%lld, %lld, %lld]", name, (long long)t->ne[0], (long long)t->ne[1],
 			    (long long)t->ne[2], (long long)t->ne[3], (long long)ne0, (long long)ne1,
 			    (long long)ne2);
@@ -470,7 +442,7 @@ static int expect_f32(struct mp_model *m, const char *name, const struct mp_tens
 	if (expect(m, name, t, n, 1, 1) < 0)
 		return -1;
 	if (t->type != MP_TYPE_F32)
-		return fail(m, "tensor %s has type %s; expected F32", name, mp_type_name(t->type));
+		return mp_model_fail(m, "tensor %s has type %s; expected F32", name, mp_type_name(t->type));
 	return 0;
 }
 
@@ -538,7 +510,7 @@ static int check_layer(struct mp_model *m, uint32_t L)
 	if (expect(m, n, &lw->gate_inp, D, hp->n_expert, 1) < 0)
 		return -1;
 	if (lw->gate_inp.type != MP_TYPE_F32)
-		return fail(m, "tensor %s has type %s; expected F32", n, mp_type_name(lw->gate_inp.type));
+		return mp_model_fail(m, "tensor %s has type %s; expected F32", n, mp_type_name(lw->gate_inp.type));
 	if (lw->exp_probs_b.data) {
 		snprintf(n, sizeof n, "blk.%u.exp_probs_b.bias", L);
 		if (expect_f32(m, n, &lw->exp_probs_b, hp->n_expert) < 0)
@@ -558,24 +530,24 @@ static int check_hparams(struct mp_model *m)
 {
 	const struct mp_hparams *hp = m->hp;
 	if (hp->n_layer == 0 || hp->n_layer > MP_MODEL_MAX_LAYERS)
-		return fail(m, "block_count %u: expected 1..%d", hp->n_layer, MP_MODEL_MAX_LAYERS);
+		return mp_model_fail(m, "block_count %u: expected 1..%d", hp->n_layer, MP_MODEL_MAX_LAYERS);
 	if (hp->n_dense_lead > hp->n_layer)
-		return fail(m, "leading_dense_block_count %u exceeds block_count %u", hp->n_dense_lead,
+		return mp_model_fail(m, "leading_dense_block_count %u exceeds block_count %u", hp->n_dense_lead,
 			    hp->n_layer);
 	if (hp->n_expert > MP_ROUTER_MAX_EXPERTS)
-		return fail(m, "expert_count %u: at most %d supported", hp->n_expert, MP_ROUTER_MAX_EXPERTS);
+		return mp_model_fail(m, "expert_count %u: at most %d supported", hp->n_expert, MP_ROUTER_MAX_EXPERTS);
 	if (hp->n_dense_lead < hp->n_layer) {
 		if (hp->n_expert_used == 0 || hp->n_expert_used > hp->n_expert ||
 		    hp->n_expert_used > MP_ROUTER_MAX_USED)
-			return fail(m, "expert_used_count %u: expected 1..%u", hp->n_expert_used,
+			return mp_model_fail(m, "expert_used_count %u: expected 1..%u", hp->n_expert_used,
 				    hp->n_expert < MP_ROUTER_MAX_USED ? hp->n_expert : MP_ROUTER_MAX_USED);
 		if (hp->n_group > 1 && (hp->n_expert % hp->n_group || hp->n_group_used == 0 ||
 					hp->n_group_used > hp->n_group))
-			return fail(m, "expert_group_count %u / expert_group_used_count %u do not divide "
+			return mp_model_fail(m, "expert_group_count %u / expert_group_used_count %u do not divide "
 				    "%u experts", hp->n_group, hp->n_group_used, hp->n_expert);
 	}
 	if (hp->d_rope % 2 || hp->d_rope == 0)
-		return fail(m, "rope.dimension_count %u: expected an even number > 0", hp->d_rope);
+		return mp_model_fail(m, "rope.dimension_count %u: expected an even number > 0", hp->d_rope);
 	return 0;
 }
 
@@ -596,9 +568,11 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->opts = *opts;
 	if (m->opts.n_ctx == 0)
 		m->opts.n_ctx = 4096;
+	if (m->opts.n_batch == 0)
+		m->opts.n_batch = 512;
 	if (m->opts.kv_type != MP_KV_F32 && m->opts.kv_type != MP_KV_F16 &&
 	    m->opts.kv_type != MP_KV_Q8_0) {
-		fail(m, "KV cache type %d: expected f32, f16 or q8_0", (int)m->opts.kv_type);
+		mp_model_fail(m, "KV cache type %d: expected f32, f16 or q8_0", (int)m->opts.kv_type);
 		rc = -MP_EARG;
 		goto fail;
 	}
@@ -613,7 +587,7 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 			goto fail;
 	if (opts->n_expert_used && (opts->n_expert_used > hp->n_expert ||
 				    opts->n_expert_used > MP_ROUTER_MAX_USED)) {
-		fail(m, "--experts %u: this model has %u experts per layer", opts->n_expert_used,
+		mp_model_fail(m, "--experts %u: this model has %u experts per layer", opts->n_expert_used,
 		     hp->n_expert);
 		rc = -MP_EARG;
 		goto fail;
@@ -641,7 +615,7 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->kq_scale = mp_hparams_kq_scale(hp);
 	m->kv_width = hp->kv_lora_rank + hp->d_rope;
 	if (mp_type_row_bytes((uint32_t)m->opts.kv_type, m->kv_width, &m->kv_row_bytes) < 0) {
-		fail(m, "--kv-type q8_0 needs kv_lora_rank + rope dims (%u) to be a multiple of 32",
+		mp_model_fail(m, "--kv-type q8_0 needs kv_lora_rank + rope dims (%u) to be a multiple of 32",
 		     m->kv_width);
 		rc = -MP_EARG;
 		goto fail;
@@ -677,6 +651,7 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->la_x = mp_calloc(D, sizeof(float));
 	m->depth = m->opts.prefetch_depth < 0 ? 1 : m->opts.prefetch_depth;
 	m->n_hs = mp_threads_count(m->opts.threads);
+	mp_blas_threads(m->n_hs);   /* sgemm uses as many threads as -t (prefill.c) */
 	m->hs = mp_calloc((size_t)m->n_hs, sizeof *m->hs);
 	for (int i = 0; m->hs && i < m->n_hs; i++) {
 		struct head_scratch *h = &m->hs[i];
@@ -705,7 +680,7 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	*out = m;
 	return 0;
 nomem:
-	fail(m, "out of memory for the KV cache (%u positions) and scratch", m->opts.n_ctx);
+	mp_model_fail(m, "out of memory for the KV cache (%u positions) and scratch", m->opts.n_ctx);
 	rc = -ENOMEM;
 fail:
 	snprintf(err, err_len, "%s", m->err);
@@ -729,6 +704,7 @@ void mp_model_destroy(struct mp_model *m)
 		mp_free(m->hs[i].tmp);
 	}
 	mp_free(m->hs);
+	mp_batch_destroy(m->batch);
 	mp_free(m);
 }
 

@@ -117,6 +117,8 @@ struct mp_model_opts {
 	int prefetch_depth;       /* router look-ahead: hint layers L+1..L+d; 0 = none,
 				     -1 = auto (adapts to the time spent waiting for experts) */
 	int prefetch_history;     /* also hint the previous token's experts of those layers */
+	uint32_t n_batch;         /* prefill: tokens per batch at most; 0 = 512, 1 = one
+				     token at a time through mp_model_step (-b) */
 };
 
 
@@ -135,6 +137,30 @@ void mp_model_destroy(struct mp_model *m);
  * Errors: -MP_EARG (token out of range), -MP_EBUDGET (context full), or the
  * expert source's error; mp_model_error() says what happened. */
 int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits);
+
+/* Called by mp_model_prefill for each position in order, with that position's
+ * logits (n_vocab floats, valid during the call); mp_model_route() gives that
+ * position's routing during the call.  A negative return stops the prefill
+ * and is returned by it. */
+typedef int (*mp_model_pos_fn)(void *ctx, uint32_t pos, const float *logits);
+
+/* Runs n tokens at positions pos .. pos+n-1, layer by layer in batches of up
+ * to opts.n_batch (prefill.c): each layer's attention, dense / shared FFN and
+ * router as matrix products over the batch, then the routed experts grouped
+ * by expert: the union of the batch's experts is acquired from the source in
+ * waves of at most n_expert_used (each expert once per batch) and applied to
+ * exactly its tokens.  The logits of the last position are in *last_logits
+ * (as mp_model_step's); with on_pos every position's logits are computed and
+ * handed to it (perplexity, --logits-out).  Numbers match n calls of
+ * mp_model_step within float tolerance (identical with n_batch = 1).
+ * Errors as mp_model_step; on error no position is added. */
+int mp_model_prefill(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_model_pos_fn on_pos,
+		     void *ctx, const float **last_logits);
+
+/* Prefill counters since create: distinct routed experts acquired (the sum
+ * over batches and MoE layers of each batch's union) and tokens prefilled in
+ * batches; for the bytes-read ratio (bench/prefill.sh). */
+void mp_model_prefill_counts(const struct mp_model *m, uint64_t *experts, uint64_t *tokens);
 
 /* Positions cached so far; mp_model_reset() empties the cache. */
 uint32_t mp_model_pos(const struct mp_model *m);
