@@ -56,6 +56,7 @@ struct flags {
 	const char *model, *prompt, *file;
 	int interactive, raw, hide_think, no_groups, version;
 	int64_t n_predict, threads, ctx, top_k, repeat_last_n, experts, seed;
+	int64_t batch;            /* -b: prompt tokens per prefill batch */
 	double temp, top_p, min_p, repeat_penalty;
 	int kv_type;                 /* index into kv_types */
 	int seed_given;
@@ -176,14 +177,15 @@ static int feed(struct session *s, const int32_t *ids, size_t n, const float **l
 		return -MP_EBUDGET;
 	}
 	uint64_t t0 = mp_clock_now_ns();
+	/* layer-major batches (-b); ids are non-negative token ids */
+	int rc = mp_model_prefill(s->model, (const uint32_t *)ids, (uint32_t)n, NULL, NULL, logits);
+	if (rc < 0) {
+		fprintf(stderr, "moepager: %s\n", mp_model_error(s->model));
+		return rc;
+	}
+	uint64_t per = n ? (mp_clock_now_ns() - t0) / n : 0;
 	for (size_t i = 0; i < n; i++) {
-		uint64_t ts = mp_clock_now_ns();
-		int rc = mp_model_step(s->model, (uint32_t)ids[i], logits);
-		if (rc < 0) {
-			fprintf(stderr, "moepager: %s\n", mp_model_error(s->model));
-			return rc;
-		}
-		count_token(s, mp_clock_now_ns() - ts);
+		count_token(s, per);
 		mp_sampler_accept(s->sampler, ids[i]);
 	}
 	s->prompt_ns += mp_clock_now_ns() - t0;
@@ -483,6 +485,7 @@ static int run(const struct flags *f)
 		.threads = threads,
 		.prefetch_depth = f->prefetch == 0 ? 0 : depth,
 		.prefetch_history = f->prefetch == 2,
+		.n_batch = (uint32_t)f->batch,
 	};
 	if (mp_model_create(hp, mp_modelfile_weights(mf), &src, &mo, &s.model, err, sizeof err) < 0) {
 		fprintf(stderr, "moepager: %s: %s\n", f->model, err);
@@ -604,7 +607,7 @@ int main(int argc, char **argv)
 		.repeat_last_n = 64, .experts = 0, .seed = 0, .temp = 0.6, .top_p = 0.95,
 		.min_p = 0.01, .repeat_penalty = 1.0, .kv_type = 0, .io_depth = 32, .prefetch = 1,
 		.prefetch_depth = "auto",
-		.logits_top = 20,
+		.logits_top = 20, .batch = 512,
 	};
 	const struct mp_opt opts[] = {
 		{ "model", 'm', MP_OPT_STRING, &f.model, "PATH", "model file (first part of a split model)", 0, 0, NULL, NULL },
@@ -615,6 +618,7 @@ int main(int argc, char **argv)
 		{ "n-predict", 'n', MP_OPT_INT, &f.n_predict, "N", "tokens to generate, -1 = until end of text", -1, 1e9, NULL, NULL },
 		{ "ctx-size", 'c', MP_OPT_INT, &f.ctx, "N", "context length (KV cache positions)", 16, 1 << 24, NULL, NULL },
 		{ "threads", 't', MP_OPT_INT, &f.threads, "N", "compute threads", 1, 1024, NULL, NULL },
+		{ "batch-size", 'b', MP_OPT_INT, &f.batch, "N", "prompt tokens per layer-major batch; 1 = one token at a time", 1, 1 << 24, NULL, NULL },
 		{ "temp", 0, MP_OPT_FLOAT, &f.temp, "T", "temperature; 0 = greedy", 0, 100, NULL, NULL },
 		{ "top-k", 0, MP_OPT_INT, &f.top_k, "N", "keep the N most likely tokens; 0 = off", 0, 1e9, NULL, NULL },
 		{ "top-p", 0, MP_OPT_FLOAT, &f.top_p, "P", "nucleus sampling mass; 1 = off", 0, 1, NULL, NULL },

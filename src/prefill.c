@@ -387,6 +387,12 @@ static int moe_batch(struct mp_model *m, uint32_t L, uint32_t n)
 
 /* ---- the batch --------------------------------------------------------------------- */
 
+static int stopped(struct mp_model *m, uint32_t pos, int rc)
+{
+	mp_model_fail(m, "position %u: the caller stopped the prefill (%s)", pos, mp_strerror(rc));
+	return rc;
+}
+
 /* Logits of every position (to on_pos) or of the last one only; the last
  * position's are left in m->logits. */
 static int batch_logits(struct mp_model *m, uint32_t p0, uint32_t n, mp_model_pos_fn on_pos, void *ctx)
@@ -407,7 +413,7 @@ static int batch_logits(struct mp_model *m, uint32_t p0, uint32_t n, mp_model_po
 			int rc = on_pos(ctx, p0 + c0 + i, b->logits + i * V);
 			m->pos_routes = NULL;
 			if (rc < 0)
-				return rc;
+				return stopped(m, p0 + c0 + i, rc);
 		}
 		if (c0 + nc == n)
 			memcpy(m->logits, b->logits + (nc - 1) * V, sizeof(float) * V);
@@ -468,7 +474,7 @@ static int prefill_steps(struct mp_model *m, const uint32_t *toks, uint32_t n,
 		if (rc < 0)
 			return rc;
 		if (on_pos && (rc = on_pos(ctx, m->pos - 1, logits)) < 0)
-			return rc;
+			return stopped(m, m->pos - 1, rc);
 	}
 	return 0;
 }
