@@ -8,9 +8,10 @@
  * product is computed by exactly one thread with the same kernel, so y is
  * bit-identical whatever the number of threads.
  *
- * mp_matmul is the prefill path: Y = X·Wᵀ for m vectors at once, with row
- * tiles of W dequantized to f32 (in parallel) and multiplied by OpenBLAS
- * sgemm.  Its results differ from matvec's by the activation quantization
+ * mp_matmul is the prefill path: Y = X·Wᵀ for m vectors at once; the pool's
+ * threads each take chunks of W's rows, dequantize one to f32 in an
+ * L2-sized buffer and multiply it by all the vectors with single-threaded
+ * OpenBLAS sgemm (OpenBLAS's own threads stay off).  Its results differ from matvec's by the activation quantization
  * matvec does (and float rounding): compare with a tolerance.
  */
 #ifndef MP_MATVEC_H
@@ -78,13 +79,10 @@ int mp_matmul_xw(const struct mp_mat *w, const float *x, int64_t m, float *y);
 
 /* C = alpha·A·op(B) + beta·C in f32, row-major: A is m × k (lda), op(B) is
  * Bᵀ (B n × k, ldb) when trans_b, else B (k × n, ldb); C is m × n (ldc).
- * OpenBLAS with its own threads (mp_blas_threads). */
+ * Single-threaded OpenBLAS on the calling thread (callers run several at
+ * once from the pool's workers). */
 void mp_sgemm(int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
 	      int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
 
-/* OpenBLAS's thread count (follows -t; call while no product runs).  The
- * runtime never runs the pool and OpenBLAS at the same time: a product either
- * dequantizes on the pool or multiplies in sgemm. */
-void mp_blas_threads(int n);
 
 #endif

@@ -651,7 +651,6 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->la_x = mp_calloc(D, sizeof(float));
 	m->depth = m->opts.prefetch_depth < 0 ? 1 : m->opts.prefetch_depth;
 	m->n_hs = mp_threads_count(m->opts.threads);
-	mp_blas_threads(m->n_hs);   /* sgemm uses as many threads as -t (prefill.c) */
 	m->hs = mp_calloc((size_t)m->n_hs, sizeof *m->hs);
 	for (int i = 0; m->hs && i < m->n_hs; i++) {
 		struct head_scratch *h = &m->hs[i];

@@ -47,6 +47,15 @@
 
 enum { LOGIT_CHUNK = 32 };   /* positions whose logits are computed at once */
 
+/* One thread's scratch for one head of the batch. */
+struct head_buf {
+	float *qn, *qr;               /* [cap][d_nope], [cap][d_rope]: the head's query */
+	float *qlat, *olat;           /* [cap][kv_lora_rank] */
+	float *s;                     /* [cap][n_ctx]: scores, then probabilities */
+	float *oh;                    /* [cap][d_v]: the head's output */
+	int rc;                       /* first product error (0: none) */
+};
+
 struct mp_batch {
 	uint32_t cap;                 /* tokens per batch at most */
 	int rc;                       /* first product error of the batch (0: none) */
@@ -54,10 +63,8 @@ struct mp_batch {
 	float *q;                     /* [cap][H·(d_nope+d_rope)] */
 	float *qa;                    /* [cap][q_lora_rank] */
 	float *kv;                    /* [cap][kv_width]: new latents and rope keys */
-	float *qn, *qr;               /* [cap][d_nope], [cap][d_rope]: one head's query */
-	float *qlat, *olat;           /* [cap][kv_lora_rank] */
-	float *s;                     /* [cap][n_ctx]: one head's scores / probabilities */
-	float *oh;                    /* [cap][d_v]: one head's output */
+	struct head_buf *hb;          /* [threads]: one head's work each */
+	int n_hb;                     /* entries in hb */
 	float *o;                     /* [cap][H·d_v] */
 	float *ffa, *ffb;             /* [cap][widest FFN] */
 	float *rl;                    /* [cap][n_expert]: router logits */
@@ -75,8 +82,14 @@ void mp_batch_destroy(struct mp_batch *b)
 {
 	if (!b)
 		return;
-	void *bufs[] = { b->h, b->x, b->f, b->q, b->qa, b->kv, b->qn, b->qr, b->qlat, b->olat,
-			 b->s, b->oh, b->o, b->ffa, b->ffb, b->rl, b->routes, b->eout, b->xe,
+	for (int i = 0; b->hb && i < b->n_hb; i++) {
+		struct head_buf *hb = &b->hb[i];
+		void *hbufs[] = { hb->qn, hb->qr, hb->qlat, hb->olat, hb->s, hb->oh };
+		for (size_t k = 0; k < sizeof hbufs / sizeof hbufs[0]; k++)
+			mp_free(hbufs[k]);
+	}
+	mp_free(b->hb);
+	void *bufs[] = { b->h, b->x, b->f, b->q, b->qa, b->kv, b->o, b->ffa, b->ffb, b->rl, b->routes, b->eout, b->xe,
 			 b->ye, b->logits, b->cnt, b->first, b->fill, b->use, b->uni, b->sc };
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
 		mp_free(bufs[i]);
@@ -105,9 +118,17 @@ static int batch_create(struct mp_model *m)
 	b->cap = (uint32_t)cap;
 	b->h = fa(cap, D), b->x = fa(cap, D), b->f = fa(cap, D);
 	b->q = fa(cap, H * (hp->d_nope + hp->d_rope)), b->qa = fa(cap, hp->q_lora_rank);
-	b->kv = fa(cap, m->kv_width), b->qn = fa(cap, hp->d_nope), b->qr = fa(cap, hp->d_rope);
-	b->qlat = fa(cap, hp->kv_lora_rank), b->olat = fa(cap, hp->kv_lora_rank);
-	b->s = fa(cap, m->opts.n_ctx), b->oh = fa(cap, hp->d_v), b->o = fa(cap, H * hp->d_v);
+	b->kv = fa(cap, m->kv_width), b->o = fa(cap, H * hp->d_v);
+	b->n_hb = mp_threads_count(m->opts.threads);
+	b->hb = mp_calloc((size_t)b->n_hb, sizeof *b->hb);
+	int hb_ok = b->hb != NULL;
+	for (int i = 0; hb_ok && i < b->n_hb; i++) {
+		struct head_buf *hb = &b->hb[i];
+		hb->qn = fa(cap, hp->d_nope), hb->qr = fa(cap, hp->d_rope);
+		hb->qlat = fa(cap, hp->kv_lora_rank), hb->olat = fa(cap, hp->kv_lora_rank);
+		hb->s = fa(cap, m->opts.n_ctx), hb->oh = fa(cap, hp->d_v);
+		hb_ok = hb->qn && hb->qr && hb->qlat && hb->olat && hb->s && hb->oh;
+	}
 	b->ffa = fa(cap, ff), b->ffb = fa(cap, ff), b->rl = fa(cap, E);
 	b->routes = mp_calloc(cap * hp->n_layer, sizeof *b->routes);
 	b->eout = fa(cap * K, D), b->xe = fa(cap, D), b->ye = fa(cap, D);
@@ -119,8 +140,7 @@ static int batch_create(struct mp_model *m)
 	b->uni = mp_calloc(E, sizeof(uint32_t));
 	b->sc = fa(E, 1);
 	m->batch = b;
-	if (!b->h || !b->x || !b->f || !b->q || !b->qa || !b->kv || !b->qn || !b->qr || !b->qlat ||
-	    !b->olat || !b->s || !b->oh || !b->o || !b->ffa || !b->ffb || !b->rl || !b->routes ||
+	if (!b->h || !b->x || !b->f || !b->q || !b->qa || !b->kv || !hb_ok || !b->o || !b->ffa || !b->ffb || !b->rl || !b->routes ||
 	    !b->eout || !b->xe || !b->ye || !b->logits || !b->cnt || !b->first || !b->fill ||
 	    !b->use || !b->uni || !b->sc) {
 		mp_batch_destroy(b);
@@ -132,15 +152,21 @@ static int batch_create(struct mp_model *m)
 
 /* ---- products -------------------------------------------------------------------- */
 
-/* Y[i] = W[row0 .. row0+nrows) · X[i] for i < n (Y: n × nrows); a failure
- * (shapes were checked at create, so only memory) is kept in b->rc. */
+/* Y[i] = W[row0 .. row0+nrows) · X[i] for i < n (Y: n × nrows) on pool; a
+ * failure (shapes were checked at create, so only memory) is kept in *err. */
+static void mm_on(struct mp_threads *pool, int *err, const struct mp_tensor *W, int64_t row0,
+		  int64_t nrows, const float *x, uint32_t n, float *y)
+{
+	struct mp_mat mat = { mp_tensor_row(W, row0), W->type, nrows, W->ne[0] };
+	int rc = mp_matmul_auto(pool, mp_dispatch_path(), &mat, x, n, y);
+	if (rc < 0 && !*err)
+		*err = rc;
+}
+
 static void mm(struct mp_model *m, const struct mp_tensor *W, int64_t row0, int64_t nrows,
 	       const float *x, uint32_t n, float *y)
 {
-	struct mp_mat mat = { mp_tensor_row(W, row0), W->type, nrows, W->ne[0] };
-	int rc = mp_matmul_auto(m->opts.threads, mp_dispatch_path(), &mat, x, n, y);
-	if (rc < 0 && !m->batch->rc)
-		m->batch->rc = rc;
+	mm_on(m->opts.threads, &m->batch->rc, W, row0, nrows, x, n, y);
 }
 
 /* Y = down · (silu(gate · X) ⊙ (up · X)) for n rows of X. */
@@ -163,10 +189,11 @@ static void rmsnorm_rows(float *y, const float *x, const float *g, uint32_t n, i
 
 /* ---- attention ------------------------------------------------------------------- */
 
-/* Absorbed attention of head h for the batch; the cache rows 0 .. p0+n-1 are
- * in m->kvf.  Writes the head's d_v outputs into b->o. */
+/* Absorbed attention of head h for the batch on the calling thread, in its
+ * scratch hb; the cache rows 0 .. p0+n-1 are in m->kvf.  Writes the head's
+ * d_v outputs into b->o. */
 static void head_batch(struct mp_model *m, const struct mp_layer_weights *lw, uint32_t h,
-		       uint32_t n, uint32_t p0)
+		       uint32_t n, uint32_t p0, struct head_buf *hb)
 {
 	const struct mp_hparams *hp = m->hp;
 	struct mp_batch *b = m->batch;
@@ -174,35 +201,50 @@ static void head_batch(struct mp_model *m, const struct mp_layer_weights *lw, ui
 	size_t dqk = dn + dr, T = p0 + n;
 	for (uint32_t i = 0; i < n; i++) {
 		const float *qi = b->q + (i * (size_t)hp->n_head + h) * dqk;
-		memcpy(b->qn + (size_t)i * dn, qi, sizeof(float) * dn);
-		memcpy(b->qr + (size_t)i * dr, qi + dn, sizeof(float) * dr);
+		memcpy(hb->qn + (size_t)i * dn, qi, sizeof(float) * dn);
+		memcpy(hb->qr + (size_t)i * dr, qi + dn, sizeof(float) * dr);
 	}
 	/* q_lat = K_hᵀ q_nope */
 	if (hp->mla_new) {
-		mm(m, &lw->k_b, (int64_t)h * r, r, b->qn, n, b->qlat);
+		mm_on(NULL, &hb->rc, &lw->k_b, (int64_t)h * r, r, hb->qn, n, hb->qlat);
 	} else {
 		struct mp_mat blk = { mp_tensor_row(&lw->kv_b, (int64_t)h * (dn + dv)), lw->kv_b.type, dn, r };
-		int rc = mp_matmul_xw(&blk, b->qn, n, b->qlat);
-		if (rc < 0 && !b->rc)
-			b->rc = rc;
+		int rc = mp_matmul_xw(&blk, hb->qn, n, hb->qlat);
+		if (rc < 0 && !hb->rc)
+			hb->rc = rc;
 	}
 	/* scores over the whole cache, then the causal cut per row */
-	mp_sgemm(1, n, (int64_t)T, r, m->kq_scale, b->qlat, r, m->kvf, w, 0.0f, b->s, (int64_t)T);
-	mp_sgemm(1, n, (int64_t)T, dr, m->kq_scale, b->qr, dr, m->kvf + r, w, 1.0f, b->s, (int64_t)T);
+	mp_sgemm(1, n, (int64_t)T, r, m->kq_scale, hb->qlat, r, m->kvf, w, 0.0f, hb->s, (int64_t)T);
+	mp_sgemm(1, n, (int64_t)T, dr, m->kq_scale, hb->qr, dr, m->kvf + r, w, 1.0f, hb->s, (int64_t)T);
 	for (uint32_t i = 0; i < n; i++) {
-		float *row = b->s + i * T;
+		float *row = hb->s + i * T;
 		size_t valid = (size_t)p0 + i + 1;
 		mp_ops_softmax(row, (int64_t)valid);
 		memset(row + valid, 0, sizeof(float) * (T - valid));
 	}
-	mp_sgemm(0, n, r, (int64_t)T, 1.0f, b->s, (int64_t)T, m->kvf, w, 0.0f, b->olat, r);
+	mp_sgemm(0, n, r, (int64_t)T, 1.0f, hb->s, (int64_t)T, m->kvf, w, 0.0f, hb->olat, r);
 	/* o_h = U_h · o_lat */
 	if (hp->mla_new)
-		mm(m, &lw->v_b, (int64_t)h * dv, dv, b->olat, n, b->oh);
+		mm_on(NULL, &hb->rc, &lw->v_b, (int64_t)h * dv, dv, hb->olat, n, hb->oh);
 	else
-		mm(m, &lw->kv_b, (int64_t)h * (dn + dv) + dn, dv, b->olat, n, b->oh);
+		mm_on(NULL, &hb->rc, &lw->kv_b, (int64_t)h * (dn + dv) + dn, dv, hb->olat, n, hb->oh);
 	for (uint32_t i = 0; i < n; i++)
-		memcpy(b->o + ((size_t)i * hp->n_head + h) * dv, b->oh + (size_t)i * dv, sizeof(float) * dv);
+		memcpy(b->o + ((size_t)i * hp->n_head + h) * dv, hb->oh + (size_t)i * dv, sizeof(float) * dv);
+}
+
+struct heads_job {
+	struct mp_model *m;
+	const struct mp_layer_weights *lw;
+	uint32_t n, p0;
+};
+
+/* Heads ith, ith+nth, ...: each head is computed by one thread with the same
+ * calls, so the result does not depend on the thread count. */
+static void heads_worker(void *ctx, int ith, int nth)
+{
+	struct heads_job *j = ctx;
+	for (uint32_t h = (uint32_t)ith; h < j->m->hp->n_head; h += (uint32_t)nth)
+		head_batch(j->m, j->lw, h, j->n, j->p0, &j->m->batch->hb[ith]);
 }
 
 /* b->f = attention(b->x) for the batch; writes the batch's cache rows. */
@@ -233,8 +275,13 @@ static void attn_batch(struct mp_model *m, uint32_t L, uint32_t n)
 	/* the heads read the cache as the one-token path does: rounded to its type */
 	for (uint32_t t = 0; t < p0 + n; t++)
 		kv_ops->dequant(mp_model_kv_slot(m, L, t), m->kvf + (size_t)t * w, w);
-	for (uint32_t h = 0; h < hp->n_head; h++)
-		head_batch(m, lw, h, n, p0);
+	struct heads_job job = { m, lw, n, p0 };
+	for (int i = 0; i < b->n_hb; i++)
+		b->hb[i].rc = 0;
+	mp_threads_run(m->opts.threads, heads_worker, &job);
+	for (int i = 0; i < b->n_hb; i++)
+		if (b->hb[i].rc && !b->rc)
+			b->rc = b->hb[i].rc;
 	mm(m, &lw->attn_out, 0, hp->n_embd, b->o, n, b->f);
 }
 

@@ -254,7 +254,7 @@ static void test_matmul_direct_auto_xw(void)
 	mp_threads_destroy(pool);
 }
 
-/* A matrix wider than one 8 MiB f32 tile holds rows: several tiles. */
+/* A matrix so wide that a 1 MiB chunk holds few rows: several chunks. */
 static void test_matmul_tiles(void)
 {
 	enum { WC = 65536, WR = 37, WM = 2 };
