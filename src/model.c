@@ -751,7 +751,8 @@ int mp_resident_experts_create(const struct mp_hparams *hp, const struct mp_weig
 		return -ENOMEM;
 	r->hp = hp;
 	r->w = w;
-	*src = (struct mp_expert_source){ r, res_acquire, res_next_ready, res_release, res_err, NULL, NULL };
+	*src = (struct mp_expert_source){ r, res_acquire, res_next_ready, res_release, res_err, NULL, NULL,
+					  NULL };
 	*out = r;
 	return 0;
 }

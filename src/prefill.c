@@ -556,6 +556,28 @@ static int batch_logits(struct mp_model *m, uint32_t p0, uint32_t n, mp_model_po
 	return 0;
 }
 
+/* Each token's routing, token-major, for the source's trace and profile. */
+static void batch_routes(struct mp_model *m, uint32_t n)
+{
+	const struct mp_hparams *hp = m->hp;
+	if (!m->src.batch)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t L = hp->n_dense_lead; L < hp->n_layer; L++) {
+			const struct mp_route *rt = &m->batch->routes[(size_t)i * hp->n_layer + L];
+			m->src.batch(m->src.ctx, 0, L, rt->expert, rt->n);
+		}
+	m->src.batch(m->src.ctx, 0, UINT32_MAX, NULL, 0);
+}
+
+/* A failed batch ends without routes (nothing of it is cached). */
+static int batch_failed(struct mp_model *m, int rc)
+{
+	if (m->src.batch)
+		m->src.batch(m->src.ctx, 0, UINT32_MAX, NULL, 0);
+	return rc;
+}
+
 static int run_batch(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_model_pos_fn on_pos,
 		     void *ctx)
 {
@@ -566,6 +588,8 @@ static int run_batch(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_mo
 	uint32_t p0 = m->pos;
 	b->rc = 0;
 	m->wait_ns = 0;
+	if (m->src.batch)
+		m->src.batch(m->src.ctx, n, 0, NULL, 0);
 	for (uint32_t i = 0; i < n; i++)
 		mp_quant_ops(w->token_embd.type)->dequant(mp_tensor_row(&w->token_embd, toks[i]),
 							  b->h + i * D, (int64_t)D);
@@ -583,14 +607,15 @@ static int run_batch(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_mo
 			struct mp_moe_io io = { b->x, b->h, b->f, b->routes + L, hp->n_layer, n, 0 };
 			int rc = mp_model_moe(m, L, &io);
 			if (rc < 0)
-				return rc;
+				return batch_failed(m, rc);
 		}
 		if (b->rc)
-			return mp_model_fail(m, "layer %u: %s", L, mp_strerror(b->rc)), b->rc;
+			return batch_failed(m, (mp_model_fail(m, "layer %u: %s", L, mp_strerror(b->rc)), b->rc));
 		mp_ops_axpy(b->h, b->f, 1.0f, (int64_t)(n * D));
 	}
 	m->wait_total_ns += m->wait_ns;
 	m->pos = p0 + n;   /* invariant 1 */
+	batch_routes(m, n);
 	int rc = batch_logits(m, p0, n, on_pos, ctx);
 	memcpy(m->routes, b->routes + (size_t)(n - 1) * hp->n_layer, sizeof *m->routes * hp->n_layer);
 	for (uint32_t i = 0; m->src.end_token && i < n; i++)
