@@ -5,9 +5,9 @@
  * Matvec work split: rows are handed out in chunks from an atomic counter, so
  * a thread that the OS preempts does not hold up the others; which thread
  * computes a row never changes its value (one vec_dot call per row, on the
- * same inputs).  Batched: W is walked in row tiles small enough to stay in
- * the last-level cache; the pool dequantizes a tile, then one sgemm (with
- * OpenBLAS's own threads) multiplies it by all the vectors.
+ * same inputs).  Batched: W is cut into fixed chunks of rows small enough
+ * for L2; each worker dequantizes a chunk and multiplies it by all the
+ * vectors with single-threaded sgemm.
  */
 #include <cblas.h>
 #include <errno.h>
@@ -23,30 +23,22 @@
 #include "quant.h"
 #include "types.h"
 
-/* OpenBLAS's worker threads take and hand back work through spin flags that
- * ThreadSanitizer cannot see (the library is not instrumented), so their
- * writes to Y are reported as races.  TSan builds therefore run sgemm on the
- * calling thread only; every other build keeps OpenBLAS's threads. */
-#if defined(__SANITIZE_THREAD__)
-#define BLAS_SERIAL 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define BLAS_SERIAL 1
-#endif
-#endif
-
-#ifdef BLAS_SERIAL
+/* OpenBLAS runs single-threaded, called from our pool's workers (each on its
+ * own chunk of rows): the -t threads dequantize and multiply, so no OpenBLAS
+ * thread ever spins idle beside the pool (its threads yield in a loop while
+ * they wait, measured at a quarter of the prefill time on 2 cores) and
+ * ThreadSanitizer never meets OpenBLAS's uninstrumented hand-off flags. */
 static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
 
 static void blas_serial(void)
 {
 	openblas_set_num_threads(1);
 }
-#endif
 
 enum {
 	ROW_CHUNK = 16,                 /* rows per matvec work item */
-	TILE_BYTES = 8 << 20,           /* f32 bytes per batched tile (LLC-sized) */
+	TILE_BYTES = 1 << 20,           /* f32 bytes of one worker's chunk (L2-sized) */
+	MP_MATMUL_MAX_THREADS = 1024,   /* -t's upper bound */
 };
 
 /* Checks the shape; *row_bytes gets the bytes of one row. */
@@ -60,28 +52,32 @@ static int check_mat(const struct mp_mat *w, uint64_t *row_bytes)
 	return mp_type_row_bytes(w->type, (uint64_t)w->cols, row_bytes);
 }
 
-struct matvec_job {
+struct matmul_q_job {
 	mp_vec_dot_fn dot;
 	const uint8_t *w;          /* first row */
 	uint64_t row_bytes;
-	int64_t rows, cols;
-	const void *a;             /* activations in the vec_dot type */
-	float *y;
+	int64_t rows, cols, m;
+	const uint8_t *xq;         /* m activations in the vec_dot type */
+	uint64_t x_bytes;          /* bytes of one of them */
+	float *y;                  /* m × rows */
 	_Atomic int64_t next;      /* next unclaimed chunk start */
 };
 
-static void matvec_worker(void *ctx, int ith, int nth)
+static void matmul_q_worker(void *ctx, int ith, int nth)
 {
 	(void)ith;
 	(void)nth;
-	struct matvec_job *j = ctx;
+	struct matmul_q_job *j = ctx;
 	for (;;) {
 		int64_t r0 = atomic_fetch_add_explicit(&j->next, ROW_CHUNK, memory_order_relaxed);
 		if (r0 >= j->rows)
 			return;
 		int64_t r1 = r0 + ROW_CHUNK < j->rows ? r0 + ROW_CHUNK : j->rows;
-		for (int64_t r = r0; r < r1; r++)
-			j->y[r] = j->dot(j->cols, j->w + (uint64_t)r * j->row_bytes, j->a);
+		for (int64_t r = r0; r < r1; r++) {
+			const uint8_t *wr = j->w + (uint64_t)r * j->row_bytes;
+			for (int64_t i = 0; i < j->m; i++)
+				j->y[i * j->rows + r] = j->dot(j->cols, wr, j->xq + (uint64_t)i * j->x_bytes);
+		}
 	}
 }
 
@@ -117,12 +113,12 @@ int mp_matvec_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat
 		return rc;
 	if (!mp_dispatch_supported(path, mp_cpu_features()))
 		return -MP_EUNAVAIL;   /* would fault with an illegal instruction */
-	struct matvec_job j = {
+	struct matmul_q_job j = {   /* one vector: the batched job with m = 1 */
 		.dot = mp_quant_vec_dot(w->type, path), .w = w->data, .row_bytes = row_bytes,
-		.rows = w->rows, .cols = w->cols, .a = xq, .y = y,
+		.rows = w->rows, .cols = w->cols, .m = 1, .xq = xq, .y = y,
 	};
 	atomic_init(&j.next, 0);
-	mp_threads_run(pool, matvec_worker, &j);
+	mp_threads_run(pool, matmul_q_worker, &j);
 	return 0;
 }
 
@@ -149,20 +145,40 @@ int mp_matvec(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *
 	return rc;
 }
 
-struct dequant_job {
-	mp_dequant_fn dequant;
-	const uint8_t *w;          /* first row of the tile */
+/* One product Y = X·Wᵀ cut into fixed chunks of W's rows: a worker claims a
+ * chunk, dequantizes it into its own cache-sized buffer and multiplies it by
+ * all the vectors with a single-threaded sgemm.  The chunks do not depend on
+ * the thread count, so neither does Y. */
+struct matmul_job {
+	mp_dequant_fn dequant;     /* NULL: f32 rows are multiplied in place */
+	const uint8_t *w;          /* first row */
 	uint64_t row_bytes;
-	int64_t rows, cols;        /* tile shape */
-	float *out;                /* rows × cols */
+	int64_t rows, cols, m, chunk;
+	const float *x;            /* m × cols */
+	float *y;                  /* m × rows */
+	float **buf;               /* [threads]: chunk × cols floats each */
+	_Atomic int64_t next;      /* next unclaimed chunk start */
 };
 
-static void dequant_worker(void *ctx, int ith, int nth)
+static void matmul_worker(void *ctx, int ith, int nth)
 {
-	struct dequant_job *j = ctx;
-	int64_t r0 = j->rows * ith / nth, r1 = j->rows * (ith + 1) / nth;
-	for (int64_t r = r0; r < r1; r++)
-		j->dequant(j->w + (uint64_t)r * j->row_bytes, j->out + r * j->cols, j->cols);
+	(void)nth;
+	struct matmul_job *j = ctx;
+	for (;;) {
+		int64_t r0 = atomic_fetch_add_explicit(&j->next, j->chunk, memory_order_relaxed);
+		if (r0 >= j->rows)
+			return;
+		int64_t n = j->rows - r0 < j->chunk ? j->rows - r0 : j->chunk;
+		const float *b = (const float *)(j->w + (uint64_t)r0 * j->row_bytes);
+		if (j->dequant) {
+			for (int64_t r = 0; r < n; r++)
+				j->dequant(j->w + (uint64_t)(r0 + r) * j->row_bytes, j->buf[ith] + r * j->cols,
+					   j->cols);
+			b = j->buf[ith];
+		}
+		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->m, (int)n, (int)j->cols,
+			    1.0f, j->x, (int)j->cols, b, (int)j->cols, 0.0f, j->y + r0, (int)j->rows);
+	}
 }
 
 int mp_matmul(struct mp_threads *pool, const struct mp_mat *w, const float *x, int64_t m,
@@ -176,36 +192,127 @@ int mp_matmul(struct mp_threads *pool, const struct mp_mat *w, const float *x, i
 		return -MP_EFORMAT;   /* cblas takes int dimensions */
 	if (m == 0 || w->rows == 0)
 		return 0;
-#ifdef BLAS_SERIAL
 	pthread_once(&blas_once, blas_serial);
-#endif
 	if (w->cols == 0) {
 		for (int64_t i = 0; i < m; i++)
 			memset(y + i * w->rows, 0, (size_t)w->rows * sizeof(float));
 		return 0;
 	}
-	if (w->type == MP_TYPE_F32) {   /* no conversion needed */
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)w->rows, (int)w->cols,
-			    1.0f, x, (int)w->cols, w->data, (int)w->cols, 0.0f, y, (int)w->rows);
-		return 0;
+	int64_t chunk = TILE_BYTES / (w->cols * (int64_t)sizeof(float));
+	chunk = chunk < 16 ? 16 : chunk;
+	chunk = chunk > w->rows ? w->rows : chunk;
+	int nth = mp_threads_count(pool);
+	float *bufs[MP_MATMUL_MAX_THREADS];
+	if (nth > MP_MATMUL_MAX_THREADS)
+		return -MP_EARG;
+	struct matmul_job j = {
+		.dequant = w->type == MP_TYPE_F32 ? NULL : mp_quant_ops(w->type)->dequant,
+		.w = w->data, .row_bytes = row_bytes, .rows = w->rows, .cols = w->cols, .m = m,
+		.chunk = chunk, .x = x, .y = y, .buf = bufs,
+	};
+	int i = 0;
+	for (; j.dequant && i < nth; i++)
+		if (!(bufs[i] = mp_malloc_array((size_t)chunk * (size_t)w->cols, sizeof(float))))
+			break;
+	if (j.dequant && i < nth)
+		rc = -ENOMEM;
+	else {
+		atomic_init(&j.next, 0);
+		mp_threads_run(pool, matmul_worker, &j);
 	}
-	int64_t tile = TILE_BYTES / (w->cols * (int64_t)sizeof(float));
-	tile = tile < 16 ? 16 : tile;
-	tile = tile > w->rows ? w->rows : tile;
-	float *buf = mp_malloc_array((size_t)tile * (size_t)w->cols, sizeof(float));
+	while (j.dequant && i-- > 0)
+		mp_free(bufs[i]);
+	return rc;
+}
+
+/* ---- the direct batched path ------------------------------------------------- */
+
+int mp_matmul_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+		const float *x, int64_t m, float *y)
+{
+	uint64_t row_bytes;
+	int rc = check_mat(w, &row_bytes);
+	if (rc < 0)
+		return rc;
+	if (m < 0)
+		return -MP_EFORMAT;
+	if (!mp_dispatch_supported(path, mp_cpu_features()))
+		return -MP_EUNAVAIL;
+	if (m == 0 || w->rows == 0)
+		return 0;
+	int64_t xb = mp_matvec_x_bytes(w->type, w->cols);
+	if (xb < 0)
+		return (int)xb;
+	int f32 = mp_type_info(w->type)->vec_dot_type == MP_TYPE_F32;
+	uint8_t *xq = NULL;
+	if (!f32) {
+		size_t bytes;
+		if (__builtin_mul_overflow((size_t)xb, (size_t)m, &bytes) || !(xq = mp_malloc(bytes)))
+			return -ENOMEM;
+		for (int64_t i = 0; i < m; i++)
+			mp_matvec_quantize_x(w->type, x + i * w->cols, w->cols, xq + (uint64_t)i * (uint64_t)xb);
+	}
+	struct matmul_q_job j = {
+		.dot = mp_quant_vec_dot(w->type, path), .w = w->data, .row_bytes = row_bytes,
+		.rows = w->rows, .cols = w->cols, .m = m,
+		.xq = f32 ? (const uint8_t *)x : xq, .x_bytes = (uint64_t)xb, .y = y,
+	};
+	atomic_init(&j.next, 0);
+	mp_threads_run(pool, matmul_q_worker, &j);
+	mp_free(xq);
+	return 0;
+}
+
+int64_t mp_matmul_crossover(uint32_t wtype)
+{
+	/* bench/matmul on the 2-core development machine (bench/README.md,
+	 * 2026-12-03, an expert-sized 2048 × 7168 matrix): f32 weights need no
+	 * conversion and sgemm wins from 1-2 vectors; otherwise the scalar
+	 * dequantization of the whole matrix is the price, and the direct int8
+	 * dot loop stays ahead up to about 64 vectors for F16 and Q8_0 and
+	 * 128-256 for Q4_K and Q6_K (256-element blocks; IQ types alike) */
+	const struct mp_type_info *ti = mp_type_info(wtype);
+	if (wtype == MP_TYPE_F32 || !ti)
+		return 2;
+	return ti->block_elems >= 256 ? 192 : 64;
+}
+
+int mp_matmul_auto(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+		   const float *x, int64_t m, float *y)
+{
+	if (m < mp_matmul_crossover(w->type))
+		return mp_matmul_q(pool, path, w, x, m, y);
+	return mp_matmul(pool, w, x, m, y);
+}
+
+int mp_matmul_xw(const struct mp_mat *w, const float *x, int64_t m, float *y)
+{
+	uint64_t row_bytes;
+	int rc = check_mat(w, &row_bytes);
+	if (rc < 0)
+		return rc;
+	if (m < 0 || m > INT_MAX || w->rows > INT_MAX || w->cols > INT_MAX)
+		return -MP_EFORMAT;
+	if (m == 0 || w->cols == 0)
+		return 0;
+	float *buf = mp_malloc_array((size_t)w->rows * (size_t)w->cols + 1, sizeof(float));
 	if (!buf)
 		return -ENOMEM;
-	struct dequant_job j = {
-		.dequant = mp_quant_ops(w->type)->dequant, .row_bytes = row_bytes, .cols = w->cols,
-		.out = buf,
-	};
-	for (int64_t r0 = 0; r0 < w->rows; r0 += tile) {
-		j.rows = w->rows - r0 < tile ? w->rows - r0 : tile;
-		j.w = (const uint8_t *)w->data + (uint64_t)r0 * row_bytes;
-		mp_threads_run(pool, dequant_worker, &j);
-		cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)m, (int)j.rows, (int)w->cols,
-			    1.0f, x, (int)w->cols, buf, (int)w->cols, 0.0f, y + r0, (int)w->rows);
-	}
+	mp_dequant_fn dq = mp_quant_ops(w->type)->dequant;
+	for (int64_t r = 0; r < w->rows; r++)
+		dq((const uint8_t *)w->data + (uint64_t)r * row_bytes, buf + r * w->cols, w->cols);
+	mp_sgemm(0, m, w->cols, w->rows, 1.0f, x, w->rows, buf, w->cols, 0.0f, y, w->cols);
 	mp_free(buf);
 	return 0;
 }
+
+void mp_sgemm(int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+	      int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+	pthread_once(&blas_once, blas_serial);
+	if (m <= 0 || n <= 0)
+		return;
+	cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, (int)m, (int)n,
+		    (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+

@@ -8,9 +8,10 @@
  * product is computed by exactly one thread with the same kernel, so y is
  * bit-identical whatever the number of threads.
  *
- * mp_matmul is the prefill path: Y = X·Wᵀ for m vectors at once, with row
- * tiles of W dequantized to f32 (in parallel) and multiplied by OpenBLAS
- * sgemm.  Its results differ from matvec's by the activation quantization
+ * mp_matmul is the prefill path: Y = X·Wᵀ for m vectors at once; the pool's
+ * threads each take chunks of W's rows, dequantize one to f32 in an
+ * L2-sized buffer and multiply it by all the vectors with single-threaded
+ * OpenBLAS sgemm (OpenBLAS's own threads stay off).  Its results differ from matvec's by the activation quantization
  * matvec does (and float rounding): compare with a tolerance.
  */
 #ifndef MP_MATVEC_H
@@ -54,5 +55,34 @@ int mp_matvec_quantize_x(uint32_t wtype, const float *x, int64_t cols, void *xq)
  * (row-major, ld = rows).  Returns as mp_matvec. */
 int mp_matmul(struct mp_threads *pool, const struct mp_mat *w, const float *x, int64_t m,
 	      float *y);
+
+/* The same product by the direct path: each X[i] quantized once to the
+ * vec_dot type, each row of W dotted with all m of them while it is in cache.
+ * Bit-identical to m calls of mp_matvec (the same kernel on the same inputs),
+ * so a batch of one gives exactly the decode path's numbers. */
+int mp_matmul_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+		const float *x, int64_t m, float *y);
+
+/* Below this many vectors the direct path beats dequantize + sgemm for
+ * weights of type wtype (measured by bench/kernels --matmul; f32 weights
+ * need no dequantization and cross over earlier). */
+int64_t mp_matmul_crossover(uint32_t wtype);
+
+/* mp_matmul_q when m < mp_matmul_crossover(w->type), else mp_matmul. */
+int mp_matmul_auto(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+		   const float *x, int64_t m, float *y);
+
+/* Y = X·W (not Wᵀ): X is m × rows, Y is m × cols (ld = cols); W is
+ * dequantized once.  For a weight block used the other way round (the old
+ * MLA layout's key absorption).  Returns as mp_matvec. */
+int mp_matmul_xw(const struct mp_mat *w, const float *x, int64_t m, float *y);
+
+/* C = alpha·A·op(B) + beta·C in f32, row-major: A is m × k (lda), op(B) is
+ * Bᵀ (B n × k, ldb) when trans_b, else B (k × n, ldb); C is m × n (ldc).
+ * Single-threaded OpenBLAS on the calling thread (callers run several at
+ * once from the pool's workers). */
+void mp_sgemm(int trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+	      int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
 
 #endif

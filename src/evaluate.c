@@ -226,15 +226,23 @@ int mp_eval_rec_add(struct mp_eval_rec *r, uint32_t pos, int32_t token, const fl
 	return r->werr ? -r->werr : 0;
 }
 
-int mp_eval_rec_step(struct mp_eval_rec *r, const struct mp_model *m, int32_t token,
-		     const float *logits, const struct mp_eval_target *t)
+/* Records position pos with the model's routing of it (the last step's, or
+ * inside a prefill callback that position's). */
+static int rec_at(struct mp_eval_rec *r, const struct mp_model *m, uint32_t pos, int32_t token,
+		  const float *logits, const struct mp_eval_target *t)
 {
 	const struct mp_route *routes[MP_MODEL_MAX_LAYERS];
 	uint32_t n = r->n_layer < MP_MODEL_MAX_LAYERS ? r->n_layer : MP_MODEL_MAX_LAYERS;
 	for (uint32_t L = 0; L < n; L++)
 		routes[L] = mp_model_route(m, L);
+	return mp_eval_rec_add(r, pos, token, logits, routes, t);
+}
+
+int mp_eval_rec_step(struct mp_eval_rec *r, const struct mp_model *m, int32_t token,
+		     const float *logits, const struct mp_eval_target *t)
+{
 	uint32_t pos = mp_model_pos(m);
-	return mp_eval_rec_add(r, pos ? pos - 1 : 0, token, logits, routes, t);
+	return rec_at(r, m, pos ? pos - 1 : 0, token, logits, t);
 }
 
 int mp_eval_rec_close(struct mp_eval_rec *r, char *err, size_t err_len)
@@ -263,6 +271,35 @@ int mp_eval_rec_close(struct mp_eval_rec *r, char *err, size_t err_len)
 
 /* ---- perplexity over a token sequence --------------------------------------------- */
 
+/* What the prefill callback of one perplexity chunk needs. */
+struct ppl_ctx {
+	const struct mp_model *m;
+	const struct mp_eval_ppl_opts *o;
+	struct mp_eval_ppl *acc;
+	const int32_t *t;         /* the chunk's tokens */
+	uint32_t n_vocab;
+	uint32_t first;           /* first scored position */
+	char err[128];            /* a --logits-out failure */
+};
+
+/* Position j of a chunk: recorded, and scored from the second half on. */
+static int ppl_pos(void *ctx, uint32_t j, const float *logits)
+{
+	struct ppl_ctx *c = ctx;
+	struct mp_eval_target tg = { c->t[j + 1], j >= c->first };
+	if (c->o->rec) {
+		int32_t in = j == 0 && c->o->bos >= 0 ? c->o->bos : c->t[j];
+		int rc = rec_at(c->o->rec, c->m, j, in, logits, &tg);
+		if (rc < 0) {
+			snprintf(c->err, sizeof c->err, "--logits-out: %s", mp_strerror(rc));
+			return rc;
+		}
+	}
+	if (j >= c->first)
+		mp_eval_ppl_add(c->acc, logits, c->n_vocab, c->t[j + 1]);
+	return 0;
+}
+
 int mp_eval_perplexity(struct mp_model *m, uint32_t n_vocab, const int32_t *ids, size_t n,
 		       const struct mp_eval_ppl_opts *o, struct mp_eval_ppl_result *res,
 		       char *err, size_t err_len)
@@ -283,30 +320,29 @@ int mp_eval_perplexity(struct mp_model *m, uint32_t n_vocab, const int32_t *ids,
 		}
 	struct mp_eval_ppl acc = { 0, 0, 0 };
 	uint64_t chunks = n / n_ctx;
-	uint32_t first = n_ctx / 2;
+	uint32_t *in = mp_malloc_array(n_ctx, sizeof *in);
+	if (!in) {
+		snprintf(err, err_len, "out of memory");
+		return -ENOMEM;
+	}
+	struct ppl_ctx pc = { m, o, &acc, NULL, n_vocab, n_ctx / 2, "" };
 	for (uint64_t c = 0; c < chunks; c++) {
 		const int32_t *t = ids + c * n_ctx;
 		mp_model_reset(m);
 		/* logits at position j predict token j + 1: the last one predicts nothing */
-		for (uint32_t j = 0; j + 1 < n_ctx; j++) {
-			int32_t in = j == 0 && o->bos >= 0 ? o->bos : t[j];
-			const float *logits;
-			uint64_t t0 = mp_clock_now_ns();
-			int rc = mp_model_step(m, (uint32_t)in, &logits);
-			res->ns += mp_clock_now_ns() - t0;
-			if (rc < 0) {
-				snprintf(err, err_len, "%s", mp_model_error(m));
-				return rc;
-			}
-			res->evaluated++;
-			struct mp_eval_target tg = { t[j + 1], j >= first };
-			if (o->rec && (rc = mp_eval_rec_step(o->rec, m, in, logits, &tg)) < 0) {
-				snprintf(err, err_len, "--logits-out: %s", mp_strerror(rc));
-				return rc;
-			}
-			if (j >= first)
-				mp_eval_ppl_add(&acc, logits, n_vocab, t[j + 1]);
+		for (uint32_t j = 0; j + 1 < n_ctx; j++)
+			in[j] = (uint32_t)(j == 0 && o->bos >= 0 ? o->bos : t[j]);
+		pc.t = t;
+		const float *last;
+		uint64_t t0 = mp_clock_now_ns();
+		int rc = mp_model_prefill(m, in, n_ctx - 1, ppl_pos, &pc, &last);
+		res->ns += mp_clock_now_ns() - t0;
+		if (rc < 0) {
+			snprintf(err, err_len, "%s", pc.err[0] ? pc.err : mp_model_error(m));
+			mp_free(in);
+			return rc;
 		}
+		res->evaluated += n_ctx - 1;
 		double e;
 		double ppl = mp_eval_ppl_value(&acc, &e);
 		if (o->out) {
@@ -314,6 +350,7 @@ int mp_eval_perplexity(struct mp_model *m, uint32_t n_vocab, const int32_t *ids,
 			fflush(o->out);
 		}
 	}
+	mp_free(in);
 	res->ppl = mp_eval_ppl_value(&acc, &res->err);
 	res->chunks = chunks;
 	res->scored = acc.count;
@@ -690,11 +727,28 @@ static int step(struct mp_model *m, struct mp_eval_rec *rec, int32_t id, const f
 	return rc;
 }
 
+/* The prefill callback of run_forced: every position recorded. */
+struct forced_ctx {
+	const struct mp_model *m;
+	struct mp_eval_rec *rec;
+	const uint32_t *seq;      /* prompt then forced tokens */
+};
+
+static int forced_pos(void *ctx, uint32_t pos, const float *logits)
+{
+	struct forced_ctx *c = ctx;
+	int rc = rec_at(c->rec, c->m, pos, (int32_t)c->seq[pos], logits, NULL);
+	if (rc < 0)
+		fprintf(stderr, "moepager: --logits-out: %s\n", mp_strerror(rc));
+	return rc;
+}
+
 /* Prompt, then forced or sampled tokens, every position recorded. */
 static int run_forced(const struct mp_eval_cli *c, struct mp_model *m, const struct mp_hparams *hp,
 		      struct mp_tok *tok, struct mp_sampler *s, struct mp_eval_rec *rec)
 {
 	int32_t *ids = NULL, *forced = NULL;
+	uint32_t *seq = NULL;
 	size_t n = 0;
 	int nf = 0, status = 1;
 	char err[512], *text = NULL, *buf = NULL;
@@ -723,22 +777,27 @@ static int run_forced(const struct mp_eval_cli *c, struct mp_model *m, const str
 		goto out;
 	}
 	const float *logits = NULL;
-	uint64_t t0 = mp_clock_now_ns(), steps = 0;
-	for (size_t i = 0; i < n; i++, steps++) {
-		if (step(m, rec, ids[i], &logits) < 0)
-			goto out;
-		mp_sampler_accept(s, ids[i]);
+	uint64_t t0 = mp_clock_now_ns(), steps = n + (size_t)nf;
+	/* the prompt and the forced tokens in layer-major batches (-b) */
+	if (!(seq = mp_malloc_array(n + (size_t)nf, sizeof *seq)))
+		goto out;
+	for (size_t i = 0; i < n + (size_t)nf; i++)
+		seq[i] = (uint32_t)(i < n ? ids[i] : forced[i - n]);
+	struct forced_ctx fc = { m, rec, seq };
+	if (mp_model_prefill(m, seq, (uint32_t)(n + (size_t)nf), rec ? forced_pos : NULL, &fc,
+			     &logits) < 0) {
+		fprintf(stderr, "moepager: %s\n", mp_model_error(m));
+		goto out;
 	}
+	for (size_t i = 0; i < n; i++)
+		mp_sampler_accept(s, ids[i]);
 	struct mp_tok_stream st;
 	mp_tok_stream_init(&st, 0);
 	size_t cap = mp_tok_stream_cap(tok);
 	if (!(buf = mp_malloc(cap)))
 		goto out;
-	for (int i = 0; i < nf; i++, steps++) {
+	for (int i = 0; i < nf; i++)
 		fwrite(buf, 1, mp_tok_stream_push(tok, &st, forced[i], buf, cap), stdout);
-		if (step(m, rec, forced[i], &logits) < 0)
-			goto out;
-	}
 	for (int64_t i = 0; !nf && (c->n_predict < 0 || i < c->n_predict); i++, steps++) {
 		int32_t id = mp_sampler_sample(s, logits);
 		mp_sampler_accept(s, id);
@@ -761,6 +820,7 @@ out:
 	mp_free(text);
 	mp_free(ids);
 	mp_free(forced);
+	mp_free(seq);
 	return status;
 }
 

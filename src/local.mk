@@ -17,12 +17,14 @@ libmpsrc_la_SOURCES = \
 	src/loader.h \
 	src/model.c \
 	src/model.h \
+	src/model_impl.h \
 	src/ops.c \
 	src/ops.h \
 	src/opt.c \
 	src/opt.h \
 	src/plan.c \
 	src/plan.h \
+	src/prefill.c \
 	src/profile.c \
 	src/profile.h \
 	src/router.c \
@@ -41,7 +43,10 @@ moepager_CPPFLAGS = $(SRC_CPPFLAGS)
 moepager_SOURCES = src/moepager.c
 moepager_LDADD = $(SRC_LIBS)
 
-check_PROGRAMS += tests/test_model
+check_PROGRAMS += tests/test_model tests/test_prefill
+tests_test_prefill_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_prefill_SOURCES = tests/test_prefill.c tests/tinymodel.c tests/tinymodel.h tests/mp_test.h
+tests_test_prefill_LDADD = $(SRC_LIBS)
 tests_test_model_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_model_SOURCES = tests/test_model.c tests/reference.c tests/reference.h tests/tinymodel.c tests/tinymodel.h tests/mp_test.h
 tests_test_model_LDADD = $(SRC_LIBS)
@@ -79,7 +84,7 @@ tests_test_loader_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_loader_SOURCES = tests/test_loader.c tests/tinymodel.c tests/tinymodel.h tests/mp_test.h
 tests_test_loader_LDADD = $(SRC_LIBS)
 
-dist_check_SCRIPTS += tests/generate.test tests/memlimit.test
+dist_check_SCRIPTS += tests/generate.test tests/memlimit.test tests/prefill.test
 
 # Fuzzing the GGUF parser (libFuzzer; needs clang): `make fuzz` builds
 # tests/fuzz/fuzz_gguf, `make fuzz-run FUZZ_SECONDS=N` runs it from the

@@ -34,42 +34,12 @@
 #include "fp16.h"
 #include "matvec.h"
 #include "model.h"
+#include "model_impl.h"
 #include "ops.h"
 #include "quant.h"
 #include "types.h"
 
-struct mp_model {
-	/* ---- fixed at create ---- */
-	const struct mp_hparams *hp;
-	const struct mp_weights *w;
-	struct mp_expert_source src;
-	struct mp_model_opts opts;
-	struct mp_router_cfg router;
-	struct mp_rope rope;
-	float kq_scale;
-	uint32_t kv_width;            /* kv_lora_rank + d_rope values per cached token */
-	uint64_t kv_row_bytes;        /* bytes per cached token per layer */
-	uint8_t *kv;                  /* [n_layer][n_ctx][kv_row_bytes] */
-	char err[512];
-
-	/* ---- changes every step ---- */
-	uint32_t pos;                 /* tokens cached (invariant 1) */
-	struct mp_route *routes;      /* [n_layer]: last step's routing */
-	/* scratch, f32 unless noted */
-	float *h, *x, *q, *qa, *kv_a, *q_lat, *o_lat, *o, *att, *f, *tmp;
-	float *ff_a, *ff_b, *expert_out, *logits, *kv_row, *router_logits;
-	float *k_dec, *v_dec;         /* absorb == 0 only: one position's keys / values */
-	float *kvf;                   /* [n_ctx][kv_width]: the current layer's cache in f32 */
-	struct head_scratch *hs;      /* [threads]: per-thread attention scratch */
-	float *la_x;                  /* [n_embd]: look-ahead normed state */
-	int depth;                    /* current prefetch depth */
-	uint64_t wait_ns;             /* ns waiting for experts, this step */
-	uint64_t wait_total_ns;       /* ns waiting for experts since create */
-	int n_hs;                     /* entries in hs */
-};
-
-__attribute__((format(printf, 2, 3)))
-static int fail(struct mp_model *m, const char *fmt, ...)
+int mp_model_fail(struct mp_model *m, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -88,7 +58,7 @@ static void linear_rows_on(struct mp_model *m, struct mp_threads *pool, const st
 	struct mp_mat mat = { mp_tensor_row(W, row0), W->type, nrows, W->ne[0] };
 	int rc = mp_matvec(pool, mp_dispatch_path(), &mat, x, y);
 	if (rc < 0 && !m->err[0])   /* shapes and types were checked at create */
-		fail(m, "matvec failed: %s", mp_strerror(rc));
+		mp_model_fail(m, "matvec failed: %s", mp_strerror(rc));
 }
 
 static void linear_rows(struct mp_model *m, const struct mp_tensor *W, int64_t row0, int64_t nrows,
@@ -114,7 +84,7 @@ static void swiglu(struct mp_model *m, const struct mp_tensor *gate, const struc
 
 /* ---- KV cache ----------------------------------------------------------------- */
 
-static uint8_t *kv_slot(struct mp_model *m, uint32_t layer, uint32_t pos)
+uint8_t *mp_model_kv_slot(struct mp_model *m, uint32_t layer, uint32_t pos)
 {
 	return m->kv + ((uint64_t)layer * m->opts.n_ctx + pos) * m->kv_row_bytes;
 }
@@ -122,7 +92,7 @@ static uint8_t *kv_slot(struct mp_model *m, uint32_t layer, uint32_t pos)
 /* Reads cached position t of layer L as f32 into m->kv_row ([c | k_rope]). */
 static const float *kv_read(struct mp_model *m, uint32_t layer, uint32_t t)
 {
-	mp_quant_ops((uint32_t)m->opts.kv_type)->dequant(kv_slot(m, layer, t), m->kv_row, m->kv_width);
+	mp_quant_ops((uint32_t)m->opts.kv_type)->dequant(mp_model_kv_slot(m, layer, t), m->kv_row, m->kv_width);
 	return m->kv_row;
 }
 
@@ -244,13 +214,13 @@ static void attention(struct mp_model *m, uint32_t L, const float *x, float *out
 	mp_rope_apply(&m->rope, m->kv_a + r, m->pos);
 	for (uint32_t h = 0; h < hp->n_head; h++)
 		mp_rope_apply(&m->rope, m->q + (size_t)h * d_qk + hp->d_nope, m->pos);
-	mp_quant_ops((uint32_t)m->opts.kv_type)->quantize(m->kv_a, kv_slot(m, L, m->pos), m->kv_width);
+	mp_quant_ops((uint32_t)m->opts.kv_type)->quantize(m->kv_a, mp_model_kv_slot(m, L, m->pos), m->kv_width);
 
 	if (m->opts.absorb) {
 		/* dequantize this layer's cache once, then share the heads out */
 		const struct mp_quant_ops *kv_ops = mp_quant_ops((uint32_t)m->opts.kv_type);
 		for (uint32_t t = 0; t < n_pos; t++)
-			kv_ops->dequant(kv_slot(m, L, t), m->kvf + (size_t)t * m->kv_width, m->kv_width);
+			kv_ops->dequant(mp_model_kv_slot(m, L, t), m->kvf + (size_t)t * m->kv_width, m->kv_width);
 		struct heads_job job = { m, lw, n_pos };
 		mp_threads_run(m->opts.threads, heads_worker, &job);
 	} else {
@@ -278,7 +248,7 @@ static void attention(struct mp_model *m, uint32_t L, const float *x, float *out
  * layer L'’s router applied to the current state predicts its experts.  Hints
  * for L+1 .. L+depth, plus (prefetch_history) the previous token's experts of
  * those layers; the pager decides what is worth reading. */
-static void lookahead(struct mp_model *m, uint32_t L)
+void mp_model_lookahead(struct mp_model *m, uint32_t L)
 {
 	const struct mp_hparams *hp = m->hp;
 	if (!m->src.hint || m->depth <= 0)
@@ -317,42 +287,6 @@ static void lookahead(struct mp_model *m, uint32_t L)
 	}
 }
 
-static int moe(struct mp_model *m, uint32_t L, const float *x, float *out)
-{
-	const struct mp_hparams *hp = m->hp;
-	const struct mp_layer_weights *lw = &m->w->layer[L];
-	struct mp_route *rt = &m->routes[L];
-
-	linear(m, &lw->gate_inp, x, m->router_logits);
-	mp_router_select(&m->router, m->router_logits, lw->exp_probs_b.data, rt);
-	int rc = m->src.acquire(m->src.ctx, L, rt->expert, rt->n);
-	if (rc < 0)
-		return fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
-
-	/* reads for the layers ahead start now and overlap this layer's compute */
-	lookahead(m, L);
-	/* the shared expert runs while the routed ones arrive */
-	swiglu(m, &lw->gate_shexp, &lw->up_shexp, &lw->down_shexp, x, out);
-	for (uint32_t k = 0; k < rt->n; k++) {
-		uint32_t idx;
-		struct mp_expert_view ev;
-		uint64_t t0 = mp_clock_now_ns();
-		rc = m->src.next_ready(m->src.ctx, L, &idx, &ev);
-		m->wait_ns += mp_clock_now_ns() - t0;
-		if (rc < 0) {
-			fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx));
-			m->src.release(m->src.ctx, L, rt->expert, rt->n);
-			return rc;
-		}
-		swiglu(m, &ev.gate, &ev.up, &ev.down, x, m->expert_out + (size_t)idx * hp->n_embd);
-	}
-	/* invariant 2: fixed selection order */
-	for (uint32_t k = 0; k < rt->n; k++)
-		mp_ops_axpy(out, m->expert_out + (size_t)k * hp->n_embd, rt->weight[k], hp->n_embd);
-	m->src.release(m->src.ctx, L, rt->expert, rt->n);
-	return 0;
-}
-
 /* ---- the step ---------------------------------------------------------------------- */
 
 /* --prefetch-depth auto: deepen the look-ahead while the step spends more than
@@ -383,12 +317,15 @@ int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits)
 	const struct mp_hparams *hp = m->hp;
 	const struct mp_weights *w = m->w;
 	if (tok >= (uint64_t)w->token_embd.ne[1])
-		return fail(m, "token id %u is outside the vocabulary (%lld tokens)", tok,
+		return mp_model_fail(m, "token id %u is outside the vocabulary (%lld tokens)", tok,
 			    (long long)w->token_embd.ne[1]), -MP_EARG;
 	if (m->pos >= m->opts.n_ctx)
-		return fail(m, "the context is full (%u tokens): raise --ctx-size", m->opts.n_ctx),
+		return mp_model_fail(m, "the context is full (%u tokens): raise --ctx-size", m->opts.n_ctx),
 		       -MP_EBUDGET;
 
+	int rc = mp_model_batch_ready(m);
+	if (rc < 0)
+		return rc;
 	uint64_t step_t0 = mp_clock_now_ns();
 	m->wait_ns = 0;
 	mp_quant_ops(w->token_embd.type)->dequant(mp_tensor_row(&w->token_embd, tok), m->h, hp->n_embd);
@@ -402,8 +339,9 @@ int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits)
 			m->routes[L].n = 0;
 			swiglu(m, &lw->ffn_gate, &lw->ffn_up, &lw->ffn_down, m->x, m->f);
 		} else {
-			int rc = moe(m, L, m->x, m->f);
-			if (rc < 0)
+			/* the MoE layer prefill batches use, for one token */
+			struct mp_moe_io io = { m->x, m->h, m->f, &m->routes[L], 0, 1, 1 };
+			if ((rc = mp_model_moe(m, L, &io)) < 0)
 				return rc;
 		}
 		mp_ops_axpy(m->h, m->f, 1.0f, hp->n_embd);
@@ -431,6 +369,8 @@ const char *mp_model_error(const struct mp_model *m) { return m->err; }
 
 const struct mp_route *mp_model_route(const struct mp_model *m, uint32_t layer)
 {
+	if (m->pos_routes)   /* inside a prefill callback: that position's */
+		return &m->pos_routes[layer];
 	return &m->routes[layer];
 }
 
@@ -460,12 +400,12 @@ static int expect(struct mp_model *m, const char *name, const struct mp_tensor *
 		  int64_t ne1, int64_t ne2)
 {
 	if (!t->data)
-		return fail(m, "tensor %s is missing", name);
+		return mp_model_fail(m, "tensor %s is missing", name);
 	if (!mp_quant_ops(t->type) || !mp_quant_vec_dot(t->type, MP_KPATH_SCALAR))
-		return fail(m, "tensor %s has type %s, which moepager cannot compute with", name,
+		return mp_model_fail(m, "tensor %s has type %s, which moepager cannot compute with", name,
 			    mp_type_name(t->type));
 	if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != ne2 || t->ne[3] != 1)
-		return fail(m, "tensor %s has shape [%lld, %lld, %lld, %lld]; the metadata implies "
+		return mp_model_fail(m, "tensor %s has shape [%lld, %lld, %lld, %lld]; the metadata implies "
 			    "[%lld, %lld, %lld]", name, (long long)t->ne[0], (long long)t->ne[1],
 			    (long long)t->ne[2], (long long)t->ne[3], (long long)ne0, (long long)ne1,
 			    (long long)ne2);
@@ -478,7 +418,7 @@ static int expect_f32(struct mp_model *m, const char *name, const struct mp_tens
 	if (expect(m, name, t, n, 1, 1) < 0)
 		return -1;
 	if (t->type != MP_TYPE_F32)
-		return fail(m, "tensor %s has type %s; expected F32", name, mp_type_name(t->type));
+		return mp_model_fail(m, "tensor %s has type %s; expected F32", name, mp_type_name(t->type));
 	return 0;
 }
 
@@ -546,7 +486,7 @@ static int check_layer(struct mp_model *m, uint32_t L)
 	if (expect(m, n, &lw->gate_inp, D, hp->n_expert, 1) < 0)
 		return -1;
 	if (lw->gate_inp.type != MP_TYPE_F32)
-		return fail(m, "tensor %s has type %s; expected F32", n, mp_type_name(lw->gate_inp.type));
+		return mp_model_fail(m, "tensor %s has type %s; expected F32", n, mp_type_name(lw->gate_inp.type));
 	if (lw->exp_probs_b.data) {
 		snprintf(n, sizeof n, "blk.%u.exp_probs_b.bias", L);
 		if (expect_f32(m, n, &lw->exp_probs_b, hp->n_expert) < 0)
@@ -566,24 +506,24 @@ static int check_hparams(struct mp_model *m)
 {
 	const struct mp_hparams *hp = m->hp;
 	if (hp->n_layer == 0 || hp->n_layer > MP_MODEL_MAX_LAYERS)
-		return fail(m, "block_count %u: expected 1..%d", hp->n_layer, MP_MODEL_MAX_LAYERS);
+		return mp_model_fail(m, "block_count %u: expected 1..%d", hp->n_layer, MP_MODEL_MAX_LAYERS);
 	if (hp->n_dense_lead > hp->n_layer)
-		return fail(m, "leading_dense_block_count %u exceeds block_count %u", hp->n_dense_lead,
+		return mp_model_fail(m, "leading_dense_block_count %u exceeds block_count %u", hp->n_dense_lead,
 			    hp->n_layer);
 	if (hp->n_expert > MP_ROUTER_MAX_EXPERTS)
-		return fail(m, "expert_count %u: at most %d supported", hp->n_expert, MP_ROUTER_MAX_EXPERTS);
+		return mp_model_fail(m, "expert_count %u: at most %d supported", hp->n_expert, MP_ROUTER_MAX_EXPERTS);
 	if (hp->n_dense_lead < hp->n_layer) {
 		if (hp->n_expert_used == 0 || hp->n_expert_used > hp->n_expert ||
 		    hp->n_expert_used > MP_ROUTER_MAX_USED)
-			return fail(m, "expert_used_count %u: expected 1..%u", hp->n_expert_used,
+			return mp_model_fail(m, "expert_used_count %u: expected 1..%u", hp->n_expert_used,
 				    hp->n_expert < MP_ROUTER_MAX_USED ? hp->n_expert : MP_ROUTER_MAX_USED);
 		if (hp->n_group > 1 && (hp->n_expert % hp->n_group || hp->n_group_used == 0 ||
 					hp->n_group_used > hp->n_group))
-			return fail(m, "expert_group_count %u / expert_group_used_count %u do not divide "
+			return mp_model_fail(m, "expert_group_count %u / expert_group_used_count %u do not divide "
 				    "%u experts", hp->n_group, hp->n_group_used, hp->n_expert);
 	}
 	if (hp->d_rope % 2 || hp->d_rope == 0)
-		return fail(m, "rope.dimension_count %u: expected an even number > 0", hp->d_rope);
+		return mp_model_fail(m, "rope.dimension_count %u: expected an even number > 0", hp->d_rope);
 	return 0;
 }
 
@@ -604,9 +544,11 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->opts = *opts;
 	if (m->opts.n_ctx == 0)
 		m->opts.n_ctx = 4096;
+	if (m->opts.n_batch == 0)
+		m->opts.n_batch = 512;
 	if (m->opts.kv_type != MP_KV_F32 && m->opts.kv_type != MP_KV_F16 &&
 	    m->opts.kv_type != MP_KV_Q8_0) {
-		fail(m, "KV cache type %d: expected f32, f16 or q8_0", (int)m->opts.kv_type);
+		mp_model_fail(m, "KV cache type %d: expected f32, f16 or q8_0", (int)m->opts.kv_type);
 		rc = -MP_EARG;
 		goto fail;
 	}
@@ -621,7 +563,7 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 			goto fail;
 	if (opts->n_expert_used && (opts->n_expert_used > hp->n_expert ||
 				    opts->n_expert_used > MP_ROUTER_MAX_USED)) {
-		fail(m, "--experts %u: this model has %u experts per layer", opts->n_expert_used,
+		mp_model_fail(m, "--experts %u: this model has %u experts per layer", opts->n_expert_used,
 		     hp->n_expert);
 		rc = -MP_EARG;
 		goto fail;
@@ -649,7 +591,7 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->kq_scale = mp_hparams_kq_scale(hp);
 	m->kv_width = hp->kv_lora_rank + hp->d_rope;
 	if (mp_type_row_bytes((uint32_t)m->opts.kv_type, m->kv_width, &m->kv_row_bytes) < 0) {
-		fail(m, "--kv-type q8_0 needs kv_lora_rank + rope dims (%u) to be a multiple of 32",
+		mp_model_fail(m, "--kv-type q8_0 needs kv_lora_rank + rope dims (%u) to be a multiple of 32",
 		     m->kv_width);
 		rc = -MP_EARG;
 		goto fail;
@@ -673,7 +615,6 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 		widest = ff;
 	if (widest < hp->n_vocab)
 		widest = hp->n_vocab;
-	size_t used = m->router.n_used ? m->router.n_used : 1;
 	m->h = mp_calloc(D, sizeof(float));
 	m->x = mp_calloc(D, sizeof(float));
 	m->f = mp_calloc(D, sizeof(float));
@@ -700,20 +641,19 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->tmp = mp_calloc(widest, sizeof(float));
 	m->ff_a = mp_calloc(ff, sizeof(float));
 	m->ff_b = mp_calloc(ff, sizeof(float));
-	m->expert_out = mp_calloc(used * D, sizeof(float));
 	m->logits = mp_calloc(hp->n_vocab, sizeof(float));
 	m->router_logits = mp_calloc(hp->n_expert + 1, sizeof(float));
 	m->k_dec = mp_calloc(hp->d_nope, sizeof(float));
 	m->v_dec = m->opts.absorb ? NULL : mp_calloc((size_t)m->opts.n_ctx * hp->d_v, sizeof(float));
 	if (!m->kv || !m->routes || !m->h || !m->x || !m->f || !m->q || !m->qa || !m->kv_a ||
 	    !m->kv_row || !m->kvf || !m->la_x || !m->hs || !m->o || !m->att || !m->tmp || !m->ff_a ||
-	    !m->ff_b || !m->expert_out || !m->logits || !m->router_logits || !m->k_dec ||
+	    !m->ff_b || !m->logits || !m->router_logits || !m->k_dec ||
 	    (!m->opts.absorb && !m->v_dec))
 		goto nomem;
 	*out = m;
 	return 0;
 nomem:
-	fail(m, "out of memory for the KV cache (%u positions) and scratch", m->opts.n_ctx);
+	mp_model_fail(m, "out of memory for the KV cache (%u positions) and scratch", m->opts.n_ctx);
 	rc = -ENOMEM;
 fail:
 	snprintf(err, err_len, "%s", m->err);
@@ -726,7 +666,7 @@ void mp_model_destroy(struct mp_model *m)
 	if (!m)
 		return;
 	void *bufs[] = { m->kv, m->routes, m->h, m->x, m->f, m->q, m->qa, m->kv_a, m->kv_row,
-			 m->kvf, m->la_x, m->o, m->att, m->tmp, m->ff_a, m->ff_b, m->expert_out,
+			 m->kvf, m->la_x, m->o, m->att, m->tmp, m->ff_a, m->ff_b,
 			 m->logits, m->router_logits, m->k_dec, m->v_dec };
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
 		mp_free(bufs[i]);
@@ -737,6 +677,7 @@ void mp_model_destroy(struct mp_model *m)
 		mp_free(m->hs[i].tmp);
 	}
 	mp_free(m->hs);
+	mp_batch_destroy(m->batch);
 	mp_free(m);
 }
 
@@ -818,7 +759,8 @@ int mp_resident_experts_create(const struct mp_hparams *hp, const struct mp_weig
 		return -ENOMEM;
 	r->hp = hp;
 	r->w = w;
-	*src = (struct mp_expert_source){ r, res_acquire, res_next_ready, res_release, res_err, NULL, NULL };
+	*src = (struct mp_expert_source){ r, res_acquire, res_next_ready, res_release, res_err, NULL, NULL,
+					  NULL };
 	*out = r;
 	return 0;
 }

@@ -95,6 +95,12 @@ struct mp_expert_source {
 		     uint32_t n);
 	/* Optional: a token is complete (the source may record or learn). */
 	void (*end_token)(void *ctx);
+	/* Optional, for prefill batches (prefill.c): batch(ctx, n > 0, ...) says a
+	 * batch of n tokens starts, so the acquires that follow are waves of each
+	 * layer's union rather than one token's set; after the batch, each token's
+	 * routing is given token-major as batch(ctx, 0, layer, experts, k) for its
+	 * MoE layers in order, then batch(ctx, 0, UINT32_MAX, NULL, 0) ends it. */
+	void (*batch)(void *ctx, uint32_t n, uint32_t layer, const uint32_t *experts, uint32_t k);
 };
 
 /* A source serving experts from resident 3-D expert tensors (w must outlive
@@ -117,6 +123,8 @@ struct mp_model_opts {
 	int prefetch_depth;       /* router look-ahead: hint layers L+1..L+d; 0 = none,
 				     -1 = auto (adapts to the time spent waiting for experts) */
 	int prefetch_history;     /* also hint the previous token's experts of those layers */
+	uint32_t n_batch;         /* prefill: tokens per batch at most; 0 = 512, 1 = one
+				     token at a time through mp_model_step (-b) */
 };
 
 
@@ -135,6 +143,36 @@ void mp_model_destroy(struct mp_model *m);
  * Errors: -MP_EARG (token out of range), -MP_EBUDGET (context full), or the
  * expert source's error; mp_model_error() says what happened. */
 int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits);
+
+/* Called by mp_model_prefill for each position in order, with that position's
+ * logits (n_vocab floats, valid during the call); mp_model_route() gives that
+ * position's routing during the call.  A negative return stops the prefill
+ * and is returned by it. */
+typedef int (*mp_model_pos_fn)(void *ctx, uint32_t pos, const float *logits);
+
+/* Runs n tokens at positions pos .. pos+n-1, layer by layer in batches of up
+ * to opts.n_batch (prefill.c): each layer's attention, dense / shared FFN and
+ * router as matrix products over the batch, then the routed experts grouped
+ * by expert: the union of the batch's experts is acquired from the source in
+ * waves of at most n_expert_used (each expert once per batch) and applied to
+ * exactly its tokens.  The logits of the last position are in *last_logits
+ * (as mp_model_step's); with on_pos every position's logits are computed and
+ * handed to it (perplexity, --logits-out).  Numbers match n calls of
+ * mp_model_step within float tolerance (identical with n_batch = 1).
+ * Errors as mp_model_step; on error no position is added. */
+int mp_model_prefill(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_model_pos_fn on_pos,
+		     void *ctx, const float **last_logits);
+
+/* Bytes of the scratch the first prefill allocates (the memory plan counts
+ * them): n_batch (0 = 512) tokens at most, n_ctx positions, threads, n_used
+ * experts per token (0 = the file's). */
+uint64_t mp_model_batch_bytes(const struct mp_hparams *hp, uint32_t n_batch, uint32_t n_ctx,
+			      int threads, uint32_t n_used);
+
+/* Prefill counters since create: distinct routed experts acquired (the sum
+ * over batches and MoE layers of each batch's union) and tokens prefilled in
+ * batches; for the bytes-read ratio (bench/prefill.sh). */
+void mp_model_prefill_counts(const struct mp_model *m, uint64_t *experts, uint64_t *tokens);
 
 /* Positions cached so far; mp_model_reset() empties the cache;
  * mp_model_truncate() keeps only positions 0 .. pos-1 (no-op when pos is not

@@ -57,6 +57,7 @@ struct flags {
 	const char *model, *prompt, *file;
 	int interactive, raw, hide_think, no_groups, version, ignore_eos;
 	int64_t n_predict, threads, ctx, top_k, repeat_last_n, experts, seed;
+	int64_t batch;            /* -b: prompt tokens per prefill batch */
 	double temp, top_p, min_p, repeat_penalty;
 	int kv_type;                 /* index into kv_types */
 	int seed_given;
@@ -135,13 +136,12 @@ struct session {
 
 static void count_token(struct session *s, uint64_t ns);
 
-/* Records the token now cached at position mp_model_pos() - 1. */
-static int remember(struct session *s, int32_t id)
+/* Records the token cached at position pos. */
+static int remember(struct session *s, uint32_t pos, int32_t id)
 {
-	uint32_t pos = mp_model_pos(s->model);
-	if (pos > s->ids_cap) {
+	if (pos >= s->ids_cap) {
 		size_t cap = s->ids_cap ? s->ids_cap * 2 : 1024;
-		while (cap < pos)
+		while (cap <= pos)
 			cap *= 2;
 		int32_t *bigger = mp_realloc(s->ids, cap * sizeof *bigger);
 		if (!bigger)
@@ -149,7 +149,7 @@ static int remember(struct session *s, int32_t id)
 		s->ids = bigger;
 		s->ids_cap = cap;
 	}
-	s->ids[pos - 1] = id;
+	s->ids[pos] = id;
 	return 0;
 }
 
@@ -163,7 +163,7 @@ static int step(struct session *s, int32_t id, const float **logits)
 		return rc;
 	}
 	count_token(s, mp_clock_now_ns() - ts);
-	if ((rc = remember(s, id)) < 0)
+	if ((rc = remember(s, mp_model_pos(s->model) - 1, id)) < 0)
 		fprintf(stderr, "moepager: out of memory recording the context\n");
 	return rc;
 }
@@ -214,11 +214,21 @@ static int feed(struct session *s, const int32_t *ids, size_t n, const float **l
 		return -MP_EBUDGET;
 	}
 	uint64_t t0 = mp_clock_now_ns();
+	uint32_t pos0 = mp_model_pos(s->model);
+	/* layer-major batches (-b); ids are non-negative token ids */
+	int rc = mp_model_prefill(s->model, (const uint32_t *)ids, (uint32_t)n, NULL, NULL, logits);
+	if (rc < 0) {
+		fprintf(stderr, "moepager: %s\n", mp_model_error(s->model));
+		return rc;
+	}
+	uint64_t per = n ? (mp_clock_now_ns() - t0) / n : 0;
 	for (size_t i = 0; i < n; i++) {
-		int rc = step(s, ids[i], logits);
-		if (rc < 0)
-			return rc;
+		count_token(s, per);
 		mp_sampler_accept(s->sampler, ids[i]);
+		if ((rc = remember(s, pos0 + (uint32_t)i, ids[i])) < 0) {
+			fprintf(stderr, "moepager: out of memory recording the context\n");
+			return rc;
+		}
 	}
 	s->prompt_ns += mp_clock_now_ns() - t0;
 	s->prompt_tokens += n;
@@ -461,6 +471,8 @@ static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t 
 	struct mp_plan_opts po = {
 		.cache_budget = f->cache_budget, .mem_limit = f->mem_limit, .ctx = (uint64_t)f->ctx,
 		.threads = (uint32_t)f->threads, .kv_q8 = f->kv_type == 1, .n_used = top_k,
+		.batch_scratch = mp_model_batch_bytes(hp, (uint32_t)f->batch, (uint32_t)f->ctx,
+						      (int)f->threads, top_k),
 	};
 	char a[32], b[32], c[32], d[32], e[32];
 	if (mp_plan_compute(mp_modelfile_gguf(mf), &po, plan, err, sizeof err) < 0) {
@@ -581,6 +593,7 @@ static int run(const struct flags *f)
 		.threads = threads,
 		.prefetch_depth = f->prefetch == 0 ? 0 : depth,
 		.prefetch_history = f->prefetch == 2,
+		.n_batch = (uint32_t)f->batch,
 	};
 	if (mp_model_create(hp, mp_modelfile_weights(mf), &src, &mo, &s.model, err, sizeof err) < 0) {
 		fprintf(stderr, "moepager: %s: %s\n", f->model, err);
@@ -705,7 +718,7 @@ int main(int argc, char **argv)
 		.repeat_last_n = 64, .experts = 0, .seed = 0, .temp = 0.6, .top_p = 0.95,
 		.min_p = 0.01, .repeat_penalty = 1.0, .kv_type = 0, .io_depth = 32, .prefetch = 1,
 		.prefetch_depth = "auto",
-		.logits_top = 20,
+		.logits_top = 20, .batch = 512,
 	};
 	const struct mp_opt opts[] = {
 		{ "model", 'm', MP_OPT_STRING, &f.model, "PATH", "model file (first part of a split model)", 0, 0, NULL, NULL },
@@ -717,6 +730,7 @@ int main(int argc, char **argv)
 		{ "ignore-eos", 0, MP_OPT_FLAG, &f.ignore_eos, NULL, "never end the answer at the end-of-text token (fixed lengths for benchmarks)", 0, 0, NULL, NULL },
 		{ "ctx-size", 'c', MP_OPT_INT, &f.ctx, "N", "context length (KV cache positions)", 16, 1 << 24, NULL, NULL },
 		{ "threads", 't', MP_OPT_INT, &f.threads, "N", "compute threads", 1, 1024, NULL, NULL },
+		{ "batch-size", 'b', MP_OPT_INT, &f.batch, "N", "prompt tokens per layer-major batch; 1 = one token at a time", 1, 1 << 24, NULL, NULL },
 		{ "temp", 0, MP_OPT_FLOAT, &f.temp, "T", "temperature; 0 = greedy", 0, 100, NULL, NULL },
 		{ "top-k", 0, MP_OPT_INT, &f.top_k, "N", "keep the N most likely tokens; 0 = off", 0, 1e9, NULL, NULL },
 		{ "top-p", 0, MP_OPT_FLOAT, &f.top_p, "P", "nucleus sampling mass; 1 = off", 0, 1, NULL, NULL },

@@ -120,8 +120,9 @@ static void test_perplexity_chunks(void)
 	CHECK_EQ_U64(r.chunks, 2);
 	CHECK_EQ_U64(r.scored, 2 * 3);     /* positions 4, 5, 6 predict 5, 6, 7 */
 	CHECK_EQ_U64(r.evaluated, 2 * 7);
-	CHECK_NEAR(r.ppl, want_ppl, 1e-9 * want_ppl);
-	CHECK_NEAR(r.err, want_err, 1e-9 * want_ppl);
+	/* the chunks go through batched prefill: f32 summation order differs */
+	CHECK_NEAR(r.ppl, want_ppl, 1e-5 * want_ppl);
+	CHECK_NEAR(r.err, want_err, 1e-5 * want_ppl);
 	CHECK(r.ppl > 1 && r.err > 0);
 	/* too short a text, and ids outside the vocabulary */
 	CHECK_EQ_INT(mp_eval_perplexity(fm.m, nv, ids, 7, &o, &r, err, sizeof err), -MP_EARG);

@@ -205,7 +205,62 @@ static void test_matmul(void)
 	mp_threads_destroy(pool);
 }
 
-/* A matrix wider than one 8 MiB f32 tile holds rows: several tiles. */
+/* The direct batched path is bit-identical to matvec per vector for every
+ * type (any thread count); auto picks it below the crossover and sgemm above;
+ * X·W (not Wᵀ) against the dequantized reference. */
+static void test_matmul_direct_auto_xw(void)
+{
+	struct mp_threads *pool;
+	REQUIRE(mp_threads_create(3, &pool) == 0);
+	static struct fixture f;
+	for (size_t k = 0; k < N_TYPES; k++) {
+		setup(&f, types[k]);
+		static float y[M * ROWS], ya[M * ROWS], ys[M * ROWS];
+		REQUIRE(mp_matmul_q(pool, MP_KPATH_SCALAR, &f.w, f.x, M, y) == 0);
+		for (int i = 0; i < M; i++) {
+			float ymv[ROWS];
+			REQUIRE(mp_matvec(NULL, MP_KPATH_SCALAR, &f.w, f.x + i * COLS, ymv) == 0);
+			if (memcmp(ymv, y + i * ROWS, sizeof ymv) != 0) {
+				MP_TEST_FAIL("%s: mp_matmul_q vector %d differs from mp_matvec",
+					     mp_type_name(f.t), i);
+				break;
+			}
+		}
+		int64_t c = mp_matmul_crossover(f.t);
+		CHECK(c >= 1);
+		int64_t below = c - 1 < M ? c - 1 : M;   /* the direct path below the crossover */
+		REQUIRE(mp_matmul_auto(pool, MP_KPATH_SCALAR, &f.w, f.x, below, ya) == 0);
+		CHECK(memcmp(ya, y, sizeof(float) * ROWS * (size_t)below) == 0);
+		if (c <= M) {
+			REQUIRE(mp_matmul_auto(pool, MP_KPATH_SCALAR, &f.w, f.x, c, ya) == 0);
+			REQUIRE(mp_matmul(pool, &f.w, f.x, c, ys) == 0);
+			CHECK(memcmp(ya, ys, sizeof(float) * ROWS * (size_t)c) == 0);
+		}
+		/* X·W: X is M × ROWS, Y is M × COLS */
+		static float xr[M * ROWS], yx[M * COLS];
+		for (int i = 0; i < M * ROWS; i++)
+			xr[i] = f.x[i];
+		REQUIRE(mp_matmul_xw(&f.w, xr, M, yx) == 0);
+		for (int i = 0; i < M; i++)
+			for (int j = 0; j < COLS; j += 17) {
+				double want = 0, mag = 0;
+				for (int r = 0; r < ROWS; r++) {
+					want += (double)xr[i * ROWS + r] * f.wd[r * COLS + j];
+					mag += fabs((double)xr[i * ROWS + r] * f.wd[r * COLS + j]);
+				}
+				if (!(fabs(yx[i * COLS + j] - want) <= 1e-5 * mag + 1e-6)) {
+					MP_TEST_FAIL("%s: X·W [%d][%d] %.7g, reference %.7g", mp_type_name(f.t), i,
+						     j, yx[i * COLS + j], want);
+					i = M;
+					break;
+				}
+			}
+		mp_free(f.wq);
+	}
+	mp_threads_destroy(pool);
+}
+
+/* A matrix so wide that a 1 MiB chunk holds few rows: several chunks. */
 static void test_matmul_tiles(void)
 {
 	enum { WC = 65536, WR = 37, WM = 2 };
@@ -280,6 +335,7 @@ int main(void)
 	RUN(test_dispatch_path);
 	RUN(test_matmul);
 	RUN(test_matmul_tiles);
+	RUN(test_matmul_direct_auto_xw);
 	RUN(test_errors);
 	return mp_test_end();
 }

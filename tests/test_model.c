@@ -19,15 +19,6 @@
 
 #define MAXT 64
 
-static int argmax(const float *v, int n)
-{
-	int b = 0;
-	for (int i = 1; i < n; i++)
-		if (v[i] > v[b])
-			b = i;
-	return b;
-}
-
 /* Runs the real path and the reference on the same tokens (teacher-forced:
  * the reference's greedy choice feeds both) and returns the largest logit
  * error relative to the logits' scale over the positions before the first
@@ -102,12 +93,12 @@ static double compare(struct test_model *tm, const struct mp_model_opts *opts, i
 		}
 		if (!flipped) {
 			worst = fmax(worst, step_worst);
-			if (argmax(got, (int)tm->hp.n_vocab) != argmax(want, (int)tm->hp.n_vocab))
+			if (tiny_argmax(got, (int)tm->hp.n_vocab) != tiny_argmax(want, (int)tm->hp.n_vocab))
 				(*greedy_diff)++;
 		} else if (s < 3) {
 			MP_TEST_FAIL("routing flipped at step %d: too early for a useful comparison", s);
 		}
-		tok = (uint32_t)argmax(want, (int)tm->hp.n_vocab);
+		tok = (uint32_t)tiny_argmax(want, (int)tm->hp.n_vocab);
 	}
 	ref_destroy(ref);
 	mp_model_destroy(m);

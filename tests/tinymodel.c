@@ -222,3 +222,12 @@ fail:
 	mp_gguf_writer_destroy(w);
 	return rc;
 }
+
+int tiny_argmax(const float *v, int n)
+{
+	int b = 0;
+	for (int i = 1; i < n; i++)
+		if (v[i] > v[b])
+			b = i;
+	return b;
+}

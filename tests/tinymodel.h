@@ -28,4 +28,7 @@ void tiny_drop(struct test_model *tm);
  * Returns 0 or a negative error with the message in err. */
 int tiny_write_gguf(const struct test_model *tm, const char *path, char *err, size_t err_len);
 
+/* Index of the largest of v[0..n) (the first on ties). */
+int tiny_argmax(const float *v, int n);
+
 #endif

@@ -1,0 +1,676 @@
+/*
+ * prefill.c — the batched, layer-major forward pass (mp_model_prefill): a
+ * batch of prompt tokens goes through the model one layer at a time, so each
+ * weight — above all each routed expert, which may have to come from disk —
+ * is used once for all the tokens that need it instead of once per token.
+ *
+ * Per layer, for the n tokens of the batch at positions p .. p+n-1:
+ *
+ *   X = rmsnorm(H)                               n × D
+ *   attention: Q, latent KV by matrix products; every position's latent and
+ *     rotated rope key written to the cache; per head the absorbed scores
+ *     S = Q_lat·Cᵀ + Q_rope·K_ropeᵀ over cache rows 0 .. p+i (causal), softmax,
+ *     O_lat = P·C, O_h = O_lat·U_hᵀ; H += O·W_oᵀ
+ *   X = rmsnorm(H)
+ *   dense layer: H += swiglu(X) as matrix products
+ *   MoE layer: router for every token; shared expert as matrix products;
+ *     the union of the routed experts, in expert order (file order), acquired
+ *     in waves of at most n_expert_used; each expert applied to exactly the
+ *     tokens routed to it as soon as it is ready; while a wave computes, the
+ *     next wave (or, for the last, layer L+1's router on the whole batch) is
+ *     hinted to the source so its reads overlap this compute
+ *
+ * Products go through mp_matmul_auto (kernels/matvec.h): few tokens take the
+ * direct quantized dot loop (bit-identical to the one-token path), more take
+ * dequantize + sgemm.  Attention's small f32 products go to mp_sgemm.
+ *
+ * Invariants:
+ * 1. A batch at position p writes cache rows p .. p+n-1 of every layer, then
+ *    sets pos = p + n; on error pos stays p (rows past pos are never read).
+ * 2. Each expert of a layer's union is in exactly one wave, so it is acquired
+ *    once per batch; its output for token i's selection slot k lands in
+ *    eout[i][k], and token i sums its experts in selection order after the
+ *    shared expert (as model.c, invariant 2): the result depends neither on
+ *    the order experts become ready nor on the wave size.
+ * 3. Our thread pool and OpenBLAS's never run at once: the pool dequantizes
+ *    or runs the direct dot loop, then returns before sgemm starts.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "err.h"
+#include "matvec.h"
+#include "model_impl.h"
+#include "quant.h"
+
+enum {
+	LOGIT_CHUNK = 32,   /* positions whose logits are computed at once */
+	QBLOCK = 64,        /* query rows whose attention scores are held at once */
+};
+
+/* One thread's scratch for one head of the batch. */
+struct head_buf {
+	float *qn, *qr;               /* [cap][d_nope], [cap][d_rope]: the head's query */
+	float *qlat, *olat;           /* [cap][kv_lora_rank] */
+	float *s;                     /* [QBLOCK][n_ctx]: scores, then probabilities */
+	float *oh;                    /* [cap][d_v]: the head's output */
+	int rc;                       /* first product error (0: none) */
+};
+
+struct mp_batch {
+	uint32_t cap;                 /* tokens per batch at most */
+	int rc;                       /* first product error of the batch (0: none) */
+	float *h, *x, *f;             /* [cap][D]: residual, normed input, block output */
+	float *q;                     /* [cap][H·(d_nope+d_rope)] */
+	float *qa;                    /* [cap][q_lora_rank] */
+	float *kv;                    /* [cap][kv_width]: new latents and rope keys */
+	struct head_buf *hb;          /* [threads]: one head's work each */
+	int n_hb;                     /* entries in hb */
+	float *o;                     /* [cap][H·d_v] */
+	float *ffa, *ffb;             /* [ff_cap]: FFN hidden rows */
+	size_t ff_cap;                /* floats in each: cap × the widest expert FFN */
+	float *rl;                    /* [cap][n_expert]: router logits */
+	struct mp_route *routes;      /* [cap][n_layer] */
+	float *eout;                  /* [cap][n_used][D]: routed outputs by selection slot */
+	float *xe, *ye;               /* [cap][D]: one expert's tokens in / out */
+	float *logits;                /* [LOGIT_CHUNK][n_vocab] */
+	uint32_t *cnt, *first, *fill; /* [n_expert]: tokens per expert, start in use[], cursor */
+	uint32_t *use;                /* [cap·n_used]: i·n_used + k, grouped by expert */
+	uint32_t *uni;                /* [n_expert]: the layer's union, ascending */
+	float *sc;                    /* [n_expert]: hint scores */
+};
+
+void mp_batch_destroy(struct mp_batch *b)
+{
+	if (!b)
+		return;
+	for (int i = 0; b->hb && i < b->n_hb; i++) {
+		struct head_buf *hb = &b->hb[i];
+		void *hbufs[] = { hb->qn, hb->qr, hb->qlat, hb->olat, hb->s, hb->oh };
+		for (size_t k = 0; k < sizeof hbufs / sizeof hbufs[0]; k++)
+			mp_free(hbufs[k]);
+	}
+	mp_free(b->hb);
+	void *bufs[] = { b->h, b->x, b->f, b->q, b->qa, b->kv, b->o, b->ffa, b->ffb, b->rl, b->routes, b->eout, b->xe,
+			 b->ye, b->logits, b->cnt, b->first, b->fill, b->use, b->uni, b->sc };
+	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+		mp_free(bufs[i]);
+	mp_free(b);
+}
+
+/* cap × n floats, zeroed (NULL on overflow or no memory) */
+static void *fa(size_t cap, size_t n)
+{
+	size_t c;
+	return __builtin_mul_overflow(cap, n ? n : 1, &c) ? NULL : mp_calloc(c, sizeof(float));
+}
+
+/* Floats per batch token of the shared buffers, and of one thread's head
+ * scratch; batch_create allocates exactly these (and mp_model_batch_bytes
+ * counts them). */
+static size_t expert_ff(const struct mp_hparams *hp)
+{
+	size_t fe = (size_t)hp->n_ff_exp * (hp->n_expert_shared ? hp->n_expert_shared : 1);
+	fe = fe > hp->n_ff_exp ? fe : hp->n_ff_exp;
+	return fe ? fe : 1;
+}
+
+/* Floats in each FFN hidden buffer: every token of an expert, or the dense
+ * FFN (wider) in blocks of at least QBLOCK rows, so its products stay in
+ * sgemm rather than drop to the direct path for a few rows. */
+static size_t ff_floats(const struct mp_hparams *hp, size_t cap)
+{
+	size_t a = cap * expert_ff(hp), rows = cap < QBLOCK ? cap : QBLOCK;
+	size_t d = rows * hp->n_ff;
+	return a > d ? a : d;
+}
+
+static size_t token_floats(const struct mp_hparams *hp, size_t K, size_t kv_width)
+{
+	size_t D = hp->n_embd, H = hp->n_head;
+	return D * 5 + H * (hp->d_nope + hp->d_rope) + hp->q_lora_rank + kv_width + H * hp->d_v +
+	       (hp->n_expert ? hp->n_expert : 1) + K * D;
+}
+
+/* per token, then per thread apart from the tokens */
+static size_t head_floats(const struct mp_hparams *hp)
+{
+	return hp->d_nope + hp->d_rope + 2 * (size_t)hp->kv_lora_rank + hp->d_v;
+}
+
+uint64_t mp_model_batch_bytes(const struct mp_hparams *hp, uint32_t n_batch, uint32_t n_ctx,
+			      int threads, uint32_t n_used)
+{
+	uint64_t cap = n_batch ? n_batch : 512, K = n_used ? n_used : hp->n_expert_used;
+	n_ctx = n_ctx ? n_ctx : 4096;
+	cap = cap < n_ctx ? cap : n_ctx;
+	K = K ? K : 1;
+	uint64_t th = threads > 0 ? (uint64_t)threads : 1;
+	uint64_t per_tok = 4 * (token_floats(hp, K, hp->kv_lora_rank + hp->d_rope) +
+				th * head_floats(hp)) +
+			   hp->n_layer * sizeof(struct mp_route) + K * sizeof(uint32_t);
+	uint64_t fixed = 4ull * 2 * ff_floats(hp, cap) + 4ull * LOGIT_CHUNK * hp->n_vocab + 16ull * (hp->n_expert + 1) +
+			 th * (4ull * QBLOCK * n_ctx) +   /* each thread's scores */
+			 th * (1ull << 20);   /* each worker's dequantized chunk (matvec.c) */
+	return cap * per_tok + fixed;
+}
+
+static int batch_create(struct mp_model *m)
+{
+	const struct mp_hparams *hp = m->hp;
+	struct mp_batch *b = mp_calloc(1, sizeof *b);
+	if (!b)
+		return -ENOMEM;
+	size_t cap = m->opts.n_batch < m->opts.n_ctx ? m->opts.n_batch : m->opts.n_ctx;
+	size_t D = hp->n_embd, H = hp->n_head, K = m->router.n_used ? m->router.n_used : 1;
+	size_t E = hp->n_expert ? hp->n_expert : 1;
+	b->cap = (uint32_t)cap;
+	b->h = fa(cap, D), b->x = fa(cap, D), b->f = fa(cap, D);
+	b->q = fa(cap, H * (hp->d_nope + hp->d_rope)), b->qa = fa(cap, hp->q_lora_rank);
+	b->kv = fa(cap, m->kv_width), b->o = fa(cap, H * hp->d_v);
+	b->n_hb = mp_threads_count(m->opts.threads);
+	b->hb = mp_calloc((size_t)b->n_hb, sizeof *b->hb);
+	int hb_ok = b->hb != NULL;
+	for (int i = 0; hb_ok && i < b->n_hb; i++) {
+		struct head_buf *hb = &b->hb[i];
+		hb->qn = fa(cap, hp->d_nope), hb->qr = fa(cap, hp->d_rope);
+		hb->qlat = fa(cap, hp->kv_lora_rank), hb->olat = fa(cap, hp->kv_lora_rank);
+		hb->s = fa(QBLOCK, m->opts.n_ctx), hb->oh = fa(cap, hp->d_v);
+		hb_ok = hb->qn && hb->qr && hb->qlat && hb->olat && hb->s && hb->oh;
+	}
+	b->ff_cap = ff_floats(hp, cap);
+	b->ffa = fa(b->ff_cap, 1), b->ffb = fa(b->ff_cap, 1), b->rl = fa(cap, E);
+	b->routes = mp_calloc(cap * hp->n_layer, sizeof *b->routes);
+	b->eout = fa(cap * K, D), b->xe = fa(cap, D), b->ye = fa(cap, D);
+	b->logits = fa(LOGIT_CHUNK, hp->n_vocab);
+	b->cnt = mp_calloc(E, sizeof(uint32_t));
+	b->first = mp_calloc(E, sizeof(uint32_t));
+	b->fill = mp_calloc(E, sizeof(uint32_t));
+	b->use = mp_calloc(cap * K, sizeof(uint32_t));
+	b->uni = mp_calloc(E, sizeof(uint32_t));
+	b->sc = fa(E, 1);
+	m->batch = b;
+	if (!b->h || !b->x || !b->f || !b->q || !b->qa || !b->kv || !hb_ok || !b->o || !b->ffa || !b->ffb || !b->rl || !b->routes ||
+	    !b->eout || !b->xe || !b->ye || !b->logits || !b->cnt || !b->first || !b->fill ||
+	    !b->use || !b->uni || !b->sc) {
+		mp_batch_destroy(b);
+		m->batch = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* ---- products -------------------------------------------------------------------- */
+
+/* Y[i] = W[row0 .. row0+nrows) · X[i] for i < n (Y: n × nrows) on pool; a
+ * failure (shapes were checked at create, so only memory) is kept in *err. */
+static void mm_on(struct mp_threads *pool, int *err, const struct mp_tensor *W, int64_t row0,
+		  int64_t nrows, const float *x, uint32_t n, float *y)
+{
+	struct mp_mat mat = { mp_tensor_row(W, row0), W->type, nrows, W->ne[0] };
+	int rc = mp_matmul_auto(pool, mp_dispatch_path(), &mat, x, n, y);
+	if (rc < 0 && !*err)
+		*err = rc;
+}
+
+static void mm(struct mp_model *m, const struct mp_tensor *W, int64_t row0, int64_t nrows,
+	       const float *x, uint32_t n, float *y)
+{
+	mm_on(m->opts.threads, &m->batch->rc, W, row0, nrows, x, n, y);
+}
+
+/* Y = down · (silu(gate · X) ⊙ (up · X)) for n rows of X, in blocks of rows
+ * whose hidden values fit ffa (the dense FFN is wider than the experts'). */
+static void swiglu_batch(struct mp_model *m, const struct mp_tensor *gate, const struct mp_tensor *up,
+			 const struct mp_tensor *down, const float *x, uint32_t n, float *y)
+{
+	struct mp_batch *b = m->batch;
+	int64_t F = gate->ne[1], D = down->ne[1], in = gate->ne[0];
+	uint32_t rows = (uint32_t)(b->ff_cap / (size_t)F);
+	rows = rows ? rows : 1;
+	for (uint32_t i0 = 0; i0 < n; i0 += rows) {
+		uint32_t nr = n - i0 < rows ? n - i0 : rows;
+		mm(m, gate, 0, F, x + i0 * in, nr, b->ffa);
+		mm(m, up, 0, F, x + i0 * in, nr, b->ffb);
+		mp_ops_silu_mul(b->ffa, b->ffb, F * nr);
+		mm(m, down, 0, D, b->ffa, nr, y + i0 * D);
+	}
+}
+
+static void rmsnorm_rows(float *y, const float *x, const float *g, uint32_t n, int64_t d, float eps)
+{
+	for (uint32_t i = 0; i < n; i++)
+		mp_ops_rmsnorm(y + i * d, x + i * d, g, d, eps);
+}
+
+/* ---- attention ------------------------------------------------------------------- */
+
+/* Absorbed attention of head h for the batch on the calling thread, in its
+ * scratch hb; the cache rows 0 .. p0+n-1 are in m->kvf.  Writes the head's
+ * d_v outputs into b->o. */
+static void head_batch(struct mp_model *m, const struct mp_layer_weights *lw, uint32_t h,
+		       uint32_t n, uint32_t p0, struct head_buf *hb)
+{
+	const struct mp_hparams *hp = m->hp;
+	struct mp_batch *b = m->batch;
+	uint32_t dn = hp->d_nope, dr = hp->d_rope, dv = hp->d_v, r = hp->kv_lora_rank, w = m->kv_width;
+	size_t dqk = dn + dr;
+	for (uint32_t i = 0; i < n; i++) {
+		const float *qi = b->q + (i * (size_t)hp->n_head + h) * dqk;
+		memcpy(hb->qn + (size_t)i * dn, qi, sizeof(float) * dn);
+		memcpy(hb->qr + (size_t)i * dr, qi + dn, sizeof(float) * dr);
+	}
+	/* q_lat = K_hᵀ q_nope */
+	if (hp->mla_new) {
+		mm_on(NULL, &hb->rc, &lw->k_b, (int64_t)h * r, r, hb->qn, n, hb->qlat);
+	} else {
+		struct mp_mat blk = { mp_tensor_row(&lw->kv_b, (int64_t)h * (dn + dv)), lw->kv_b.type, dn, r };
+		int rc = mp_matmul_xw(&blk, hb->qn, n, hb->qlat);
+		if (rc < 0 && !hb->rc)
+			hb->rc = rc;
+	}
+	/* scores of QBLOCK query rows at a time over the cache rows they may see
+	 * (0 .. p0+i0+nq-1), then the causal cut per row */
+	for (uint32_t i0 = 0; i0 < n; i0 += QBLOCK) {
+		uint32_t nq = n - i0 < QBLOCK ? n - i0 : QBLOCK;
+		int64_t T = (int64_t)p0 + i0 + nq;
+		mp_sgemm(1, nq, T, r, m->kq_scale, hb->qlat + (size_t)i0 * r, r, m->kvf, w, 0.0f, hb->s, T);
+		mp_sgemm(1, nq, T, dr, m->kq_scale, hb->qr + (size_t)i0 * dr, dr, m->kvf + r, w, 1.0f,
+			 hb->s, T);
+		for (uint32_t i = 0; i < nq; i++) {
+			float *row = hb->s + i * (size_t)T;
+			int64_t valid = (int64_t)p0 + i0 + i + 1;
+			mp_ops_softmax(row, valid);
+			memset(row + valid, 0, sizeof(float) * (size_t)(T - valid));
+		}
+		mp_sgemm(0, nq, r, T, 1.0f, hb->s, T, m->kvf, w, 0.0f, hb->olat + (size_t)i0 * r, r);
+	}
+	/* o_h = U_h · o_lat */
+	if (hp->mla_new)
+		mm_on(NULL, &hb->rc, &lw->v_b, (int64_t)h * dv, dv, hb->olat, n, hb->oh);
+	else
+		mm_on(NULL, &hb->rc, &lw->kv_b, (int64_t)h * (dn + dv) + dn, dv, hb->olat, n, hb->oh);
+	for (uint32_t i = 0; i < n; i++)
+		memcpy(b->o + ((size_t)i * hp->n_head + h) * dv, hb->oh + (size_t)i * dv, sizeof(float) * dv);
+}
+
+struct heads_job {
+	struct mp_model *m;
+	const struct mp_layer_weights *lw;
+	uint32_t n, p0;
+};
+
+/* Heads ith, ith+nth, ...: each head is computed by one thread with the same
+ * calls, so the result does not depend on the thread count. */
+static void heads_worker(void *ctx, int ith, int nth)
+{
+	struct heads_job *j = ctx;
+	for (uint32_t h = (uint32_t)ith; h < j->m->hp->n_head; h += (uint32_t)nth)
+		head_batch(j->m, j->lw, h, j->n, j->p0, &j->m->batch->hb[ith]);
+}
+
+/* b->f = attention(b->x) for the batch; writes the batch's cache rows. */
+static void attn_batch(struct mp_model *m, uint32_t L, uint32_t n)
+{
+	const struct mp_hparams *hp = m->hp;
+	const struct mp_layer_weights *lw = &m->w->layer[L];
+	struct mp_batch *b = m->batch;
+	uint32_t r = hp->kv_lora_rank, w = m->kv_width, p0 = m->pos;
+	size_t dqk = hp->d_nope + hp->d_rope, qw = hp->n_head * dqk;
+	if (hp->q_lora_rank) {
+		mm(m, &lw->q_a, 0, hp->q_lora_rank, b->x, n, b->qa);
+		rmsnorm_rows(b->qa, b->qa, lw->q_a_norm.data, n, hp->q_lora_rank, hp->eps);
+		mm(m, &lw->q_b, 0, (int64_t)qw, b->qa, n, b->q);
+	} else {
+		mm(m, &lw->q, 0, (int64_t)qw, b->x, n, b->q);
+	}
+	mm(m, &lw->kv_a_mqa, 0, w, b->x, n, b->kv);
+	const struct mp_quant_ops *kv_ops = mp_quant_ops((uint32_t)m->opts.kv_type);
+	for (uint32_t i = 0; i < n; i++) {
+		float *kv = b->kv + (size_t)i * w;
+		mp_ops_rmsnorm(kv, kv, lw->kv_a_norm.data, r, hp->eps);
+		mp_rope_apply(&m->rope, kv + r, p0 + i);
+		for (uint32_t h = 0; h < hp->n_head; h++)
+			mp_rope_apply(&m->rope, b->q + i * qw + h * dqk + hp->d_nope, p0 + i);
+		kv_ops->quantize(kv, mp_model_kv_slot(m, L, p0 + i), w);
+	}
+	/* the heads read the cache as the one-token path does: rounded to its type */
+	for (uint32_t t = 0; t < p0 + n; t++)
+		kv_ops->dequant(mp_model_kv_slot(m, L, t), m->kvf + (size_t)t * w, w);
+	struct heads_job job = { m, lw, n, p0 };
+	for (int i = 0; i < b->n_hb; i++)
+		b->hb[i].rc = 0;
+	mp_threads_run(m->opts.threads, heads_worker, &job);
+	for (int i = 0; i < b->n_hb; i++)
+		if (b->hb[i].rc && !b->rc)
+			b->rc = b->hb[i].rc;
+	mm(m, &lw->attn_out, 0, hp->n_embd, b->o, n, b->f);
+}
+
+/* ---- routed experts ---------------------------------------------------------------- */
+
+/* Groups the tokens' selections by expert: b->uni (ascending; for one token
+ * its selection order, as the one-token path always acquired) and, per
+ * expert, its (token, slot) pairs in b->use.  Returns the union's size. */
+static uint32_t group(struct mp_model *m, const struct mp_moe_io *io)
+{
+	const struct mp_hparams *hp = m->hp;
+	struct mp_batch *b = m->batch;
+	uint32_t K = m->router.n_used, nu = 0, at = 0;
+	memset(b->cnt, 0, sizeof(uint32_t) * hp->n_expert);
+	for (uint32_t i = 0; i < io->n; i++) {
+		const struct mp_route *rt = &io->rt[i * io->stride];
+		for (uint32_t k = 0; k < rt->n; k++)
+			b->cnt[rt->expert[k]]++;
+	}
+	for (uint32_t e = 0; e < hp->n_expert; e++) {
+		b->first[e] = b->fill[e] = at;
+		at += b->cnt[e];
+		if (b->cnt[e])
+			b->uni[nu++] = e;
+	}
+	for (uint32_t i = 0; i < io->n; i++) {
+		const struct mp_route *rt = &io->rt[i * io->stride];
+		for (uint32_t k = 0; k < rt->n; k++)
+			b->use[b->fill[rt->expert[k]]++] = i * K + k;
+	}
+	if (io->n == 1)
+		memcpy(b->uni, io->rt->expert, sizeof(uint32_t) * nu);
+	return nu;
+}
+
+/* Applies expert e (ready in ev) to exactly its tokens; outputs by slot. */
+static void apply_expert(struct mp_model *m, const float *x, uint32_t e, const struct mp_expert_view *ev)
+{
+	const struct mp_hparams *hp = m->hp;
+	struct mp_batch *b = m->batch;
+	size_t D = hp->n_embd;
+	uint32_t K = m->router.n_used, cnt = b->cnt[e];
+	const uint32_t *use = b->use + b->first[e];
+	for (uint32_t t = 0; t < cnt; t++)
+		memcpy(b->xe + t * D, x + (size_t)(use[t] / K) * D, sizeof(float) * D);
+	swiglu_batch(m, &ev->gate, &ev->up, &ev->down, b->xe, cnt, b->ye);
+	for (uint32_t t = 0; t < cnt; t++)
+		memcpy(b->eout + (size_t)use[t] * D, b->ye + t * D, sizeof(float) * D);
+}
+
+/* Look-ahead for the batch: layer L+1's router on every token's current
+ * state; its experts hinted by how many tokens pick them (most first). */
+static void lookahead_batch(struct mp_model *m, uint32_t L, const float *h, uint32_t n)
+{
+	const struct mp_hparams *hp = m->hp;
+	struct mp_batch *b = m->batch;
+	uint32_t A = L + 1;
+	if (!m->src.hint || m->depth <= 0 || A >= hp->n_layer || A < hp->n_dense_lead)
+		return;
+	const struct mp_layer_weights *la = &m->w->layer[A];
+	rmsnorm_rows(b->xe, h, la->ffn_norm.data, n, hp->n_embd, hp->eps);
+	mm(m, &la->gate_inp, 0, hp->n_expert, b->xe, n, b->rl);
+	memset(b->fill, 0, sizeof(uint32_t) * hp->n_expert);
+	for (uint32_t i = 0; i < n; i++) {
+		struct mp_route pred;
+		mp_router_select(&m->router, b->rl + (size_t)i * hp->n_expert, la->exp_probs_b.data, &pred);
+		for (uint32_t k = 0; k < pred.n; k++)
+			b->fill[pred.expert[k]]++;
+	}
+	uint32_t ids[2 * MP_ROUTER_MAX_USED], nh = 0, cap = 2 * MP_ROUTER_MAX_USED;
+	for (uint32_t votes = n; votes > 0 && nh < cap; votes--)   /* most votes first */
+		for (uint32_t e = 0; e < hp->n_expert && nh < cap; e++)
+			if (b->fill[e] == votes) {
+				ids[nh] = e;
+				b->sc[nh++] = 0.5f + 0.5f * (float)votes / (float)n;
+			}
+	m->src.hint(m->src.ctx, A, ids, b->sc, nh);
+}
+
+/* The next wave's experts of the same layer, so their reads overlap this
+ * wave's compute (the source decides what fits). */
+static void hint_wave(struct mp_model *m, uint32_t L, const uint32_t *ids, uint32_t n)
+{
+	float sc[2 * MP_ROUTER_MAX_USED];
+	if (!m->src.hint)
+		return;
+	n = n < 2 * MP_ROUTER_MAX_USED ? n : 2 * MP_ROUTER_MAX_USED;
+	for (uint32_t i = 0; i < n; i++)
+		sc[i] = 0.95f;
+	m->src.hint(m->src.ctx, L, ids, sc, n);
+}
+
+/* Hints what comes after a wave: the next wave of the layer, or for the
+ * last one layer L+1 (the one-token path's look-ahead for a decode step). */
+static void hint_after(struct mp_model *m, uint32_t L, const struct mp_moe_io *io,
+		       const uint32_t *next, uint32_t n_next)
+{
+	if (n_next)
+		hint_wave(m, L, next, n_next);
+	else if (io->decode)
+		mp_model_lookahead(m, L);
+	else
+		lookahead_batch(m, L, io->h, io->n);
+}
+
+/* Applies each expert of an acquired wave as it becomes ready; releases. */
+static int wave(struct mp_model *m, uint32_t L, const struct mp_moe_io *io, const uint32_t *ids,
+		uint32_t nw)
+{
+	for (uint32_t j = 0; j < nw; j++) {
+		uint32_t idx;
+		struct mp_expert_view ev;
+		uint64_t t0 = mp_clock_now_ns();
+		int rc = m->src.next_ready(m->src.ctx, L, &idx, &ev);
+		m->wait_ns += mp_clock_now_ns() - t0;
+		if (rc < 0) {
+			mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx));
+			m->src.release(m->src.ctx, L, ids, nw);
+			return rc;
+		}
+		apply_expert(m, io->x, ids[idx], &ev);
+	}
+	m->src.release(m->src.ctx, L, ids, nw);
+	return 0;
+}
+
+int mp_model_moe(struct mp_model *m, uint32_t L, const struct mp_moe_io *io)
+{
+	const struct mp_hparams *hp = m->hp;
+	const struct mp_layer_weights *lw = &m->w->layer[L];
+	struct mp_batch *b = m->batch;
+	size_t D = hp->n_embd;
+	uint32_t K = m->router.n_used, n = io->n;
+	b->rc = 0;
+	mm(m, &lw->gate_inp, 0, hp->n_expert, io->x, n, b->rl);
+	for (uint32_t i = 0; i < n; i++)
+		mp_router_select(&m->router, b->rl + (size_t)i * hp->n_expert, lw->exp_probs_b.data,
+				 &io->rt[i * io->stride]);
+	uint32_t nu = group(m, io);
+	if (!io->decode)
+		m->pf_experts += nu;
+	/* each wave is acquired, and what follows it hinted, before the work it
+	 * overlaps: the first before the shared expert computes */
+	for (uint32_t w0 = 0; w0 < nu; w0 += K) {
+		uint32_t nw = nu - w0 < K ? nu - w0 : K, rest = nu - w0 - nw;
+		int rc = m->src.acquire(m->src.ctx, L, b->uni + w0, nw);
+		if (rc < 0)
+			return mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
+		hint_after(m, L, io, b->uni + w0 + nw, rest < K ? rest : K);
+		if (w0 == 0)
+			swiglu_batch(m, &lw->gate_shexp, &lw->up_shexp, &lw->down_shexp, io->x, n, io->out);
+		if ((rc = wave(m, L, io, b->uni + w0, nw)) < 0)
+			return rc;
+	}
+	/* invariant 2: fixed selection order per token */
+	for (uint32_t i = 0; i < n; i++) {
+		const struct mp_route *rt = &io->rt[i * io->stride];
+		for (uint32_t k = 0; k < rt->n; k++)
+			mp_ops_axpy(io->out + i * D, b->eout + ((size_t)i * K + k) * D, rt->weight[k],
+				    (int64_t)D);
+	}
+	if (b->rc)
+		return mp_model_fail(m, "layer %u: %s", L, mp_strerror(b->rc)), b->rc;
+	return 0;
+}
+
+int mp_model_batch_ready(struct mp_model *m)
+{
+	if (m->batch || batch_create(m) == 0)
+		return 0;
+	return mp_model_fail(m, "out of memory for the batch scratch (%u tokens): lower --batch-size",
+			     m->opts.n_batch), -ENOMEM;
+}
+
+/* ---- the batch --------------------------------------------------------------------- */
+
+static int stopped(struct mp_model *m, uint32_t pos, int rc)
+{
+	mp_model_fail(m, "position %u: the caller stopped the prefill (%s)", pos, mp_strerror(rc));
+	return rc;
+}
+
+/* Logits of every position (to on_pos) or of the last one only; the last
+ * position's are left in m->logits. */
+static int batch_logits(struct mp_model *m, uint32_t p0, uint32_t n, mp_model_pos_fn on_pos, void *ctx)
+{
+	const struct mp_hparams *hp = m->hp;
+	const struct mp_weights *w = m->w;
+	struct mp_batch *b = m->batch;
+	size_t D = hp->n_embd, V = hp->n_vocab;
+	uint32_t c0 = on_pos ? 0 : n - 1;
+	for (; c0 < n; c0 += LOGIT_CHUNK) {
+		uint32_t nc = n - c0 < LOGIT_CHUNK ? n - c0 : LOGIT_CHUNK;
+		rmsnorm_rows(b->x, b->h + c0 * D, w->output_norm.data, nc, (int64_t)D, hp->eps);
+		mm(m, &w->output, 0, (int64_t)V, b->x, nc, b->logits);
+		if (b->rc)
+			return mp_model_fail(m, "output head: %s", mp_strerror(b->rc)), b->rc;
+		for (uint32_t i = 0; on_pos && i < nc; i++) {
+			m->pos_routes = b->routes + (size_t)(c0 + i) * hp->n_layer;
+			int rc = on_pos(ctx, p0 + c0 + i, b->logits + i * V);
+			m->pos_routes = NULL;
+			if (rc < 0)
+				return stopped(m, p0 + c0 + i, rc);
+		}
+		if (c0 + nc == n)
+			memcpy(m->logits, b->logits + (nc - 1) * V, sizeof(float) * V);
+	}
+	return 0;
+}
+
+/* Each token's routing, token-major, for the source's trace and profile. */
+static void batch_routes(struct mp_model *m, uint32_t n)
+{
+	const struct mp_hparams *hp = m->hp;
+	if (!m->src.batch)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t L = hp->n_dense_lead; L < hp->n_layer; L++) {
+			const struct mp_route *rt = &m->batch->routes[(size_t)i * hp->n_layer + L];
+			m->src.batch(m->src.ctx, 0, L, rt->expert, rt->n);
+		}
+	m->src.batch(m->src.ctx, 0, UINT32_MAX, NULL, 0);
+}
+
+/* A failed batch ends without routes (nothing of it is cached). */
+static int batch_failed(struct mp_model *m, int rc)
+{
+	if (m->src.batch)
+		m->src.batch(m->src.ctx, 0, UINT32_MAX, NULL, 0);
+	return rc;
+}
+
+static int run_batch(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_model_pos_fn on_pos,
+		     void *ctx)
+{
+	const struct mp_hparams *hp = m->hp;
+	const struct mp_weights *w = m->w;
+	struct mp_batch *b = m->batch;
+	size_t D = hp->n_embd;
+	uint32_t p0 = m->pos;
+	b->rc = 0;
+	m->wait_ns = 0;
+	if (m->src.batch)
+		m->src.batch(m->src.ctx, n, 0, NULL, 0);
+	for (uint32_t i = 0; i < n; i++)
+		mp_quant_ops(w->token_embd.type)->dequant(mp_tensor_row(&w->token_embd, toks[i]),
+							  b->h + i * D, (int64_t)D);
+	for (uint32_t L = 0; L < hp->n_layer; L++) {
+		const struct mp_layer_weights *lw = &w->layer[L];
+		rmsnorm_rows(b->x, b->h, lw->attn_norm.data, n, (int64_t)D, hp->eps);
+		attn_batch(m, L, n);
+		mp_ops_axpy(b->h, b->f, 1.0f, (int64_t)(n * D));
+		rmsnorm_rows(b->x, b->h, lw->ffn_norm.data, n, (int64_t)D, hp->eps);
+		if (L < hp->n_dense_lead) {
+			for (uint32_t i = 0; i < n; i++)
+				b->routes[(size_t)i * hp->n_layer + L].n = 0;
+			swiglu_batch(m, &lw->ffn_gate, &lw->ffn_up, &lw->ffn_down, b->x, n, b->f);
+		} else {
+			struct mp_moe_io io = { b->x, b->h, b->f, b->routes + L, hp->n_layer, n, 0 };
+			int rc = mp_model_moe(m, L, &io);
+			if (rc < 0)
+				return batch_failed(m, rc);
+		}
+		if (b->rc)
+			return batch_failed(m, (mp_model_fail(m, "layer %u: %s", L, mp_strerror(b->rc)), b->rc));
+		mp_ops_axpy(b->h, b->f, 1.0f, (int64_t)(n * D));
+	}
+	m->wait_total_ns += m->wait_ns;
+	m->pos = p0 + n;   /* invariant 1 */
+	batch_routes(m, n);
+	int rc = batch_logits(m, p0, n, on_pos, ctx);
+	memcpy(m->routes, b->routes + (size_t)(n - 1) * hp->n_layer, sizeof *m->routes * hp->n_layer);
+	for (uint32_t i = 0; m->src.end_token && i < n; i++)
+		m->src.end_token(m->src.ctx);
+	m->pf_tokens += n;
+	return rc;
+}
+
+/* The one-token path for every position (n_batch 1, or decompressed
+ * attention, which exists only to be compared against). */
+static int prefill_steps(struct mp_model *m, const uint32_t *toks, uint32_t n,
+			 mp_model_pos_fn on_pos, void *ctx)
+{
+	for (uint32_t i = 0; i < n; i++) {
+		const float *logits;
+		int rc = mp_model_step(m, toks[i], &logits);
+		if (rc < 0)
+			return rc;
+		if (on_pos && (rc = on_pos(ctx, m->pos - 1, logits)) < 0)
+			return stopped(m, m->pos - 1, rc);
+	}
+	return 0;
+}
+
+int mp_model_prefill(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_model_pos_fn on_pos,
+		     void *ctx, const float **last_logits)
+{
+	uint64_t vocab = (uint64_t)m->w->token_embd.ne[1];
+	if (n == 0)
+		return mp_model_fail(m, "prefill: no tokens"), -MP_EARG;
+	for (uint32_t i = 0; i < n; i++)
+		if (toks[i] >= vocab)
+			return mp_model_fail(m, "token id %u (position %u of the prompt) is outside the "
+					     "vocabulary (%llu tokens)", toks[i], i,
+					     (unsigned long long)vocab), -MP_EARG;
+	if ((uint64_t)m->pos + n > m->opts.n_ctx)
+		return mp_model_fail(m, "the context is full: %u tokens cached, %u more do not fit in "
+				     "%u: raise --ctx-size", m->pos, n, m->opts.n_ctx), -MP_EBUDGET;
+	*last_logits = m->logits;
+	if (m->opts.n_batch == 1 || !m->opts.absorb)
+		return prefill_steps(m, toks, n, on_pos, ctx);
+	int rc = mp_model_batch_ready(m);
+	if (rc < 0)
+		return rc;
+	for (uint32_t i = 0; i < n; i += m->batch->cap) {
+		uint32_t nb = n - i < m->batch->cap ? n - i : m->batch->cap;
+		rc = run_batch(m, toks + i, nb, on_pos, ctx);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+void mp_model_prefill_counts(const struct mp_model *m, uint64_t *experts, uint64_t *tokens)
+{
+	*experts = m->pf_experts;
+	*tokens = m->pf_tokens;
+}
