@@ -15,7 +15,9 @@
  *
  * Invariants:
  * 1. The cache holds positions 0 .. pos-1; step() writes position pos, then
- *    increments pos; nothing else changes pos (reset() sets it to 0).
+ *    increments pos; nothing else raises pos (reset() sets it to 0,
+ *    truncate() lowers it: positions at or past it are forgotten and are
+ *    written again by later steps).
  * 2. Routed experts are reached only through m->src; expert outputs are summed
  *    in selection order, whatever order the source hands them out in, so the
  *    result never depends on I/O timing.
@@ -419,6 +421,12 @@ int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits)
 
 uint32_t mp_model_pos(const struct mp_model *m) { return m->pos; }
 void mp_model_reset(struct mp_model *m) { m->pos = 0; }
+
+void mp_model_truncate(struct mp_model *m, uint32_t pos)
+{
+	if (pos < m->pos)
+		m->pos = pos;
+}
 const char *mp_model_error(const struct mp_model *m) { return m->err; }
 
 const struct mp_route *mp_model_route(const struct mp_model *m, uint32_t layer)

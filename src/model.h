@@ -139,6 +139,10 @@ int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits);
 /* Positions cached so far; mp_model_reset() empties the cache. */
 uint32_t mp_model_pos(const struct mp_model *m);
 void mp_model_reset(struct mp_model *m);
+/* Forgets the cached positions >= pos (prefix reuse: a prompt that starts with
+ * the first pos cached tokens continues from there); pos >= mp_model_pos()
+ * changes nothing.  The next step writes position min(pos, old pos). */
+void mp_model_truncate(struct mp_model *m, uint32_t pos);
 const char *mp_model_error(const struct mp_model *m);
 
 /* Nanoseconds spent waiting for routed experts since create (stalls). */
