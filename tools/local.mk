@@ -67,3 +67,14 @@ moepager_compare_SOURCES = tools/moepager-compare.c
 moepager_compare_LDADD = $(SRC_LIBS)
 dist_check_SCRIPTS += tests/quality.test
 EXTRA_DIST += tests/data/pride-and-prejudice.txt
+
+# moepager-server: the OpenAI-compatible HTTP server (docs/server.md).
+check_PROGRAMS += tests/test_api
+tests_test_api_CPPFLAGS = $(TOOLS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_api_SOURCES = tests/test_api.c tests/mp_test.h tools/api.c tools/api.h
+tests_test_api_LDADD = $(SRC_LIBS)
+
+check_PROGRAMS += tests/test_reply
+tests_test_reply_CPPFLAGS = $(TOOLS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_reply_SOURCES = tests/test_reply.c tests/mp_test.h tools/reply.c tools/reply.h
+tests_test_reply_LDADD = $(SRC_LIBS)
