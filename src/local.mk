@@ -29,6 +29,8 @@ libmpsrc_la_SOURCES = \
 	src/router.h \
 	src/sampler.c \
 	src/sampler.h \
+	src/session.c \
+	src/session.h \
 	src/tensor.h \
 	src/tokenizer.c \
 	src/tokenizer.h \

@@ -43,7 +43,7 @@ dist_check_SCRIPTS += tests/stat.test
 # "Options:" with defaults; its --version's first line "NAME VERSION").  The
 # NAME line is the description's first sentence.  Without help2man (configure
 # says so) no page is built or installed.
-MP_MAN_TOOLS = moepager moepager-sim moepager-stat moepager-compare moepager-gguf moepager-mkmodel
+MP_MAN_TOOLS = moepager moepager-server moepager-sim moepager-stat moepager-compare moepager-gguf moepager-mkmodel
 if HAVE_HELP2MAN
 man1_MANS = $(MP_MAN_TOOLS:=.1)
 CLEANFILES += $(man1_MANS)
@@ -78,3 +78,23 @@ check_PROGRAMS += tests/test_reply
 tests_test_reply_CPPFLAGS = $(TOOLS_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_reply_SOURCES = tests/test_reply.c tests/mp_test.h tools/reply.c tools/reply.h
 tests_test_reply_LDADD = $(SRC_LIBS)
+
+bin_PROGRAMS += moepager-server
+moepager_server_CPPFLAGS = $(TOOLS_CPPFLAGS) $(MHD_CFLAGS)
+moepager_server_SOURCES = \
+	tools/api.c \
+	tools/api.h \
+	tools/httpd.c \
+	tools/httpd.h \
+	tools/job.c \
+	tools/job.h \
+	tools/jobq.c \
+	tools/jobq.h \
+	tools/metrics.c \
+	tools/metrics.h \
+	tools/moepager-server.c \
+	tools/reply.c \
+	tools/reply.h \
+	tools/worker.c \
+	tools/worker.h
+moepager_server_LDADD = $(SRC_LIBS) $(MHD_LIBS)
