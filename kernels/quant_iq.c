@@ -10,7 +10,7 @@
  *   IQ1_*:   y  = d·(2s+1)·(g + δ),  g ∈ {−1, 0, 1}, δ = ±1/8
  *   IQ4_*:   y  = d·K[q] (IQ4_XS: d·(ls − 32)·K[q]),  K = kvalues_iq4nl
  * The dequantizers compute these products with the same roundings as
- * llama.cpp and reproduce ../shared/testdata/quants/ to f32 rounding.
+ * llama.cpp and reproduce tests/data/quants/ to f32 rounding.
  *
  * The dot products pair each type with Q8_K (IQ4_NL with Q8_0) and work as
  * llama.cpp's generic CPU code does: integer sums of grid·sign·q8 per scale

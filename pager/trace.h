@@ -5,7 +5,7 @@
  * Two versions of one little-endian format, both starting with the 8 bytes
  * "MOETRACE" and a u32 version (docs/trace-format.md is the byte-level
  * reference):
- *   v1 — the reference format of ../shared/testdata/traces/ (ROUTING.md):
+ *   v1 — the reference format of tests/data/traces/ (ROUTING.md):
  *        expert ids only, one byte each, whole sequences.
  *   v2 — what `moepager --trace-out` writes: a 64-byte header, then chunks of
  *        tokens (a long sequence spans several chunks, so a writer never holds

@@ -83,8 +83,6 @@ tests_test_loader_LDADD = $(SRC_LIBS)
 
 dist_check_SCRIPTS += tests/generate.test tests/memlimit.test
 
-dist_check_SCRIPTS += tests/generate.test
-
 # Fuzzing the GGUF parser (libFuzzer; needs clang): `make fuzz` builds
 # tests/fuzz/fuzz_gguf, `make fuzz-run FUZZ_SECONDS=N` runs it from the
 # committed seeds, keeping what it finds in fuzz-work/ (never in the sources).

@@ -12,7 +12,11 @@
  *     static void test_parse(void) { CHECK_EQ_U64(parse("4K"), 4096); }
  *     int main(void) { RUN(test_parse); return mp_test_end(); }
  * A failed CHECK reports and lets the case go on; REQUIRE also returns from
- * the case.  mp_test_skip() exits 77 (a backend this machine lacks).
+ * the case.  SKIP_CASE("why") ends one case as skipped (a backend or a table
+ * this machine lacks); mp_test_skip() skips the whole program (exit 77).  Every
+ * case prints one "case NAME: ok|skipped (WHY)|FAILED" line, and tests/driver
+ * turns those lines into the harness's per-case results, so a skipped case is
+ * counted as skipped, never as passed.
  */
 #ifndef MP_TEST_H
 #define MP_TEST_H
@@ -25,8 +29,9 @@
 #include <sys/stat.h>
 
 static int mp_test_failed_checks;
-static int mp_test_cases, mp_test_failed_cases;
+static int mp_test_cases, mp_test_failed_cases, mp_test_skipped_cases;
 static const char *mp_test_current = "?";
+static const char *mp_test_skip_why;      /* set by SKIP_CASE in the running case */
 
 #define MP_TEST_FAIL(...)                                                       \
 	do {                                                                    \
@@ -78,15 +83,27 @@ static const char *mp_test_current = "?";
 			MP_TEST_FAIL("%s: expected to contain \"%s\", got \"%s\"", #got, w_, g_ ? g_ : "(null)"); \
 	} while (0)
 
+/* Ends the running case as skipped, saying why (what this machine lacks).
+ * Checks that failed before it still fail the case. */
+#define SKIP_CASE(why)                                                          \
+	do { mp_test_skip_why = (why); return; } while (0)
+
+/* Each case prints one line that tests/driver counts: "case NAME: ok",
+ * "case NAME: skipped (WHY)" or "case NAME: FAILED". */
 static inline void mp_test_run(const char *name, void (*fn)(void))
 {
 	int before = mp_test_failed_checks;
 	mp_test_current = name;
+	mp_test_skip_why = NULL;
 	mp_test_cases++;
 	fn();
 	if (mp_test_failed_checks != before) {
 		mp_test_failed_cases++;
+		fflush(stdout);
 		fprintf(stderr, "case %s: FAILED\n", name);
+	} else if (mp_test_skip_why) {
+		mp_test_skipped_cases++;
+		printf("case %s: skipped (%s)\n", name, mp_test_skip_why);
 	} else {
 		printf("case %s: ok\n", name);
 	}
@@ -95,11 +112,15 @@ static inline void mp_test_run(const char *name, void (*fn)(void))
 
 #define RUN(fn) mp_test_run(#fn, fn)
 
-/* Prints the tally and returns the exit status for main. */
+/* Prints the tally and returns the exit status for main: 1 when a case
+ * failed, 77 (automake's "skipped") when every case skipped, else 0. */
 static inline int mp_test_end(void)
 {
-	printf("%d cases, %d failed\n", mp_test_cases, mp_test_failed_cases);
-	return mp_test_failed_cases ? 1 : 0;
+	printf("%d cases, %d failed, %d skipped\n", mp_test_cases, mp_test_failed_cases,
+	       mp_test_skipped_cases);
+	if (mp_test_failed_cases)
+		return 1;
+	return mp_test_cases > 0 && mp_test_skipped_cases == mp_test_cases ? 77 : 0;
 }
 
 /* Exit with automake's "skipped" status, saying why. */
@@ -109,21 +130,22 @@ static inline void mp_test_skip(const char *why)
 	exit(77);
 }
 
-/* Path of a file in the shared test data (MP_SHARED_DIR, set by the harness).
- * The shared folder is part of the test contract: a missing one fails the test
- * loudly rather than skipping it.  Returns a static buffer. */
-static inline const char *mp_test_shared(const char *rel)
+/* Path of a file in the test data the project carries (tests/data; the
+ * harness sets MP_TESTDATA to it).  The data is part of the test contract: a
+ * missing file fails the test loudly rather than skipping it.  Returns a
+ * static buffer. */
+static inline const char *mp_test_data(const char *rel)
 {
 	static char path[4096];
-	const char *dir = getenv("MP_SHARED_DIR");
+	const char *dir = getenv("MP_TESTDATA");
 	if (!dir || !*dir) {
-		fprintf(stderr, "FAIL: MP_SHARED_DIR is not set (run the tests through `make check`)\n");
+		fprintf(stderr, "FAIL: MP_TESTDATA is not set (run the tests through `make check`)\n");
 		exit(1);
 	}
 	snprintf(path, sizeof path, "%s/%s", dir, rel);
 	struct stat st;
 	if (stat(path, &st) != 0) {
-		fprintf(stderr, "FAIL: shared test data %s is missing (MP_SHARED_DIR=%s)\n", path, dir);
+		fprintf(stderr, "FAIL: test data %s is missing (MP_TESTDATA=%s)\n", path, dir);
 		exit(1);
 	}
 	return path;

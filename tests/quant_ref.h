@@ -1,6 +1,6 @@
 /*
  * quant_ref.h — shared by the kernel test programs: reading the reference
- * vectors of ../shared/testdata/quants/ and checking a type's scalar
+ * vectors of tests/data/quants/ and checking a type's scalar
  * dequantizer against them.  Include after mp_test.h.
  */
 #ifndef MP_QUANT_REF_H
@@ -18,7 +18,7 @@
 /* Reads a whole shared test file; *len gets its size. */
 static inline void *slurp(const char *rel, size_t *len)
 {
-	FILE *f = fopen(mp_test_shared(rel), "rb");
+	FILE *f = fopen(mp_test_data(rel), "rb");
 	if (!f)
 		return NULL;
 	fseek(f, 0, SEEK_END);
@@ -46,9 +46,9 @@ static inline void check_reference(enum mp_type t)
 	}
 	char rel[128];
 	size_t nb = 0, nf = 0;
-	snprintf(rel, sizeof rel, "testdata/quants/%s.blocks", ti->name);
+	snprintf(rel, sizeof rel, "quants/%s.blocks", ti->name);
 	uint8_t *blocks = slurp(rel, &nb);
-	snprintf(rel, sizeof rel, "testdata/quants/%s.f32", ti->name);
+	snprintf(rel, sizeof rel, "quants/%s.f32", ti->name);
 	float *want = slurp(rel, &nf);
 	if (!blocks || !want || nb % ti->block_bytes || nf / 4 != nb / ti->block_bytes * ti->block_elems) {
 		MP_TEST_FAIL("%s: reference files unreadable or inconsistent", ti->name);

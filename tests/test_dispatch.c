@@ -8,12 +8,12 @@
 #include "types.h"
 #include "mp_test.h"
 
-/* Every type in ../shared/testdata/quants/index.json has the id, block size
+/* Every type in tests/data/quants/index.json has the id, block size
  * and block bytes our table gives.  The file is plain, pretty-printed JSON: a
  * line-oriented scan is enough for it. */
 static void test_types_match_shared_index(void)
 {
-	FILE *f = fopen(mp_test_shared("testdata/quants/index.json"), "r");
+	FILE *f = fopen(mp_test_data("quants/index.json"), "r");
 	REQUIRE(f);
 	char line[256], name[32] = "";
 	long id = -1, elems = -1, bytes = -1;

@@ -1,5 +1,5 @@
 /* test_quant — kernels/quant: every type's scalar dequantizer against the
- * independent reference vectors in ../shared/testdata/quants/, quantize
+ * independent reference vectors in tests/data/quants/, quantize
  * round trips, and vec_dot against dequantize-then-dot. */
 #include <math.h>
 #include <stdint.h>

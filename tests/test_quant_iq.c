@@ -1,5 +1,5 @@
 /* test_quant_iq — the i-quants of kernels/quant_iq*.c: the generated grid
- * tables entry by entry against ../shared/testdata/quants/grids/, every
+ * tables entry by entry against tests/data/quants/grids/, every
  * scalar dequantizer against the reference vectors, quantizer round trips,
  * and every vec_dot path against the scalar one. */
 #include <math.h>
@@ -33,8 +33,8 @@ static const enum mp_type iq_types[] = {
 static void check_grid(const char *name, const void *table, int entries, int lanes)
 {
 	char rel[128];
-	snprintf(rel, sizeof rel, "testdata/quants/grids/%s.txt", name);
-	FILE *f = fopen(mp_test_shared(rel), "r");
+	snprintf(rel, sizeof rel, "quants/grids/%s.txt", name);
+	FILE *f = fopen(mp_test_data(rel), "r");
 	if (!f) {
 		MP_TEST_FAIL("%s: cannot open %s", name, rel);
 		return;

@@ -66,8 +66,6 @@ moepager_compare_CPPFLAGS = $(TOOLS_CPPFLAGS)
 moepager_compare_SOURCES = tools/moepager-compare.c
 moepager_compare_LDADD = $(SRC_LIBS)
 dist_check_SCRIPTS += tests/quality.test
-EXTRA_DIST += tests/data/pride-and-prejudice.txt
-
 # moepager-server: the OpenAI-compatible HTTP server (docs/server.md).
 check_PROGRAMS += tests/test_api
 tests_test_api_CPPFLAGS = $(TOOLS_CPPFLAGS) -I$(top_srcdir)/tests
