@@ -96,3 +96,5 @@ moepager_server_SOURCES = \
 	tools/worker.c \
 	tools/worker.h
 moepager_server_LDADD = $(SRC_LIBS) $(MHD_LIBS)
+dist_check_SCRIPTS += tests/server.test
+EXTRA_DIST += tests/server-lib.sh

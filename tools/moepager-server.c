@@ -58,6 +58,11 @@ static char *model_name(const char *alias, const char *path)
 	return name;
 }
 
+static void on_signal(int sig)
+{
+	(void)sig;                   /* never runs: the signals are blocked and taken by sigwait */
+}
+
 /* Waits for SIGINT or SIGTERM (blocked in every thread since main began). */
 static int wait_signal(void)
 {
@@ -178,7 +183,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "moepager-server: -m MODEL.gguf is required (see --help)\n");
 		return 2;
 	}
-	/* signals are taken by sigwait in main only: block them before any thread starts */
+	/* signals are taken by sigwait in main only: block them before any thread
+	 * starts, with a handler installed so that an ignored SIGINT inherited from
+	 * a shell's background job still reaches sigwait */
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);

@@ -247,7 +247,7 @@ static void *worker_main(void *arg)
 	while ((job = mp_jobq_pop(w->o.queue))) {
 		if (__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE)) {
 			struct run r = { .w = w, .job = job, .req = mp_job_request(job) };
-			fail_job(&r, 503, NULL, NULL, "the server is shutting down");
+			fail_job(&r, 503, "shutting_down", NULL, "The server is shutting down");
 		} else if (mp_job_cancelled(job)) {
 			mp_metrics_add(&w->o.counts->cancelled, 1);
 			mp_job_set_status(job, 499);
