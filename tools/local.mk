@@ -98,3 +98,10 @@ moepager_server_SOURCES = \
 moepager_server_LDADD = $(SRC_LIBS) $(MHD_LIBS)
 dist_check_SCRIPTS += tests/server.test
 EXTRA_DIST += tests/server-lib.sh
+dist_check_SCRIPTS += tests/server-openai.test
+EXTRA_DIST += tests/server_client.mjs
+# the openai client library the test installs into the build tree
+clean-local: clean-test-npm
+clean-test-npm:
+	-rm -rf tests/npm
+.PHONY: clean-test-npm
