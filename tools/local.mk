@@ -66,20 +66,12 @@ moepager_compare_CPPFLAGS = $(TOOLS_CPPFLAGS)
 moepager_compare_SOURCES = tools/moepager-compare.c
 moepager_compare_LDADD = $(SRC_LIBS)
 dist_check_SCRIPTS += tests/quality.test
-# moepager-server: the OpenAI-compatible HTTP server (docs/server.md).
-check_PROGRAMS += tests/test_api
-tests_test_api_CPPFLAGS = $(TOOLS_CPPFLAGS) -I$(top_srcdir)/tests
-tests_test_api_SOURCES = tests/test_api.c tests/mp_test.h tools/api.c tools/api.h
-tests_test_api_LDADD = $(SRC_LIBS)
 
-check_PROGRAMS += tests/test_reply
-tests_test_reply_CPPFLAGS = $(TOOLS_CPPFLAGS) -I$(top_srcdir)/tests
-tests_test_reply_SOURCES = tests/test_reply.c tests/mp_test.h tools/reply.c tools/reply.h
-tests_test_reply_LDADD = $(SRC_LIBS)
-
-bin_PROGRAMS += moepager-server
-moepager_server_CPPFLAGS = $(TOOLS_CPPFLAGS) $(MHD_CFLAGS)
-moepager_server_SOURCES = \
+# moepager-server: the OpenAI-compatible HTTP server (docs/server.md).  Its
+# modules form one convenience library, so the tests link what the server runs.
+noinst_LTLIBRARIES += libmpserver.la
+libmpserver_la_CPPFLAGS = $(TOOLS_CPPFLAGS) $(MHD_CFLAGS)
+libmpserver_la_SOURCES = \
 	tools/api.c \
 	tools/api.h \
 	tools/httpd.c \
@@ -90,12 +82,32 @@ moepager_server_SOURCES = \
 	tools/jobq.h \
 	tools/metrics.c \
 	tools/metrics.h \
-	tools/moepager-server.c \
 	tools/reply.c \
 	tools/reply.h \
 	tools/worker.c \
 	tools/worker.h
-moepager_server_LDADD = $(SRC_LIBS) $(MHD_LIBS)
+SERVER_LIBS = libmpserver.la $(SRC_LIBS) $(MHD_LIBS)
+
+bin_PROGRAMS += moepager-server
+moepager_server_CPPFLAGS = $(TOOLS_CPPFLAGS)
+moepager_server_SOURCES = tools/moepager-server.c
+moepager_server_LDADD = $(SERVER_LIBS)
+
+check_PROGRAMS += tests/test_api
+tests_test_api_CPPFLAGS = $(TOOLS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_api_SOURCES = tests/test_api.c tests/mp_test.h
+tests_test_api_LDADD = $(SERVER_LIBS)
+
+check_PROGRAMS += tests/test_reply
+tests_test_reply_CPPFLAGS = $(TOOLS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_reply_SOURCES = tests/test_reply.c tests/mp_test.h
+tests_test_reply_LDADD = $(SERVER_LIBS)
+
+check_PROGRAMS += tests/test_server_parts
+tests_test_server_parts_CPPFLAGS = $(TOOLS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_server_parts_SOURCES = tests/test_server_parts.c tests/mp_test.h
+tests_test_server_parts_LDADD = $(SERVER_LIBS)
+
 dist_check_SCRIPTS += tests/server.test
 EXTRA_DIST += tests/server-lib.sh
 dist_check_SCRIPTS += tests/server-openai.test
