@@ -27,9 +27,9 @@
 
 static const char usage_line[] = "moepager-server -m MODEL.gguf [--host ADDR] [--port N] [OPTION]...";
 static const char description[] =
-	"Serve a DeepSeek-R1-class MoE model over an OpenAI-compatible HTTP API\n"
-	"(/v1/chat/completions, /v1/completions, /v1/models, /health) with the\n"
-	"pager's figures as Prometheus metrics at /metrics.  One answer is generated\n"
+	"Serve a DeepSeek-R1-class MoE model over an OpenAI-compatible HTTP API.\n"
+	"Endpoints: /v1/chat/completions, /v1/completions, /v1/models, /health, and\n"
+	"the pager's figures as Prometheus metrics at /metrics.  One answer is generated\n"
 	"at a time; the KV cache of the last conversation is kept, so a request that\n"
 	"repeats it processes only its new tokens.  See docs/server.md.\n"
 	"\n"
