@@ -347,6 +347,12 @@ int mp_pager_add_file(struct mp_pager *p, const char *path)
 		goto out;
 	}
 	struct file *f = &p->files[p->n_files];
+	f->path = mp_strdup(path);
+	if (!f->path) {
+		rc = -ENOMEM;
+		say(p, "%s: out of memory", path);
+		goto out;
+	}
 	f->fd = open(path, O_RDONLY | O_CLOEXEC);
 	struct stat st;
 	if (f->fd < 0 || fstat(f->fd, &st) != 0) {
@@ -355,17 +361,14 @@ int mp_pager_add_file(struct mp_pager *p, const char *path)
 		if (f->fd >= 0)
 			close(f->fd);
 		f->fd = -1;
+		mp_free(f->path);
+		f->path = NULL;
 		goto out;
 	}
 	f->size = (uint64_t)st.st_size;
-	f->path = mp_strdup(path);
 	if (f->size) {
 		void *m = mmap(NULL, f->size, PROT_READ, MAP_SHARED, f->fd, 0);
 		f->map = m == MAP_FAILED ? NULL : m;   /* no map: tier unknown, read from disk */
-	}
-	if (!f->path) {
-		rc = -ENOMEM;
-		goto out;
 	}
 	rc = (int)p->n_files++;
 out:

@@ -6,6 +6,12 @@
  * memory and returns it with tensor views over its slot; release() unpins.
  * The views carry the types and shapes of the 3-D expert tensors, so an expert
  * in a slot is computed exactly like the same bytes in a mapping.
+ *
+ * Stale prefetches: the experts last hinted for a layer are remembered until
+ * that layer's acquire.  When a newer hint for the layer or the acquire itself
+ * leaves some of them out (the prediction changed), their loads still in
+ * flight are cancelled (mp_pager_cancel), so the disk serves what is needed
+ * now; experts already read stay cached.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,8 +26,17 @@
 #include "profile.h"
 #include "trace.h"
 
+#define HINT_MAX (2 * MP_ROUTER_MAX_USED)
+
+/* The experts last hinted for one layer and not yet acquired. */
+struct hinted {
+	uint32_t ids[HINT_MAX];
+	uint32_t n;
+};
+
 struct mp_experts {
 	struct mp_pager *pager;
+	struct hinted *hinted;        /* [n_layer] */
 	struct mp_policy *policy;     /* eviction scores (NULL: the pager's LRU) */
 	int prefetch;                 /* forward the model's hints */
 	const struct mp_weights *w;
@@ -49,9 +64,28 @@ static void on_access_hook(void *ctx, uint32_t layer, const uint32_t *experts, u
 	mp_policy_on_access(ctx, layer, experts, n);
 }
 
+/* Cancels the loads of the experts last hinted for layer that keep[0..n)
+ * leaves out, and forgets the hint. */
+static void cancel_stale(struct mp_experts *x, uint32_t layer, const uint32_t *keep, uint32_t n)
+{
+	struct hinted *h = &x->hinted[layer];
+	uint32_t stale[HINT_MAX], ns = 0;
+	for (uint32_t i = 0; i < h->n; i++) {
+		uint32_t kept = 0;
+		for (uint32_t j = 0; j < n && !kept; j++)
+			kept = keep[j] == h->ids[i];
+		if (!kept)
+			stale[ns++] = h->ids[i];
+	}
+	if (ns)
+		mp_pager_cancel(x->pager, layer, stale, ns);
+	h->n = 0;
+}
+
 static int x_acquire(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n)
 {
 	struct mp_experts *x = ctx;
+	cancel_stale(x, layer, experts, n);
 	x->set = experts;
 	x->n = n;
 	memset(x->taken, 0, sizeof x->taken);
@@ -135,9 +169,12 @@ static const char *x_err(void *ctx)
 static void x_hint(void *ctx, uint32_t layer, const uint32_t *experts, const float *scores, uint32_t n)
 {
 	struct mp_experts *x = ctx;
-	double sc[2 * MP_ROUTER_MAX_USED];
-	if (!x->prefetch || n > 2 * MP_ROUTER_MAX_USED)
+	double sc[HINT_MAX];
+	if (!x->prefetch || n > HINT_MAX)
 		return;
+	cancel_stale(x, layer, experts, n);
+	memcpy(x->hinted[layer].ids, experts, n * sizeof *experts);
+	x->hinted[layer].n = n;
 	for (uint32_t i = 0; i < n; i++) {
 		sc[i] = scores[i];
 		if (x->policy)   /* a predicted expert is kept at least as likely as predicted */
@@ -228,6 +265,12 @@ int mp_experts_create(struct mp_gguf *g, const struct mp_hparams *hp, const stru
 	}
 	x->w = w;
 	x->dense_lead = hp->n_dense_lead;
+	x->hinted = mp_calloc(hp->n_layer, sizeof *x->hinted);
+	if (!x->hinted) {
+		mp_free(x);
+		snprintf(err, err_len, "out of memory");
+		return -ENOMEM;
+	}
 	x->prefetch = opts->prefetch;
 	struct mp_pager_config pc = *cfg;
 	pc.n_layers = hp->n_layer;
@@ -329,6 +372,7 @@ void mp_experts_destroy(struct mp_experts *x)
 	if (x->trace && mp_trace_writer_close(x->trace) < 0)
 		fprintf(stderr, "moepager: --trace-out: %s\n", mp_trace_writer_error(x->trace));
 	mp_trace_writer_destroy(x->trace);
+	mp_free(x->hinted);
 	mp_free(x);
 }
 

@@ -16,8 +16,8 @@
  * Invariants:
  * 1. The cache holds positions 0 .. pos-1; step() writes position pos, then
  *    increments pos; nothing else raises pos (reset() sets it to 0,
- *    truncate() lowers it: positions at or past it are forgotten and are
- *    written again by later steps).
+ *    truncate() lowers it: positions past it are rewritten before they are
+ *    read again).
  * 2. Routed experts are reached only through m->src; expert outputs are summed
  *    in selection order, whatever order the source hands them out in, so the
  *    result never depends on I/O timing.

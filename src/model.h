@@ -136,12 +136,12 @@ void mp_model_destroy(struct mp_model *m);
  * expert source's error; mp_model_error() says what happened. */
 int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits);
 
-/* Positions cached so far; mp_model_reset() empties the cache. */
+/* Positions cached so far; mp_model_reset() empties the cache;
+ * mp_model_truncate() keeps only positions 0 .. pos-1 (no-op when pos is not
+ * below the cached count), so a conversation can be rewound to a common
+ * prefix and continued. */
 uint32_t mp_model_pos(const struct mp_model *m);
 void mp_model_reset(struct mp_model *m);
-/* Forgets the cached positions >= pos (prefix reuse: a prompt that starts with
- * the first pos cached tokens continues from there); pos >= mp_model_pos()
- * changes nothing.  The next step writes position min(pos, old pos). */
 void mp_model_truncate(struct mp_model *m, uint32_t pos);
 const char *mp_model_error(const struct mp_model *m);
 

@@ -27,6 +27,7 @@
 #include "file.h"
 #include "io.h"
 #include "loader.h"
+#include "log.h"
 #include "model.h"
 #include "opt.h"
 #include "plan.h"
@@ -54,7 +55,7 @@ static const char *const policy_names[] = { "moepager", "lru", NULL };
 
 struct flags {
 	const char *model, *prompt, *file;
-	int interactive, raw, hide_think, no_groups, version;
+	int interactive, raw, hide_think, no_groups, version, ignore_eos;
 	int64_t n_predict, threads, ctx, top_k, repeat_last_n, experts, seed;
 	double temp, top_p, min_p, repeat_penalty;
 	int kv_type;                 /* index into kv_types */
@@ -128,7 +129,44 @@ struct session {
 	uint64_t prompt_tokens, prompt_ns, gen_tokens, gen_ns;
 	struct mp_stats *stats;      /* NULL without the pager */
 	struct mp_experts *experts;  /* NULL without the pager */
+	int32_t *ids;                /* the token at each cached position (pos of them) */
+	size_t ids_cap;
 };
+
+static void count_token(struct session *s, uint64_t ns);
+
+/* Records the token now cached at position mp_model_pos() - 1. */
+static int remember(struct session *s, int32_t id)
+{
+	uint32_t pos = mp_model_pos(s->model);
+	if (pos > s->ids_cap) {
+		size_t cap = s->ids_cap ? s->ids_cap * 2 : 1024;
+		while (cap < pos)
+			cap *= 2;
+		int32_t *bigger = mp_realloc(s->ids, cap * sizeof *bigger);
+		if (!bigger)
+			return -ENOMEM;
+		s->ids = bigger;
+		s->ids_cap = cap;
+	}
+	s->ids[pos - 1] = id;
+	return 0;
+}
+
+/* Runs one token at the next position and records it; says what failed. */
+static int step(struct session *s, int32_t id, const float **logits)
+{
+	uint64_t ts = mp_clock_now_ns();
+	int rc = mp_model_step(s->model, (uint32_t)id, logits);
+	if (rc < 0) {
+		fprintf(stderr, "moepager: %s\n", mp_model_error(s->model));
+		return rc;
+	}
+	count_token(s, mp_clock_now_ns() - ts);
+	if ((rc = remember(s, id)) < 0)
+		fprintf(stderr, "moepager: out of memory recording the context\n");
+	return rc;
+}
 
 /* Counts one decoded token in the stats segment. */
 static void count_token(struct session *s, uint64_t ns)
@@ -177,13 +215,9 @@ static int feed(struct session *s, const int32_t *ids, size_t n, const float **l
 	}
 	uint64_t t0 = mp_clock_now_ns();
 	for (size_t i = 0; i < n; i++) {
-		uint64_t ts = mp_clock_now_ns();
-		int rc = mp_model_step(s->model, (uint32_t)ids[i], logits);
-		if (rc < 0) {
-			fprintf(stderr, "moepager: %s\n", mp_model_error(s->model));
+		int rc = step(s, ids[i], logits);
+		if (rc < 0)
 			return rc;
-		}
-		count_token(s, mp_clock_now_ns() - ts);
 		mp_sampler_accept(s->sampler, ids[i]);
 	}
 	s->prompt_ns += mp_clock_now_ns() - t0;
@@ -209,12 +243,8 @@ static int generate(struct session *s, const float *logits, int64_t n_predict)
 			fprintf(stderr, "\nmoepager: the context is full (%u tokens)\n", s->n_ctx);
 			break;
 		}
-		uint64_t ts = mp_clock_now_ns();
-		if ((rc = mp_model_step(s->model, (uint32_t)id, &logits)) < 0) {
-			fprintf(stderr, "\nmoepager: %s\n", mp_model_error(s->model));
+		if ((rc = step(s, id, &logits)) < 0)
 			break;
-		}
-		count_token(s, mp_clock_now_ns() - ts);
 	}
 	size_t n = mp_tok_stream_flush(&s->stream, s->out, s->out_cap);
 	emit(s, s->out, n);
@@ -282,6 +312,69 @@ static int user_turn(struct session *s, const char *msg, int first, const float 
 	return rc;
 }
 
+/* With MOEPAGER_LOG=debug: the token ids at cached positions from..to-1 on
+ * one line (tests compare the chat context with the template's rendering of
+ * the conversation). */
+static void debug_ids(const struct session *s, const char *what, uint32_t from, uint32_t to)
+{
+	if (mp_log_get_level() < MP_LOG_DEBUG)
+		return;
+	fprintf(stderr, "moepager: debug: %s (%u tokens):", what, to - from);
+	for (uint32_t i = from; i < to; i++)
+		fprintf(stderr, " %d", s->ids[i]);
+	fputc('\n', stderr);
+}
+
+/* Closes an answer in the cache as R1's template renders the conversation:
+ * "<｜Assistant｜>" + the answer after its last "</think>" (the template drops
+ * the thinking of earlier turns) + end of sentence.  asst is the position
+ * after this turn's "<｜Assistant｜>", gen where the generated tokens start.
+ * The cache is rewound to the longest prefix it shares with that form, and
+ * the rest is fed (usually the answer's final part: its thinking goes). */
+static int close_answer(struct session *s, uint32_t asst, uint32_t gen)
+{
+	uint32_t pos = mp_model_pos(s->model);
+	size_t len = mp_tok_decode(s->tok, s->ids + gen, pos - gen, MP_TOK_DECODE_SPECIAL, NULL, 0);
+	char *text = mp_malloc(len + 1);
+	if (!text)
+		return -ENOMEM;
+	mp_tok_decode(s->tok, s->ids + gen, pos - gen, MP_TOK_DECODE_SPECIAL, text, len + 1);
+	const char *body = text;
+	for (const char *q = strstr(text, "</think>"); q; q = strstr(q + 1, "</think>"))
+		body = q + strlen("</think>");
+	int32_t *want;
+	size_t n;
+	int rc = encode(s, body, MP_TOK_PARSE_SPECIAL, &want, &n);
+	mp_free(text);
+	if (rc < 0)
+		return rc;
+	int32_t *grown = mp_realloc(want, (n + 1) * sizeof *want);
+	if (!grown) {
+		mp_free(want);
+		return -ENOMEM;
+	}
+	want = grown;
+	want[n++] = s->eos;
+	size_t same = 0;
+	while (same < n && asst + same < pos && s->ids[asst + same] == want[same])
+		same++;
+	mp_model_truncate(s->model, asst + (uint32_t)same);
+	const float *logits;
+	rc = same < n ? feed(s, want + same, n - same, &logits) : 0;
+	mp_free(want);
+	return rc;
+}
+
+/* The position after the last "<｜Assistant｜>" cached (0: none). */
+static uint32_t assistant_pos(const struct session *s)
+{
+	int32_t a = mp_tok_find(s->tok, "<｜Assistant｜>", strlen("<｜Assistant｜>"));
+	for (uint32_t i = mp_model_pos(s->model); a >= 0 && i > 0; i--)
+		if (s->ids[i - 1] == a)
+			return i;
+	return 0;
+}
+
 static int chat(struct session *s, int64_t n_predict)
 {
 	char line[8192];
@@ -299,11 +392,16 @@ static int chat(struct session *s, int64_t n_predict)
 		if (user_turn(s, line, first, &logits) < 0)
 			return 1;
 		first = 0;
+		uint32_t asst = assistant_pos(s), gen = mp_model_pos(s->model);
+		debug_ids(s, "chat context", 0, gen);
 		generate(s, logits, n_predict);
+		debug_ids(s, "answer", gen, mp_model_pos(s->model));
 		s->in_think = 0;
 		mp_experts_end_sequence(s->experts);   /* one trace sequence per turn */
 		if (interrupted)
 			fputs("[stopped]\n", stdout);
+		if (asst && close_answer(s, asst, gen) < 0)
+			return 1;
 	}
 	return 0;
 }
@@ -503,6 +601,8 @@ static int run(const struct flags *f)
 	}
 	s.n_ctx = (uint32_t)f->ctx;
 	s.eos = mp_tok_eos(s.tok);
+	if (f->ignore_eos)
+		mp_sampler_ban(s.sampler, s.eos);
 	s.think_open = mp_tok_find(s.tok, "<think>", 7);
 	s.think_close = mp_tok_find(s.tok, "</think>", 8);
 	s.tty = isatty(STDOUT_FILENO);
@@ -583,6 +683,7 @@ static int run(const struct flags *f)
 out:
 	mp_free(prompt_text);
 	mp_free(s.out);
+	mp_free(s.ids);
 	mp_sampler_destroy(s.sampler);
 	mp_model_destroy(s.model);
 	mp_tok_destroy(s.tok);
@@ -613,6 +714,7 @@ int main(int argc, char **argv)
 		{ "interactive", 'i', MP_OPT_FLAG, &f.interactive, NULL, "chat: read user turns from standard input", 0, 0, NULL, NULL },
 		{ "raw", 0, MP_OPT_FLAG, &f.raw, NULL, "use the prompt as is, without the chat template", 0, 0, NULL, NULL },
 		{ "n-predict", 'n', MP_OPT_INT, &f.n_predict, "N", "tokens to generate, -1 = until end of text", -1, 1e9, NULL, NULL },
+		{ "ignore-eos", 0, MP_OPT_FLAG, &f.ignore_eos, NULL, "never end the answer at the end-of-text token (fixed lengths for benchmarks)", 0, 0, NULL, NULL },
 		{ "ctx-size", 'c', MP_OPT_INT, &f.ctx, "N", "context length (KV cache positions)", 16, 1 << 24, NULL, NULL },
 		{ "threads", 't', MP_OPT_INT, &f.threads, "N", "compute threads", 1, 1024, NULL, NULL },
 		{ "temp", 0, MP_OPT_FLOAT, &f.temp, "T", "temperature; 0 = greedy", 0, 100, NULL, NULL },

@@ -37,6 +37,7 @@ struct mp_sampler {
 	/* Fixed at create. */
 	struct mp_sampler_params p;
 	uint32_t n_vocab;        /* logits per call */
+	int32_t banned;          /* a token never chosen (--ignore-eos), or -1 */
 	/* Changes every step. */
 	struct cand *cand;       /* [n_vocab] working candidates */
 	struct cand *heap;       /* [n_vocab] top-k scratch */
@@ -107,6 +108,7 @@ int mp_sampler_create(const struct mp_sampler_params *p, uint32_t n_vocab,
 		return -ENOMEM;
 	}
 	mp_rng_seed(&s->rng, p->seed);
+	s->banned = -1;
 	*out = s;
 	return 0;
 }
@@ -308,6 +310,8 @@ static void chain(struct mp_sampler *s, const float *logits)
 	for (uint32_t i = 0; i < s->n_vocab; i++)
 		s->cand[i] = (struct cand){ isnan(logits[i]) ? -INFINITY : logits[i], 0.0f, (int32_t)i };
 	s->n = s->n_vocab;
+	if (s->banned >= 0)
+		s->cand[s->banned].logit = -INFINITY;
 	apply_penalties(s);
 	if (p->temperature <= 0.0f) {
 		size_t best = 0;
@@ -326,6 +330,11 @@ static void chain(struct mp_sampler *s, const float *logits)
 		min_p(s, p->min_p);
 	for (size_t i = 0; i < s->n; i++)
 		s->cand[i].logit /= p->temperature;
+}
+
+void mp_sampler_ban(struct mp_sampler *s, int32_t id)
+{
+	s->banned = id >= 0 && (uint32_t)id < s->n_vocab ? id : -1;
 }
 
 int32_t mp_sampler_sample(struct mp_sampler *s, const float *logits)

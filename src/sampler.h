@@ -46,6 +46,10 @@ void mp_sampler_accept(struct mp_sampler *s, int32_t id);
 /* Forgets the history and reseeds the PRNG with seed. */
 void mp_sampler_reset(struct mp_sampler *s, uint64_t seed);
 
+/* Never choose token id (its logit counts as -inf: --ignore-eos bans the end
+ * of text, as llama.cpp's flag does); -1 or an id out of range lifts it. */
+void mp_sampler_ban(struct mp_sampler *s, int32_t id);
+
 /* The next token for logits[n_vocab] (not modified): the chain above, then a
  * draw.  Ties go to the lower id.  Returns the id (>= 0). */
 int32_t mp_sampler_sample(struct mp_sampler *s, const float *logits);

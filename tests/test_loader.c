@@ -4,6 +4,7 @@
  * bit-identical logits for every I/O backend, budget and thread count; a
  * budget below the minimum is refused naming the smallest that works; a file
  * of another architecture is named. */
+#include <fcntl.h>
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
@@ -163,6 +164,66 @@ static void test_pager_backends_budgets(void)
 	mp_modelfile_close(mf);
 }
 
+/* A hint that the layer's acquire contradicts: the loads of the hinted
+ * experts it leaves out are cancelled (counted as wasted prefetches at once),
+ * the chosen ones are served whole, and a refined hint cancels what it
+ * drops too. */
+static void test_stale_prefetch_cancelled(void)
+{
+	struct mp_modelfile *mf;
+	char err[512];
+	REQUIRE(mp_modelfile_open(path, &mf, err, sizeof err) == 0);
+	const struct mp_hparams *hp = mp_modelfile_hparams(mf);
+	struct mp_io_fault f = { .delay_us = 2000 };   /* reads stay in flight meanwhile */
+	struct mp_pager_config pc;
+	memset(&pc, 0, sizeof pc);
+	pc.io = "sync";
+	pc.budget = 1ull << 30;
+	pc.fault = &f;
+	pc.io_depth = 4;                              /* small reads, few in flight: */
+	pc.io_block = 4096;                           /* the hinted loads take a while */
+	struct mp_experts *x;
+	struct mp_expert_source src;
+	struct mp_experts_opts xo = { MP_POLICY_MOEPAGER, 1, NULL, NULL, 0 };
+	REQUIRE(mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf), hp->n_expert_used,
+				  &pc, &xo, &x, &src, err, sizeof err) == 0);
+	/* a pool of a third of the experts: nothing is preloaded at start */
+	pc.budget = 3 * mp_pager_min_budget(mp_experts_pager(x));
+	mp_experts_destroy(x);
+	REQUIRE(mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf), hp->n_expert_used,
+				  &pc, &xo, &x, &src, err, sizeof err) == 0);
+	int fd = open(path, O_RDONLY);             /* out of the page cache: disk reads */
+	if (fd >= 0) {
+		fsync(fd);
+		posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+		close(fd);
+	}
+	uint32_t L = hp->n_dense_lead;
+	uint32_t h[4] = { 0, 1, 2, 3 }, h2[2] = { 0, 1 }, chosen[2] = { 0, 5 };
+	float sc[4] = { 1.0f, 0.9f, 0.8f, 0.7f };
+	struct mp_pager_info in;
+	src.hint(src.ctx, L, h, sc, 4);
+	mp_pager_info(mp_experts_pager(x), &in);
+	CHECK_EQ_U64(in.pf_issued, 4);
+	CHECK_EQ_U64(in.n_loading, 4);
+	src.hint(src.ctx, L, h2, sc, 2);             /* refined: 2 and 3 are dropped */
+	mp_pager_info(mp_experts_pager(x), &in);
+	CHECK_EQ_U64(in.pf_wasted, 2);
+	CHECK_EQ_INT(src.acquire(src.ctx, L, chosen, 2), 0);   /* 1 is not chosen */
+	mp_pager_info(mp_experts_pager(x), &in);
+	CHECK_EQ_U64(in.pf_wasted, 3);
+	for (int i = 0; i < 2; i++) {
+		uint32_t idx;
+		struct mp_expert_view v;
+		CHECK_EQ_INT(src.next_ready(src.ctx, L, &idx, &v), 0);
+		CHECK(v.gate.data && v.up.data && v.down.data);
+	}
+	src.release(src.ctx, L, chosen, 2);
+	CHECK_EQ_INT(mp_pager_check(mp_experts_pager(x), 2), 0);
+	mp_experts_destroy(x);
+	mp_modelfile_close(mf);
+}
+
 static void test_wrong_architecture(void)
 {
 	char other[300];
@@ -203,6 +264,7 @@ int main(void)
 	RUN(test_hparams_round_trip);
 	RUN(test_mapped_equals_memory);
 	RUN(test_pager_backends_budgets);
+	RUN(test_stale_prefetch_cancelled);
 	RUN(test_wrong_architecture);
 	unlink(path);
 	tiny_drop(&tm);

@@ -9,12 +9,14 @@
  * completions, a file truncated while running (an error, never SIGBUS), the
  * policy hooks, prefetch never evicting the current set, the stats segment,
  * and two threads using one pager while the I/O completes. */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "err.h"
 #include "io.h"
 #include "mp_test.h"
@@ -520,6 +522,56 @@ static void test_cancel_prefetch(void)
 	}
 }
 
+/* Open descriptors and mappings of path in this process (/proc/self). */
+static int count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+	for (struct dirent *e; d && (e = readdir(d));)
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static int count_maps(const char *path)
+{
+	const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+	FILE *f = fopen("/proc/self/maps", "r");
+	char line[4096];
+	int n = 0;
+	while (f && fgets(line, sizeof line, f))
+		n += strstr(line, base) != NULL;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* Out of memory while adding a file: -ENOMEM, and neither its descriptor nor
+ * its mapping is left behind (the file was not added); the next add works. */
+static void test_add_file_oom(void)
+{
+	struct mp_pager_config cfg = { .budget = 1 << 20, .backend = backends[0], .n_layers = NL,
+				       .n_experts = NE, .top_k = TOPK };
+	char msg[256];
+	struct mp_pager *p = NULL;
+	REQUIRE(mp_pager_create(&cfg, &p, msg, sizeof msg) == 0);
+	int fds = count_fds(), maps = count_maps(path_a);
+	for (uint64_t k = 1; k <= 3; k++) {   /* whichever allocation add_file makes fails */
+		mp_alloc_fail_after(k);
+		int rc = mp_pager_add_file(p, path_a);
+		mp_alloc_fail_after(0);
+		if (rc >= 0)
+			break;                    /* made fewer than k allocations: done */
+		CHECK_EQ_INT(rc, -ENOMEM);
+		CHECK_EQ_INT(count_fds(), fds);
+		CHECK_EQ_INT(count_maps(path_a), maps);
+	}
+	mp_pager_destroy(p);
+	CHECK_EQ_INT(count_fds(), fds);
+	CHECK_EQ_INT(count_maps(path_a), maps);
+}
+
 static void test_stats_segment(void)
 {
 	char sp[4096];
@@ -706,6 +758,7 @@ int main(void)
 	RUN(test_hooks_and_current_set);
 	RUN(test_demand_before_prefetch);
 	RUN(test_cancel_prefetch);
+	RUN(test_add_file_oom);
 	RUN(test_stats_segment);
 	RUN(test_threads);
 	RUN(test_auto_fallback);

@@ -83,6 +83,31 @@ static void test_greedy_is_argmax(void)
 	mp_sampler_destroy(s);
 }
 
+/* A banned token (--ignore-eos) is never chosen, greedy or sampled, even
+ * when it holds all the probability; lifting the ban restores it. */
+static void test_ban(void)
+{
+	struct mp_sampler_params p = plain();
+	p.temperature = 0.0f;
+	float l[4] = { 0.0f, 9.0f, 1.0f, -2.0f };
+	struct mp_sampler *s = make(&p, 4);
+	REQUIRE(s);
+	CHECK_EQ_INT(mp_sampler_sample(s, l), 1);
+	mp_sampler_ban(s, 1);
+	CHECK_EQ_INT(mp_sampler_sample(s, l), 2);
+	mp_sampler_ban(s, -1);
+	CHECK_EQ_INT(mp_sampler_sample(s, l), 1);
+	mp_sampler_destroy(s);
+	p.temperature = 1.0f;
+	p.seed = 5;
+	s = make(&p, 4);
+	REQUIRE(s);
+	mp_sampler_ban(s, 1);
+	for (int i = 0; i < 200; i++)
+		CHECK(mp_sampler_sample(s, l) != 1);
+	mp_sampler_destroy(s);
+}
+
 static void test_filters(void)
 {
 	float l[5];
@@ -411,6 +436,7 @@ static void test_no_leaks(void)
 int main(void)
 {
 	RUN(test_greedy_is_argmax);
+	RUN(test_ban);
 	RUN(test_filters);
 	RUN(test_filters_match_naive);
 	RUN(test_penalties);

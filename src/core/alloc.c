@@ -18,6 +18,24 @@
 #include "alloc.h"
 
 static _Atomic uint64_t live_bytes, peak_bytes, live_count, total_count;
+static _Atomic uint64_t fail_countdown;   /* tests: the Nth allocation from now fails */
+
+/* 1 when this allocation is the one a test asked to fail. */
+static int injected_failure(void)
+{
+	uint64_t n = atomic_load_explicit(&fail_countdown, memory_order_relaxed);
+	while (n) {
+		if (atomic_compare_exchange_weak_explicit(&fail_countdown, &n, n - 1,
+				memory_order_relaxed, memory_order_relaxed))
+			return n == 1;
+	}
+	return 0;
+}
+
+void mp_alloc_fail_after(uint64_t n)
+{
+	atomic_store_explicit(&fail_countdown, n, memory_order_relaxed);
+}
 
 static void count_in(void *p)
 {
@@ -40,6 +58,8 @@ static void count_out(void *p)
 
 void *mp_malloc(size_t size)
 {
+	if (injected_failure())
+		return NULL;
 	void *p = malloc(size ? size : 1);
 	if (p)
 		count_in(p);
@@ -49,7 +69,7 @@ void *mp_malloc(size_t size)
 void *mp_calloc(size_t n, size_t size)
 {
 	size_t bytes;
-	if (__builtin_mul_overflow(n, size, &bytes))
+	if (__builtin_mul_overflow(n, size, &bytes) || injected_failure())
 		return NULL;
 	void *p = calloc(bytes ? bytes : 1, 1);
 	if (p)
@@ -69,6 +89,8 @@ void *mp_realloc(void *p, size_t size)
 {
 	if (!p)
 		return mp_malloc(size);
+	if (injected_failure())
+		return NULL;
 	size_t old = malloc_usable_size(p);
 	void *q = realloc(p, size ? size : 1);
 	if (!q)

@@ -36,6 +36,10 @@ struct mp_alloc_stats {
 };
 
 void mp_alloc_stats(struct mp_alloc_stats *out);
+
+/* Tests of out-of-memory paths: the nth allocation made through this file
+ * from now on (1: the next) returns NULL; 0 cancels. */
+void mp_alloc_fail_after(uint64_t n);
 /* "jemalloc 5.3.0" or "system (sanitizer build)". */
 const char *mp_alloc_backend(void);
 
