@@ -88,6 +88,7 @@ void mp_session_flag_table(struct mp_session_flags *f, struct mp_opt *out)
 	const struct mp_opt t[MP_SESSION_N_FLAGS] = {
 		{ "model", 'm', MP_OPT_STRING, &f->model, "PATH", "model file (first part of a split model)", 0, 0, NULL, NULL },
 		{ "n-predict", 'n', MP_OPT_INT, &f->n_predict, "N", "tokens to generate, -1 = until end of text", -1, 1e9, NULL, NULL },
+		{ "ignore-eos", 0, MP_OPT_FLAG, &f->ignore_eos, NULL, "never end the answer at the end-of-text token (fixed lengths for benchmarks)", 0, 0, NULL, NULL },
 		{ "ctx-size", 'c', MP_OPT_INT, &f->ctx, "N", "context length (KV cache positions)", 16, 1 << 24, NULL, NULL },
 		{ "threads", 't', MP_OPT_INT, &f->threads, "N", "compute threads", 1, 1024, NULL, NULL },
 		{ "temp", 0, MP_OPT_FLOAT, &f->temp, "T", "temperature; 0 = greedy", 0, 100, NULL, NULL },
@@ -333,6 +334,7 @@ const struct mp_hparams *mp_session_hparams(const struct mp_session *s)
 }
 uint32_t mp_session_ctx(const struct mp_session *s) { return s->o.n_ctx; }
 uint32_t mp_session_top_k(const struct mp_session *s) { return s->top_k; }
+const int32_t *mp_session_ids(const struct mp_session *s) { return s->ids; }
 const char *mp_session_stats_path(const struct mp_session *s)
 {
 	return s->stats ? mp_stats_path(s->stats) : NULL;

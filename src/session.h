@@ -53,6 +53,7 @@ struct mp_session_flags {
 	double temp, top_p, min_p, repeat_penalty;
 	int kv_type;                 /* index: f16, q8_0 */
 	int seed_given, no_groups, keep_stats, no_profile;
+	int ignore_eos;              /* callers ban EOS in their samplers (mp_sampler_ban) */
 	uint64_t cache_budget, mem_limit;   /* bytes; 0: not given */
 	int io;                      /* index: auto, uring, aio, sync, mmap */
 	const char *stats_file, *prefetch_depth, *trace_out, *profile;
@@ -60,7 +61,7 @@ struct mp_session_flags {
 	int policy;                  /* index: moepager, lru */
 };
 
-#define MP_SESSION_N_FLAGS 26
+#define MP_SESSION_N_FLAGS 27
 
 /* Sets the defaults (moepager's: n_predict 256, ctx 4096, temp 0.6, ...). */
 void mp_session_flags_init(struct mp_session_flags *f);
@@ -86,6 +87,8 @@ struct mp_tok *mp_session_tok(struct mp_session *s);
 const struct mp_hparams *mp_session_hparams(const struct mp_session *s);
 uint32_t mp_session_ctx(const struct mp_session *s);
 uint32_t mp_session_top_k(const struct mp_session *s);
+/* The tokens in the KV cache: positions 0 .. mp_model_pos() - 1. */
+const int32_t *mp_session_ids(const struct mp_session *s);
 /* The stats segment's path, or NULL without the pager. */
 const char *mp_session_stats_path(const struct mp_session *s);
 /* The last error's sentence. */

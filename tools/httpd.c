@@ -56,6 +56,7 @@ struct mp_httpd {
 	uint16_t port;                   /* the port bound */
 	pthread_mutex_t stats_mu;        /* one snapshot at a time */
 	struct mp_stats_reader *stats;   /* NULL without the pager */
+	int in_flight;                   /* atomic: requests begun and not completed */
 };
 
 /* One request on a connection (libmicrohttpd's con_cls). */
@@ -346,6 +347,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		if (!(cn = mp_calloc(1, sizeof *cn)))
 			return MHD_NO;
 		*con_cls = cn;
+		__atomic_fetch_add(&h->in_flight, 1, __ATOMIC_RELAXED);
 		enum MHD_Result ok = MHD_YES;
 		if (check_headers(h, c, url, method, cn, &ok))
 			cn->refused = 1;
@@ -373,12 +375,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
-	(void)cls;
 	(void)c;
 	(void)toe;
+	struct mp_httpd *h = cls;
 	struct conn *cn = *con_cls;
 	if (!cn)
 		return;
+	__atomic_fetch_sub(&h->in_flight, 1, __ATOMIC_RELAXED);
 	if (cn->job) {
 		mp_job_cancel(cn->job);      /* a no-op when it is done */
 		mp_job_unref(cn->job);
@@ -467,6 +470,10 @@ void mp_httpd_stop(struct mp_httpd *h)
 {
 	if (!h)
 		return;
+	/* stopping the daemon closes sockets at once: let the answers under way
+	 * (their jobs are done by now) reach their clients first, for up to 10 s */
+	for (int i = 0; h->d && i < 1000 && __atomic_load_n(&h->in_flight, __ATOMIC_RELAXED) > 0; i++)
+		usleep(10000);
 	if (h->d)
 		MHD_stop_daemon(h->d);
 	mp_stats_close(h->stats);

@@ -39,7 +39,8 @@ int mp_httpd_start(const struct mp_httpd_opts *o, struct mp_httpd **out, char *e
 uint16_t mp_httpd_port(const struct mp_httpd *h);
 /* Stops accepting connections (open ones are served to the end). */
 void mp_httpd_quiesce(struct mp_httpd *h);
-/* Closes everything, waiting for the connections' threads; NULL is fine. */
+/* Waits (up to 10 s) for the requests under way to be sent, then closes
+ * everything; NULL is fine.  Stop the worker first. */
 void mp_httpd_stop(struct mp_httpd *h);
 
 #endif

@@ -103,7 +103,7 @@ static int serve(const struct mp_session_flags *mf, const struct server_flags *s
 	struct mp_worker_opts wo = {
 		.session = s, .queue = q, .counts = &counts, .model_name = name, .sampling = sp,
 		.seed_given = mf->seed_given, .n_predict = mf->n_predict,
-		.reasoning_inline = sf->reasoning == 1,
+		.reasoning_inline = sf->reasoning == 1, .ignore_eos = mf->ignore_eos,
 	};
 	if (mp_worker_start(&wo, &w) < 0) {
 		fprintf(stderr, "moepager-server: cannot start the worker thread\n");

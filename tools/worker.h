@@ -26,6 +26,7 @@ struct mp_worker_opts {
 	int seed_given;              /* 0: a request without seed gets a fresh one */
 	int64_t n_predict;           /* max_tokens default; < 0: until EOS or context full */
 	int reasoning_inline;        /* 1: <think>...</think> stays in content */
+	int ignore_eos;              /* 1: the end-of-text token is banned (--ignore-eos) */
 };
 
 struct mp_worker;
