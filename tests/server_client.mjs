@@ -103,7 +103,7 @@ await expectError('err-unknown-model', 404, 'model_not_found', () =>
 await expectError('err-wrong-type', 400, null, () =>
 	client.chat.completions.create({ model: modelId, messages: [question], max_tokens: 'many' }));
 await expectError('err-context-length', 400, 'context_length_exceeded', () =>
-	client.completions.create({ model: modelId, prompt: 'word '.repeat(2000) }));
+	client.completions.create({ model: modelId, prompt: 'word '.repeat(12000) }));
 await expectError('err-api-key', 401, 'invalid_api_key', () =>
 	new OpenAI({ baseURL, apiKey: 'wrong', maxRetries: 0 }).models.list());
 
