@@ -9,3 +9,4 @@ bench_kernels_SOURCES = bench/kernels.c
 bench_kernels_LDADD = $(KERNELS_LIBS)
 
 EXTRA_DIST += bench/pager.sh
+EXTRA_DIST += bench/server.sh
