@@ -248,12 +248,12 @@ static void *worker_main(void *arg)
 	struct mp_worker *w = arg;
 	struct mp_job *job;
 	while ((job = mp_jobq_pop(w->o.queue))) {
-		if (__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE)) {
-			struct run r = { .w = w, .job = job, .req = mp_job_request(job) };
-			fail_job(&r, 503, "shutting_down", NULL, "The server is shutting down");
-		} else if (mp_job_cancelled(job)) {
+		if (mp_job_cancelled(job)) {           /* the client left while it waited */
 			mp_metrics_add(&w->o.counts->cancelled, 1);
 			mp_job_set_status(job, 499);
+		} else if (__atomic_load_n(&w->stopping, __ATOMIC_ACQUIRE)) {
+			struct run r = { .w = w, .job = job, .req = mp_job_request(job) };
+			fail_job(&r, 503, "shutting_down", NULL, "The server is shutting down");
 		} else {
 			mp_metrics_add(&w->o.counts->busy, 1);
 			run_job(w, job);
