@@ -52,6 +52,8 @@ struct mp_session {
 	/* ---- changes every step ---- */
 	int32_t *ids;                     /* [n_ctx] invariant 1 */
 	struct mp_session_counts counts;  /* invariant 3 */
+	int (*cancel)(void *ctx);         /* NULL: prompts are never given up */
+	void *cancel_ctx;
 	char err[1024];                   /* the last error */
 };
 
@@ -416,16 +418,26 @@ int mp_session_feed(struct mp_session *s, const int32_t *ids, size_t n, struct m
 		return fail(s, -MP_EBUDGET, "the prompt needs %zu more tokens but only %u of --ctx-size "
 			    "%u are left", n, s->o.n_ctx - pos, s->o.n_ctx);
 	uint64_t t0 = mp_clock_now_ns();
-	for (size_t i = 0; i < n; i++) {
-		int rc = step(s, ids[i], logits);
-		if (rc < 0)
-			return rc;
-		if (sp)
-			mp_sampler_accept(sp, ids[i]);
+	int rc = 0;
+	size_t fed = 0;
+	while (fed < n && rc == 0) {
+		if (s->cancel && s->cancel(s->cancel_ctx))
+			rc = fail(s, -MP_ECANCELLED, "the prompt was given up after %zu of %zu tokens", fed, n);
+		else if ((rc = step(s, ids[fed], logits)) == 0) {
+			if (sp)
+				mp_sampler_accept(sp, ids[fed]);
+			fed++;
+		}
 	}
 	s->counts.prompt_ns += mp_clock_now_ns() - t0;
-	s->counts.prompt_tokens += n;
-	return 0;
+	s->counts.prompt_tokens += fed;
+	return rc;
+}
+
+void mp_session_set_cancel(struct mp_session *s, int (*cancel)(void *ctx), void *ctx)
+{
+	s->cancel = cancel;
+	s->cancel_ctx = ctx;
 }
 
 int mp_session_prompt(struct mp_session *s, const int32_t *ids, size_t n, struct mp_sampler *sp,

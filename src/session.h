@@ -102,9 +102,15 @@ int mp_session_encode(struct mp_session *s, const char *text, unsigned flags, in
 /* Appends prompt tokens to the cache — the one place prompts go through the
  * model — and records them in sp (may be NULL).  The logits after the last
  * one are in *logits.  Returns 0, -MP_EBUDGET when they do not fit in the
- * context (nothing is fed), or the model's error. */
+ * context (nothing is fed), -MP_ECANCELLED (mp_session_set_cancel), or the
+ * model's error. */
 int mp_session_feed(struct mp_session *s, const int32_t *ids, size_t n, struct mp_sampler *sp,
 		    const float **logits);
+
+/* Optional: asked between prompt tokens whether to give up (a client left);
+ * nonzero makes feed return -MP_ECANCELLED with the tokens so far cached.
+ * NULL (the default): never. */
+void mp_session_set_cancel(struct mp_session *s, int (*cancel)(void *ctx), void *ctx);
 
 /* Prompt with prefix reuse: keeps the cached tokens ids starts with (at
  * least the last token is processed again, for its logits), forgets the rest

@@ -199,6 +199,11 @@ static void answer(struct run *r, struct mp_sampler *sp, const float *logits, si
 	}
 }
 
+static int job_cancelled(void *job)
+{
+	return mp_job_cancelled(job);
+}
+
 static void run_job(struct mp_worker *w, struct mp_job *job)
 {
 	struct run r = { .w = w, .job = job, .req = mp_job_request(job) };
@@ -214,6 +219,7 @@ static void run_job(struct mp_worker *w, struct mp_job *job)
 	const float *logits;
 	struct mp_session_counts before, after;
 	mp_session_counts(s, &before);
+	mp_session_set_cancel(s, job_cancelled, job);   /* a client that leaves stops its prompt */
 	int rc;
 	if ((rc = prompt_ids(&r, &ids, &n)) < 0)
 		fail_job(&r, 400, NULL, r.req->kind == MP_API_CHAT ? "messages" : "prompt",
@@ -226,7 +232,9 @@ static void run_job(struct mp_worker *w, struct mp_job *job)
 			 "length is %u tokens (--ctx-size), but the prompt has %zu tokens", ctx, n);
 	else if (make_sampler(&r, &sp) < 0)
 		fail_job(&r, 500, NULL, NULL, "cannot create the sampler");
-	else if ((rc = mp_session_prompt(s, ids, n, sp, &logits, &reused)) < 0)
+	else if ((rc = mp_session_prompt(s, ids, n, sp, &logits, &reused)) == -MP_ECANCELLED)
+		mp_metrics_add(&w->o.counts->cancelled, 1);
+	else if (rc < 0)
 		fail_job(&r, 500, NULL, NULL, "prompt processing failed: %s", mp_session_error(s));
 	else
 		answer(&r, sp, logits, n, reused);
@@ -237,6 +245,7 @@ static void run_job(struct mp_worker *w, struct mp_job *job)
 	mp_metrics_add(&w->o.counts->prompt_reused, after.reused_tokens - before.reused_tokens);
 	mp_metrics_add(&w->o.counts->prompt_ns, after.prompt_ns - before.prompt_ns);
 	mp_metrics_add(&w->o.counts->gen_ns, after.gen_ns - before.gen_ns);
+	mp_session_set_cancel(s, NULL, NULL);
 	mp_session_end_sequence(s);
 	mp_reply_destroy(r.reply);
 	mp_sampler_destroy(sp);
