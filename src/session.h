@@ -21,6 +21,7 @@
 #include "sampler.h"
 #include "tokenizer.h"
 
+/* The strings are read during mp_session_open only, except prog (kept). */
 struct mp_session_opts {
 	const char *prog;            /* prefix of the messages on stderr ("moepager") */
 	const char *model;           /* first part of the model file */
