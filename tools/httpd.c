@@ -393,9 +393,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ---- the daemon ------------------------------------------------------------------- */
 
+/* host: a numeric IPv4/IPv6 address, or "localhost" (127.0.0.1). */
 static int parse_host(const char *host, uint16_t port, struct sockaddr_storage *ss, int *v6)
 {
 	memset(ss, 0, sizeof *ss);
+	if (!strcmp(host, "localhost"))
+		host = "127.0.0.1";
 	struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
 	struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
 	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
@@ -413,16 +416,24 @@ static int parse_host(const char *host, uint16_t port, struct sockaddr_storage *
 	return -EINVAL;
 }
 
+int mp_httpd_check_host(const char *host, char *err, size_t err_len)
+{
+	struct sockaddr_storage ss;
+	int v6;
+	if (parse_host(host, 0, &ss, &v6) == 0)
+		return 0;
+	snprintf(err, err_len, "--host %s: expected localhost or a numeric IPv4 or IPv6 address "
+		 "(127.0.0.1, 0.0.0.0, ::1)", host);
+	return -EINVAL;
+}
+
 int mp_httpd_start(const struct mp_httpd_opts *o, struct mp_httpd **out, char *err, size_t err_len)
 {
 	*out = NULL;
 	struct sockaddr_storage ss;
 	int v6;
-	if (parse_host(o->host, o->port, &ss, &v6) < 0) {
-		snprintf(err, err_len, "--host %s: expected a numeric IPv4 or IPv6 address (127.0.0.1, "
-			 "0.0.0.0, ::1)", o->host);
-		return -EINVAL;
-	}
+	if (parse_host(o->host, o->port, &ss, &v6) < 0)
+		return mp_httpd_check_host(o->host, err, err_len);
 	struct mp_httpd *h = mp_calloc(1, sizeof *h);
 	if (!h) {
 		snprintf(err, err_len, "out of memory");

@@ -18,7 +18,7 @@
 #include "metrics.h"
 
 struct mp_httpd_opts {
-	const char *host;            /* numeric IPv4/IPv6 address to listen on */
+	const char *host;            /* localhost or a numeric IPv4/IPv6 address to listen on */
 	uint16_t port;               /* 0: any free port (mp_httpd_port tells which) */
 	const char *api_key;         /* NULL: no check; else "Authorization: Bearer KEY" on /v1/ */
 	size_t max_body;             /* bytes of a request body; more gets 413 */
@@ -32,6 +32,10 @@ struct mp_httpd_opts {
 };
 
 struct mp_httpd;
+
+/* 0 when host is an address mp_httpd_start takes (localhost or numeric
+ * IPv4/IPv6), else -EINVAL with the sentence in err. */
+int mp_httpd_check_host(const char *host, char *err, size_t err_len);
 
 /* Listens and serves.  Returns 0, or a negative error with a sentence
  * naming the address in err. */

@@ -153,7 +153,7 @@ int main(int argc, char **argv)
 		if (!strcmp(opts[i].name, "n-predict"))
 			opts[i].help = "max_tokens when a request gives none; -1 = until end of text or a full context";
 	const struct mp_opt own[] = {
-		{ "host", 0, MP_OPT_STRING, &sf.host, "ADDR", "address to listen on (0.0.0.0: every interface)", 0, 0, NULL, NULL },
+		{ "host", 0, MP_OPT_STRING, &sf.host, "ADDR", "address to listen on: localhost or numeric IPv4/IPv6 (0.0.0.0: every interface)", 0, 0, NULL, NULL },
 		{ "port", 0, MP_OPT_INT, &sf.port, "N", "TCP port; 0 = any free one (printed at start)", 0, 65535, NULL, NULL },
 		{ "api-key", 0, MP_OPT_STRING, &sf.api_key, "KEY", "require \"Authorization: Bearer KEY\" on /v1/ (401 otherwise)", 0, 0, NULL, NULL },
 		{ "alias", 0, MP_OPT_STRING, &sf.alias, "NAME", "the model's id in the API (default: the file name without .gguf)", 0, 0, NULL, NULL },
@@ -181,6 +181,10 @@ int main(int argc, char **argv)
 	}
 	if (!mf.model) {
 		fprintf(stderr, "moepager-server: -m MODEL.gguf is required (see --help)\n");
+		return 2;
+	}
+	if (mp_httpd_check_host(sf.host, err, sizeof err) < 0) {
+		fprintf(stderr, "moepager-server: %s\n", err);
 		return 2;
 	}
 	/* signals are taken by sigwait in main only: block them before any thread
