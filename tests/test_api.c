@@ -23,7 +23,8 @@ static void test_chat_ok(void)
 		"{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Hi \"},{\"type\":\"text\",\"text\":\"there\"}]},"
 		"{\"role\":\"assistant\",\"content\":null},{\"role\":\"user\",\"content\":\"again\"}],"
 		"\"stream\":true,\"max_tokens\":12,\"temperature\":0.5,\"top_p\":0.9,\"seed\":7,"
-		"\"stop\":[\"a\",\"bc\"],\"stream_options\":{\"include_usage\":true},\"unknown\":1}";
+		"\"stop\":[\"a\",\"bc\"],\"stream_options\":{\"include_usage\":true},\"unknown\":1,"
+		"\"frequency_penalty\":0.5,\"presence_penalty\":-1}";
 	int rc = parse(MP_API_CHAT, body, &r, &e);
 	if (rc < 0)
 		MP_TEST_FAIL("expected a valid request, got %d: %s", e.status, e.message);
@@ -40,11 +41,14 @@ static void test_chat_ok(void)
 	CHECK(r.seed_given && r.seed == 7);
 	CHECK_EQ_U64(r.n_stop, 2);
 	CHECK(strcmp(r.stop[1], "bc") == 0);
+	CHECK_NEAR(r.frequency_penalty, 0.5, 1e-9);
+	CHECK_NEAR(r.presence_penalty, -1, 1e-9);
 	mp_api_request_free(&r);
 	REQUIRE(parse(MP_API_COMPLETION, "{\"prompt\":[\"once\"],\"stop\":\"x\"}", &r, &e) == 0);
 	CHECK(strcmp(r.prompt, "once") == 0);
 	CHECK_EQ_INT(r.max_tokens, -1);
 	CHECK(r.temperature < 0 && r.top_p < 0 && !r.seed_given && !r.stream);
+	CHECK(r.frequency_penalty == 0 && r.presence_penalty == 0);
 	CHECK_EQ_U64(r.n_stop, 1);
 	mp_api_request_free(&r);
 	REQUIRE(parse(MP_API_CHAT, "{\"model\":\"models/tiny.gguf\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", &r, &e) == 0);
@@ -67,6 +71,7 @@ static void test_bad_requests(void)
 		{ MP_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":0}", 400, "max_tokens", "at least 1" },
 		{ MP_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"temperature\":3}", 400, "temperature", "from 0 to 2" },
 		{ MP_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"top_p\":\"a\"}", 400, "top_p", "a string" },
+		{ MP_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"presence_penalty\":3}", 400, "presence_penalty", "from -2 to 2" },
 		{ MP_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stream\":1}", 400, "stream", "true or false" },
 		{ MP_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[\"a\",\"b\",\"c\",\"d\",\"e\"]}", 400, "stop", "at most 4" },
 		{ MP_API_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"stop\":[\"\"]}", 400, "stop", "non-empty" },

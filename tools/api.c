@@ -255,6 +255,8 @@ static int parse_fields(const json_t *root, struct mp_api_request *r, const char
 	    get_int(root, "max_completion_tokens", 1, &r->max_tokens, NULL, e) < 0 ||
 	    get_number(root, "temperature", 0, 2, &r->temperature, e) < 0 ||
 	    get_number(root, "top_p", 0, 1, &r->top_p, e) < 0 ||
+	    get_number(root, "frequency_penalty", -2, 2, &r->frequency_penalty, e) < 0 ||
+	    get_number(root, "presence_penalty", -2, 2, &r->presence_penalty, e) < 0 ||
 	    get_int(root, "n", 1, &n, NULL, e) < 0 || parse_stop(root, r, e) < 0)
 		return -1;
 	int64_t seed = 0;

@@ -43,6 +43,8 @@ struct mp_api_request {
 	int64_t max_tokens;          /* -1: not given (the server's default) */
 	double temperature;          /* [0, 2]; < 0: not given */
 	double top_p;                /* (0, 1]; < 0: not given */
+	double frequency_penalty;    /* [-2, 2], subtracted per earlier occurrence; 0: off */
+	double presence_penalty;     /* [-2, 2], subtracted once if the token occurred; 0: off */
 	uint64_t seed;               /* valid when seed_given */
 	int seed_given;
 	char *stop[MP_API_MAX_STOP]; /* owned, non-empty */

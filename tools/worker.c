@@ -137,6 +137,8 @@ static int make_sampler(struct run *r, struct mp_sampler **sp)
 		p.temperature = (float)q->temperature;
 	if (q->top_p >= 0)
 		p.top_p = (float)q->top_p;
+	p.freq_penalty = (float)q->frequency_penalty;      /* over --repeat-last-n tokens */
+	p.presence_penalty = (float)q->presence_penalty;
 	if (q->seed_given)
 		p.seed = q->seed;
 	else if (!r->w->o.seed_given)
