@@ -31,6 +31,8 @@ libmpsrc_la_SOURCES = \
 	src/router.h \
 	src/sampler.c \
 	src/sampler.h \
+	src/session.c \
+	src/session.h \
 	src/tensor.h \
 	src/tokenizer.c \
 	src/tokenizer.h \
@@ -116,6 +118,11 @@ tests_refcheck_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
 tests_refcheck_SOURCES = tests/refcheck.c tests/reference.c tests/reference.h
 tests_refcheck_LDADD = $(SRC_LIBS)
 dist_check_SCRIPTS += tests/reference.test
+
+check_PROGRAMS += tests/test_session
+tests_test_session_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_session_SOURCES = tests/test_session.c tests/mp_test.h
+tests_test_session_LDADD = $(SRC_LIBS)
 
 check_PROGRAMS += tests/test_chat
 tests_test_chat_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests

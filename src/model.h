@@ -169,6 +169,12 @@ int mp_model_prefill(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_mo
 uint64_t mp_model_batch_bytes(const struct mp_hparams *hp, uint32_t n_batch, uint32_t n_ctx,
 			      int threads, uint32_t n_used);
 
+/* Optional: asked before each layer of a prefill batch (and before each
+ * token of the one-token path) whether to give up (a client left); nonzero
+ * makes mp_model_prefill return -MP_ECANCELLED with the batch under way not
+ * cached (earlier batches stay).  NULL: never. */
+void mp_model_set_cancel(struct mp_model *m, int (*cancel)(void *ctx), void *ctx);
+
 /* Prefill counters since create: distinct routed experts acquired (the sum
  * over batches and MoE layers of each batch's union) and tokens prefilled in
  * batches; for the bytes-read ratio (bench/prefill.sh). */

@@ -42,6 +42,8 @@ struct mp_model {
 	struct mp_batch *batch;       /* prefill scratch; NULL until the first prefill */
 	uint64_t pf_experts;          /* prefill: experts acquired (sum of unions) */
 	uint64_t pf_tokens;           /* prefill: tokens run in batches */
+	int (*cancel)(void *ctx);     /* asked before each prefill layer (NULL: never) */
+	void *cancel_ctx;
 	const struct mp_route *pos_routes; /* [n_layer] during a prefill callback: that
 					      position's routing (mp_model_route); else NULL */
 };

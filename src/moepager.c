@@ -2,41 +2,32 @@
  * moepager.c — the moepager command: generate text or chat with a deepseek2
  * GGUF model.
  *
- * Flow: parse flags (src/opt.h) → open and map the model (src/loader.h) →
- * tokenizer from the file's vocabulary → forward pass (src/model.h) with the
- * routed experts served through one narrow source → sampler → streamed,
- * UTF-8-safe output.  The R1 <think> part is shown dimmed on a terminal, or
- * hidden with --hide-think.  Ctrl-C stops the current answer (chat returns to
- * its prompt); a second Ctrl-C exits.
+ * Flow: parse flags (src/opt.h; the model and sampling flags are
+ * src/session.h's) → open the session (model file, tokenizer, expert source,
+ * forward pass) → sampler → streamed, UTF-8-safe output.  The R1 <think> part
+ * is shown dimmed on a terminal, or hidden with --hide-think.  Ctrl-C stops
+ * the current answer (chat returns to its prompt); a second Ctrl-C exits.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include "alloc.h"
-#include "clock.h"
 #include "cpu.h"
 #include "dispatch.h"
 #include "err.h"
 #include "evaluate.h"
-#include "experts.h"
 #include "file.h"
 #include "io.h"
-#include "loader.h"
 #include "log.h"
 #include "model.h"
 #include "opt.h"
-#include "plan.h"
-#include "policy.h"
-#include "profile.h"
 #include "sampler.h"
-#include "stats.h"
+#include "session.h"
 #include "size.h"
-#include "threads.h"
 #include "tokenizer.h"
 
 static const char usage_line[] = "moepager -m MODEL.gguf [-p PROMPT | -f FILE | -i] [OPTION]...";
@@ -48,30 +39,10 @@ static const char description[] =
 	"Environment: MOEPAGER_CPU=scalar|avx2|avx512 forces a kernel path;\n"
 	"MOEPAGER_LOG=error|warn|info|debug sets the diagnostics level.";
 
-static const char *const kv_types[] = { "f16", "q8_0", NULL };
-static const char *const io_names[] = { "auto", "uring", "aio", "sync", "mmap", NULL };
-static const char *const prefetch_names[] = { "none", "lookahead", "full", NULL };
-static const char *const policy_names[] = { "moepager", "lru", NULL };
-
 struct flags {
-	const char *model, *prompt, *file;
-	int interactive, raw, hide_think, no_groups, version, ignore_eos;
-	int64_t n_predict, threads, ctx, top_k, repeat_last_n, experts, seed;
-	int64_t batch;            /* -b: prompt tokens per prefill batch */
-	double temp, top_p, min_p, repeat_penalty;
-	int kv_type;                 /* index into kv_types */
-	int seed_given;
-	uint64_t cache_budget, mem_limit;   /* bytes; 0: not given */
-	int io;                      /* index into io_names */
-	int64_t io_depth;
-	const char *stats_file;
-	int keep_stats;
-	int prefetch;                /* index into prefetch_names */
-	const char *prefetch_depth;  /* "auto" or N */
-	const char *trace_out;
-	int policy;                  /* index into policy_names */
-	const char *profile;         /* --profile PATH (NULL: the default place) */
-	int no_profile;
+	struct mp_session_flags s;   /* model and sampling flags */
+	const char *prompt, *file;
+	int interactive, raw, hide_think, version;
 	int perplexity;              /* --perplexity (src/evaluate.h) */
 	const char *logits_out, *force_tokens;
 	int64_t logits_top;
@@ -115,183 +86,77 @@ static int report(void)
 	return 0;
 }
 
-/* ---- a generation session --------------------------------------------------------- */
+/* ---- the answer on the terminal ------------------------------------------------ */
 
-struct session {
-	struct mp_tok *tok;
-	struct mp_model *model;
+struct cli {
+	struct mp_session *s;
 	struct mp_sampler *sampler;
-	uint32_t n_ctx;
 	int32_t eos, think_open, think_close;
 	int tty, hide_think, in_think;
-	struct mp_tok_stream stream;
-	char *out;                   /* stream output buffer */
-	size_t out_cap;
-	uint64_t prompt_tokens, prompt_ns, gen_tokens, gen_ns;
-	struct mp_stats *stats;      /* NULL without the pager */
-	struct mp_experts *experts;  /* NULL without the pager */
-	int32_t *ids;                /* the token at each cached position (pos of them) */
-	size_t ids_cap;
 };
 
-static void count_token(struct session *s, uint64_t ns);
-
-/* Records the token cached at position pos. */
-static int remember(struct session *s, uint32_t pos, int32_t id)
+static void emit(struct cli *c, const char *text, size_t n)
 {
-	if (pos >= s->ids_cap) {
-		size_t cap = s->ids_cap ? s->ids_cap * 2 : 1024;
-		while (cap <= pos)
-			cap *= 2;
-		int32_t *bigger = mp_realloc(s->ids, cap * sizeof *bigger);
-		if (!bigger)
-			return -ENOMEM;
-		s->ids = bigger;
-		s->ids_cap = cap;
-	}
-	s->ids[pos] = id;
-	return 0;
-}
-
-/* Runs one token at the next position and records it; says what failed. */
-static int step(struct session *s, int32_t id, const float **logits)
-{
-	uint64_t ts = mp_clock_now_ns();
-	int rc = mp_model_step(s->model, (uint32_t)id, logits);
-	if (rc < 0) {
-		fprintf(stderr, "moepager: %s\n", mp_model_error(s->model));
-		return rc;
-	}
-	count_token(s, mp_clock_now_ns() - ts);
-	if ((rc = remember(s, mp_model_pos(s->model) - 1, id)) < 0)
-		fprintf(stderr, "moepager: out of memory recording the context\n");
-	return rc;
-}
-
-/* Counts one decoded token in the stats segment. */
-static void count_token(struct session *s, uint64_t ns)
-{
-	if (!s->stats)
-		return;
-	mp_stats_begin(s->stats);
-	struct mp_stats_global *g = mp_stats_global(s->stats);
-	mp_stats_add(&g->tokens, 1);
-	mp_stats_add(&g->decode_ns, ns);
-	mp_stats_end(s->stats);
-}
-
-static void emit(struct session *s, const char *text, size_t n)
-{
-	if (!n || (s->in_think && s->hide_think))
+	if (!n || (c->in_think && c->hide_think))
 		return;
 	fwrite(text, 1, n, stdout);
 }
 
-/* Shows token id, switching the dim style around the <think> part. */
-static void show(struct session *s, int32_t id)
+/* Prints one token's text (mp_session_token_fn), switching the dim style
+ * around the <think> part; stops on Ctrl-C. */
+static int show(void *ctx, int32_t id, const char *text, size_t n)
 {
-	if (id == s->think_open) {
-		s->in_think = 1;
-		if (s->tty && !s->hide_think)
+	struct cli *c = ctx;
+	if (id >= 0 && id == c->think_open) {
+		c->in_think = 1;
+		if (c->tty && !c->hide_think)
 			fputs("\033[2m", stdout);
 	}
-	size_t n = mp_tok_stream_push(s->tok, &s->stream, id, s->out, s->out_cap);
-	emit(s, s->out, n);
-	if (id == s->think_close) {
-		s->in_think = 0;
-		if (s->tty && !s->hide_think)
+	emit(c, text, n);
+	if (id >= 0 && id == c->think_close) {
+		c->in_think = 0;
+		if (c->tty && !c->hide_think)
 			fputs("\033[0m", stdout);
 	}
 	fflush(stdout);
-}
-
-/* Feeds ids through the model; the logits of the last one are in *logits. */
-static int feed(struct session *s, const int32_t *ids, size_t n, const float **logits)
-{
-	if (mp_model_pos(s->model) + n >= s->n_ctx) {
-		fprintf(stderr, "moepager: the prompt needs %zu more tokens but only %u of --ctx-size %u "
-			"are left\n", n, s->n_ctx - mp_model_pos(s->model), s->n_ctx);
-		return -MP_EBUDGET;
-	}
-	uint64_t t0 = mp_clock_now_ns();
-	uint32_t pos0 = mp_model_pos(s->model);
-	/* layer-major batches (-b); ids are non-negative token ids */
-	int rc = mp_model_prefill(s->model, (const uint32_t *)ids, (uint32_t)n, NULL, NULL, logits);
-	if (rc < 0) {
-		fprintf(stderr, "moepager: %s\n", mp_model_error(s->model));
-		return rc;
-	}
-	uint64_t per = n ? (mp_clock_now_ns() - t0) / n : 0;
-	for (size_t i = 0; i < n; i++) {
-		count_token(s, per);
-		mp_sampler_accept(s->sampler, ids[i]);
-		if ((rc = remember(s, pos0 + (uint32_t)i, ids[i])) < 0) {
-			fprintf(stderr, "moepager: out of memory recording the context\n");
-			return rc;
-		}
-	}
-	s->prompt_ns += mp_clock_now_ns() - t0;
-	s->prompt_tokens += n;
-	return 0;
+	return interrupted != 0;
 }
 
 /* Samples up to n_predict tokens (−1: until EOS or the context is full). */
-static int generate(struct session *s, const float *logits, int64_t n_predict)
+static int generate(struct cli *c, const float *logits, int64_t n_predict)
 {
-	uint64_t t0 = mp_clock_now_ns();
-	int rc = 0;
-	for (int64_t i = 0; n_predict < 0 || i < n_predict; i++) {
-		if (interrupted)
-			break;
-		int32_t id = mp_sampler_sample(s->sampler, logits);
-		mp_sampler_accept(s->sampler, id);
-		s->gen_tokens++;
-		if (id == s->eos)
-			break;
-		show(s, id);
-		if (mp_model_pos(s->model) + 1 >= s->n_ctx) {
-			fprintf(stderr, "\nmoepager: the context is full (%u tokens)\n", s->n_ctx);
-			break;
-		}
-		if ((rc = step(s, id, &logits)) < 0)
-			break;
-	}
-	size_t n = mp_tok_stream_flush(&s->stream, s->out, s->out_cap);
-	emit(s, s->out, n);
-	if (s->in_think && s->tty && !s->hide_think)
+	struct mp_session_gen g = { .n_predict = n_predict, .fn = show, .ctx = c };
+	int rc = interrupted ? 0 : mp_session_generate(c->s, c->sampler, logits, &g);
+	if (c->in_think && c->tty && !c->hide_think)
 		fputs("\033[0m", stdout);
 	fputc('\n', stdout);
 	fflush(stdout);
-	s->gen_ns += mp_clock_now_ns() - t0;
+	if (rc < 0)
+		fprintf(stderr, "moepager: %s\n", mp_session_error(c->s));
+	else if (g.end == MP_SESSION_CTX_FULL)
+		fprintf(stderr, "moepager: the context is full (%u tokens)\n", mp_session_ctx(c->s));
 	return rc;
 }
 
-/* Encodes text (special tokens parsed) into a fresh array. */
-static int encode(struct session *s, const char *text, unsigned flags, int32_t **ids, size_t *n)
+/* Feeds ids, saying what failed. */
+static int feed(struct cli *c, const int32_t *ids, size_t n, const float **logits)
 {
-	size_t len = strlen(text);
-	size_t cap = len + 8;
-	*ids = mp_malloc_array(cap, sizeof **ids);
-	if (!*ids)
-		return -ENOMEM;
-	int rc = mp_tok_encode(s->tok, text, len, flags, *ids, cap);
-	if (rc >= 0 && (size_t)rc > cap) {
-		int32_t *bigger = mp_realloc(*ids, sizeof **ids * (size_t)rc);
-		if (!bigger)
-			return -ENOMEM;
-		*ids = bigger;
-		rc = mp_tok_encode(s->tok, text, len, flags, *ids, (size_t)rc);
-	}
-	if (rc < 0) {
-		fprintf(stderr, "moepager: cannot tokenize the prompt: %s\n", mp_strerror(rc));
-		return rc;
-	}
-	*n = (size_t)rc;
-	return 0;
+	int rc = mp_session_feed(c->s, ids, n, c->sampler, logits);
+	if (rc < 0)
+		fprintf(stderr, "moepager: %s\n", mp_session_error(c->s));
+	return rc;
+}
+
+static int encode(struct cli *c, const char *text, unsigned flags, int32_t **ids, size_t *n)
+{
+	int rc = mp_session_encode(c->s, text, flags, ids, n);
+	if (rc < 0)
+		fprintf(stderr, "moepager: %s\n", mp_session_error(c->s));
+	return rc;
 }
 
 /* One user turn of the R1 template, with the <think> opening the answer. */
-static int user_turn(struct session *s, const char *msg, int first, const float **logits)
+static int user_turn(struct cli *c, const char *msg, int first, const float **logits)
 {
 	struct mp_tok_msg m = { MP_TOK_USER, msg };
 	char *text;
@@ -299,39 +164,42 @@ static int user_turn(struct session *s, const char *msg, int first, const float 
 	if (len < 0)
 		return (int)len;
 	/* later turns continue the cached conversation: drop the leading BOS */
+	struct mp_tok *tok = mp_session_tok(c->s);
 	const char *body = text;
 	size_t bos_len = 0;
-	const char *bos = mp_tok_bos(s->tok) >= 0 ? mp_tok_piece(s->tok, mp_tok_bos(s->tok), &bos_len)
-					       : NULL;
+	const char *bos = mp_tok_bos(tok) >= 0 ? mp_tok_piece(tok, mp_tok_bos(tok), &bos_len) : NULL;
 	if (!first && bos && bos_len && strncmp(text, bos, bos_len) == 0)
 		body = text + bos_len;
 	int32_t *ids;
 	size_t n;
-	int rc = encode(s, body, (first ? MP_TOK_ADD_BOS : 0) | MP_TOK_PARSE_SPECIAL, &ids, &n);
+	int rc = encode(c, body, (first ? MP_TOK_ADD_BOS : 0) | MP_TOK_PARSE_SPECIAL, &ids, &n);
 	mp_free(text);
 	if (rc < 0)
 		return rc;
-	rc = feed(s, ids, n, logits);
+	rc = feed(c, ids, n, logits);
 	/* the template ends with "<think>\n": the answer starts in the think part */
 	for (size_t i = n >= 2 ? n - 2 : 0; rc == 0 && i < n; i++)
-		if (ids[i] == s->think_open)
-			s->in_think = 1;
-	if (s->in_think && s->tty && !s->hide_think)
+		if (ids[i] == c->think_open)
+			c->in_think = 1;
+	if (c->in_think && c->tty && !c->hide_think)
 		fputs("\033[2m", stdout);
 	mp_free(ids);
 	return rc;
 }
 
+/* ---- chat -------------------------------------------------------------------------- */
+
 /* With MOEPAGER_LOG=debug: the token ids at cached positions from..to-1 on
  * one line (tests compare the chat context with the template's rendering of
  * the conversation). */
-static void debug_ids(const struct session *s, const char *what, uint32_t from, uint32_t to)
+static void debug_ids(const struct cli *c, const char *what, uint32_t from, uint32_t to)
 {
 	if (mp_log_get_level() < MP_LOG_DEBUG)
 		return;
+	const int32_t *ids = mp_session_ids(c->s);
 	fprintf(stderr, "moepager: debug: %s (%u tokens):", what, to - from);
 	for (uint32_t i = from; i < to; i++)
-		fprintf(stderr, " %d", s->ids[i]);
+		fprintf(stderr, " %d", ids[i]);
 	fputc('\n', stderr);
 }
 
@@ -341,20 +209,23 @@ static void debug_ids(const struct session *s, const char *what, uint32_t from, 
  * after this turn's "<｜Assistant｜>", gen where the generated tokens start.
  * The cache is rewound to the longest prefix it shares with that form, and
  * the rest is fed (usually the answer's final part: its thinking goes). */
-static int close_answer(struct session *s, uint32_t asst, uint32_t gen)
+static int close_answer(struct cli *c, uint32_t asst, uint32_t gen)
 {
-	uint32_t pos = mp_model_pos(s->model);
-	size_t len = mp_tok_decode(s->tok, s->ids + gen, pos - gen, MP_TOK_DECODE_SPECIAL, NULL, 0);
+	struct mp_model *model = mp_session_model(c->s);
+	struct mp_tok *tok = mp_session_tok(c->s);
+	const int32_t *cached = mp_session_ids(c->s);
+	uint32_t pos = mp_model_pos(model);
+	size_t len = mp_tok_decode(tok, cached + gen, pos - gen, MP_TOK_DECODE_SPECIAL, NULL, 0);
 	char *text = mp_malloc(len + 1);
 	if (!text)
 		return -ENOMEM;
-	mp_tok_decode(s->tok, s->ids + gen, pos - gen, MP_TOK_DECODE_SPECIAL, text, len + 1);
+	mp_tok_decode(tok, cached + gen, pos - gen, MP_TOK_DECODE_SPECIAL, text, len + 1);
 	const char *body = text;
 	for (const char *q = strstr(text, "</think>"); q; q = strstr(q + 1, "</think>"))
 		body = q + strlen("</think>");
 	int32_t *want;
 	size_t n;
-	int rc = encode(s, body, MP_TOK_PARSE_SPECIAL, &want, &n);
+	int rc = encode(c, body, MP_TOK_PARSE_SPECIAL, &want, &n);
 	mp_free(text);
 	if (rc < 0)
 		return rc;
@@ -364,31 +235,33 @@ static int close_answer(struct session *s, uint32_t asst, uint32_t gen)
 		return -ENOMEM;
 	}
 	want = grown;
-	want[n++] = s->eos;
+	want[n++] = c->eos;
 	size_t same = 0;
-	while (same < n && asst + same < pos && s->ids[asst + same] == want[same])
+	while (same < n && asst + same < pos && cached[asst + same] == want[same])
 		same++;
-	mp_model_truncate(s->model, asst + (uint32_t)same);
+	mp_model_truncate(model, asst + (uint32_t)same);
 	const float *logits;
-	rc = same < n ? feed(s, want + same, n - same, &logits) : 0;
+	rc = same < n ? feed(c, want + same, n - same, &logits) : 0;
 	mp_free(want);
 	return rc;
 }
 
 /* The position after the last "<｜Assistant｜>" cached (0: none). */
-static uint32_t assistant_pos(const struct session *s)
+static uint32_t assistant_pos(const struct cli *c)
 {
-	int32_t a = mp_tok_find(s->tok, "<｜Assistant｜>", strlen("<｜Assistant｜>"));
-	for (uint32_t i = mp_model_pos(s->model); a >= 0 && i > 0; i--)
-		if (s->ids[i - 1] == a)
+	int32_t a = mp_tok_find(mp_session_tok(c->s), "<｜Assistant｜>", strlen("<｜Assistant｜>"));
+	const int32_t *ids = mp_session_ids(c->s);
+	for (uint32_t i = mp_model_pos(mp_session_model(c->s)); a >= 0 && i > 0; i--)
+		if (ids[i - 1] == a)
 			return i;
 	return 0;
 }
 
-static int chat(struct session *s, int64_t n_predict)
+static int chat(struct cli *c, int64_t n_predict)
 {
 	char line[8192];
 	int first = 1;
+	struct mp_model *model = mp_session_model(c->s);
 	for (;;) {
 		interrupted = 0;
 		fputs("> ", stdout);
@@ -399,368 +272,159 @@ static int chat(struct session *s, int64_t n_predict)
 		if (!line[0])
 			continue;
 		const float *logits;
-		if (user_turn(s, line, first, &logits) < 0)
+		if (user_turn(c, line, first, &logits) < 0)
 			return 1;
 		first = 0;
-		uint32_t asst = assistant_pos(s), gen = mp_model_pos(s->model);
-		debug_ids(s, "chat context", 0, gen);
-		generate(s, logits, n_predict);
-		debug_ids(s, "answer", gen, mp_model_pos(s->model));
-		s->in_think = 0;
-		mp_experts_end_sequence(s->experts);   /* one trace sequence per turn */
+		uint32_t asst = assistant_pos(c), gen = mp_model_pos(model);
+		debug_ids(c, "chat context", 0, gen);
+		generate(c, logits, n_predict);
+		debug_ids(c, "answer", gen, mp_model_pos(model));
+		c->in_think = 0;
+		mp_session_end_sequence(c->s);   /* one trace sequence per turn */
 		if (interrupted)
 			fputs("[stopped]\n", stdout);
-		if (asst && close_answer(s, asst, gen) < 0)
+		if (asst && close_answer(c, asst, gen) < 0)
 			return 1;
 	}
 	return 0;
 }
 
-static void print_speed(const struct session *s)
+/* ---- one run ----------------------------------------------------------------------- */
+
+/* --perplexity, --logits-out, --force-tokens: src/evaluate.c runs the text. */
+static int evaluate(const struct flags *f, struct cli *c)
 {
-	double ps = (double)s->prompt_ns / 1e9, gs = (double)s->gen_ns / 1e9;
-	fprintf(stderr, "moepager: prompt %llu tokens in %.2f s (%.2f tokens/s); decode %llu tokens "
-		"in %.2f s (%.2f tokens/s)\n", (unsigned long long)s->prompt_tokens, ps,
-		ps > 0 ? (double)s->prompt_tokens / ps : 0.0, (unsigned long long)s->gen_tokens, gs,
-		gs > 0 ? (double)s->gen_tokens / gs : 0.0);
+	char err[1024], settings[256], bsz[32];
+	char *text = NULL;
+	if (f->file && !(text = mp_file_read(f->file, NULL, err, sizeof err))) {
+		fprintf(stderr, "moepager: %s\n", err);
+		return 1;
+	}
+	const struct mp_session_flags *sf = &f->s;
+	int paged = mp_session_stats_path(c->s) != NULL;
+	struct mp_session_opts so;
+	struct mp_sampler_params unused;
+	mp_session_flags_apply(sf, "moepager", &so, &unused);
+	snprintf(settings, sizeof settings, "experts %u, kv %s, threads %lld, io %s, budget %s",
+		 mp_session_top_k(c->s), sf->kv_type == 1 ? "q8_0" : "f16", (long long)sf->threads,
+		 paged ? so.io : "none", paged ? mp_size_format(sf->cache_budget ? sf->cache_budget :
+								 sf->mem_limit, bsz, sizeof bsz)
+			: "all experts resident");
+	struct mp_eval_cli ec = { f->perplexity, f->logits_out, (uint32_t)f->logits_top,
+				  f->force_tokens, text ? text : f->prompt, f->raw, sf->n_predict,
+				  (uint32_t)sf->ctx, sf->model, settings };
+	int status = mp_eval_main(&ec, mp_session_model(c->s), mp_session_hparams(c->s),
+				  mp_session_tok(c->s), c->sampler);
+	mp_free(text);
+	return status;
 }
 
-/* The pager's one-screen summary at exit. */
-static void print_pager(struct mp_experts *x, const struct session *s)
+/* One prompt (-p, -f; templated or --raw) and its answer. */
+static int one_prompt(const struct flags *f, struct cli *c)
 {
-	struct rusage ru;
-	char rss[32];
-	if (getrusage(RUSAGE_SELF, &ru) == 0)
-		fprintf(stderr, "moepager: peak RSS %s\n",
-			mp_size_format((uint64_t)ru.ru_maxrss * 1024, rss, sizeof rss));
-	if (!x)
-		return;
-	struct mp_pager_info pi;
-	mp_pager_info(mp_experts_pager(x), &pi);
-	uint64_t uses = pi.hits + pi.pc_hits + pi.misses;
-	char a[32], b[32];
-	fprintf(stderr, "moepager: pager: %llu expert uses: %.1f%% pool hits, %.1f%% page-cache copies, "
-		"%.1f%% disk reads; read %s from disk, copied %s from the page cache; %llu evictions\n",
-		(unsigned long long)uses, uses ? 100.0 * (double)pi.hits / (double)uses : 0.0,
-		uses ? 100.0 * (double)pi.pc_hits / (double)uses : 0.0,
-		uses ? 100.0 * (double)pi.misses / (double)uses : 0.0,
-		mp_size_format(pi.bytes_read, a, sizeof a), mp_size_format(pi.pc_bytes, b, sizeof b),
-		(unsigned long long)pi.evictions);
-	double run_s = (double)(s->prompt_ns + s->gen_ns) / 1e9;
-	double wait_s = s->model ? (double)mp_model_wait_ns(s->model) / 1e9 : 0;
-	fprintf(stderr, "moepager: stall: %.2f s waiting for experts (%.1f%% of %.2f s); prefetch depth %d\n",
-		wait_s, run_s > 0 ? 100.0 * wait_s / run_s : 0.0, run_s,
-		s->model ? mp_model_prefetch_depth(s->model) : 0);
-	fprintf(stderr, "moepager: prefetch: %llu issued, %llu used, %llu wasted (precision %.2f)\n",
-		(unsigned long long)pi.pf_issued, (unsigned long long)pi.pf_used,
-		(unsigned long long)pi.pf_wasted,
-		pi.pf_issued ? (double)pi.pf_used / (double)pi.pf_issued : 0.0);
-}
-
-/* Sizes the pool with the plan, creates the stats segment and the pager-backed
- * expert source, and prints the plan.  Returns 0 or -1 (message printed). */
-static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t top_k,
-		       struct session *s, struct mp_plan *plan, int *plan_made,
-		       struct mp_experts **experts, struct mp_expert_source *src)
-{
-	const struct mp_hparams *hp = mp_modelfile_hparams(mf);
-	uint64_t fp = mp_loader_fingerprint(mp_modelfile_gguf(mf));
 	char err[1024];
-	/* the pager serves the routed experts from a bounded pool, sized by
-	 * the one plan function (src/plan->h) that moepager-gguf plan prints */
-	struct mp_plan_opts po = {
-		.cache_budget = f->cache_budget, .mem_limit = f->mem_limit, .ctx = (uint64_t)f->ctx,
-		.threads = (uint32_t)f->threads, .kv_q8 = f->kv_type == 1, .n_used = top_k,
-		.batch_scratch = mp_model_batch_bytes(hp, (uint32_t)f->batch, (uint32_t)f->ctx,
-						      (int)f->threads, top_k),
-	};
-	char a[32], b[32], c[32], d[32], e[32];
-	if (mp_plan_compute(mp_modelfile_gguf(mf), &po, plan, err, sizeof err) < 0) {
+	char *text = NULL;
+	if (f->file && !(text = mp_file_read(f->file, NULL, err, sizeof err))) {
 		fprintf(stderr, "moepager: %s\n", err);
-		return -1;
+		return 1;
 	}
-	*plan_made = 1;
-	uint64_t budget = plan->pool_bytes;
-	fprintf(stderr, "moepager: memory plan: resident weights %s + KV cache %s (%lld tokens) + "
-		"scratch %s + expert pool %s (%.0f%% of %s of routed experts)\n",
-		mp_size_format(plan->resident_bytes, a, sizeof a), mp_size_format(plan->kv_bytes, b, sizeof b),
-		(long long)f->ctx, mp_size_format(plan->scratch_bytes, c, sizeof c),
-		mp_size_format(budget, d, sizeof d), 100.0 * plan->pool_fraction,
-		mp_size_format(plan->routed_bytes, e, sizeof e));
-	if (mp_stats_create(&(struct mp_stats_config){ f->stats_file, f->keep_stats, hp->n_layer,
-						       hp->n_expert, fp,
-						       io_names[f->io] }, &s->stats, err, sizeof err) < 0) {
-		fprintf(stderr, "moepager: %s\n", err);
-		return -1;
+	const char *prompt = text ? text : f->prompt ? f->prompt : "";
+	const float *logits;
+	int rc;
+	if (f->raw) {
+		int32_t *ids;
+		size_t n;
+		if ((rc = encode(c, prompt, MP_TOK_ADD_BOS | MP_TOK_PARSE_SPECIAL, &ids, &n)) == 0) {
+			if (n == 0) {
+				fprintf(stderr, "moepager: the prompt is empty and the vocabulary has no BOS\n");
+				rc = -MP_EARG;
+			} else {
+				rc = feed(c, ids, n, &logits);
+			}
+			mp_free(ids);
+		}
+	} else {
+		rc = user_turn(c, prompt, 1, &logits);
 	}
-	struct mp_pager_config pc;
-	memset(&pc, 0, sizeof pc);
-	pc.budget = budget;
-	pc.io = io_names[f->io];
-	pc.io_depth = (uint32_t)f->io_depth;
-	pc.stats = s->stats;
-	char profile_path[4096] = "";
-	if (!f->no_profile) {
-		if (f->profile)
-			snprintf(profile_path, sizeof profile_path, "%s", f->profile);
-		else
-			mp_profile_default_path(fp, profile_path, sizeof profile_path);
-	}
-	struct mp_experts_opts xo = {
-		.policy = f->policy == 1 ? MP_POLICY_LRU : MP_POLICY_MOEPAGER,
-		.prefetch = f->prefetch != 0,
-		.trace_out = f->trace_out,
-		.profile = profile_path[0] ? profile_path : NULL,
-		.fingerprint = fp,
-	};
-	if (mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf), top_k, &pc,
-			      &xo, experts, src, err, sizeof err) < 0) {
-		fprintf(stderr, "moepager: %s\n", err);
-		return -1;
-	}
-	s->experts = *experts;
-	struct mp_pager_info pi;
-	mp_pager_info(mp_experts_pager(*experts), &pi);
-	mp_stats_set_backend(s->stats, pi.backend);
-	fprintf(stderr, "moepager: expert pool: %u slots, %s, io %s\n", pi.n_slots,
-		pi.fits ? "every expert fits: the model is read whole" : "experts are paged", pi.backend);
-	if (mp_pager_message(mp_experts_pager(*experts))[0])
-		fprintf(stderr, "moepager: %s\n", mp_pager_message(mp_experts_pager(*experts)));
-	fprintf(stderr, "moepager: stats: %s (watch with moepager-stat); policy %s, prefetch %s, "
-		"depth %s\n", mp_stats_path(s->stats), policy_names[f->policy], prefetch_names[f->prefetch],
-		f->prefetch_depth);
-	return 0;
+	mp_free(text);
+	if (rc < 0)
+		return 1;
+	return generate(c, logits, f->s.n_predict) < 0 ? 1 : 0;
 }
 
 static int run(const struct flags *f)
 {
-	char err[1024], why[256];
-	int status = 1;
-	struct mp_modelfile *mf = NULL;
-	struct mp_resident_experts *res = NULL;
-	struct mp_experts *experts = NULL;
-	struct mp_plan plan;
-	int plan_made = 0;
-	struct mp_threads *threads = NULL;
-	struct session s;
-	memset(&s, 0, sizeof s);
-	char *prompt_text = NULL;
-
-	if (mp_dispatch_init(why, sizeof why) < 0) {
-		fprintf(stderr, "moepager: %s\n", why);
-		return 1;
-	}
-	if (mp_modelfile_open(f->model, &mf, err, sizeof err) < 0) {
-		fprintf(stderr, "moepager: %s\n", err);
-		return 1;
-	}
-	const struct mp_hparams *hp = mp_modelfile_hparams(mf);
-	if (mp_loader_tokenizer(mp_modelfile_gguf(mf), &s.tok, err, sizeof err) < 0) {
-		fprintf(stderr, "moepager: %s\n", err);
-		goto out;
-	}
-	struct mp_expert_source src;
-	uint32_t top_k = f->experts ? (uint32_t)f->experts : hp->n_expert_used;
-	if ((f->cache_budget || f->mem_limit) && hp->n_dense_lead < hp->n_layer) {
-		if (start_pager(f, mf, top_k, &s, &plan, &plan_made, &experts, &src) < 0)
-			goto out;
-	} else if (mp_resident_experts_create(hp, mp_modelfile_weights(mf), &res, &src) < 0 &&
-		   hp->n_dense_lead < hp->n_layer) {
-		fprintf(stderr, "moepager: %s: the routed-expert tensors do not match the metadata\n", f->model);
-		goto out;
-	}
-	int depth = -1;
-	if (strcmp(f->prefetch_depth, "auto") != 0) {
-		char *end;
-		long d = strtol(f->prefetch_depth, &end, 10);
-		if (*end || end == f->prefetch_depth || d < 1 || d > 16) {
-			fprintf(stderr, "moepager: --prefetch-depth %s: expected auto or a number from 1 to 16\n",
-				f->prefetch_depth);
-			goto out;
-		}
-		depth = (int)d;
-	}
-	if (mp_threads_create((int)f->threads, &threads) < 0) {
-		fprintf(stderr, "moepager: cannot start %lld threads\n", (long long)f->threads);
-		goto out;
-	}
-	struct mp_model_opts mo = {
-		.n_ctx = (uint32_t)f->ctx,
-		.kv_type = f->kv_type == 1 ? MP_KV_Q8_0 : MP_KV_F16,
-		.n_expert_used = (uint32_t)f->experts,
-		.no_groups = f->no_groups,
-		.absorb = 1,
-		.threads = threads,
-		.prefetch_depth = f->prefetch == 0 ? 0 : depth,
-		.prefetch_history = f->prefetch == 2,
-		.n_batch = (uint32_t)f->batch,
-	};
-	if (mp_model_create(hp, mp_modelfile_weights(mf), &src, &mo, &s.model, err, sizeof err) < 0) {
-		fprintf(stderr, "moepager: %s: %s\n", f->model, err);
-		goto out;
-	}
+	char err[1024];
+	struct mp_session_opts so;
 	struct mp_sampler_params sp;
-	mp_sampler_params_r1(&sp);
-	sp.temperature = (float)f->temp;
-	sp.top_k = (int32_t)f->top_k;
-	sp.top_p = (float)f->top_p;
-	sp.min_p = (float)f->min_p;
-	sp.repeat_penalty = (float)f->repeat_penalty;
-	sp.penalty_last_n = (int32_t)f->repeat_last_n;
-	sp.seed = f->seed_given ? (uint64_t)f->seed : mp_clock_now_ns() ^ ((uint64_t)getpid() << 32);
-	if (mp_sampler_create(&sp, hp->n_vocab, &s.sampler, err, sizeof err) < 0) {
+	mp_session_flags_apply(&f->s, "moepager", &so, &sp);
+	struct cli c;
+	memset(&c, 0, sizeof c);
+	if (mp_session_open(&so, &c.s, err, sizeof err) < 0) {
+		fprintf(stderr, "moepager: %s\n", err);
+		return 1;
+	}
+	int status = 1;
+	if (mp_sampler_create(&sp, mp_session_hparams(c.s)->n_vocab, &c.sampler, err, sizeof err) < 0) {
 		fprintf(stderr, "moepager: %s\n", err);
 		goto out;
 	}
-	s.n_ctx = (uint32_t)f->ctx;
-	s.eos = mp_tok_eos(s.tok);
-	if (f->ignore_eos)
-		mp_sampler_ban(s.sampler, s.eos);
-	s.think_open = mp_tok_find(s.tok, "<think>", 7);
-	s.think_close = mp_tok_find(s.tok, "</think>", 8);
-	s.tty = isatty(STDOUT_FILENO);
-	s.hide_think = f->hide_think;
-	s.out_cap = mp_tok_stream_cap(s.tok);
-	s.out = mp_malloc(s.out_cap);
-	if (!s.out)
-		goto out;
-	mp_tok_stream_init(&s.stream, 0);
-
-	char msz[32];
-	uint64_t bytes = 0;
-	for (uint32_t p = 0; p < mp_gguf_part_count(mp_modelfile_gguf(mf)); p++)
-		bytes += mp_gguf_part_size(mp_modelfile_gguf(mf), p);
-	fprintf(stderr, "moepager: %s: %u layers, %u experts (top-%u), %s, kernels %s, %lld threads, %s\n",
-		f->model, hp->n_layer, hp->n_expert, top_k, mp_size_format(bytes, msz, sizeof msz),
-		mp_dispatch_name(mp_dispatch_path()), (long long)f->threads,
-		experts ? "routed experts paged" : "all weights mapped (no --cache-budget/--mem-limit)");
-
+	struct mp_tok *tok = mp_session_tok(c.s);
+	c.eos = mp_tok_eos(tok);
+	if (f->s.ignore_eos)
+		mp_sampler_ban(c.sampler, c.eos);
+	c.think_open = mp_tok_find(tok, "<think>", 7);
+	c.think_close = mp_tok_find(tok, "</think>", 8);
+	c.tty = isatty(STDOUT_FILENO);
+	c.hide_think = f->hide_think;
 	if (f->perplexity || f->logits_out || f->force_tokens) {
-		/* quality measurement: src/evaluate.c runs the text and the recorder */
-		if (f->file && !(prompt_text = mp_file_read(f->file, NULL, err, sizeof err))) {
-			fprintf(stderr, "moepager: %s\n", err);
-			goto out;
-		}
-		char settings[256], bsz[32];
-		snprintf(settings, sizeof settings, "experts %u, kv %s, threads %lld, io %s, budget %s", top_k,
-			 kv_types[f->kv_type], (long long)f->threads, experts ? io_names[f->io] : "none",
-			 experts ? mp_size_format(f->cache_budget ? f->cache_budget : f->mem_limit, bsz,
-						  sizeof bsz) : "all experts resident");
-		struct mp_eval_cli ec = { f->perplexity, f->logits_out, (uint32_t)f->logits_top,
-					  f->force_tokens, prompt_text ? prompt_text : f->prompt, f->raw,
-					  f->n_predict, (uint32_t)f->ctx, f->model, settings };
-		status = mp_eval_main(&ec, s.model, hp, s.tok, s.sampler);
-		print_pager(experts, &s);
+		status = evaluate(f, &c);
+		mp_session_print_pager(c.s);
 		goto out;
 	}
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_sigint;
 	sigaction(SIGINT, &sa, NULL);
-
-	if (f->interactive) {
-		status = chat(&s, f->n_predict);
-		print_speed(&s);
-		print_pager(experts, &s);
-		goto out;
-	}
-	if (f->file) {
-		prompt_text = mp_file_read(f->file, NULL, err, sizeof err);
-		if (!prompt_text) {
-			fprintf(stderr, "moepager: %s\n", err);
-			goto out;
-		}
-	}
-	const char *prompt = prompt_text ? prompt_text : f->prompt ? f->prompt : "";
-	const float *logits;
-	if (f->raw) {
-		int32_t *ids;
-		size_t n;
-		if (encode(&s, prompt, MP_TOK_ADD_BOS | MP_TOK_PARSE_SPECIAL, &ids, &n) < 0)
-			goto out;
-		if (n == 0) {
-			fprintf(stderr, "moepager: the prompt is empty and the vocabulary has no BOS\n");
-			mp_free(ids);
-			goto out;
-		}
-		int rc = feed(&s, ids, n, &logits);
-		mp_free(ids);
-		if (rc < 0)
-			goto out;
-	} else if (user_turn(&s, prompt, 1, &logits) < 0) {
-		goto out;
-	}
-	status = generate(&s, logits, f->n_predict) < 0 ? 1 : 0;
-	print_speed(&s);
-	print_pager(experts, &s);
+	status = f->interactive ? chat(&c, f->s.n_predict) : one_prompt(f, &c);
+	mp_session_print_speed(c.s);
+	mp_session_print_pager(c.s);
 out:
-	mp_free(prompt_text);
-	mp_free(s.out);
-	mp_free(s.ids);
-	mp_sampler_destroy(s.sampler);
-	mp_model_destroy(s.model);
-	mp_tok_destroy(s.tok);
-	mp_threads_destroy(threads);
-	mp_resident_experts_destroy(res);
-	mp_experts_destroy(experts);
-	mp_stats_destroy(s.stats);
-	if (plan_made)
-		mp_plan_free(&plan);
-	mp_modelfile_close(mf);
+	mp_sampler_destroy(c.sampler);
+	mp_session_close(c.s);
 	return status;
 }
 
 int main(int argc, char **argv)
 {
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-	struct flags f = {
-		.n_predict = 256, .threads = ncpu > 0 ? ncpu : 1, .ctx = 4096, .top_k = 0,
-		.repeat_last_n = 64, .experts = 0, .seed = 0, .temp = 0.6, .top_p = 0.95,
-		.min_p = 0.01, .repeat_penalty = 1.0, .kv_type = 0, .io_depth = 32, .prefetch = 1,
-		.prefetch_depth = "auto",
-		.logits_top = 20, .batch = 512,
-	};
-	const struct mp_opt opts[] = {
-		{ "model", 'm', MP_OPT_STRING, &f.model, "PATH", "model file (first part of a split model)", 0, 0, NULL, NULL },
+	struct flags f = { .logits_top = 20 };
+	mp_session_flags_init(&f.s);
+	const struct mp_opt head[] = {
 		{ "prompt", 'p', MP_OPT_STRING, &f.prompt, "TEXT", "prompt, sent as one user turn of the chat template", 0, 0, NULL, NULL },
 		{ "file", 'f', MP_OPT_STRING, &f.file, "PATH", "read the prompt from a file", 0, 0, NULL, NULL },
 		{ "interactive", 'i', MP_OPT_FLAG, &f.interactive, NULL, "chat: read user turns from standard input", 0, 0, NULL, NULL },
 		{ "raw", 0, MP_OPT_FLAG, &f.raw, NULL, "use the prompt as is, without the chat template", 0, 0, NULL, NULL },
-		{ "n-predict", 'n', MP_OPT_INT, &f.n_predict, "N", "tokens to generate, -1 = until end of text", -1, 1e9, NULL, NULL },
-		{ "ignore-eos", 0, MP_OPT_FLAG, &f.ignore_eos, NULL, "never end the answer at the end-of-text token (fixed lengths for benchmarks)", 0, 0, NULL, NULL },
-		{ "ctx-size", 'c', MP_OPT_INT, &f.ctx, "N", "context length (KV cache positions)", 16, 1 << 24, NULL, NULL },
-		{ "threads", 't', MP_OPT_INT, &f.threads, "N", "compute threads", 1, 1024, NULL, NULL },
-		{ "batch-size", 'b', MP_OPT_INT, &f.batch, "N", "prompt tokens per layer-major batch; 1 = one token at a time", 1, 1 << 24, NULL, NULL },
-		{ "temp", 0, MP_OPT_FLOAT, &f.temp, "T", "temperature; 0 = greedy", 0, 100, NULL, NULL },
-		{ "top-k", 0, MP_OPT_INT, &f.top_k, "N", "keep the N most likely tokens; 0 = off", 0, 1e9, NULL, NULL },
-		{ "top-p", 0, MP_OPT_FLOAT, &f.top_p, "P", "nucleus sampling mass; 1 = off", 0, 1, NULL, NULL },
-		{ "min-p", 0, MP_OPT_FLOAT, &f.min_p, "P", "drop tokens below P times the best one's probability", 0, 1, NULL, NULL },
-		{ "repeat-penalty", 0, MP_OPT_FLOAT, &f.repeat_penalty, "F", "penalty for repeated tokens; 1 = off", 0.01, 100, NULL, NULL },
-		{ "repeat-last-n", 0, MP_OPT_INT, &f.repeat_last_n, "N", "tokens the repeat penalty looks back", 0, 1e9, NULL, NULL },
-		{ "seed", 0, MP_OPT_INT, &f.seed, "N", "sampling seed (default: random)", 0, 9.2e18, NULL, &f.seed_given },
-		{ "experts", 0, MP_OPT_INT, &f.experts, "K", "routed experts per token (fewer: faster, worse answers); 0 = the model's", 0, 64, NULL, NULL },
-		{ "kv-type", 0, MP_OPT_CHOICE, &f.kv_type, "TYPE", "KV cache type: f16 or q8_0 (half the size)", 0, 0, kv_types, NULL },
-		{ "no-expert-groups", 0, MP_OPT_FLAG, &f.no_groups, NULL, "ignore expert groups (llama.cpp parity on old files)", 0, 0, NULL, NULL },
 		{ "hide-think", 0, MP_OPT_FLAG, &f.hide_think, NULL, "do not print the <think> part", 0, 0, NULL, NULL },
-		{ "cache-budget", 0, MP_OPT_SIZE, &f.cache_budget, "SIZE", "expert pool size (e.g. 96G); routed experts are paged from disk", 0, 0, NULL, NULL },
-		{ "mem-limit", 0, MP_OPT_SIZE, &f.mem_limit, "SIZE", "whole-process memory limit; the expert pool gets what is left", 0, 0, NULL, NULL },
-		{ "io", 0, MP_OPT_CHOICE, &f.io, "BACKEND", "expert reads: auto, uring, aio, sync or mmap", 0, 0, io_names, NULL },
-		{ "io-depth", 0, MP_OPT_INT, &f.io_depth, "N", "expert reads in flight", 1, 4096, NULL, NULL },
-		{ "stats-file", 0, MP_OPT_STRING, &f.stats_file, "PATH", "stats segment (default /dev/shm/moepager-PID.stats)", 0, 0, NULL, NULL },
-		{ "keep-stats", 0, MP_OPT_FLAG, &f.keep_stats, NULL, "keep the stats segment after exit", 0, 0, NULL, NULL },
-		{ "prefetch", 0, MP_OPT_CHOICE, &f.prefetch, "MODE", "expert prefetch: none, lookahead (router look-ahead) or full (also the previous token's experts)", 0, 0, prefetch_names, NULL },
-		{ "prefetch-depth", 0, MP_OPT_STRING, &f.prefetch_depth, "N", "layers the look-ahead covers: auto (adapts to waits) or 1-16", 0, 0, NULL, NULL },
-		{ "policy", 0, MP_OPT_CHOICE, &f.policy, "NAME", "expert eviction: moepager (learned next-token probability) or lru", 0, 0, policy_names, NULL },
-		{ "trace-out", 0, MP_OPT_STRING, &f.trace_out, "PATH", "record routing and pager outcomes (MOETRACE v2, for moepager-sim)", 0, 0, NULL, NULL },
-		{ "profile", 0, MP_OPT_STRING, &f.profile, "PATH", "usage profile that warms the pool at start and is saved at exit (default: $XDG_CACHE_HOME/moepager/FINGERPRINT.profile)", 0, 0, NULL, NULL },
-		{ "no-profile", 0, MP_OPT_FLAG, &f.no_profile, NULL, "neither read nor save a usage profile", 0, 0, NULL, NULL },
+	};
+	const struct mp_opt tail[] = {
 		{ "perplexity", 0, MP_OPT_FLAG, &f.perplexity, NULL, "perplexity of the -f text in chunks of --ctx-size, scoring each chunk's second half", 0, 0, NULL, NULL },
 		{ "logits-out", 0, MP_OPT_STRING, &f.logits_out, "FILE", "write every evaluated position's logits and routing as JSON (docs/logits-format.md)", 0, 0, NULL, NULL },
 		{ "logits-top", 0, MP_OPT_INT, &f.logits_top, "K", "logits kept per position in --logits-out", 1, 1024, NULL, NULL },
 		{ "force-tokens", 0, MP_OPT_STRING, &f.force_tokens, "IDS", "feed these token ids (1,2,3 or @FILE) after the prompt instead of sampling", 0, 0, NULL, NULL },
 		{ "version", 'V', MP_OPT_FLAG, &f.version, NULL, "print the version, CPU features, kernel path and I/O backends", 0, 0, NULL, NULL },
 	};
-	const size_t n_opts = sizeof opts / sizeof opts[0];
+	/* -m, this command's prompt flags, the shared model and sampling flags, the rest */
+	struct mp_opt shared[MP_SESSION_N_FLAGS];
+	mp_session_flag_table(&f.s, shared);
+	struct mp_opt opts[MP_SESSION_N_FLAGS + sizeof head / sizeof head[0] + sizeof tail / sizeof tail[0]];
+	size_t n_opts = 0;
+	opts[n_opts++] = shared[0];
+	for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+		opts[n_opts++] = head[i];
+	for (size_t i = 1; i < MP_SESSION_N_FLAGS; i++)
+		opts[n_opts++] = shared[i];
+	for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++)
+		opts[n_opts++] = tail[i];
 	char err[256];
 	int rc = mp_opt_parse(opts, n_opts, argc, argv, NULL, 0, NULL, err, sizeof err);
 	if (rc == 1) {
@@ -773,7 +437,7 @@ int main(int argc, char **argv)
 	}
 	if (f.version)
 		return report();
-	if (!f.model) {
+	if (!f.s.model) {
 		fprintf(stderr, "moepager: -m MODEL.gguf is required (see --help)\n");
 		return 2;
 	}

@@ -595,6 +595,9 @@ static int run_batch(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_mo
 							  b->h + i * D, (int64_t)D);
 	for (uint32_t L = 0; L < hp->n_layer; L++) {
 		const struct mp_layer_weights *lw = &w->layer[L];
+		if (m->cancel && m->cancel(m->cancel_ctx))
+			return batch_failed(m, (mp_model_fail(m, "the prompt was given up at position %u, "
+							      "layer %u", p0, L), -MP_ECANCELLED));
 		rmsnorm_rows(b->x, b->h, lw->attn_norm.data, n, (int64_t)D, hp->eps);
 		attn_batch(m, L, n);
 		mp_ops_axpy(b->h, b->f, 1.0f, (int64_t)(n * D));
@@ -631,6 +634,9 @@ static int prefill_steps(struct mp_model *m, const uint32_t *toks, uint32_t n,
 {
 	for (uint32_t i = 0; i < n; i++) {
 		const float *logits;
+		if (m->cancel && m->cancel(m->cancel_ctx))
+			return mp_model_fail(m, "the prompt was given up at position %u", m->pos),
+			       -MP_ECANCELLED;
 		int rc = mp_model_step(m, toks[i], &logits);
 		if (rc < 0)
 			return rc;
@@ -667,6 +673,12 @@ int mp_model_prefill(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_mo
 			return rc;
 	}
 	return 0;
+}
+
+void mp_model_set_cancel(struct mp_model *m, int (*cancel)(void *ctx), void *ctx)
+{
+	m->cancel = cancel;
+	m->cancel_ctx = ctx;
 }
 
 void mp_model_prefill_counts(const struct mp_model *m, uint64_t *experts, uint64_t *tokens)

@@ -43,7 +43,7 @@ dist_check_SCRIPTS += tests/stat.test
 # "Options:" with defaults; its --version's first line "NAME VERSION").  The
 # NAME line is the description's first sentence.  Without help2man (configure
 # says so) no page is built or installed.
-MP_MAN_TOOLS = moepager moepager-sim moepager-stat moepager-compare moepager-gguf moepager-mkmodel
+MP_MAN_TOOLS = moepager moepager-server moepager-sim moepager-stat moepager-compare moepager-gguf moepager-mkmodel
 if HAVE_HELP2MAN
 man1_MANS = $(MP_MAN_TOOLS:=.1)
 CLEANFILES += $(man1_MANS)
@@ -67,3 +67,53 @@ moepager_compare_SOURCES = tools/moepager-compare.c
 moepager_compare_LDADD = $(SRC_LIBS)
 dist_check_SCRIPTS += tests/quality.test
 
+# moepager-server: the OpenAI-compatible HTTP server (docs/server.md).  Its
+# modules form one convenience library, so the tests link what the server runs.
+noinst_LTLIBRARIES += libmpserver.la
+libmpserver_la_CPPFLAGS = $(TOOLS_CPPFLAGS) $(MHD_CFLAGS)
+libmpserver_la_SOURCES = \
+	tools/api.c \
+	tools/api.h \
+	tools/httpd.c \
+	tools/httpd.h \
+	tools/job.c \
+	tools/job.h \
+	tools/jobq.c \
+	tools/jobq.h \
+	tools/metrics.c \
+	tools/metrics.h \
+	tools/reply.c \
+	tools/reply.h \
+	tools/worker.c \
+	tools/worker.h
+SERVER_LIBS = libmpserver.la $(SRC_LIBS) $(MHD_LIBS)
+
+bin_PROGRAMS += moepager-server
+moepager_server_CPPFLAGS = $(TOOLS_CPPFLAGS)
+moepager_server_SOURCES = tools/moepager-server.c
+moepager_server_LDADD = $(SERVER_LIBS)
+
+check_PROGRAMS += tests/test_api
+tests_test_api_CPPFLAGS = $(TOOLS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_api_SOURCES = tests/test_api.c tests/mp_test.h
+tests_test_api_LDADD = $(SERVER_LIBS)
+
+check_PROGRAMS += tests/test_reply
+tests_test_reply_CPPFLAGS = $(TOOLS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_reply_SOURCES = tests/test_reply.c tests/mp_test.h
+tests_test_reply_LDADD = $(SERVER_LIBS)
+
+check_PROGRAMS += tests/test_server_parts
+tests_test_server_parts_CPPFLAGS = $(TOOLS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_server_parts_SOURCES = tests/test_server_parts.c tests/mp_test.h
+tests_test_server_parts_LDADD = $(SERVER_LIBS)
+
+dist_check_SCRIPTS += tests/server.test
+EXTRA_DIST += tests/server-lib.sh
+dist_check_SCRIPTS += tests/server-openai.test
+EXTRA_DIST += tests/server_client.mjs
+# the openai client library the test installs into the build tree
+clean-local: clean-test-npm
+clean-test-npm:
+	-rm -rf tests/npm
+.PHONY: clean-test-npm
