@@ -10,8 +10,11 @@
  * again just before each type (the load of a shared machine drifts); plus, for
  * each kernel, the rate on a 4 MiB matrix that stays in the cache (what one
  * core computes when memory is not the limit).  Each figure
- * is the best of several repetitions (at least 3 and 0.3 s).  Prints a
- * Markdown table for bench/README.md.
+ * is the best of several repetitions (at least 3 and 0.3 s).  Before the
+ * types, (0) the cost of one parallel region of the thread pool: an empty job
+ * run after the caller worked alone for a gap, with the pool's default spin
+ * and with spinning off (median of many runs).  Prints Markdown tables for
+ * bench/README.md.
  *
  *   bench/kernels [--threads N] [--mb MB] [--types Q4_K,Q6_K,...] [--paths scalar,avx2,...]
  */
@@ -138,6 +141,61 @@ static void run_matvec(void *ctx)
 	}
 }
 
+static void empty_job(void *ctx, int ith, int nth)
+{
+	(void)ctx;
+	(void)ith;
+	(void)nth;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Median ns of one empty parallel region on pool, each run after the caller
+ * busy-waited gap_us alone (serial work between two regions). */
+static double region_ns(struct mp_threads *pool, unsigned gap_us)
+{
+	enum { MAXREP = 2000 };
+	static uint64_t t[MAXREP];
+	int reps = gap_us ? (int)(300000u / gap_us) : MAXREP;
+	reps = reps < 25 ? 25 : reps > MAXREP ? MAXREP : reps;
+	mp_threads_run(pool, empty_job, NULL);
+	for (int r = 0; r < reps; r++) {
+		uint64_t until = mp_clock_now_ns() + (uint64_t)gap_us * 1000u;
+		while (mp_clock_now_ns() < until)
+			;
+		uint64_t t0 = mp_clock_now_ns();
+		mp_threads_run(pool, empty_job, NULL);
+		t[r] = mp_clock_now_ns() - t0;
+	}
+	qsort(t, (size_t)reps, sizeof t[0], cmp_u64);
+	return (double)t[reps / 2];
+}
+
+/* Table (0): the cost of one parallel region against the gap before it. */
+static void bench_pool(struct mp_threads *pool, int n)
+{
+	static const unsigned gaps[] = { 0, 20, 100, 500, 2000, 10000 };
+	printf("Thread pool, %d threads: one empty parallel region (wake the workers, run,\n"
+	       "join), median microseconds, after the caller worked alone for the gap.\n\n", n);
+	printf("| gap before the region, µs | spin %u µs (default), µs | no spin (sleep at once), µs |\n",
+	       MP_THREADS_SPIN_US);
+	printf("| ---: | ---: | ---: |\n");
+	for (size_t g = 0; g < sizeof gaps / sizeof gaps[0]; g++) {
+		mp_threads_set_spin_us(pool, MP_THREADS_SPIN_US);
+		double spin = region_ns(pool, gaps[g]);
+		mp_threads_set_spin_us(pool, 0);
+		double none = region_ns(pool, gaps[g]);
+		printf("| %u | %.1f | %.1f |\n", gaps[g], spin * 1e-3, none * 1e-3);
+		fflush(stdout);
+	}
+	mp_threads_set_spin_us(pool, MP_THREADS_SPIN_US);
+	printf("\n");
+}
+
 static int in_list(const char *list, const char *name)
 {
 	if (!list)
@@ -215,6 +273,10 @@ static void print_header(const struct bench *b, int argc, char **argv)
 	printf("\nweights: %ld MiB per matrix, %d columns; times are the best of >= 3 runs\n", b->mb,
 	       COLS);
 	printf("load average at start: %.2f\n\n", load_avg());
+}
+
+static void print_table_head(const struct bench *b)
+{
 	printf("Each type's first row is the memory read bandwidth, measured just before its\n"
 	       "kernels; the percentages are of that row.\n\n");
 	printf("| type | path | in-cache GB/s, 1 thread | GB/s, 1 thread | of read bw | GB/s, %d thread%s | of read bw |\n",
@@ -294,6 +356,8 @@ int main(int argc, char **argv)
 		b.src[i] = (float)mp_rng_normal(&r) * 0.02f;
 
 	print_header(&b, argc, argv);
+	bench_pool(b.pooln, b.nthreads);
+	print_table_head(&b);
 	static const enum mp_type hot[] = { MP_TYPE_Q4_K, MP_TYPE_Q6_K, MP_TYPE_Q8_0, MP_TYPE_Q2_K,
 					    MP_TYPE_Q3_K, MP_TYPE_Q5_K, MP_TYPE_BF16, MP_TYPE_F16,
 					    MP_TYPE_F32 };
