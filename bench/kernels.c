@@ -358,8 +358,12 @@ int main(int argc, char **argv)
 	print_header(&b, argc, argv);
 	bench_pool(b.pooln, b.nthreads);
 	print_table_head(&b);
-	static const enum mp_type hot[] = { MP_TYPE_Q4_K, MP_TYPE_Q6_K, MP_TYPE_Q8_0, MP_TYPE_Q2_K,
-					    MP_TYPE_Q3_K, MP_TYPE_Q5_K, MP_TYPE_BF16, MP_TYPE_F16,
+	/* the Q4_K_M types, then those of the 1.6-2.7-bit R1 files (IQ1_S ...
+	 * Q3_K), then the float types */
+	static const enum mp_type hot[] = { MP_TYPE_Q4_K, MP_TYPE_Q6_K, MP_TYPE_Q8_0, MP_TYPE_Q5_0,
+					    MP_TYPE_Q5_K, MP_TYPE_IQ1_S, MP_TYPE_IQ1_M,
+					    MP_TYPE_IQ2_XXS, MP_TYPE_IQ2_XS, MP_TYPE_IQ3_XXS,
+					    MP_TYPE_Q2_K, MP_TYPE_Q3_K, MP_TYPE_BF16, MP_TYPE_F16,
 					    MP_TYPE_F32 };
 	int rc = 0;
 	for (size_t k = 0; k < sizeof hot / sizeof hot[0] && rc == 0; k++)

@@ -1,6 +1,6 @@
 /*
  * quant_x86.h — the 256-bit x86 dot products of the K-quants Q2_K, Q3_K,
- * Q5_K, Q4_K and Q6_K, Q8_0 and the float types, written once and compiled
+ * Q5_K, Q4_K and Q6_K, Q8_0, Q5_0 and the float types, written once and compiled
  * twice: by quant_avx2.c (AVX2) and by quant_avx512.c (the same code with
  * EVEX encoding, for the types it has no 512-bit kernel of its own).  Not a
  * public header: the includer defines
@@ -285,6 +285,52 @@ X86_TARGET static float X86(q8_0_dot)(int64_t n, const void *w, const void *a)
 					       _mm256_cvtepi8_epi16(_mm256_extracti128_si256(av, 1)));
 		__m256 d = _mm256_set1_ps(_cvtsh_ss(x[b].d) * _cvtsh_ss(y[b].d));
 		__m256 p = _mm256_cvtepi32_ps(_mm256_add_epi32(p0, p1));
+		if (b & 1)
+			acc1 = _mm256_fmadd_ps(d, p, acc1);
+		else
+			acc0 = _mm256_fmadd_ps(d, p, acc0);
+	}
+	return X86(hsum_ps)(_mm256_add_ps(acc0, acc1));
+}
+
+/* The 32 fifth bits of a Q5_0 block (element j = bit j of qh) as bytes:
+ * 0xFF where the bit is set, 0x00 where not.  Each 128-bit lane holds qh
+ * four times, the shuffle gives byte i of the result qh's byte i/8, and the
+ * AND picks bit i%8. */
+X86_TARGET static inline __m256i X86(q5_bits)(uint32_t qh)
+{
+	const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+					      2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+	__m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf);
+	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+/* Q5_0 · Q8_0 (attn_k_b in R1 files): the unsigned codes u = low nibble |
+ * fifth bit << 4 (0..31) go through maddubs against the activation bytes,
+ * minus 16·Σa by a second maddubs (value = u − 16); pairs stay within
+ * ±2·31·128, so the int32 block sums are exact.  Accumulated as f32 lanes like
+ * Q8_0: d_w·d_a·Σ, so the result matches the scalar reference to float
+ * rounding (not bit for bit). */
+X86_TARGET static float X86(q5_0_dot)(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_q5_0 *x = w;
+	const struct mp_block_q8_0 *y = a;
+	const __m256i m4 = _mm256_set1_epi8(0x0F), c16 = _mm256_set1_epi8(16);
+	const __m256i ones = _mm256_set1_epi16(1);
+	__m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+	int64_t nb = n / MP_QK8;
+	for (int64_t b = 0; b < nb; b++) {
+		X86(prefetch)(&x[b], (int)sizeof x[b]);
+		__m128i q = _mm_loadu_si128((const __m128i *)x[b].qs);
+		__m256i lo = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+		uint32_t qh;
+		memcpy(&qh, x[b].qh, 4);
+		__m256i u = _mm256_or_si256(lo, _mm256_and_si256(X86(q5_bits)(qh), c16));
+		__m256i av = X86(loadu)(y[b].qs);
+		__m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(u, av), _mm256_maddubs_epi16(c16, av));
+		__m256 p = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+		__m256 d = _mm256_set1_ps(_cvtsh_ss(x[b].d) * _cvtsh_ss(y[b].d));
 		if (b & 1)
 			acc1 = _mm256_fmadd_ps(d, p, acc1);
 		else
