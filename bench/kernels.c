@@ -16,7 +16,8 @@
  * and with spinning off (median of many runs).  Prints Markdown tables for
  * bench/README.md.
  *
- *   bench/kernels [--threads N] [--mb MB] [--types Q4_K,Q6_K,...] [--paths scalar,avx2,...]
+ *   bench/kernels [--threads N] [--mb MB] [--cols N] [--types Q4_K,Q6_K,...] [--paths scalar,avx2,...]
+ * --cols 128 with --types Q5_0 is the shape of R1's attn_k_b rows.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -37,7 +38,7 @@
 #include "types.h"
 
 enum {
-	COLS = 7168,     /* R1's hidden width */
+	COLS = 7168,     /* R1's hidden width: the default --cols */
 	CACHED_MB = 4,   /* matrix size of the in-cache (compute-bound) figure */
 };
 
@@ -223,12 +224,13 @@ static double load_avg(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: bench/kernels [--threads N] [--mb MB] [--types LIST] [--paths LIST]\n");
+	fprintf(stderr, "usage: bench/kernels [--threads N] [--mb MB] [--cols N] [--types LIST] [--paths LIST]\n");
 	exit(2);
 }
 
 struct bench {
 	int nthreads;                /* threads of the "all threads" columns */
+	long cols;                   /* columns of every matrix (--cols) */
 	long mb;                     /* MiB of weights per matrix */
 	const char *types, *paths;   /* comma lists, NULL = all */
 	unsigned feats;              /* CPU features */
@@ -242,6 +244,7 @@ static void parse_args(struct bench *b, int argc, char **argv)
 {
 	b->nthreads = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	b->mb = 256;
+	b->cols = COLS;
 	for (int i = 1; i < argc; i++) {
 		if (i + 1 >= argc)
 			usage();
@@ -249,6 +252,8 @@ static void parse_args(struct bench *b, int argc, char **argv)
 			b->nthreads = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--mb"))
 			b->mb = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--cols"))
+			b->cols = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--types"))
 			b->types = argv[++i];
 		else if (!strcmp(argv[i], "--paths"))
@@ -256,7 +261,7 @@ static void parse_args(struct bench *b, int argc, char **argv)
 		else
 			usage();
 	}
-	if (b->nthreads < 1 || b->nthreads > 1024 || b->mb < 16)
+	if (b->nthreads < 1 || b->nthreads > 1024 || b->mb < 16 || b->cols < 1 || b->cols > (1 << 20))
 		usage();
 }
 
@@ -270,8 +275,8 @@ static void print_header(const struct bench *b, int argc, char **argv)
 	printf("date:    %s\ncommand:", date_s);
 	for (int i = 0; i < argc; i++)
 		printf(" %s", argv[i]);
-	printf("\nweights: %ld MiB per matrix, %d columns; times are the best of >= 3 runs\n", b->mb,
-	       COLS);
+	printf("\nweights: %ld MiB per matrix, %ld columns; times are the best of >= 3 runs\n", b->mb,
+	       b->cols);
 	printf("load average at start: %.2f\n\n", load_avg());
 }
 
@@ -298,10 +303,16 @@ static double read_bw(const struct bench *b, struct mp_threads *pool)
 static int bench_type(const struct bench *b, enum mp_type t)
 {
 	uint64_t rb;
-	mp_type_row_bytes(t, COLS, &rb);
+	const struct mp_type_info *ti = mp_type_info(t);
+	if (b->cols % (long)ti->block_elems) {
+		printf("| %s | (skipped: --cols %ld is not a multiple of its %u-element block) | | | | | |\n",
+		       mp_type_name(t), b->cols, (unsigned)ti->block_elems);
+		return 0;
+	}
+	mp_type_row_bytes(t, (uint64_t)b->cols, &rb);
 	int64_t rows = (int64_t)(b->bytes / rb);
 	/* 16 real rows, repeated: the values do not change the speed */
-	mp_quant_ops(t)->quantize(b->src, b->base, 16 * COLS);
+	mp_quant_ops(t)->quantize(b->src, b->base, 16 * b->cols);
 	for (int64_t row = 16; row < rows; row++)
 		memcpy(b->base + row * rb, b->base + (row % 16) * rb, rb);
 	float *y = mp_malloc_array((size_t)rows, sizeof(float));
@@ -313,7 +324,7 @@ static int bench_type(const struct bench *b, enum mp_type t)
 		if (!mp_dispatch_supported((enum mp_kpath)p, b->feats) ||
 		    !in_list(b->paths, mp_dispatch_name((enum mp_kpath)p)))
 			continue;
-		struct mv_ctx c = { b->pool1, (enum mp_kpath)p, { b->base, t, rows, COLS }, b->x, y };
+		struct mv_ctx c = { b->pool1, (enum mp_kpath)p, { b->base, t, rows, b->cols }, b->x, y };
 		/* compute-bound figure: a matrix that stays in the cache */
 		int64_t small_rows = (int64_t)((size_t)CACHED_MB << 20) / (int64_t)rb;
 		c.w.rows = small_rows < rows ? small_rows : rows;
@@ -339,8 +350,8 @@ int main(int argc, char **argv)
 	use_avx2 = mp_dispatch_supported(MP_KPATH_AVX2, b.feats);
 	b.bytes = (size_t)b.mb << 20;
 	uint8_t *buf = mp_malloc(b.bytes + 4096);
-	b.x = mp_malloc_array(COLS, sizeof(float));
-	b.src = mp_malloc_array(16 * (size_t)COLS, sizeof(float));
+	b.x = mp_malloc_array((size_t)b.cols, sizeof(float));
+	b.src = mp_malloc_array(16 * (size_t)b.cols, sizeof(float));
 	if (!buf || !b.x || !b.src || mp_threads_create(1, &b.pool1) < 0 ||
 	    mp_threads_create(b.nthreads, &b.pooln) < 0) {
 		fprintf(stderr, "bench/kernels: out of memory or threads\n");
@@ -350,9 +361,9 @@ int main(int argc, char **argv)
 	memset(b.base, 1, b.bytes);
 	struct mp_rng r;
 	mp_rng_seed(&r, 1);
-	for (int i = 0; i < COLS; i++)
+	for (long i = 0; i < b.cols; i++)
 		b.x[i] = (float)mp_rng_normal(&r);
-	for (int i = 0; i < 16 * COLS; i++)
+	for (long i = 0; i < 16 * b.cols; i++)
 		b.src[i] = (float)mp_rng_normal(&r) * 0.02f;
 
 	print_header(&b, argc, argv);
