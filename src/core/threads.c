@@ -38,7 +38,7 @@
 #define cpu_relax() ((void)0)
 #endif
 
-enum { SPIN_CHECK = 32 };   /* pauses between two clock reads (~1-5 µs) */
+enum { SPIN_CHECK = 32 };   /* pauses between two clock reads and yields (0.8 µs on Zen 4) */
 
 struct worker {
 	struct mp_threads *pool;   /* back pointer */
