@@ -140,41 +140,45 @@ T512 static float q8_0_dot512(int64_t n, const void *w, const void *a)
 	return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
-/* Q5_0: two blocks per 512-bit register; the fifth bits of both blocks are
- * one 64-bit byte mask (AVX-512BW) that blends 16 into the low nibbles; the
- * rest as q5_0_dot of quant_x86.h (whose 256-bit version takes an odd last
- * block). */
+/* The block sums (16 i32 lanes) of two Q5_0 blocks in one 512-bit register:
+ * the fifth bits of both are one 64-bit byte mask (AVX-512BW) that blends 16
+ * into the low nibbles; otherwise as q5_0_isum of quant_x86.h. */
+T512 static inline __m512i q5_0_isum2(const struct mp_block_q5_0 *x, const struct mp_block_q8_0 *y)
+{
+	const __m512i m4 = _mm512_set1_epi8(0x0F), c16 = _mm512_set1_epi8(16);
+	__m128i q0 = _mm_loadu_si128((const __m128i *)x[0].qs);
+	__m128i q1 = _mm_loadu_si128((const __m128i *)x[1].qs);
+	__m512i lo = _mm512_and_si512(
+		_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(_mm_srli_epi16(q0, 4), q0)),
+				   _mm256_set_m128i(_mm_srli_epi16(q1, 4), q1), 1),
+		m4);
+	uint32_t h0, h1;
+	memcpy(&h0, x[0].qh, 4);
+	memcpy(&h1, x[1].qh, 4);
+	__m512i u = _mm512_mask_blend_epi8((__mmask64)h0 | (__mmask64)h1 << 32, lo, _mm512_or_si512(lo, c16));
+	__m512i av = cat256(y[0].qs, y[1].qs);
+	__m512i p16 = _mm512_sub_epi16(_mm512_maddubs_epi16(u, av), _mm512_maddubs_epi16(c16, av));
+	return _mm512_madd_epi16(p16, _mm512_set1_epi16(1));
+}
+
+/* Q5_0: four blocks per iteration in two 512-bit registers; exact block sums
+ * combined in the scalar order by quant_x86.h's q5_0_add (bit for bit the
+ * scalar reference); the last n mod 4 blocks by its 256-bit q5_0_dot, which
+ * continues the sum exactly (0 + p is p). */
 T512 static float q5_0_dot512(int64_t n, const void *w, const void *a)
 {
 	const struct mp_block_q5_0 *x = w;
 	const struct mp_block_q8_0 *y = a;
-	const __m512i m4 = _mm512_set1_epi8(0x0F), c16 = _mm512_set1_epi8(16);
-	const __m512i ones = _mm512_set1_epi16(1);
-	__m512 acc = _mm512_setzero_ps();
+	float s = 0;
 	int64_t nb = n / MP_QK8, b = 0;
-	for (; b + 2 <= nb; b += 2) {
-		prefetch_avx512(&x[b], 2 * (int)sizeof x[b]);
-		__m128i q0 = _mm_loadu_si128((const __m128i *)x[b].qs);
-		__m128i q1 = _mm_loadu_si128((const __m128i *)x[b + 1].qs);
-		__m512i lo = _mm512_and_si512(
-			_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(_mm_srli_epi16(q0, 4), q0)),
-					   _mm256_set_m128i(_mm_srli_epi16(q1, 4), q1), 1),
-			m4);
-		uint32_t h0, h1;
-		memcpy(&h0, x[b].qh, 4);
-		memcpy(&h1, x[b + 1].qh, 4);
-		__m512i u = _mm512_mask_blend_epi8((__mmask64)h0 | (__mmask64)h1 << 32, lo,
-						   _mm512_or_si512(lo, c16));
-		__m512i av = cat256(y[b].qs, y[b + 1].qs);
-		__m512i p16 = _mm512_sub_epi16(_mm512_maddubs_epi16(u, av), _mm512_maddubs_epi16(c16, av));
-		__m512 p = _mm512_cvtepi32_ps(_mm512_madd_epi16(p16, ones));
-		__m512 d = _mm512_insertf32x8(
-			_mm512_castps256_ps512(_mm256_set1_ps(_cvtsh_ss(x[b].d) * _cvtsh_ss(y[b].d))),
-			_mm256_set1_ps(_cvtsh_ss(x[b + 1].d) * _cvtsh_ss(y[b + 1].d)), 1);
-		acc = _mm512_fmadd_ps(d, p, acc);
+	for (; b + 4 <= nb; b += 4) {
+		prefetch_avx512(&x[b], 4 * (int)sizeof x[b]);
+		__m512i p01 = q5_0_isum2(&x[b], &y[b]), p23 = q5_0_isum2(&x[b + 2], &y[b + 2]);
+		__m128i is = hsum4_i32_avx512(_mm512_castsi512_si256(p01), _mm512_extracti64x4_epi64(p01, 1),
+					      _mm512_castsi512_si256(p23), _mm512_extracti64x4_epi64(p23, 1));
+		s = q5_0_add_avx512(s, &x[b], &y[b], is, 4);
 	}
-	float s = _mm512_reduce_add_ps(acc);
-	if (b < nb)
+	for (; b < nb; b++)
 		s += q5_0_dot_avx512(MP_QK8, &x[b], &y[b]);
 	return s;
 }

@@ -2,8 +2,9 @@
  * reference, forcing each path directly through the table: random block
  * bytes, quantized data, odd lengths and edge cases (zero and negative-zero
  * scales, all-max and all-min codes, ±127/−128 activations, f16 and bf16
- * subnormals).  K-quant paths must match the scalar result bit for bit (they
- * share exact integer sums); Q8_0, Q5_0 and the float types to float rounding.
+ * subnormals).  K-quant and Q5_0 paths must match the scalar result bit for
+ * bit (exact integer sums, combined in the scalar order); Q8_0 and the float
+ * types to float rounding.
  * Paths the CPU lacks are skipped (the whole program exits 77 if it has
  * none). */
 #include <math.h>
@@ -128,7 +129,7 @@ static double rounding_bound(enum mp_type t, const void *w, const void *a, int64
 
 static int exact_type(enum mp_type t)
 {
-	return mp_type_info(t)->block_elems == MP_QK_K;
+	return mp_type_info(t)->block_elems == MP_QK_K || t == MP_TYPE_Q5_0;
 }
 
 /* Compares path p with scalar on (w, a); what names the case in messages. */
