@@ -10,10 +10,14 @@
  * again just before each type (the load of a shared machine drifts); plus, for
  * each kernel, the rate on a 4 MiB matrix that stays in the cache (what one
  * core computes when memory is not the limit).  Each figure
- * is the best of several repetitions (at least 3 and 0.3 s).  Prints a
- * Markdown table for bench/README.md.
+ * is the best of several repetitions (at least 3 and 0.3 s).  Before the
+ * types, (0) the cost of one parallel region of the thread pool: an empty job
+ * run after the caller worked alone for a gap, with the pool's default spin
+ * and with spinning off (median of many runs).  Prints Markdown tables for
+ * bench/README.md.
  *
- *   bench/kernels [--threads N] [--mb MB] [--types Q4_K,Q6_K,...] [--paths scalar,avx2,...]
+ *   bench/kernels [--threads N] [--mb MB] [--cols N] [--types Q4_K,Q6_K,...] [--paths scalar,avx2,...]
+ * --cols 128 with --types Q5_0 is the shape of R1's attn_k_b rows.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -34,7 +38,7 @@
 #include "types.h"
 
 enum {
-	COLS = 7168,     /* R1's hidden width */
+	COLS = 7168,     /* R1's hidden width: the default --cols */
 	CACHED_MB = 4,   /* matrix size of the in-cache (compute-bound) figure */
 };
 
@@ -138,6 +142,61 @@ static void run_matvec(void *ctx)
 	}
 }
 
+static void empty_job(void *ctx, int ith, int nth)
+{
+	(void)ctx;
+	(void)ith;
+	(void)nth;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Median ns of one empty parallel region on pool, each run after the caller
+ * busy-waited gap_us alone (serial work between two regions). */
+static double region_ns(struct mp_threads *pool, unsigned gap_us)
+{
+	enum { MAXREP = 2000 };
+	static uint64_t t[MAXREP];
+	int reps = gap_us ? (int)(300000u / gap_us) : MAXREP;
+	reps = reps < 25 ? 25 : reps > MAXREP ? MAXREP : reps;
+	mp_threads_run(pool, empty_job, NULL);
+	for (int r = 0; r < reps; r++) {
+		uint64_t until = mp_clock_now_ns() + (uint64_t)gap_us * 1000u;
+		while (mp_clock_now_ns() < until)
+			;
+		uint64_t t0 = mp_clock_now_ns();
+		mp_threads_run(pool, empty_job, NULL);
+		t[r] = mp_clock_now_ns() - t0;
+	}
+	qsort(t, (size_t)reps, sizeof t[0], cmp_u64);
+	return (double)t[reps / 2];
+}
+
+/* Table (0): the cost of one parallel region against the gap before it. */
+static void bench_pool(struct mp_threads *pool, int n)
+{
+	static const unsigned gaps[] = { 0, 20, 100, 500, 2000, 10000 };
+	printf("Thread pool, %d threads: one empty parallel region (wake the workers, run,\n"
+	       "join), median microseconds, after the caller worked alone for the gap.\n\n", n);
+	printf("| gap before the region, µs | spin %u µs (default), µs | no spin (sleep at once), µs |\n",
+	       MP_THREADS_SPIN_US);
+	printf("| ---: | ---: | ---: |\n");
+	for (size_t g = 0; g < sizeof gaps / sizeof gaps[0]; g++) {
+		mp_threads_set_spin_us(pool, MP_THREADS_SPIN_US);
+		double spin = region_ns(pool, gaps[g]);
+		mp_threads_set_spin_us(pool, 0);
+		double none = region_ns(pool, gaps[g]);
+		printf("| %u | %.1f | %.1f |\n", gaps[g], spin * 1e-3, none * 1e-3);
+		fflush(stdout);
+	}
+	mp_threads_set_spin_us(pool, MP_THREADS_SPIN_US);
+	printf("\n");
+}
+
 static int in_list(const char *list, const char *name)
 {
 	if (!list)
@@ -165,12 +224,13 @@ static double load_avg(void)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: bench/kernels [--threads N] [--mb MB] [--types LIST] [--paths LIST]\n");
+	fprintf(stderr, "usage: bench/kernels [--threads N] [--mb MB] [--cols N] [--types LIST] [--paths LIST]\n");
 	exit(2);
 }
 
 struct bench {
 	int nthreads;                /* threads of the "all threads" columns */
+	long cols;                   /* columns of every matrix (--cols) */
 	long mb;                     /* MiB of weights per matrix */
 	const char *types, *paths;   /* comma lists, NULL = all */
 	unsigned feats;              /* CPU features */
@@ -184,6 +244,7 @@ static void parse_args(struct bench *b, int argc, char **argv)
 {
 	b->nthreads = (int)sysconf(_SC_NPROCESSORS_ONLN);
 	b->mb = 256;
+	b->cols = COLS;
 	for (int i = 1; i < argc; i++) {
 		if (i + 1 >= argc)
 			usage();
@@ -191,6 +252,8 @@ static void parse_args(struct bench *b, int argc, char **argv)
 			b->nthreads = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--mb"))
 			b->mb = atol(argv[++i]);
+		else if (!strcmp(argv[i], "--cols"))
+			b->cols = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--types"))
 			b->types = argv[++i];
 		else if (!strcmp(argv[i], "--paths"))
@@ -198,7 +261,7 @@ static void parse_args(struct bench *b, int argc, char **argv)
 		else
 			usage();
 	}
-	if (b->nthreads < 1 || b->nthreads > 1024 || b->mb < 16)
+	if (b->nthreads < 1 || b->nthreads > 1024 || b->mb < 16 || b->cols < 1 || b->cols > (1 << 20))
 		usage();
 }
 
@@ -212,9 +275,13 @@ static void print_header(const struct bench *b, int argc, char **argv)
 	printf("date:    %s\ncommand:", date_s);
 	for (int i = 0; i < argc; i++)
 		printf(" %s", argv[i]);
-	printf("\nweights: %ld MiB per matrix, %d columns; times are the best of >= 3 runs\n", b->mb,
-	       COLS);
+	printf("\nweights: %ld MiB per matrix, %ld columns; times are the best of >= 3 runs\n", b->mb,
+	       b->cols);
 	printf("load average at start: %.2f\n\n", load_avg());
+}
+
+static void print_table_head(const struct bench *b)
+{
 	printf("Each type's first row is the memory read bandwidth, measured just before its\n"
 	       "kernels; the percentages are of that row.\n\n");
 	printf("| type | path | in-cache GB/s, 1 thread | GB/s, 1 thread | of read bw | GB/s, %d thread%s | of read bw |\n",
@@ -236,10 +303,16 @@ static double read_bw(const struct bench *b, struct mp_threads *pool)
 static int bench_type(const struct bench *b, enum mp_type t)
 {
 	uint64_t rb;
-	mp_type_row_bytes(t, COLS, &rb);
+	const struct mp_type_info *ti = mp_type_info(t);
+	if (b->cols % (long)ti->block_elems) {
+		printf("| %s | (skipped: --cols %ld is not a multiple of its %u-element block) | | | | | |\n",
+		       mp_type_name(t), b->cols, (unsigned)ti->block_elems);
+		return 0;
+	}
+	mp_type_row_bytes(t, (uint64_t)b->cols, &rb);
 	int64_t rows = (int64_t)(b->bytes / rb);
 	/* 16 real rows, repeated: the values do not change the speed */
-	mp_quant_ops(t)->quantize(b->src, b->base, 16 * COLS);
+	mp_quant_ops(t)->quantize(b->src, b->base, 16 * b->cols);
 	for (int64_t row = 16; row < rows; row++)
 		memcpy(b->base + row * rb, b->base + (row % 16) * rb, rb);
 	float *y = mp_malloc_array((size_t)rows, sizeof(float));
@@ -251,7 +324,7 @@ static int bench_type(const struct bench *b, enum mp_type t)
 		if (!mp_dispatch_supported((enum mp_kpath)p, b->feats) ||
 		    !in_list(b->paths, mp_dispatch_name((enum mp_kpath)p)))
 			continue;
-		struct mv_ctx c = { b->pool1, (enum mp_kpath)p, { b->base, t, rows, COLS }, b->x, y };
+		struct mv_ctx c = { b->pool1, (enum mp_kpath)p, { b->base, t, rows, b->cols }, b->x, y };
 		/* compute-bound figure: a matrix that stays in the cache */
 		int64_t small_rows = (int64_t)((size_t)CACHED_MB << 20) / (int64_t)rb;
 		c.w.rows = small_rows < rows ? small_rows : rows;
@@ -277,8 +350,8 @@ int main(int argc, char **argv)
 	use_avx2 = mp_dispatch_supported(MP_KPATH_AVX2, b.feats);
 	b.bytes = (size_t)b.mb << 20;
 	uint8_t *buf = mp_malloc(b.bytes + 4096);
-	b.x = mp_malloc_array(COLS, sizeof(float));
-	b.src = mp_malloc_array(16 * (size_t)COLS, sizeof(float));
+	b.x = mp_malloc_array((size_t)b.cols, sizeof(float));
+	b.src = mp_malloc_array(16 * (size_t)b.cols, sizeof(float));
 	if (!buf || !b.x || !b.src || mp_threads_create(1, &b.pool1) < 0 ||
 	    mp_threads_create(b.nthreads, &b.pooln) < 0) {
 		fprintf(stderr, "bench/kernels: out of memory or threads\n");
@@ -288,14 +361,20 @@ int main(int argc, char **argv)
 	memset(b.base, 1, b.bytes);
 	struct mp_rng r;
 	mp_rng_seed(&r, 1);
-	for (int i = 0; i < COLS; i++)
+	for (long i = 0; i < b.cols; i++)
 		b.x[i] = (float)mp_rng_normal(&r);
-	for (int i = 0; i < 16 * COLS; i++)
+	for (long i = 0; i < 16 * b.cols; i++)
 		b.src[i] = (float)mp_rng_normal(&r) * 0.02f;
 
 	print_header(&b, argc, argv);
-	static const enum mp_type hot[] = { MP_TYPE_Q4_K, MP_TYPE_Q6_K, MP_TYPE_Q8_0, MP_TYPE_Q2_K,
-					    MP_TYPE_Q3_K, MP_TYPE_Q5_K, MP_TYPE_BF16, MP_TYPE_F16,
+	bench_pool(b.pooln, b.nthreads);
+	print_table_head(&b);
+	/* the Q4_K_M types, then those of the 1.6-2.7-bit R1 files (IQ1_S ...
+	 * Q3_K), then the float types */
+	static const enum mp_type hot[] = { MP_TYPE_Q4_K, MP_TYPE_Q6_K, MP_TYPE_Q8_0, MP_TYPE_Q5_0,
+					    MP_TYPE_Q5_K, MP_TYPE_IQ1_S, MP_TYPE_IQ1_M,
+					    MP_TYPE_IQ2_XXS, MP_TYPE_IQ2_XS, MP_TYPE_IQ3_XXS,
+					    MP_TYPE_Q2_K, MP_TYPE_Q3_K, MP_TYPE_BF16, MP_TYPE_F16,
 					    MP_TYPE_F32 };
 	int rc = 0;
 	for (size_t k = 0; k < sizeof hot / sizeof hot[0] && rc == 0; k++)

@@ -1,6 +1,6 @@
 /*
- * quant_avx512.c — the AVX-512 (F/BW/DQ/VL) dot products.  Q4_K, Q6_K, Q8_0
- * and the float types have 512-bit kernels here; Q2_K, Q3_K and Q5_K use the
+ * quant_avx512.c — the AVX-512 (F/BW/DQ/VL) dot products.  Q4_K, Q6_K, Q8_0,
+ * Q5_0 and the float types have 512-bit kernels here; Q2_K, Q3_K and Q5_K use the
  * shared 256-bit kernels of quant_x86.h recompiled for AVX-512VL (EVEX, 32
  * registers).  Everything carries MP_TARGET_AVX512_BASE, so it runs on every
  * CPU that dispatch admits to MP_KPATH_AVX512.
@@ -140,6 +140,49 @@ T512 static float q8_0_dot512(int64_t n, const void *w, const void *a)
 	return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
+/* The block sums (16 i32 lanes) of two Q5_0 blocks in one 512-bit register:
+ * the fifth bits of both are one 64-bit byte mask (AVX-512BW) that blends 16
+ * into the low nibbles; otherwise as q5_0_isum of quant_x86.h. */
+T512 static inline __m512i q5_0_isum2(const struct mp_block_q5_0 *x, const struct mp_block_q8_0 *y)
+{
+	const __m512i m4 = _mm512_set1_epi8(0x0F), c16 = _mm512_set1_epi8(16);
+	__m128i q0 = _mm_loadu_si128((const __m128i *)x[0].qs);
+	__m128i q1 = _mm_loadu_si128((const __m128i *)x[1].qs);
+	__m512i lo = _mm512_and_si512(
+		_mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(_mm_srli_epi16(q0, 4), q0)),
+				   _mm256_set_m128i(_mm_srli_epi16(q1, 4), q1), 1),
+		m4);
+	uint32_t h0, h1;
+	memcpy(&h0, x[0].qh, 4);
+	memcpy(&h1, x[1].qh, 4);
+	__m512i u = _mm512_mask_blend_epi8((__mmask64)h0 | (__mmask64)h1 << 32, lo, _mm512_or_si512(lo, c16));
+	__m512i av = cat256(y[0].qs, y[1].qs);
+	__m512i p16 = _mm512_sub_epi16(_mm512_maddubs_epi16(u, av), _mm512_maddubs_epi16(c16, av));
+	return _mm512_madd_epi16(p16, _mm512_set1_epi16(1));
+}
+
+/* Q5_0: four blocks per iteration in two 512-bit registers; exact block sums
+ * combined in the scalar order by quant_x86.h's q5_0_add (bit for bit the
+ * scalar reference); the last n mod 4 blocks by its 256-bit q5_0_dot, which
+ * continues the sum exactly (0 + p is p). */
+T512 static float q5_0_dot512(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_q5_0 *x = w;
+	const struct mp_block_q8_0 *y = a;
+	float s = 0;
+	int64_t nb = n / MP_QK8, b = 0;
+	for (; b + 4 <= nb; b += 4) {
+		prefetch_avx512(&x[b], 4 * (int)sizeof x[b]);
+		__m512i p01 = q5_0_isum2(&x[b], &y[b]), p23 = q5_0_isum2(&x[b + 2], &y[b + 2]);
+		__m128i is = hsum4_i32_avx512(_mm512_castsi512_si256(p01), _mm512_extracti64x4_epi64(p01, 1),
+					      _mm512_castsi512_si256(p23), _mm512_extracti64x4_epi64(p23, 1));
+		s = q5_0_add_avx512(s, &x[b], &y[b], is, 4);
+	}
+	for (; b < nb; b++)
+		s += q5_0_dot_avx512(MP_QK8, &x[b], &y[b]);
+	return s;
+}
+
 /* Float dots: four 16-lane FMA chains, then the tail in scalar order. */
 #define FLOAT_DOT512(NAME, T, LOAD16, TOF32)                                          \
 	T512 static float NAME(int64_t n, const void *w, const void *a)                \
@@ -178,6 +221,7 @@ void mp_quant_fill_avx512(struct mp_quant_ops *tab)
 	tab[MP_TYPE_F16].vec_dot[MP_KPATH_AVX512] = f16_dot512;
 	tab[MP_TYPE_BF16].vec_dot[MP_KPATH_AVX512] = bf16_dot512;
 	tab[MP_TYPE_Q8_0].vec_dot[MP_KPATH_AVX512] = q8_0_dot512;
+	tab[MP_TYPE_Q5_0].vec_dot[MP_KPATH_AVX512] = q5_0_dot512;
 	tab[MP_TYPE_Q2_K].vec_dot[MP_KPATH_AVX512] = q2_K_dot_avx512;
 	tab[MP_TYPE_Q3_K].vec_dot[MP_KPATH_AVX512] = q3_K_dot_avx512;
 	tab[MP_TYPE_Q4_K].vec_dot[MP_KPATH_AVX512] = q4_K_dot512;

@@ -1,6 +1,6 @@
 /*
  * quant_x86.h — the 256-bit x86 dot products of the K-quants Q2_K, Q3_K,
- * Q5_K, Q4_K and Q6_K, Q8_0 and the float types, written once and compiled
+ * Q5_K, Q4_K and Q6_K, Q8_0, Q5_0 and the float types, written once and compiled
  * twice: by quant_avx2.c (AVX2) and by quant_avx512.c (the same code with
  * EVEX encoding, for the types it has no 512-bit kernel of its own).  Not a
  * public header: the includer defines
@@ -291,6 +291,87 @@ X86_TARGET static float X86(q8_0_dot)(int64_t n, const void *w, const void *a)
 			acc0 = _mm256_fmadd_ps(d, p, acc0);
 	}
 	return X86(hsum_ps)(_mm256_add_ps(acc0, acc1));
+}
+
+/* The 32 fifth bits of a Q5_0 block (element j = bit j of qh) as bytes:
+ * 0xFF where the bit is set, 0x00 where not.  Each 128-bit lane holds qh
+ * four times, the shuffle gives byte i of the result qh's byte i/8, and the
+ * AND picks bit i%8. */
+X86_TARGET static inline __m256i X86(q5_bits)(uint32_t qh)
+{
+	const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+					      2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+	__m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf);
+	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+}
+
+/* The sums of the 8 i32 lanes of a, b, c and d, as lanes 0..3 (exact). */
+X86_TARGET static inline __m128i X86(hsum4_i32)(__m256i a, __m256i b, __m256i c, __m256i d)
+{
+	__m256i ab = _mm256_hadd_epi32(a, b);   /* a01 a23 b01 b23 | a45 a67 b45 b67 */
+	__m256i cd = _mm256_hadd_epi32(c, d);
+	__m256i h = _mm256_hadd_epi32(ab, cd);  /* a0-3 b0-3 c0-3 d0-3 | a4-7 b4-7 c4-7 d4-7 */
+	return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
+/* Σ (u − 16)·a of one Q5_0 block in 8 i32 lanes: the unsigned codes u =
+ * low nibble | fifth bit << 4 (0..31) go through maddubs against the
+ * activation bytes, minus 16·Σa by a second maddubs (pairs stay within
+ * ±2·31·128: exact, and a −128 activation cannot overflow a sign trick). */
+X86_TARGET static inline __m256i X86(q5_0_isum)(const struct mp_block_q5_0 *x, const struct mp_block_q8_0 *y)
+{
+	const __m256i m4 = _mm256_set1_epi8(0x0F), c16 = _mm256_set1_epi8(16);
+	__m128i q = _mm_loadu_si128((const __m128i *)x->qs);
+	__m256i lo = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
+	uint32_t qh;
+	memcpy(&qh, x->qh, 4);
+	__m256i u = _mm256_or_si256(lo, _mm256_and_si256(X86(q5_bits)(qh), c16));
+	__m256i av = X86(loadu)(y->qs);
+	__m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(u, av), _mm256_maddubs_epi16(c16, av));
+	return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+/* s + Σ_k isum[k]·(d_w[k]·d_a[k]) over the k < n ≤ 4 blocks from x, y: the
+ * products as the scalar reference forms them (int to float, f16 scales
+ * multiplied first: the same IEEE operations lane by lane), then added to s
+ * one at a time in block order (no FMA contraction under -std=c11), so the
+ * dot equals the scalar one bit for bit. */
+X86_TARGET static inline float X86(q5_0_add)(float s, const struct mp_block_q5_0 *x,
+                                             const struct mp_block_q8_0 *y, __m128i isum, int n)
+{
+	/* lanes k >= n are 0 and never added (x[k] may lie past the end) */
+	__m128i hw = _mm_setr_epi16((short)x[0].d, (short)(n > 1 ? x[1].d : 0), (short)(n > 2 ? x[2].d : 0),
+				    (short)(n > 3 ? x[3].d : 0), 0, 0, 0, 0);
+	__m128i ha = _mm_setr_epi16((short)y[0].d, (short)(n > 1 ? y[1].d : 0), (short)(n > 2 ? y[2].d : 0),
+				    (short)(n > 3 ? y[3].d : 0), 0, 0, 0, 0);
+	__m128 d = _mm_mul_ps(_mm_cvtph_ps(hw), _mm_cvtph_ps(ha));
+	float p[4];
+	_mm_storeu_ps(p, _mm_mul_ps(_mm_cvtepi32_ps(isum), d));
+	for (int k = 0; k < n; k++)
+		s += p[k];
+	return s;
+}
+
+/* Q5_0 · Q8_0 (attn_k_b and attn_q_b in Q4_K_M files): exact int32 block
+ * sums, four blocks per horizontal sum, combined in the scalar order. */
+X86_TARGET static float X86(q5_0_dot)(int64_t n, const void *w, const void *a)
+{
+	const struct mp_block_q5_0 *x = w;
+	const struct mp_block_q8_0 *y = a;
+	const __m256i z = _mm256_setzero_si256();
+	float s = 0;
+	int64_t nb = n / MP_QK8, b = 0;
+	for (; b + 4 <= nb; b += 4) {
+		X86(prefetch)(&x[b], 4 * (int)sizeof x[b]);
+		__m128i is = X86(hsum4_i32)(X86(q5_0_isum)(&x[b], &y[b]), X86(q5_0_isum)(&x[b + 1], &y[b + 1]),
+					    X86(q5_0_isum)(&x[b + 2], &y[b + 2]),
+					    X86(q5_0_isum)(&x[b + 3], &y[b + 3]));
+		s = X86(q5_0_add)(s, &x[b], &y[b], is, 4);
+	}
+	for (; b < nb; b++)
+		s = X86(q5_0_add)(s, &x[b], &y[b], X86(hsum4_i32)(X86(q5_0_isum)(&x[b], &y[b]), z, z, z), 1);
+	return s;
 }
 
 /* Float dots: four 8-lane FMA chains, then the tail in scalar order. */

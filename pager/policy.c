@@ -30,6 +30,10 @@
  *   B2. next_use[u] is the token (relative to the first of the range) of the
  *       next use of use u's expert in its layer, or UINT32_MAX if none (in
  *       cold mode: none before the sequence ends).
+ *   B3. score[l][e] = −(next use of e after its last use), −∞ if none;
+ *       last_tok[l][e] = that last use (relative token).  With a lookahead D
+ *       the keep score is derived from both and the layer's current token
+ *       cursor[l] − 1, which changes only in on_access(l).
  */
 #include <errno.h>
 #include <math.h>
@@ -91,6 +95,8 @@ struct mp_policy {
 	uint64_t first_token, end_token;   /* the replayed token range */
 	uint32_t *next_use;                /* per use of the range (B2) */
 	uint64_t *cursor;                  /* [layers] (B1) */
+	uint32_t *last_tok;                /* [layers][experts] (B3) */
+	uint32_t lookahead;                /* tokens of foresight, 0 = all */
 	int desync;                        /* on_access disagreed with the trace */
 	char error[256];                   /* last save/load error */
 };
@@ -165,6 +171,7 @@ void mp_policy_destroy(struct mp_policy *p)
 	mp_free(p->score);
 	mp_free(p->next_use);
 	mp_free(p->cursor);
+	mp_free(p->last_tok);
 	mp_free(p);
 }
 
@@ -297,7 +304,8 @@ int mp_policy_create_belady(const struct mp_trace *trace, uint64_t first_seq, ui
 	p->score = mp_calloc((size_t)L * E, sizeof(double));
 	p->cursor = mp_malloc_array(L, sizeof(uint64_t));
 	p->next_use = mp_malloc_array((t1 - t0) * L * K + 1, sizeof(uint32_t));
-	if (!last || !p->score || !p->cursor || !p->next_use) {
+	p->last_tok = mp_calloc((size_t)L * E, sizeof(uint32_t));
+	if (!last || !p->score || !p->cursor || !p->next_use || !p->last_tok) {
 		mp_free(last);
 		mp_policy_destroy(p);
 		return -ENOMEM;
@@ -472,7 +480,28 @@ static void belady_access(struct mp_policy *p, uint32_t layer, const uint32_t *s
 			return;
 		}
 		sc[s[k]] = nu[j] == UINT32_MAX ? -INFINITY : -(double)nu[j];
+		p->last_tok[(size_t)layer * p->experts + s[k]] = (uint32_t)(t - p->first_token);
 	}
+}
+
+void mp_policy_belady_lookahead(struct mp_policy *p, uint32_t tokens)
+{
+	if (p->kind == MP_POLICY_BELADY)
+		p->lookahead = tokens;
+}
+
+/* Belady's keep score under a lookahead (B3): known next uses as they are,
+ * the rest below all of them in LRU order. */
+static double belady_score(const struct mp_policy *p, uint32_t layer, uint32_t e)
+{
+	size_t i = (size_t)layer * p->experts + e;
+	double v = p->score[i];
+	if (!p->lookahead || p->cursor[layer] == p->first_token)
+		return v;
+	double now = (double)(p->cursor[layer] - 1 - p->first_token);
+	if (v == -INFINITY || -v - now > (double)p->lookahead)
+		return -1e15 + (double)p->last_tok[i];
+	return v;
 }
 
 void mp_policy_on_access(struct mp_policy *p, uint32_t layer, const uint32_t *experts, uint32_t n)
@@ -519,6 +548,8 @@ double mp_policy_keep_score(const struct mp_policy *p, uint32_t layer, uint32_t 
 {
 	if (p->kind == MP_POLICY_MOEPAGER)
 		return moe_scores(&p->ml[layer])[expert];
+	if (p->kind == MP_POLICY_BELADY)
+		return belady_score(p, layer, expert);
 	return p->score[(size_t)layer * p->experts + expert];
 }
 
@@ -529,6 +560,9 @@ void mp_policy_keep_scores(const struct mp_policy *p, uint32_t layer, const uint
 		const float *prob = moe_scores(&p->ml[layer]);
 		for (uint32_t i = 0; i < n; i++)
 			out[i] = prob[experts[i]];
+	} else if (p->kind == MP_POLICY_BELADY) {
+		for (uint32_t i = 0; i < n; i++)
+			out[i] = belady_score(p, layer, experts[i]);
 	} else {
 		const double *sc = p->score + (size_t)layer * p->experts;
 		for (uint32_t i = 0; i < n; i++)

@@ -80,6 +80,13 @@ int mp_policy_create(enum mp_policy_kind kind, uint32_t layers, uint32_t experts
 int mp_policy_create_belady(const struct mp_trace *trace, uint64_t first_seq, uint64_t n_seq,
                             int cold, struct mp_policy **out);
 
+/* Belady only: sees only the next `tokens` tokens of each layer (0: the
+ * whole future, the default).  An expert whose next use lies within them
+ * keeps Belady's score; every other one scores below all of those, ordered
+ * by its last use (LRU).  Measures what a predictor of the next few tokens
+ * could be worth (docs/policy.md).  Call before the first on_access. */
+void mp_policy_belady_lookahead(struct mp_policy *p, uint32_t tokens);
+
 /* Accepts NULL. */
 void mp_policy_destroy(struct mp_policy *p);
 

@@ -245,9 +245,11 @@ int mp_sim_run(const struct mp_sim_config *cfg, struct mp_sim_result *r)
 		rc = sim_fail(r, -ENOMEM, "out of memory for the cache");
 		goto out;
 	}
-	if (cfg->policy == MP_POLICY_BELADY)
+	if (cfg->policy == MP_POLICY_BELADY) {
 		rc = mp_policy_create_belady(cfg->trace, cfg->first_seq, cfg->n_seq, cfg->cold, &p);
-	else
+		if (rc == 0)
+			mp_policy_belady_lookahead(p, cfg->belady_lookahead);
+	} else
 		rc = mp_policy_create(cfg->policy, c.L, c.E, c.K, cfg->params, &p);
 	if (rc < 0) {
 		sim_fail(r, rc, rc == -ENOMEM ? "out of memory for the policy" : "bad policy or parameters");

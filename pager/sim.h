@@ -37,6 +37,7 @@ struct mp_sim_config {
 	int cold;                                /* 1 cold, 0 warm (see above) */
 	const char *model_in;                    /* moepager: start from this saved model, or NULL */
 	const char *model_out;                   /* moepager: save the model here at the end, or NULL */
+	uint32_t belady_lookahead;               /* belady: tokens of foresight, 0 = all */
 };
 
 struct mp_sim_result {

@@ -2,9 +2,10 @@
  * reference, forcing each path directly through the table: random block
  * bytes, quantized data, odd lengths and edge cases (zero and negative-zero
  * scales, all-max and all-min codes, ±127/−128 activations, f16 and bf16
- * subnormals).  K-quant paths must match the scalar result bit for bit (they
- * share exact integer sums); Q8_0 and the float types to float rounding.
- * One case per path and check; a path the CPU lacks is a skipped case. */
+ * subnormals).  K-quant and Q5_0 paths must match the scalar result bit for
+ * bit (exact integer sums, combined in the scalar order); Q8_0 and the float
+ * types to float rounding.  One case per path and check; a path the CPU
+ * lacks is a skipped case. */
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -20,7 +21,7 @@
 #include "mp_test.h"
 
 static const enum mp_type simd_types[] = {
-	MP_TYPE_F32, MP_TYPE_F16, MP_TYPE_BF16, MP_TYPE_Q8_0, MP_TYPE_Q2_K,
+	MP_TYPE_F32, MP_TYPE_F16, MP_TYPE_BF16, MP_TYPE_Q8_0, MP_TYPE_Q5_0, MP_TYPE_Q2_K,
 	MP_TYPE_Q3_K, MP_TYPE_Q4_K, MP_TYPE_Q5_K, MP_TYPE_Q6_K,
 };
 #define N_SIMD (sizeof simd_types / sizeof simd_types[0])
@@ -45,7 +46,7 @@ static const int *f16_fields(enum mp_type t)
 	static const int q8_0[] = { 0, -1 }, q2k[] = { 80, 82, -1 }, q3k[] = { 108, -1 },
 			 q45k[] = { 0, 2, -1 }, q6k[] = { 208, -1 }, none[] = { -1 };
 	switch (t) {
-	case MP_TYPE_Q8_0: return q8_0;
+	case MP_TYPE_Q8_0: case MP_TYPE_Q5_0: return q8_0;   /* d first in both */
 	case MP_TYPE_Q2_K: return q2k;
 	case MP_TYPE_Q3_K: return q3k;
 	case MP_TYPE_Q4_K: case MP_TYPE_Q5_K: return q45k;
@@ -127,7 +128,7 @@ static double rounding_bound(enum mp_type t, const void *w, const void *a, int64
 
 static int exact_type(enum mp_type t)
 {
-	return mp_type_info(t)->block_elems == MP_QK_K;
+	return mp_type_info(t)->block_elems == MP_QK_K || t == MP_TYPE_Q5_0;
 }
 
 /* Compares path p with scalar on (w, a); what names the case in messages. */

@@ -1,7 +1,9 @@
 /* test_threads — src/core/threads: every thread index runs exactly once per
  * job, the caller is index 0, writes made before run() are seen by the jobs
  * and the jobs' writes are seen after it (also across futex sleeps), the
- * NULL pool runs inline, and bad sizes are refused.  Runs under TSan. */
+ * NULL pool runs inline, and bad sizes are refused; the same with spinning
+ * off (every wait sleeps on the futex) and with a spin of 1 µs (waits that
+ * end either way).  Runs under TSan. */
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -35,10 +37,12 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-static void check_pool(int n, int runs, int pause_every)
+static void check_pool_spin(int n, int runs, int pause_every, int spin_us)
 {
 	struct mp_threads *t;
 	REQUIRE(mp_threads_create(n, &t) == 0);
+	if (spin_us >= 0)
+		mp_threads_set_spin_us(t, (unsigned)spin_us);
 	CHECK_EQ_INT(mp_threads_count(t), n);
 	static struct job j;
 	memset(&j, 0, sizeof j);
@@ -68,6 +72,11 @@ static void check_pool(int n, int runs, int pause_every)
 	mp_threads_destroy(t);
 }
 
+static void check_pool(int n, int runs, int pause_every)
+{
+	check_pool_spin(n, runs, pause_every, -1);
+}
+
 static void test_sizes(void)
 {
 	for (int n = 1; n <= MAXT; n *= 2)
@@ -78,6 +87,19 @@ static void test_sizes(void)
 static void test_sleeping_workers(void)
 {
 	check_pool(4, 40, 4);
+}
+
+/* Spin 0: workers and caller sleep on every wait (the futex protocol alone);
+ * spin 1 µs: a wait ends while spinning or after, as the race goes. */
+static void test_spin_settings(void)
+{
+	check_pool_spin(2, 200, 0, 0);
+	check_pool_spin(4, 100, 0, 0);
+	check_pool_spin(3, 40, 4, 0);
+	check_pool_spin(2, 300, 0, 1);
+	check_pool_spin(4, 40, 4, 1);
+	check_pool_spin(2, 20, 5, 5000000);   /* clamped to 1 s: still correct */
+	mp_threads_set_spin_us(NULL, 10);     /* no-op */
 }
 
 static void test_null_pool_and_errors(void)
@@ -102,6 +124,7 @@ int main(void)
 {
 	RUN(test_sizes);
 	RUN(test_sleeping_workers);
+	RUN(test_spin_settings);
 	RUN(test_null_pool_and_errors);
 	return mp_test_end();
 }

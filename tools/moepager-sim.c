@@ -62,6 +62,9 @@ static const char usage_text[] =
 	"                          (as a new process with a usage profile would)\n"
 	"      --model-out FILE    moepager: save the model after each replay (the\n"
 	"                          last one wins: use with one budget and one mode)\n"
+	"      --belady-lookahead N  belady sees only the next N tokens of each layer\n"
+	"                          (the rest in LRU order): what a predictor of N\n"
+	"                          tokens would be worth (default: 0, all)\n"
 	"      --svg FILE          also draw hit rate against budget, one curve per\n"
 	"                          policy and mode, into FILE (SVG)\n"
 	"      --json              print JSON instead of the table\n"
@@ -108,6 +111,7 @@ struct opts {
 	int routing;          /* --routing: measure the routing instead of replaying */
 	const char *convert;                /* --convert FILE */
 	const char *model_in, *model_out;   /* --model-in, --model-out */
+	uint32_t belady_lookahead;          /* --belady-lookahead, 0 = all */
 };
 
 /* One simulated cell. */
@@ -529,6 +533,7 @@ static int parse_args(struct opts *o, int argc, char **argv, int *exit_now)
 		{ "model-in", required_argument, 0, 8 },
 		{ "model-out", required_argument, 0, 9 },
 		{ "routing", no_argument, 0, 10 },
+		{ "belady-lookahead", required_argument, 0, 11 },
 		{ "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
@@ -602,6 +607,15 @@ static int parse_args(struct opts *o, int argc, char **argv, int *exit_now)
 		case 9:
 			o->model_out = optarg;
 			break;
+		case 11: {
+			char *stop;
+			unsigned long v = strtoul(optarg, &stop, 10);
+			if (!*optarg || *stop || optarg[0] == '-' || v > 1000000)
+				return die_arg("--belady-lookahead %s: expected a token count, 0 to 1000000",
+				               optarg);
+			o->belady_lookahead = (uint32_t)v;
+			break;
+		}
 		case 'h':
 			fputs(usage_text, stdout);
 			*exit_now = 1;
@@ -693,6 +707,7 @@ int main(int argc, char **argv)
 						.slots = o.global ? 0 : (uint32_t)slots,
 						.global_slots = o.global ? slots : 0,
 						.model_in = o.model_in, .model_out = o.model_out,
+						.belady_lookahead = o.belady_lookahead,
 					};
 					if (slots == 0) {
 						fprintf(stderr, "moepager-sim: --budgets %s: less than one expert%s\n",
