@@ -52,14 +52,17 @@ static int check_mat(const struct mp_mat *w, uint64_t *row_bytes)
 	return mp_type_row_bytes(w->type, (uint64_t)w->cols, row_bytes);
 }
 
+/* Rows r < rows are W's; with a second matrix (rows2 > 0, same type and
+ * columns: an expert's gate and up), rows rows .. rows+rows2-1 are W2's, so
+ * both go through one parallel region on one quantized input. */
 struct matmul_q_job {
 	mp_vec_dot_fn dot;
-	const uint8_t *w;          /* first row */
+	const uint8_t *w, *w2;     /* first rows */
 	uint64_t row_bytes;
-	int64_t rows, cols, m;
+	int64_t rows, rows2, cols, m;
 	const uint8_t *xq;         /* m activations in the vec_dot type */
 	uint64_t x_bytes;          /* bytes of one of them */
-	float *y;                  /* m × rows */
+	float *y, *y2;             /* m × rows, m × rows2 */
 	_Atomic int64_t next;      /* next unclaimed chunk start */
 };
 
@@ -68,15 +71,19 @@ static void matmul_q_worker(void *ctx, int ith, int nth)
 	(void)ith;
 	(void)nth;
 	struct matmul_q_job *j = ctx;
+	int64_t total = j->rows + j->rows2;
 	for (;;) {
 		int64_t r0 = atomic_fetch_add_explicit(&j->next, ROW_CHUNK, memory_order_relaxed);
-		if (r0 >= j->rows)
+		if (r0 >= total)
 			return;
-		int64_t r1 = r0 + ROW_CHUNK < j->rows ? r0 + ROW_CHUNK : j->rows;
+		int64_t r1 = r0 + ROW_CHUNK < total ? r0 + ROW_CHUNK : total;
 		for (int64_t r = r0; r < r1; r++) {
-			const uint8_t *wr = j->w + (uint64_t)r * j->row_bytes;
+			int second = r >= j->rows;
+			int64_t rr = second ? r - j->rows : r, ld = second ? j->rows2 : j->rows;
+			const uint8_t *wr = (second ? j->w2 : j->w) + (uint64_t)rr * j->row_bytes;
+			float *y = second ? j->y2 : j->y;
 			for (int64_t i = 0; i < j->m; i++)
-				j->y[i * j->rows + r] = j->dot(j->cols, wr, j->xq + (uint64_t)i * j->x_bytes);
+				y[i * ld + rr] = j->dot(j->cols, wr, j->xq + (uint64_t)i * j->x_bytes);
 		}
 	}
 }
@@ -227,8 +234,9 @@ int mp_matmul(struct mp_threads *pool, const struct mp_mat *w, const float *x, i
 
 /* ---- the direct batched path ------------------------------------------------- */
 
-int mp_matmul_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
-		const float *x, int64_t m, float *y)
+/* The direct path for w and, when w2 is not NULL, w2 on the same input. */
+static int matmul_q2(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+		     const struct mp_mat *w2, const float *x, int64_t m, float *y, float *y2)
 {
 	uint64_t row_bytes;
 	int rc = check_mat(w, &row_bytes);
@@ -238,7 +246,7 @@ int mp_matmul_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat
 		return -MP_EFORMAT;
 	if (!mp_dispatch_supported(path, mp_cpu_features()))
 		return -MP_EUNAVAIL;
-	if (m == 0 || w->rows == 0)
+	if (m == 0)
 		return 0;
 	int64_t xb = mp_matvec_x_bytes(w->type, w->cols);
 	if (xb < 0)
@@ -257,10 +265,33 @@ int mp_matmul_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat
 		.rows = w->rows, .cols = w->cols, .m = m,
 		.xq = f32 ? (const uint8_t *)x : xq, .x_bytes = (uint64_t)xb, .y = y,
 	};
+	if (w2) {
+		j.w2 = w2->data;
+		j.rows2 = w2->rows;
+		j.y2 = y2;
+	}
 	atomic_init(&j.next, 0);
-	mp_threads_run(pool, matmul_q_worker, &j);
+	if (j.rows + j.rows2 > 0)
+		mp_threads_run(pool, matmul_q_worker, &j);
 	mp_free(xq);
 	return 0;
+}
+
+int mp_matmul_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+		const float *x, int64_t m, float *y)
+{
+	return matmul_q2(pool, path, w, NULL, x, m, y, NULL);
+}
+
+int mp_matmul_auto_pair(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+			const struct mp_mat *w2, const float *x, int64_t m, float *y, float *y2)
+{
+	if (m < mp_matmul_crossover(w->type) && w2->type == w->type && w2->cols == w->cols) {
+		int rc = check_mat(w2, &(uint64_t){ 0 });
+		return rc < 0 ? rc : matmul_q2(pool, path, w, w2, x, m, y, y2);
+	}
+	int rc = mp_matmul_auto(pool, path, w, x, m, y);
+	return rc < 0 ? rc : mp_matmul_auto(pool, path, w2, x, m, y2);
 }
 
 int64_t mp_matmul_crossover(uint32_t wtype)

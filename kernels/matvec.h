@@ -72,6 +72,13 @@ int64_t mp_matmul_crossover(uint32_t wtype);
 int mp_matmul_auto(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
 		   const float *x, int64_t m, float *y);
 
+/* Y = X·Wᵀ and Y2 = X·W2ᵀ on the same X (an expert's gate and up): below
+ * the crossover, with the same type and columns, one quantization of X and
+ * one parallel region over the rows of both (results as two mp_matmul_q);
+ * else two mp_matmul_auto. */
+int mp_matmul_auto_pair(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
+			const struct mp_mat *w2, const float *x, int64_t m, float *y, float *y2);
+
 /* Y = X·W (not Wᵀ): X is m × rows, Y is m × cols (ld = cols); W is
  * dequantized once.  For a weight block used the other way round (the old
  * MLA layout's key absorption).  Returns as mp_matvec. */

@@ -232,8 +232,12 @@ static void swiglu_batch(struct mp_model *m, const struct mp_tensor *gate, const
 	rows = rows ? rows : 1;
 	for (uint32_t i0 = 0; i0 < n; i0 += rows) {
 		uint32_t nr = n - i0 < rows ? n - i0 : rows;
-		mm(m, gate, 0, F, x + i0 * in, nr, b->ffa);
-		mm(m, up, 0, F, x + i0 * in, nr, b->ffb);
+		/* gate and up in one pass over one quantized input */
+		struct mp_mat g = { gate->data, gate->type, F, in }, u = { up->data, up->type, up->ne[1], in };
+		int rc = mp_matmul_auto_pair(m->opts.threads, mp_dispatch_path(), &g, &u, x + i0 * in, nr,
+					     b->ffa, b->ffb);
+		if (rc < 0 && !b->rc)
+			b->rc = rc;
 		mp_ops_silu_mul(b->ffa, b->ffb, F * nr);
 		mm(m, down, 0, D, b->ffa, nr, y + i0 * D);
 	}

@@ -226,6 +226,10 @@ static void test_matmul_direct_auto_xw(void)
 				break;
 			}
 		}
+		/* gate and up in one pass: each as mp_matmul_q alone */
+		static float p1[M * ROWS], p2[M * ROWS];
+		REQUIRE(mp_matmul_auto_pair(pool, MP_KPATH_SCALAR, &f.w, &f.w, f.x, 1, p1, p2) == 0);
+		CHECK(memcmp(p1, y, sizeof(float) * ROWS) == 0 && memcmp(p2, y, sizeof(float) * ROWS) == 0);
 		int64_t c = mp_matmul_crossover(f.t);
 		CHECK(c >= 1);
 		int64_t below = c - 1 < M ? c - 1 : M;   /* the direct path below the crossover */
