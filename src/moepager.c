@@ -21,6 +21,7 @@
 #include "clock.h"
 #include "cpu.h"
 #include "dispatch.h"
+#include "dist.h"
 #include "err.h"
 #include "evaluate.h"
 #include "experts.h"
@@ -355,7 +356,8 @@ static void print_pager(struct mp_experts *x, const struct session *s)
  * expert source, and prints the plan.  Returns 0 or -1 (message printed). */
 static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t top_k,
 		       struct session *s, struct mp_plan *plan, int *plan_made,
-		       struct mp_experts **experts, struct mp_expert_source *src)
+		       struct mp_experts **experts, struct mp_expert_source *src,
+		       const struct mp_dist *dist, uint32_t l0, uint32_t l1)
 {
 	const struct mp_hparams *hp = mp_modelfile_hparams(mf);
 	uint64_t fp = mp_loader_fingerprint(mp_modelfile_gguf(mf));
@@ -367,7 +369,8 @@ static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t 
 		.threads = (uint32_t)f->threads, .kv_q8 = f->kv_type == 1, .n_used = top_k,
 	};
 	char a[32], b[32], c[32], d[32], e[32];
-	if (mp_plan_compute(mp_modelfile_gguf(mf), &po, plan, err, sizeof err) < 0) {
+	/* several ranks: this rank's layers only (src/dist.h) */
+	if (mp_dist_plan_compute(dist, mp_modelfile_gguf(mf), &po, l0, l1, plan, err, sizeof err) < 0) {
 		fprintf(stderr, "moepager: %s\n", err);
 		return -1;
 	}
@@ -379,7 +382,11 @@ static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t 
 		(long long)f->ctx, mp_size_format(plan->scratch_bytes, c, sizeof c),
 		mp_size_format(budget, d, sizeof d), 100.0 * plan->pool_fraction,
 		mp_size_format(plan->routed_bytes, e, sizeof e));
-	if (mp_stats_create(&(struct mp_stats_config){ f->stats_file, f->keep_stats, hp->n_layer,
+	char stats_path[4096];   /* several ranks on one host: one segment each */
+	if (f->stats_file && mp_dist_size(dist) > 1)
+		snprintf(stats_path, sizeof stats_path, "%s.rank%u", f->stats_file, mp_dist_rank(dist));
+	if (mp_stats_create(&(struct mp_stats_config){ f->stats_file && mp_dist_size(dist) > 1 ?
+						       stats_path : f->stats_file, f->keep_stats, hp->n_layer,
 						       hp->n_expert, fp,
 						       io_names[f->io] }, &s->stats, err, sizeof err) < 0) {
 		fprintf(stderr, "moepager: %s\n", err);
@@ -397,6 +404,9 @@ static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t 
 			snprintf(profile_path, sizeof profile_path, "%s", f->profile);
 		else
 			mp_profile_default_path(fp, profile_path, sizeof profile_path);
+		size_t pl = strlen(profile_path);   /* a profile per layer range */
+		if (mp_dist_size(dist) > 1)
+			snprintf(profile_path + pl, sizeof profile_path - pl, ".layers-%u-%u", l0, l1 - 1);
 	}
 	struct mp_experts_opts xo = {
 		.policy = f->policy == 1 ? MP_POLICY_LRU : MP_POLICY_MOEPAGER,
@@ -404,6 +414,8 @@ static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t 
 		.trace_out = f->trace_out,
 		.profile = profile_path[0] ? profile_path : NULL,
 		.fingerprint = fp,
+		.layer_begin = l0,
+		.layer_end = l1,
 	};
 	if (mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf), top_k, &pc,
 			      &xo, experts, src, err, sizeof err) < 0) {
@@ -424,7 +436,22 @@ static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t 
 	return 0;
 }
 
-static int run(const struct flags *f)
+/* Rank 0 at exit: what the messages between ranks cost per decoded token. */
+static void print_pipeline(const struct mp_dist *dist)
+{
+	uint64_t tokens, fwd_ns, stage_ns;
+	mp_dist_counts(dist, &tokens, &fwd_ns, &stage_ns);
+	uint32_t hops = mp_dist_size(dist);
+	if (!tokens || hops < 2)
+		return;
+	double msg_us = (double)(fwd_ns > stage_ns ? fwd_ns - stage_ns : 0) / 1e3 / (double)tokens;
+	fprintf(stderr, "moepager: pipeline: %u ranks, %llu decode tokens: %.1f us per token in "
+		"messages (%u hops, %.1f us per hop), %.1f us per token on the other ranks\n", hops,
+		(unsigned long long)tokens, msg_us, hops, msg_us / hops,
+		(double)stage_ns / 1e3 / (double)tokens);
+}
+
+static int run(const struct flags *f, struct mp_dist *dist)
 {
 	char err[1024], why[256];
 	int status = 1;
@@ -453,8 +480,16 @@ static int run(const struct flags *f)
 	}
 	struct mp_expert_source src;
 	uint32_t top_k = f->experts ? (uint32_t)f->experts : hp->n_expert_used;
+	uint32_t l0, l1;   /* this rank's layers (src/dist.h; one process: all) */
+	struct mp_plan_opts dpo = { .cache_budget = f->cache_budget, .mem_limit = f->mem_limit,
+				    .ctx = (uint64_t)f->ctx, .threads = (uint32_t)f->threads,
+				    .kv_q8 = f->kv_type == 1, .n_used = top_k };
+	if (mp_dist_start(dist, mp_modelfile_gguf(mf), hp, &dpo, &l0, &l1, err, sizeof err) < 0) {
+		fprintf(stderr, "moepager: %s\n", err);
+		goto out;
+	}
 	if ((f->cache_budget || f->mem_limit) && hp->n_dense_lead < hp->n_layer) {
-		if (start_pager(f, mf, top_k, &s, &plan, &plan_made, &experts, &src) < 0)
+		if (start_pager(f, mf, top_k, &s, &plan, &plan_made, &experts, &src, dist, l0, l1) < 0)
 			goto out;
 	} else if (mp_resident_experts_create(hp, mp_modelfile_weights(mf), &res, &src) < 0 &&
 		   hp->n_dense_lead < hp->n_layer) {
@@ -486,9 +521,19 @@ static int run(const struct flags *f)
 		.prefetch_depth = f->prefetch == 0 ? 0 : depth,
 		.prefetch_history = f->prefetch == 2,
 		.n_batch = (uint32_t)f->batch,
+		.layer_begin = l0,
+		.layer_end = l1,
+		.pipe = mp_dist_rank(dist) == 0 ? mp_dist_pipe(dist) : NULL,
 	};
 	if (mp_model_create(hp, mp_modelfile_weights(mf), &src, &mo, &s.model, err, sizeof err) < 0) {
 		fprintf(stderr, "moepager: %s: %s\n", f->model, err);
+		goto out;
+	}
+	if (mp_dist_rank(dist) > 0) {   /* a later rank: stages until rank 0 ends */
+		status = mp_dist_serve(dist, s.model) < 0 ? 1 : 0;
+		fprintf(stderr, "moepager: rank %u on %s (layers %u-%u):\n", mp_dist_rank(dist),
+			mp_dist_host(dist), l0, l1 - 1);
+		print_pager(experts, &s);
 		goto out;
 	}
 	struct mp_sampler_params sp;
@@ -552,6 +597,7 @@ static int run(const struct flags *f)
 		status = chat(&s, f->n_predict);
 		print_speed(&s);
 		print_pager(experts, &s);
+		print_pipeline(dist);
 		goto out;
 	}
 	if (f->file) {
@@ -583,6 +629,7 @@ static int run(const struct flags *f)
 	status = generate(&s, logits, f->n_predict) < 0 ? 1 : 0;
 	print_speed(&s);
 	print_pager(experts, &s);
+	print_pipeline(dist);
 out:
 	mp_free(prompt_text);
 	mp_free(s.out);
@@ -677,5 +724,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "moepager: -i reads the conversation from standard input; drop -p/-f/--raw\n");
 		return 2;
 	}
-	return run(&f);
+	struct mp_dist *dist;   /* several ranks under mpirun (src/dist.h), else NULL */
+	if (mp_dist_init(&argc, &argv, &dist, err, sizeof err) < 0) {
+		fprintf(stderr, "moepager: %s\n", err);
+		return 1;
+	}
+	rc = run(&f, dist);
+	mp_dist_finish(dist, rc);   /* on failure: names this rank and stops every rank */
+	return rc;
 }
