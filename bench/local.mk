@@ -8,4 +8,9 @@ bench_kernels_CPPFLAGS = $(KERNELS_CPPFLAGS)
 bench_kernels_SOURCES = bench/kernels.c
 bench_kernels_LDADD = $(KERNELS_LIBS)
 
-EXTRA_DIST += bench/pager.sh
+EXTRA_DIST += bench/pager.sh bench/prefill.sh
+
+noinst_PROGRAMS += bench/matmul
+bench_matmul_CPPFLAGS = $(KERNELS_CPPFLAGS)
+bench_matmul_SOURCES = bench/matmul.c
+bench_matmul_LDADD = $(KERNELS_LIBS)

@@ -172,6 +172,12 @@ typedef int (*mp_model_pos_fn)(void *ctx, uint32_t pos, const float *logits);
 int mp_model_prefill(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_model_pos_fn on_pos,
 		     void *ctx, const float **last_logits);
 
+/* Bytes of the scratch the first prefill allocates (the memory plan counts
+ * them): n_batch (0 = 512) tokens at most, n_ctx positions, threads, n_used
+ * experts per token (0 = the file's). */
+uint64_t mp_model_batch_bytes(const struct mp_hparams *hp, uint32_t n_batch, uint32_t n_ctx,
+			      int threads, uint32_t n_used);
+
 /* Prefill counters since create: distinct routed experts acquired (the sum
  * over batches and MoE layers of each batch's union) and tokens prefilled in
  * batches; for the bytes-read ratio (bench/prefill.sh). */

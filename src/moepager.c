@@ -367,6 +367,8 @@ static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t 
 	struct mp_plan_opts po = {
 		.cache_budget = f->cache_budget, .mem_limit = f->mem_limit, .ctx = (uint64_t)f->ctx,
 		.threads = (uint32_t)f->threads, .kv_q8 = f->kv_type == 1, .n_used = top_k,
+		.batch_scratch = mp_model_batch_bytes(hp, (uint32_t)f->batch, (uint32_t)f->ctx,
+						      (int)f->threads, top_k),
 	};
 	char a[32], b[32], c[32], d[32], e[32];
 	/* several ranks: this rank's layers only (src/dist.h) */

@@ -145,6 +145,7 @@ int mp_plan_compute(struct mp_gguf *g, const struct mp_plan_opts *o, struct mp_p
 	uint64_t threads = o->threads ? o->threads : 1;
 	p->scratch_bytes = (32ull << 20) + p->ctx * kv_width * 4 + threads * p->ctx * 4 +
 			   threads * (2ull << 20) + (uint64_t)vocab * 16 + (uint64_t)D * 4 * 16;
+	p->scratch_bytes = sat_add(p->scratch_bytes, o->batch_scratch);   /* -b's batch */
 	uint64_t used = o->n_used ? o->n_used : n_used ? n_used : 1;
 	/* one token's experts of one layer, each range with up to two alignment
 	 * pages (the pager reads the 4 KiB-aligned cover) */

@@ -22,6 +22,7 @@ struct mp_plan_opts {
 	uint32_t threads;           /* compute threads (per-thread scratch); 0 = 1 */
 	int kv_q8;                  /* 1: the KV cache is q8_0 (--kv-type q8_0), else f16 */
 	uint32_t n_used;            /* experts per token (--experts); 0 = the file's */
+	uint64_t batch_scratch;     /* bytes of the prefill batch (mp_model_batch_bytes); 0 = none */
 };
 
 struct mp_plan_layer {

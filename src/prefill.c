@@ -45,13 +45,16 @@
 #include "model_impl.h"
 #include "quant.h"
 
-enum { LOGIT_CHUNK = 32 };   /* positions whose logits are computed at once */
+enum {
+	LOGIT_CHUNK = 32,   /* positions whose logits are computed at once */
+	QBLOCK = 64,        /* query rows whose attention scores are held at once */
+};
 
 /* One thread's scratch for one head of the batch. */
 struct head_buf {
 	float *qn, *qr;               /* [cap][d_nope], [cap][d_rope]: the head's query */
 	float *qlat, *olat;           /* [cap][kv_lora_rank] */
-	float *s;                     /* [cap][n_ctx]: scores, then probabilities */
+	float *s;                     /* [QBLOCK][n_ctx]: scores, then probabilities */
 	float *oh;                    /* [cap][d_v]: the head's output */
 	int rc;                       /* first product error (0: none) */
 };
@@ -66,7 +69,8 @@ struct mp_batch {
 	struct head_buf *hb;          /* [threads]: one head's work each */
 	int n_hb;                     /* entries in hb */
 	float *o;                     /* [cap][H·d_v] */
-	float *ffa, *ffb;             /* [cap][widest FFN] */
+	float *ffa, *ffb;             /* [ff_cap]: FFN hidden rows */
+	size_t ff_cap;                /* floats in each: cap × the widest expert FFN */
 	float *rl;                    /* [cap][n_expert]: router logits */
 	struct mp_route *routes;      /* [cap][n_layer] */
 	float *eout;                  /* [cap][n_used][D]: routed outputs by selection slot */
@@ -103,6 +107,56 @@ static void *fa(size_t cap, size_t n)
 	return __builtin_mul_overflow(cap, n ? n : 1, &c) ? NULL : mp_calloc(c, sizeof(float));
 }
 
+/* Floats per batch token of the shared buffers, and of one thread's head
+ * scratch; batch_create allocates exactly these (and mp_model_batch_bytes
+ * counts them). */
+static size_t expert_ff(const struct mp_hparams *hp)
+{
+	size_t fe = (size_t)hp->n_ff_exp * (hp->n_expert_shared ? hp->n_expert_shared : 1);
+	fe = fe > hp->n_ff_exp ? fe : hp->n_ff_exp;
+	return fe ? fe : 1;
+}
+
+/* Floats in each FFN hidden buffer: every token of an expert, or the dense
+ * FFN (wider) in blocks of at least QBLOCK rows, so its products stay in
+ * sgemm rather than drop to the direct path for a few rows. */
+static size_t ff_floats(const struct mp_hparams *hp, size_t cap)
+{
+	size_t a = cap * expert_ff(hp), rows = cap < QBLOCK ? cap : QBLOCK;
+	size_t d = rows * hp->n_ff;
+	return a > d ? a : d;
+}
+
+static size_t token_floats(const struct mp_hparams *hp, size_t K, size_t kv_width)
+{
+	size_t D = hp->n_embd, H = hp->n_head;
+	return D * 5 + H * (hp->d_nope + hp->d_rope) + hp->q_lora_rank + kv_width + H * hp->d_v +
+	       (hp->n_expert ? hp->n_expert : 1) + K * D;
+}
+
+/* per token, then per thread apart from the tokens */
+static size_t head_floats(const struct mp_hparams *hp)
+{
+	return hp->d_nope + hp->d_rope + 2 * (size_t)hp->kv_lora_rank + hp->d_v;
+}
+
+uint64_t mp_model_batch_bytes(const struct mp_hparams *hp, uint32_t n_batch, uint32_t n_ctx,
+			      int threads, uint32_t n_used)
+{
+	uint64_t cap = n_batch ? n_batch : 512, K = n_used ? n_used : hp->n_expert_used;
+	n_ctx = n_ctx ? n_ctx : 4096;
+	cap = cap < n_ctx ? cap : n_ctx;
+	K = K ? K : 1;
+	uint64_t th = threads > 0 ? (uint64_t)threads : 1;
+	uint64_t per_tok = 4 * (token_floats(hp, K, hp->kv_lora_rank + hp->d_rope) +
+				th * head_floats(hp)) +
+			   hp->n_layer * sizeof(struct mp_route) + K * sizeof(uint32_t);
+	uint64_t fixed = 4ull * 2 * ff_floats(hp, cap) + 4ull * LOGIT_CHUNK * hp->n_vocab + 16ull * (hp->n_expert + 1) +
+			 th * (4ull * QBLOCK * n_ctx) +   /* each thread's scores */
+			 th * (1ull << 20);   /* each worker's dequantized chunk (matvec.c) */
+	return cap * per_tok + fixed;
+}
+
 static int batch_create(struct mp_model *m)
 {
 	const struct mp_hparams *hp = m->hp;
@@ -111,9 +165,6 @@ static int batch_create(struct mp_model *m)
 		return -ENOMEM;
 	size_t cap = m->opts.n_batch < m->opts.n_ctx ? m->opts.n_batch : m->opts.n_ctx;
 	size_t D = hp->n_embd, H = hp->n_head, K = m->router.n_used ? m->router.n_used : 1;
-	size_t ff = hp->n_ff, fe = (size_t)hp->n_ff_exp * (hp->n_expert_shared ? hp->n_expert_shared : 1);
-	ff = ff > fe ? ff : fe;
-	ff = ff > hp->n_ff_exp ? ff : hp->n_ff_exp;
 	size_t E = hp->n_expert ? hp->n_expert : 1;
 	b->cap = (uint32_t)cap;
 	b->h = fa(cap, D), b->x = fa(cap, D), b->f = fa(cap, D);
@@ -126,10 +177,11 @@ static int batch_create(struct mp_model *m)
 		struct head_buf *hb = &b->hb[i];
 		hb->qn = fa(cap, hp->d_nope), hb->qr = fa(cap, hp->d_rope);
 		hb->qlat = fa(cap, hp->kv_lora_rank), hb->olat = fa(cap, hp->kv_lora_rank);
-		hb->s = fa(cap, m->opts.n_ctx), hb->oh = fa(cap, hp->d_v);
+		hb->s = fa(QBLOCK, m->opts.n_ctx), hb->oh = fa(cap, hp->d_v);
 		hb_ok = hb->qn && hb->qr && hb->qlat && hb->olat && hb->s && hb->oh;
 	}
-	b->ffa = fa(cap, ff), b->ffb = fa(cap, ff), b->rl = fa(cap, E);
+	b->ff_cap = ff_floats(hp, cap);
+	b->ffa = fa(b->ff_cap, 1), b->ffb = fa(b->ff_cap, 1), b->rl = fa(cap, E);
 	b->routes = mp_calloc(cap * hp->n_layer, sizeof *b->routes);
 	b->eout = fa(cap * K, D), b->xe = fa(cap, D), b->ye = fa(cap, D);
 	b->logits = fa(LOGIT_CHUNK, hp->n_vocab);
@@ -169,16 +221,22 @@ static void mm(struct mp_model *m, const struct mp_tensor *W, int64_t row0, int6
 	mm_on(m->opts.threads, &m->batch->rc, W, row0, nrows, x, n, y);
 }
 
-/* Y = down · (silu(gate · X) ⊙ (up · X)) for n rows of X. */
+/* Y = down · (silu(gate · X) ⊙ (up · X)) for n rows of X, in blocks of rows
+ * whose hidden values fit ffa (the dense FFN is wider than the experts'). */
 static void swiglu_batch(struct mp_model *m, const struct mp_tensor *gate, const struct mp_tensor *up,
 			 const struct mp_tensor *down, const float *x, uint32_t n, float *y)
 {
 	struct mp_batch *b = m->batch;
-	int64_t F = gate->ne[1];
-	mm(m, gate, 0, F, x, n, b->ffa);
-	mm(m, up, 0, F, x, n, b->ffb);
-	mp_ops_silu_mul(b->ffa, b->ffb, F * n);
-	mm(m, down, 0, down->ne[1], b->ffa, n, y);
+	int64_t F = gate->ne[1], D = down->ne[1], in = gate->ne[0];
+	uint32_t rows = (uint32_t)(b->ff_cap / (size_t)F);
+	rows = rows ? rows : 1;
+	for (uint32_t i0 = 0; i0 < n; i0 += rows) {
+		uint32_t nr = n - i0 < rows ? n - i0 : rows;
+		mm(m, gate, 0, F, x + i0 * in, nr, b->ffa);
+		mm(m, up, 0, F, x + i0 * in, nr, b->ffb);
+		mp_ops_silu_mul(b->ffa, b->ffb, F * nr);
+		mm(m, down, 0, D, b->ffa, nr, y + i0 * D);
+	}
 }
 
 static void rmsnorm_rows(float *y, const float *x, const float *g, uint32_t n, int64_t d, float eps)
@@ -198,7 +256,7 @@ static void head_batch(struct mp_model *m, const struct mp_layer_weights *lw, ui
 	const struct mp_hparams *hp = m->hp;
 	struct mp_batch *b = m->batch;
 	uint32_t dn = hp->d_nope, dr = hp->d_rope, dv = hp->d_v, r = hp->kv_lora_rank, w = m->kv_width;
-	size_t dqk = dn + dr, T = p0 + n;
+	size_t dqk = dn + dr;
 	for (uint32_t i = 0; i < n; i++) {
 		const float *qi = b->q + (i * (size_t)hp->n_head + h) * dqk;
 		memcpy(hb->qn + (size_t)i * dn, qi, sizeof(float) * dn);
@@ -213,16 +271,22 @@ static void head_batch(struct mp_model *m, const struct mp_layer_weights *lw, ui
 		if (rc < 0 && !hb->rc)
 			hb->rc = rc;
 	}
-	/* scores over the whole cache, then the causal cut per row */
-	mp_sgemm(1, n, (int64_t)T, r, m->kq_scale, hb->qlat, r, m->kvf, w, 0.0f, hb->s, (int64_t)T);
-	mp_sgemm(1, n, (int64_t)T, dr, m->kq_scale, hb->qr, dr, m->kvf + r, w, 1.0f, hb->s, (int64_t)T);
-	for (uint32_t i = 0; i < n; i++) {
-		float *row = hb->s + i * T;
-		size_t valid = (size_t)p0 + i + 1;
-		mp_ops_softmax(row, (int64_t)valid);
-		memset(row + valid, 0, sizeof(float) * (T - valid));
+	/* scores of QBLOCK query rows at a time over the cache rows they may see
+	 * (0 .. p0+i0+nq-1), then the causal cut per row */
+	for (uint32_t i0 = 0; i0 < n; i0 += QBLOCK) {
+		uint32_t nq = n - i0 < QBLOCK ? n - i0 : QBLOCK;
+		int64_t T = (int64_t)p0 + i0 + nq;
+		mp_sgemm(1, nq, T, r, m->kq_scale, hb->qlat + (size_t)i0 * r, r, m->kvf, w, 0.0f, hb->s, T);
+		mp_sgemm(1, nq, T, dr, m->kq_scale, hb->qr + (size_t)i0 * dr, dr, m->kvf + r, w, 1.0f,
+			 hb->s, T);
+		for (uint32_t i = 0; i < nq; i++) {
+			float *row = hb->s + i * (size_t)T;
+			int64_t valid = (int64_t)p0 + i0 + i + 1;
+			mp_ops_softmax(row, valid);
+			memset(row + valid, 0, sizeof(float) * (size_t)(T - valid));
+		}
+		mp_sgemm(0, nq, r, T, 1.0f, hb->s, T, m->kvf, w, 0.0f, hb->olat + (size_t)i0 * r, r);
 	}
-	mp_sgemm(0, n, r, (int64_t)T, 1.0f, hb->s, (int64_t)T, m->kvf, w, 0.0f, hb->olat, r);
 	/* o_h = U_h · o_lat */
 	if (hp->mla_new)
 		mm_on(NULL, &hb->rc, &lw->v_b, (int64_t)h * dv, dv, hb->olat, n, hb->oh);
