@@ -63,7 +63,8 @@ uint32_t mp_dist_rank(const struct mp_dist *d);
 uint32_t mp_dist_size(const struct mp_dist *d);
 const char *mp_dist_host(const struct mp_dist *d);
 
-/* Agrees on the split of hp's layers: every rank gives its capacity (its memory: --mem-limit,
+/* Agrees on the split of hp's layers and measures the link (rank 0 prints the
+ * mean time per hop of a hidden state): every rank gives its capacity (its memory: --mem-limit,
  * or --cache-budget, or 0) and gets its range [*l0, *l1); rank 0 prints the
  * table of ranks, hosts, layers and memory.  Returns 0 or an error (err). */
 int mp_dist_layers(struct mp_dist *d, const struct mp_hparams *hp, const uint64_t *weight,
@@ -71,7 +72,8 @@ int mp_dist_layers(struct mp_dist *d, const struct mp_hparams *hp, const uint64_
 
 /* A rank's start: the layer weights from g's plan (po as for mp_plan_compute;
  * its --mem-limit, else --cache-budget, is this rank's capacity) and the
- * agreed split into [*l0, *l1).  One process: all layers.  Returns 0 or an
+ * agreed split into [*l0, *l1), and a measure of the link (a hidden state
+ * around the ranks, printed by rank 0).  One process: all layers.  Returns 0 or an
  * error (err). */
 struct mp_gguf;
 int mp_dist_start(struct mp_dist *d, struct mp_gguf *g, const struct mp_hparams *hp,

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "clock.h"
@@ -121,6 +122,32 @@ static void print_split(const struct mp_dist *d, const uint32_t *begin, const ui
 	}
 }
 
+/* The link, measured once at start: RING_ROUNDS times one hidden state goes
+ * around every rank (0 → 1 → … → 0, plain blocking calls: the messaging
+ * alone).  Returns the mean ns per hop on rank 0 (0 elsewhere), or -1. */
+enum { RING_ROUNDS = 32 };
+static int64_t ring_probe(struct mp_dist *d)
+{
+	float *buf = mp_calloc(d->n_embd, sizeof(float));
+	if (!buf)
+		return -1;
+	int next = (d->rank + 1) % d->size, prev = (d->rank + d->size - 1) % d->size, rc = MPI_SUCCESS;
+	uint64_t t0 = mp_clock_now_ns();
+	for (int i = 0; i < RING_ROUNDS && rc == MPI_SUCCESS; i++) {
+		if (d->rank == 0)
+			rc = MPI_Send(buf, (int)d->n_embd, MPI_FLOAT, next, TAG_ROWS, MPI_COMM_WORLD);
+		if (rc == MPI_SUCCESS)
+			rc = MPI_Recv(buf, (int)d->n_embd, MPI_FLOAT, prev, TAG_ROWS, MPI_COMM_WORLD,
+				      MPI_STATUS_IGNORE);
+		if (rc == MPI_SUCCESS && d->rank != 0)
+			rc = MPI_Send(buf, (int)d->n_embd, MPI_FLOAT, next, TAG_ROWS, MPI_COMM_WORLD);
+	}
+	mp_free(buf);
+	if (rc != MPI_SUCCESS)
+		return mpi_fail(d, rc, "measuring the link with", next), -1;
+	return d->rank == 0 ? (int64_t)((mp_clock_now_ns() - t0) / RING_ROUNDS / (uint64_t)d->size) : 0;
+}
+
 int mp_dist_layers(struct mp_dist *d, const struct mp_hparams *hp, const uint64_t *weight,
 		   uint64_t fixed, uint64_t cap, uint32_t *l0, uint32_t *l1, char *err, size_t err_len)
 {
@@ -150,8 +177,18 @@ int mp_dist_layers(struct mp_dist *d, const struct mp_hparams *hp, const uint64_
 			 "least (mpirun -np %" PRIu32 " or fewer)", d->size, n_layer, n_layer);
 		goto out;
 	}
-	if (d->rank == 0)
+	int64_t hop_ns = ring_probe(d);
+	if (hop_ns < 0) {
+		snprintf(err, err_len, "%s", d->err);
+		rc = -EIO;
+		goto out;
+	}
+	if (d->rank == 0) {
 		print_split(d, begin, caps, weight, fixed);
+		fprintf(stderr, "moepager: link: a hidden state (%u bytes) goes rank to rank in %.1f us "
+			"(%d hops, mean of %d rounds)\n", d->n_embd * 4u, (double)hop_ns / 1e3, d->size,
+			RING_ROUNDS);
+	}
 	*l0 = begin[d->rank];
 	*l1 = begin[d->rank + 1];
 	rc = 0;
@@ -175,10 +212,25 @@ static int send_msg(struct mp_dist *d, int to, const struct hdr *h, const float 
 	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "sending hidden states to", to);
 }
 
+/* MPI_Recv that sleeps while it waits: a blocking receive polls the network at
+ * full speed, and a rank waiting for the others (or rank 1 waiting while rank
+ * 0 reads the next chat line) would take a core from the rank computing when
+ * they share one.  Polls for the first 50 µs, then every 20 µs (asleep). */
+static int recv_sleeping(void *buf, int count, MPI_Datatype type, int from, int tag)
+{
+	MPI_Request req;
+	int rc = MPI_Irecv(buf, count, type, from, tag, MPI_COMM_WORLD, &req), done = 0;
+	uint64_t t0 = mp_clock_now_ns();
+	while (rc == MPI_SUCCESS && !(rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE)) && !done)
+		if (mp_clock_now_ns() - t0 > 50000)
+			nanosleep(&(struct timespec){ 0, 20000 }, NULL);
+	return rc;
+}
+
 /* Receives a header from rank from and, for RUN, its rows into *rows (grown). */
 static int recv_msg(struct mp_dist *d, int from, struct hdr *h)
 {
-	int rc = MPI_Recv(h, sizeof *h, MPI_BYTE, from, TAG_HDR, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
+	int rc = recv_sleeping(h, sizeof *h, MPI_BYTE, from, TAG_HDR);
 	if (rc != MPI_SUCCESS)
 		return mpi_fail(d, rc, "waiting for", from);
 	if (h->kind != MSG_RUN)

@@ -67,3 +67,4 @@ moepager_compare_SOURCES = tools/moepager-compare.c
 moepager_compare_LDADD = $(SRC_LIBS)
 dist_check_SCRIPTS += tests/quality.test
 EXTRA_DIST += tests/data/pride-and-prejudice.txt
+EXTRA_DIST += tools/moepager-stat-merge.jq
