@@ -54,7 +54,7 @@ moepager_LDADD = $(SRC_LIBS) $(MPI_LIBS)
 
 check_PROGRAMS += tests/test_dist
 tests_test_dist_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
-tests_test_dist_SOURCES = tests/test_dist.c tests/mp_test.h
+tests_test_dist_SOURCES = tests/test_dist.c tests/tinymodel.c tests/tinymodel.h tests/mp_test.h
 tests_test_dist_LDADD = $(SRC_LIBS) $(MPI_LIBS)
 dist_check_SCRIPTS += tests/mpi.test
 EXTRA_DIST += tests/lsan-openmpi.supp

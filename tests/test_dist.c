@@ -1,14 +1,20 @@
 /*
- * test_dist.c — the layer split and a rank's memory plan (src/dist.h),
- * without MPI: contiguous non-empty ranges that follow the ranks' memory,
- * rank 0 carrying the embeddings and head, and a clear error for a rank whose
- * limit is too small for its share.
+ * test_dist.c — the pieces of several ranks that need no MPI: the layer
+ * split and a rank's memory plan (src/dist.h): contiguous non-empty ranges
+ * that follow the ranks' memory, rank 0 carrying the embeddings and head, a
+ * clear error for a rank whose limit is too small for its share; and the
+ * model's layer ranges (model.h: layer_begin/end, the pipe, mp_model_stage)
+ * chained in one process, bit-identical to the whole model for decode,
+ * prefill batches and a reset.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "dist.h"
 #include "err.h"
+#include "model.h"
+#include "tinymodel.h"
+#include "types.h"
 #include "mp_test.h"
 
 static void check_ranges(const uint32_t *begin, uint32_t n_rank, uint32_t n_layer)
@@ -110,11 +116,156 @@ static void test_rank_plan(void)
 	CHECK_CONTAINS(err, "smallest workable --mem-limit for this share");
 }
 
+/* ---- layer ranges chained in one process ------------------------------------------- */
+
+enum { NCTX = 64, NTOK = 12 };
+
+/* The "other ranks": stages run in turn, as dist_mpi.c's messages would. */
+struct chain {
+	struct mp_model *stage[2];
+	int n;
+	char err[256];
+};
+
+static int chain_forward(void *ctx, uint32_t pos, float *h, uint32_t n)
+{
+	struct chain *c = ctx;
+	for (int i = 0; i < c->n; i++)
+		if (mp_model_stage(c->stage[i], pos, h, n) < 0) {
+			snprintf(c->err, sizeof c->err, "%s", mp_model_error(c->stage[i]));
+			return -MP_EARG;
+		}
+	return 0;
+}
+
+static const char *chain_err(void *ctx)
+{
+	return ((struct chain *)ctx)->err;
+}
+
+static struct mp_model *make(struct test_model *tm, const struct mp_expert_source *src,
+			     uint32_t l0, uint32_t l1, const struct mp_model_pipe *pipe, uint32_t n_batch)
+{
+	struct mp_model_opts o = { .n_ctx = NCTX, .kv_type = MP_KV_F32, .absorb = 1,
+				   .n_batch = n_batch, .layer_begin = l0, .layer_end = l1,
+				   .pipe = pipe, .prefetch_depth = 2 };
+	struct mp_model *m;
+	char err[256];
+	if (mp_model_create(&tm->hp, tm->w, src, &o, &m, err, sizeof err) < 0) {
+		MP_TEST_FAIL("mp_model_create layers %u-%u: %s", l0, l1, err);
+		return NULL;
+	}
+	return m;
+}
+
+/* Prompt (prefill) then greedy decode; every step's logits into out[NTOK][vocab]. */
+static int run(struct mp_model *m, uint32_t nv, float *out)
+{
+	uint32_t toks[6] = { 1, 5, 9, 17, 33, 2 };
+	const float *lg;
+	if (mp_model_prefill(m, toks, 6, NULL, NULL, &lg) < 0) {
+		MP_TEST_FAIL("prefill: %s", mp_model_error(m));
+		return -1;
+	}
+	memcpy(out, lg, sizeof(float) * nv);
+	for (int i = 1; i < NTOK; i++) {
+		if (mp_model_step(m, (uint32_t)tiny_argmax(lg, (int)nv), &lg) < 0) {
+			MP_TEST_FAIL("step: %s", mp_model_error(m));
+			return -1;
+		}
+		memcpy(out + (size_t)i * nv, lg, sizeof(float) * nv);
+	}
+	return 0;
+}
+
+static void chained(uint32_t wtype, uint32_t n_batch, const uint32_t *cut, int n_stage)
+{
+	struct test_model tm;
+	tiny_build(&tm, wtype, 1, 1, 0, 7 + wtype);
+	uint32_t nv = tm.hp.n_vocab, nl = tm.hp.n_layer;
+	struct mp_resident_experts *res;
+	struct mp_expert_source src;
+	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &src) == 0);
+	float *want = malloc(sizeof(float) * nv * NTOK), *got = malloc(sizeof(float) * nv * NTOK);
+	REQUIRE(want && got);
+	struct mp_model *whole = make(&tm, &src, 0, 0, NULL, n_batch);
+	REQUIRE(whole && run(whole, nv, want) == 0);
+	struct chain c = { { NULL, NULL }, n_stage, "" };
+	struct mp_model_pipe pipe = { &c, chain_forward, chain_err };
+	struct mp_model *first = make(&tm, &src, 0, cut[0], &pipe, n_batch);
+	for (int i = 0; i < n_stage; i++)
+		c.stage[i] = make(&tm, &src, cut[i], i + 1 < n_stage ? cut[i + 1] : nl, NULL, n_batch);
+	REQUIRE(first && c.stage[0] && (n_stage < 2 || c.stage[1]));
+	CHECK(run(first, nv, got) == 0);
+	CHECK(memcmp(want, got, sizeof(float) * nv * NTOK) == 0);
+	/* a new sequence: rank 0 resets, the stages rewind with the positions */
+	mp_model_reset(first);
+	memset(got, 0, sizeof(float) * nv * NTOK);
+	CHECK(run(first, nv, got) == 0);
+	CHECK(memcmp(want, got, sizeof(float) * nv * NTOK) == 0);
+	CHECK_EQ_INT(mp_model_pos(c.stage[n_stage - 1]), mp_model_pos(first));
+	/* a stage takes hidden states, not tokens; positions never jump ahead */
+	const float *lg;
+	CHECK_EQ_INT(mp_model_step(c.stage[0], 1, &lg), -MP_EARG);
+	CHECK_CONTAINS(mp_model_error(c.stage[0]), "its input is a hidden state");
+	float h[1024] = { 0 };
+	REQUIRE(tm.hp.n_embd <= 1024);
+	CHECK(mp_model_stage(c.stage[0], mp_model_pos(c.stage[0]) + 1, h, 1) < 0);
+	CHECK_CONTAINS(mp_model_error(c.stage[0]), "only");
+	for (int i = 0; i < n_stage; i++)
+		mp_model_destroy(c.stage[i]);
+	mp_model_destroy(first);
+	mp_model_destroy(whole);
+	mp_resident_experts_destroy(res);
+	free(want);
+	free(got);
+	tiny_drop(&tm);
+}
+
+static void test_two_stages_decode(void)
+{
+	uint32_t cut[1] = { 1 };
+	chained(MP_TYPE_F32, 1, cut, 1);     /* the prompt one token at a time */
+	chained(MP_TYPE_Q8_0, 4, cut, 1);    /* batches of 4 through the stage */
+}
+
+static void test_three_stages_batches(void)
+{
+	uint32_t cut[2] = { 1, 2 };
+	chained(MP_TYPE_F32, 512, cut, 2);
+	chained(MP_TYPE_Q8_0, 3, cut, 2);
+}
+
+static void test_range_checked(void)
+{
+	struct test_model tm;
+	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 3);
+	struct mp_resident_experts *res;
+	struct mp_expert_source src;
+	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &src) == 0);
+	struct mp_model *m;
+	char err[256];
+	/* the first rank ending early needs a pipe; ranges must be non-empty and inside */
+	struct mp_model_opts o = { .n_ctx = NCTX, .absorb = 1, .layer_begin = 0, .layer_end = 1 };
+	CHECK_EQ_INT(mp_model_create(&tm.hp, tm.w, &src, &o, &m, err, sizeof err), -MP_EARG);
+	CHECK_CONTAINS(err, "layers 0-1 of 3");
+	o.layer_begin = 2;
+	o.layer_end = 2;
+	CHECK_EQ_INT(mp_model_create(&tm.hp, tm.w, &src, &o, &m, err, sizeof err), -MP_EARG);
+	o.layer_end = 4;
+	CHECK_EQ_INT(mp_model_create(&tm.hp, tm.w, &src, &o, &m, err, sizeof err), -MP_EARG);
+	mp_resident_experts_destroy(res);
+	tiny_drop(&tm);
+}
+
 int main(void)
 {
 	RUN(test_equal_split);
 	RUN(test_memory_follows);
 	RUN(test_too_many_ranks);
 	RUN(test_rank_plan);
+	RUN(test_two_stages_decode);
+	RUN(test_three_stages_batches);
+	RUN(test_range_checked);
 	return mp_test_end();
 }
