@@ -532,7 +532,9 @@ static int run(const struct flags *f, struct mp_dist *dist)
 		goto out;
 	}
 	if (mp_dist_rank(dist) > 0) {   /* a later rank: stages until rank 0 ends */
+		uint64_t t0 = mp_clock_now_ns();
 		status = mp_dist_serve(dist, s.model) < 0 ? 1 : 0;
+		s.gen_ns = mp_clock_now_ns() - t0;   /* the stall share is of the session */
 		fprintf(stderr, "moepager: rank %u on %s (layers %u-%u):\n", mp_dist_rank(dist),
 			mp_dist_host(dist), l0, l1 - 1);
 		print_pager(experts, &s);
