@@ -84,8 +84,9 @@ int mp_dist_start(struct mp_dist *d, struct mp_gguf *g, const struct mp_hparams 
 int mp_dist_plan_compute(const struct mp_dist *d, struct mp_gguf *g, const struct mp_plan_opts *po,
 			 uint32_t l0, uint32_t l1, struct mp_plan *p, char *err, size_t err_len);
 
-/* Rank 0's pipe (model.h): forward sends the rows to rank 1 and waits for the
- * last rank's. */
+/* This rank's pipe (model.h), NULL on the last rank: on rank 0 forward sends
+ * the rows to rank 1 and waits for the last rank's; on every rank but the last,
+ * early sends the state entering its last layer ahead (look-ahead). */
 const struct mp_model_pipe *mp_dist_pipe(struct mp_dist *d);
 
 /* Ranks > 0: serves stages on m until rank 0 says the session is over.

@@ -1,9 +1,11 @@
 /*
  * dist_mpi.c — the ranks' messages over Open MPI (dist.h).
  *
- * Every message is a header (struct hdr, MPI_BYTE, tag HDR) and, for RUN, the
- * rows (MPI_FLOAT, tag ROWS).  RUN goes rank r → r+1, the last rank answers
- * rank 0; STOP goes down the chain once, at the end.  MPI_COMM_WORLD returns
+ * Every message is a header (struct hdr, MPI_BYTE, tag HDR) and, for RUN and
+ * HINT, the rows (MPI_FLOAT, tag ROWS).  RUN goes rank r → r+1, the last rank
+ * answers rank 0; before it, in decode, HINT carries the state entering rank
+ * r's last layer to r+1 (not to rank 0), whose look-ahead starts from it; STOP
+ * goes down the chain once, at the end.  MPI_COMM_WORLD returns
  * errors (MPI_ERRORS_RETURN): each is printed naming this rank, its host and
  * the peer, then the job is aborted — a rank that dies makes mpirun end every
  * other one, so no rank waits for ever.
@@ -30,7 +32,7 @@
 #include "size.h"
 
 enum { TAG_HDR = 1, TAG_ROWS = 2 };
-enum { MSG_RUN = 1, MSG_STOP = 2 };
+enum { MSG_RUN = 1, MSG_STOP = 2, MSG_HINT = 3 };   /* HINT: one row, look-ahead only */
 
 struct hdr {
 	uint32_t kind;                /* MSG_* */
@@ -207,7 +209,7 @@ static const char *pipe_err(void *ctx)
 static int send_msg(struct mp_dist *d, int to, const struct hdr *h, const float *rows)
 {
 	int rc = MPI_Send(h, sizeof *h, MPI_BYTE, to, TAG_HDR, MPI_COMM_WORLD);
-	if (rc == MPI_SUCCESS && h->kind == MSG_RUN)
+	if (rc == MPI_SUCCESS && h->kind != MSG_STOP)
 		rc = MPI_Send(rows, (int)(h->n * d->n_embd), MPI_FLOAT, to, TAG_ROWS, MPI_COMM_WORLD);
 	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "sending hidden states to", to);
 }
@@ -233,7 +235,7 @@ static int recv_msg(struct mp_dist *d, int from, struct hdr *h)
 	int rc = recv_sleeping(h, sizeof *h, MPI_BYTE, from, TAG_HDR);
 	if (rc != MPI_SUCCESS)
 		return mpi_fail(d, rc, "waiting for", from);
-	if (h->kind != MSG_RUN)
+	if (h->kind == MSG_STOP)
 		return 0;
 	size_t need = (size_t)h->n * d->n_embd;
 	if (need > d->rows_cap) {
@@ -275,11 +277,21 @@ static int pipe_forward(void *ctx, uint32_t pos, float *h, uint32_t n)
 	return 0;
 }
 
+/* The state entering this rank's last layer, to the next rank (never rank 0);
+ * a failure here shows again at the RUN that follows. */
+static void pipe_early(void *ctx, uint32_t pos, const float *h)
+{
+	struct mp_dist *d = ctx;
+	struct hdr msg = { MSG_HINT, pos, 1, 0, 0 };
+	if (d->rank + 1 < d->size)
+		send_msg(d, d->rank + 1, &msg, h);
+}
+
 const struct mp_model_pipe *mp_dist_pipe(struct mp_dist *d)
 {
-	if (!d || d->size < 2)
+	if (!d || d->size < 2 || d->rank + 1 == d->size)
 		return NULL;
-	d->pipe = (struct mp_model_pipe){ d, pipe_forward, pipe_err };
+	d->pipe = (struct mp_model_pipe){ d, d->rank == 0 ? pipe_forward : NULL, pipe_err, pipe_early };
 	return &d->pipe;
 }
 
@@ -294,6 +306,10 @@ int mp_dist_serve(struct mp_dist *d, struct mp_model *m)
 		if (rc < 0) {
 			fprintf(stderr, "moepager: %s\n", d->err);
 			return -1;
+		}
+		if (msg.kind == MSG_HINT) {
+			mp_model_stage_hint(m, d->rows);
+			continue;
 		}
 		uint64_t t0 = mp_clock_now_ns();
 		if (mp_model_stage(m, msg.pos, d->rows, msg.n) < 0) {

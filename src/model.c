@@ -355,8 +355,11 @@ int mp_model_prefetch_depth(const struct mp_model *m)
 static int run_layers(struct mp_model *m, uint32_t l0, uint32_t l1)
 {
 	const struct mp_hparams *hp = m->hp;
+	const struct mp_model_pipe *pp = m->opts.pipe;
 	for (uint32_t L = l0; L < l1; L++) {
 		const struct mp_layer_weights *lw = &m->w->layer[L];
+		if (L + 1 == l1 && l1 < hp->n_layer && pp && pp->early)   /* the next rank's look-ahead */
+			pp->early(pp->ctx, m->pos, m->h);
 		mp_ops_rmsnorm(m->x, m->h, lw->attn_norm.data, hp->n_embd, hp->eps);
 		attention(m, L, m->x, m->f);
 		mp_ops_axpy(m->h, m->f, 1.0f, hp->n_embd);
@@ -437,6 +440,14 @@ int mp_model_stage(struct mp_model *m, uint32_t pos, float *h, uint32_t n)
 	memcpy(h, m->h, sizeof(float) * hp->n_embd);
 	end_step(m, step_t0);
 	return 0;
+}
+
+void mp_model_stage_hint(struct mp_model *m, const float *h)
+{
+	if (m->l_begin == 0)
+		return;
+	memcpy(m->h, h, sizeof(float) * m->hp->n_embd);   /* scratch between steps */
+	lookahead(m, m->l_begin - 1);
 }
 
 uint32_t mp_model_pos(const struct mp_model *m) { return m->pos; }
@@ -633,7 +644,7 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->l_begin = opts->layer_begin;
 	m->l_end = opts->layer_end ? opts->layer_end : hp->n_layer;
 	if (m->l_begin >= m->l_end || m->l_end > hp->n_layer ||
-	    (m->l_begin == 0 && m->l_end < hp->n_layer && !opts->pipe)) {
+	    (m->l_begin == 0 && m->l_end < hp->n_layer && !(opts->pipe && opts->pipe->forward))) {
 		mp_model_fail(m, "layers %u-%u of %u: expected a non-empty range, and a pipe to the "
 			      "other ranks when the first rank ends early", m->l_begin, m->l_end,
 			      hp->n_layer);

@@ -134,6 +134,11 @@ struct mp_model_pipe {
 	void *ctx;
 	int (*forward)(void *ctx, uint32_t pos, float *h, uint32_t n);
 	const char *(*err_msg)(void *ctx);
+	/* Optional (NULL: none; also on ranks after the first, which have no
+	 * forward): one token's state entering this model's last layer, handed
+	 * on before that layer runs so the next rank's look-ahead starts one
+	 * layer early (mp_model_stage_hint there). */
+	void (*early)(void *ctx, uint32_t pos, const float *h);
 };
 
 
@@ -191,6 +196,11 @@ void mp_model_prefill_counts(const struct mp_model *m, uint64_t *experts, uint64
  * above.  The look-ahead of the first layers starts from h before anything
  * else.  Errors as mp_model_step. */
 int mp_model_stage(struct mp_model *m, uint32_t pos, float *h, uint32_t n);
+
+/* The look-ahead of a stage's first layers from h (n_embd floats: the state
+ * entering the previous rank's last layer, its pipe's early()): hints only,
+ * nothing else changes. */
+void mp_model_stage_hint(struct mp_model *m, const float *h);
 
 /* Positions cached so far; mp_model_reset() empties the cache. */
 uint32_t mp_model_pos(const struct mp_model *m);

@@ -525,7 +525,7 @@ static int run(const struct flags *f, struct mp_dist *dist)
 		.n_batch = (uint32_t)f->batch,
 		.layer_begin = l0,
 		.layer_end = l1,
-		.pipe = mp_dist_rank(dist) == 0 ? mp_dist_pipe(dist) : NULL,
+		.pipe = mp_dist_pipe(dist),
 	};
 	if (mp_model_create(hp, mp_modelfile_weights(mf), &src, &mo, &s.model, err, sizeof err) < 0) {
 		fprintf(stderr, "moepager: %s: %s\n", f->model, err);

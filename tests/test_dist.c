@@ -120,16 +120,27 @@ static void test_rank_plan(void)
 
 enum { NCTX = 64, NTOK = 12 };
 
-/* The "other ranks": stages run in turn, as dist_mpi.c's messages would. */
+/* The "other ranks": stages run in turn, as dist_mpi.c's messages would.
+ * hop[i] is model i's pipe (model 0 = the first rank): its forward (model 0
+ * only) runs every stage, its early hands the state to stage i. */
+struct chain;
+struct hop {
+	struct chain *c;
+	int i;
+};
 struct chain {
 	struct mp_model *stage[2];
 	int n;
+	struct hop hop[3];
+	struct mp_expert_source inner;   /* the resident experts, hints counted */
+	uint32_t hints[8];               /* hint calls per layer */
+	uint32_t early, early_hinted;    /* early() calls; of those, hints they caused */
 	char err[256];
 };
 
 static int chain_forward(void *ctx, uint32_t pos, float *h, uint32_t n)
 {
-	struct chain *c = ctx;
+	struct chain *c = ((struct hop *)ctx)->c;
 	for (int i = 0; i < c->n; i++)
 		if (mp_model_stage(c->stage[i], pos, h, n) < 0) {
 			snprintf(c->err, sizeof c->err, "%s", mp_model_error(c->stage[i]));
@@ -138,9 +149,53 @@ static int chain_forward(void *ctx, uint32_t pos, float *h, uint32_t n)
 	return 0;
 }
 
+static void chain_early(void *ctx, uint32_t pos, const float *h)
+{
+	struct hop *hp = ctx;
+	struct chain *c = hp->c;
+	uint32_t before = 0, after = 0;
+	(void)pos;
+	for (int L = 0; L < 8; L++)
+		before += c->hints[L];
+	mp_model_stage_hint(c->stage[hp->i], h);
+	for (int L = 0; L < 8; L++)
+		after += c->hints[L];
+	c->early++;
+	c->early_hinted += after > before;
+}
+
 static const char *chain_err(void *ctx)
 {
-	return ((struct chain *)ctx)->err;
+	return ((struct hop *)ctx)->c->err;
+}
+
+/* The counting source: the resident experts, plus a hint() that counts. */
+static int s_acquire(void *ctx, uint32_t l, const uint32_t *e, uint32_t n)
+{
+	struct chain *c = ctx;
+	return c->inner.acquire(c->inner.ctx, l, e, n);
+}
+static int s_next(void *ctx, uint32_t l, uint32_t *i, struct mp_expert_view *v)
+{
+	struct chain *c = ctx;
+	return c->inner.next_ready(c->inner.ctx, l, i, v);
+}
+static void s_release(void *ctx, uint32_t l, const uint32_t *e, uint32_t n)
+{
+	struct chain *c = ctx;
+	c->inner.release(c->inner.ctx, l, e, n);
+}
+static const char *s_err(void *ctx)
+{
+	struct chain *c = ctx;
+	return c->inner.err_msg(c->inner.ctx);
+}
+static void s_hint(void *ctx, uint32_t l, const uint32_t *e, const float *sc, uint32_t n)
+{
+	struct chain *c = ctx;
+	(void)e, (void)sc, (void)n;
+	if (l < 8)
+		c->hints[l]++;
 }
 
 static struct mp_model *make(struct test_model *tm, const struct mp_expert_source *src,
@@ -184,20 +239,31 @@ static void chained(uint32_t wtype, uint32_t n_batch, const uint32_t *cut, int n
 	tiny_build(&tm, wtype, 1, 1, 0, 7 + wtype);
 	uint32_t nv = tm.hp.n_vocab, nl = tm.hp.n_layer;
 	struct mp_resident_experts *res;
-	struct mp_expert_source src;
-	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &src) == 0);
+	struct chain c;
+	memset(&c, 0, sizeof c);
+	c.n = n_stage;
+	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &c.inner) == 0);
+	struct mp_expert_source src = { &c, s_acquire, s_next, s_release, s_err, s_hint, NULL };
 	float *want = malloc(sizeof(float) * nv * NTOK), *got = malloc(sizeof(float) * nv * NTOK);
 	REQUIRE(want && got);
 	struct mp_model *whole = make(&tm, &src, 0, 0, NULL, n_batch);
 	REQUIRE(whole && run(whole, nv, want) == 0);
-	struct chain c = { { NULL, NULL }, n_stage, "" };
-	struct mp_model_pipe pipe = { &c, chain_forward, chain_err };
-	struct mp_model *first = make(&tm, &src, 0, cut[0], &pipe, n_batch);
+	struct mp_model_pipe pipe[3];
+	for (int i = 0; i <= n_stage; i++) {
+		c.hop[i] = (struct hop){ &c, i };
+		pipe[i] = (struct mp_model_pipe){ &c.hop[i], i == 0 ? chain_forward : NULL, chain_err,
+						  chain_early };
+	}
+	struct mp_model *first = make(&tm, &src, 0, cut[0], &pipe[0], n_batch);
 	for (int i = 0; i < n_stage; i++)
-		c.stage[i] = make(&tm, &src, cut[i], i + 1 < n_stage ? cut[i + 1] : nl, NULL, n_batch);
+		c.stage[i] = make(&tm, &src, cut[i], i + 1 < n_stage ? cut[i + 1] : nl,
+				  i + 1 < n_stage ? &pipe[i + 1] : NULL, n_batch);
 	REQUIRE(first && c.stage[0] && (n_stage < 2 || c.stage[1]));
 	CHECK(run(first, nv, got) == 0);
 	CHECK(memcmp(want, got, sizeof(float) * nv * NTOK) == 0);
+	/* each decode token's state went ahead to every stage and hinted its experts */
+	CHECK(c.early >= (uint32_t)(NTOK - 1) * (uint32_t)n_stage);
+	CHECK_EQ_INT(c.early_hinted, c.early);
 	/* a new sequence: rank 0 resets, the stages rewind with the positions */
 	mp_model_reset(first);
 	memset(got, 0, sizeof(float) * nv * NTOK);
