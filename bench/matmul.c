@@ -2,7 +2,7 @@
  * bench/matmul — where the batched product's two paths cross (issue 12 item
  * 3): for each weight type, the time of Y = X·Wᵀ for m tokens by the direct
  * quantized dot loop (mp_matmul_q) and by dequantize + sgemm (mp_matmul), on
- * an expert-sized matrix (2048 × 7168, R1's expert gate/up), m = 1 .. 64; the
+ * an expert-sized matrix (2048 × 7168, R1's expert gate/up), m = 1 .. 512; the
  * crossover is the first m where sgemm wins.  Also the GFLOP/s mp_matmul
  * reaches at m = 512 (prefill's batch) next to plain f32 sgemm on the same
  * shape, single-threaded and with the pool (one sgemm per row chunk per
@@ -80,6 +80,11 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	char why[256];
+	if (mp_dispatch_init(why, sizeof why) < 0) {
+		fprintf(stderr, "bench/matmul: %s\n", why);
+		return 1;
+	}
 	struct mp_threads *pool, *one;
 	float *src = mp_malloc_array((size_t)ROWS * COLS, sizeof(float));
 	float *x = mp_malloc_array((size_t)MAXM * COLS, sizeof(float));
@@ -103,7 +108,7 @@ int main(int argc, char **argv)
 	       (int)sysconf(_SC_NPROCESSORS_ONLN), nth, mp_dispatch_name(mp_dispatch_path()), date_s);
 	printf("matrix %d × %d; times in ms (best of ≥ 3); crossover = first m where sgemm wins\n\n",
 	       ROWS, COLS);
-	static const int ms[] = { 1, 2, 3, 4, 6, 8, 12, 16, 32, 64 };
+	static const int ms[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512 };
 	enum { NM = sizeof ms / sizeof ms[0] };
 	printf("| type | path |");
 	for (int k = 0; k < NM; k++)

@@ -4,9 +4,8 @@
 # `small` (Q4_K_M) batched (-b 512) against one token at a time (-b 1), all
 # in RAM and with --cache-budget a third of the routed experts; for the pool
 # runs the bytes the pager read or copied during the run against the bytes of
-# the experts acquired (with waves, "expert uses" = the sum over batches and
-# MoE layers of each batch's distinct experts, plus -n 1's decode token).
-# Prints one markdown table.  The out-of-core r1slice part (cgroup, cold page
+# the distinct experts the batch routed to, per MoE layer (stats segment;
+# a page-cache copy counts as one expert's bytes).  Prints Markdown.  The out-of-core r1slice part (cgroup, cold page
 # cache, --io mmap) is not scripted yet.
 #
 # usage: bench/prefill.sh [--bin DIR] [--threads N]
@@ -26,40 +25,56 @@ model=models/bench-small-q4_k_m.gguf
 if [ ! -f "$model" ]; then
 	"$bin/moepager-mkmodel" --preset small --quant q4_k_m --quiet -o "$model.tmp" && mv "$model.tmp" "$model" || exit 1
 fi
+command -v python3 >/dev/null || { echo "bench/prefill.sh: needs python3 (the per-layer table)" >&2; exit 1; }
 prompt=$(head -c 1500 tests/data/pride-and-prejudice.txt)
-err=$(mktemp)
-trap 'rm -f "$err"' EXIT
-# expert bytes: the pool minimum names them ("N experts of X MB")
-"$bin/moepager" -m "$model" -p hi --cache-budget 1K -n 1 2>"$err" >/dev/null
-ebytes=$(sed -n 's/.*experts of \([0-9.]*\) MB.*/\1/p' "$err" | head -n 1)
-routed=$(sed -n 's/.*of \([0-9.]*\) MiB of routed experts.*/\1/p' "$err" | head -n 1)
-third=$(awk -v r="${routed:-403}" 'BEGIN { printf "%dM", r / 3 }')
-echo "| case | prompt tokens | prompt tokens/s | vs -b 1 | read + copied (MB) | experts acquired | bytes ÷ acquired experts' bytes |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+err=$tmp/err
+routed=$("$bin/moepager-gguf" plan "$model" --cache-budget 1G --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["routed_bytes"])')
+third=$((routed / 3))
+"$bin/moepager-gguf" plan "$model" --cache-budget "$third" --json >"$tmp/plan.json"
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, load average $(cut -d' ' -f1 /proc/loadavg) at start"
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); command: bench/prefill.sh --bin $bin --threads $threads; model: $model"
+echo
+echo "| case | prompt tokens | prompt tokens/s | vs -b 1 (same pool) |"
+echo "| --- | ---: | ---: | ---: |"
 run() { # run NAME ARGS...
 	name=$1; shift
-	"$bin/moepager" -m "$model" --raw -p "$prompt" -n 1 --temp 0 -t "$threads" "$@" >/dev/null 2>"$err" ||
-		{ echo "| $name | failed: $(tail -n 1 "$err") |"; return; }
+	"$bin/moepager" -m "$model" --raw -p "$prompt" -n 0 --temp 0 -t "$threads" --no-profile "$@" \
+		>/dev/null 2>"$err" || { echo "| $name | failed: $(tail -n 1 "$err") |"; return; }
 	line=$(grep '^moepager: prompt' "$err")
 	toks=$(echo "$line" | sed -n 's/.*prompt \([0-9]*\) tokens.*/\1/p')
 	tps=$(echo "$line" | sed -n 's/.*(\([0-9.]*\) tokens\/s); decode.*/\1/p')
-	pg=$(grep '^moepager: pager:' "$err")
-	uses=$(echo "$pg" | sed -n 's/.*pager: \([0-9]*\) expert uses.*/\1/p')
-	rd=$(echo "$pg" | sed -n 's/.*read \([0-9.]* [KMG]*i*B\) from disk, copied \([0-9.]* [KMG]*i*B\) from.*/\1+\2/p')
-	mb=$(echo "$rd" | awk -F+ '
-		function mb(s) { split(s, a, " "); u = a[2]; v = a[1];
-			if (u ~ /^G/) v *= 1024; else if (u ~ /^K/) v /= 1024; else if (u == "B") v /= 1048576; return v }
-		NF == 2 { printf "%.0f", mb($1) + mb($2) }')
 	base=${base:-$tps}
-	ratio=$(awk -v a="$tps" -v b="$base" 'BEGIN { printf "%.2f", a / b }')
-	share=$(awk -v m="${mb:-}" -v u="${uses:-}" -v e="${ebytes:-}" 'BEGIN {
-		if (m == "" || u == "" || e == "" || u == 0) print "–"; else printf "%.2f", m * 1.048576 / (u * e) }')
-	echo "| $name | $toks | $tps | $ratio× | ${mb:-–} | ${uses:-–} | $share |"
+	echo "| $name | $toks | $tps | $(awk -v a="$tps" -v b="$base" 'BEGIN { printf "%.2f", a / b }')× |"
 }
 base=""
 run "in RAM, -b 1" -b 1
 run "in RAM, -b 512" -b 512
 run "in RAM, -b 64" -b 64
 base=""
-run "pool $third, -b 1" -b 1 --cache-budget "$third"
-run "pool $third, -b 512" -b 512 --cache-budget "$third"
+run "pool of a third ($third bytes), -b 1" -b 1 --cache-budget "$third"
+run "pool of a third, -b 512" -b 512 --cache-budget "$third" --stats-file "$tmp/s.stats" --keep-stats
+echo
+echo "Bytes read during the -b 512 prefill with the pool of a third, per MoE layer, against the"
+echo "bytes of the distinct experts the batch routed to (the stats segment's per-layer counters):"
+echo
+"$bin/moepager-stat" --json "$tmp/s.stats" >"$tmp/stat.json" || exit 1
+python3 - "$tmp/plan.json" "$tmp/stat.json" <<'PY'
+import json, sys
+plan = {l["layer"]: l["expert_bytes"] for l in json.load(open(sys.argv[1]))["layers"]}
+st = json.load(open(sys.argv[2]))
+print("| layer | distinct experts | their bytes | bytes read + copied | ratio |")
+print("| ---: | ---: | ---: | ---: | ---: |")
+ta = tr = 0
+for l in st["layers"]:
+    L = l["layer"]
+    if L not in plan:
+        continue
+    distinct = sum(1 for u in l["expert_uses"] if u > 0)
+    need = distinct * plan[L]
+    got = l["bytes_read"] + l["page_cache_hits"] * plan[L]
+    ta += need; tr += got
+    print(f"| {L} | {distinct} | {need} | {got} | {got / need:.3f} |" if need else f"| {L} | 0 | 0 | {got} | – |")
+print(f"| all | | {ta} | {tr} | {tr / ta:.3f} |" if ta else "| all | | 0 | | – |")
+PY

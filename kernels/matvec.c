@@ -265,11 +265,16 @@ int mp_matmul_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat
 
 int64_t mp_matmul_crossover(uint32_t wtype)
 {
-	/* bench/kernels --matmul on the 2-core development machine (see
-	 * bench/README.md): sgemm wins from about 6 vectors for quantized
-	 * weights (the tile's dequantization is paid once for all of them), from
-	 * about 3 for f32 */
-	return wtype == MP_TYPE_F32 ? 3 : 6;
+	/* bench/matmul on the 2-core development machine (bench/README.md,
+	 * 2026-12-03, an expert-sized 2048 × 7168 matrix): f32 weights need no
+	 * conversion and sgemm wins from 1-2 vectors; otherwise the scalar
+	 * dequantization of the whole matrix is the price, and the direct int8
+	 * dot loop stays ahead up to about 64 vectors for F16 and Q8_0 and
+	 * 128-256 for Q4_K and Q6_K (256-element blocks; IQ types alike) */
+	const struct mp_type_info *ti = mp_type_info(wtype);
+	if (wtype == MP_TYPE_F32 || !ti)
+		return 2;
+	return ti->block_elems >= 256 ? 192 : 64;
 }
 
 int mp_matmul_auto(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,

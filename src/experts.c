@@ -35,6 +35,14 @@ struct mp_experts {
 	uint8_t outcome[MP_ROUTER_MAX_USED];
 	uint32_t stall[MP_ROUTER_MAX_USED];
 	uint64_t wait_t0;             /* when next_ready started waiting */
+	/* a prefill batch (model.h, batch): acquires are waves of a layer's union;
+	 * the trace and the profile get each token's routing afterwards, with the
+	 * outcome of the wave that brought the expert for its first use in the
+	 * batch and a hit for later ones */
+	int in_batch;                 /* 1 between the batch's start and its end */
+	uint32_t n_expert, n_layers;
+	uint8_t *batch_outcome;       /* [n_layers][n_expert]: 0 none yet, else outcome + 1 */
+	uint32_t *batch_stall;        /* [n_layers][n_expert]: ns waited at that first use */
 	struct mp_profile *profile;   /* use counts (NULL: no profile) */
 	char profile_path[4096];      /* where it is saved */
 	char err[512];
@@ -64,7 +72,7 @@ static int x_acquire(void *ctx, uint32_t layer, const uint32_t *experts, uint32_
 					t == MP_TIER_PAGE_CACHE ? MP_TRACE_PAGECACHE : MP_TRACE_MISS;
 			x->stall[i] = 0;
 		}
-	if (x->profile)
+	if (x->profile && !x->in_batch)
 		mp_profile_count(x->profile, layer, experts, n);
 	int rc = mp_pager_acquire(x->pager, layer, experts, n);
 	if (rc < 0)
@@ -108,20 +116,32 @@ static int x_next_ready(void *ctx, uint32_t layer, uint32_t *index, struct mp_ex
 	return 0;
 }
 
+/* Writes one (token, layer) record; stops tracing on a write error. */
+static void trace_add(struct mp_experts *x, uint32_t layer, const uint16_t *ids, const uint8_t *outcome,
+		      const uint32_t *stall)
+{
+	if (mp_trace_writer_add(x->trace, layer - x->dense_lead, ids, NULL, outcome, stall) < 0) {
+		fprintf(stderr, "moepager: --trace-out: %s; tracing stops\n",
+			mp_trace_writer_error(x->trace));
+		mp_trace_writer_destroy(x->trace);
+		x->trace = NULL;
+	}
+}
+
 static void x_release(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n)
 {
 	struct mp_experts *x = ctx;
-	if (x->trace && n <= MP_ROUTER_MAX_USED) {
+	if (x->trace && x->in_batch)   /* a wave: kept for the tokens' records */
+		for (uint32_t i = 0; i < n && i < MP_ROUTER_MAX_USED; i++) {
+			size_t id = (size_t)layer * x->n_expert + experts[i];
+			x->batch_outcome[id] = (uint8_t)(x->outcome[i] + 1);
+			x->batch_stall[id] = x->stall[i];
+		}
+	if (x->trace && !x->in_batch && n <= MP_ROUTER_MAX_USED) {
 		uint16_t ids[MP_ROUTER_MAX_USED];
 		for (uint32_t i = 0; i < n; i++)
 			ids[i] = (uint16_t)experts[i];
-		if (mp_trace_writer_add(x->trace, layer - x->dense_lead, ids, NULL, x->outcome,
-					x->stall) < 0) {
-			fprintf(stderr, "moepager: --trace-out: %s; tracing stops\n",
-				mp_trace_writer_error(x->trace));
-			mp_trace_writer_destroy(x->trace);
-			x->trace = NULL;
-		}
+		trace_add(x, layer, ids, x->outcome, x->stall);
 	}
 	mp_pager_release(x->pager, layer, experts, n);
 	x->set = NULL;
@@ -145,6 +165,37 @@ static void x_hint(void *ctx, uint32_t layer, const uint32_t *experts, const flo
 			mp_policy_hint(x->policy, layer, experts[i], scores[i]);
 	}
 	mp_pager_hint(x->pager, layer, experts, sc, n);
+}
+
+static void x_batch(void *ctx, uint32_t n, uint32_t layer, const uint32_t *experts, uint32_t k)
+{
+	struct mp_experts *x = ctx;
+	if (n) {                                  /* a batch starts */
+		x->in_batch = 1;
+		if (x->batch_outcome)
+			memset(x->batch_outcome, 0, (size_t)x->n_expert * x->n_layers);
+		return;
+	}
+	if (layer == UINT32_MAX) {                /* it ends */
+		x->in_batch = 0;
+		return;
+	}
+	if (x->profile)
+		mp_profile_count(x->profile, layer, experts, k);
+	if (!x->trace || k > MP_ROUTER_MAX_USED)
+		return;
+	uint16_t ids[MP_ROUTER_MAX_USED];
+	uint8_t outcome[MP_ROUTER_MAX_USED];
+	uint32_t stall[MP_ROUTER_MAX_USED];
+	for (uint32_t i = 0; i < k; i++) {
+		size_t id = (size_t)layer * x->n_expert + experts[i];
+		ids[i] = (uint16_t)experts[i];
+		outcome[i] = x->batch_outcome[id] ? (uint8_t)(x->batch_outcome[id] - 1) : MP_TRACE_HIT;
+		stall[i] = x->batch_outcome[id] ? x->batch_stall[id] : 0;
+		x->batch_outcome[id] = MP_TRACE_HIT + 1;   /* later uses in the batch: hits */
+		x->batch_stall[id] = 0;
+	}
+	trace_add(x, layer, ids, outcome, stall);
 }
 
 static void x_end_token(void *ctx)
@@ -231,6 +282,8 @@ int mp_experts_create(struct mp_gguf *g, const struct mp_hparams *hp, const stru
 	x->dense_lead = hp->n_dense_lead;
 	x->l_begin = opts->layer_begin > hp->n_dense_lead ? opts->layer_begin : hp->n_dense_lead;
 	x->l_end = opts->layer_end ? opts->layer_end : hp->n_layer;
+	x->n_expert = hp->n_expert;
+	x->n_layers = hp->n_layer;
 	x->prefetch = opts->prefetch;
 	struct mp_pager_config pc = *cfg;
 	pc.n_layers = hp->n_layer;
@@ -260,6 +313,13 @@ int mp_experts_create(struct mp_gguf *g, const struct mp_hparams *hp, const stru
 			snprintf(err, err_len, "--trace-out %s: %s", opts->trace_out,
 				 x->trace ? mp_trace_writer_error(x->trace) : "out of memory");
 			rc = -EIO;
+			goto fail;
+		}
+		x->batch_outcome = mp_calloc((size_t)hp->n_layer * hp->n_expert, 1);
+		x->batch_stall = mp_calloc((size_t)hp->n_layer * hp->n_expert, sizeof(uint32_t));
+		if (!x->batch_outcome || !x->batch_stall) {
+			snprintf(err, err_len, "out of memory for --trace-out");
+			rc = -ENOMEM;
 			goto fail;
 		}
 	}
@@ -311,7 +371,7 @@ int mp_experts_create(struct mp_gguf *g, const struct mp_hparams *hp, const stru
 		load_profile(x, hp, opts->profile);
 	}
 	*src = (struct mp_expert_source){ x, x_acquire, x_next_ready, x_release, x_err, x_hint,
-					  x_end_token };
+					  x_end_token, x_batch };
 	*out = x;
 	return 0;
 fail:
@@ -332,6 +392,8 @@ void mp_experts_destroy(struct mp_experts *x)
 	if (x->trace && mp_trace_writer_close(x->trace) < 0)
 		fprintf(stderr, "moepager: --trace-out: %s\n", mp_trace_writer_error(x->trace));
 	mp_trace_writer_destroy(x->trace);
+	mp_free(x->batch_outcome);
+	mp_free(x->batch_stall);
 	mp_free(x);
 }
 

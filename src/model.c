@@ -251,7 +251,7 @@ static void attention(struct mp_model *m, uint32_t L, const float *x, float *out
  * layer L'’s router applied to the current state predicts its experts.  Hints
  * for L+1 .. L+depth, plus (prefetch_history) the previous token's experts of
  * those layers; the pager decides what is worth reading. */
-static void lookahead(struct mp_model *m, uint32_t L)
+void mp_model_lookahead(struct mp_model *m, uint32_t L)
 {
 	const struct mp_hparams *hp = m->hp;
 	if (!m->src.hint || m->depth <= 0)
@@ -290,42 +290,6 @@ static void lookahead(struct mp_model *m, uint32_t L)
 	}
 }
 
-static int moe(struct mp_model *m, uint32_t L, const float *x, float *out)
-{
-	const struct mp_hparams *hp = m->hp;
-	const struct mp_layer_weights *lw = &m->w->layer[L];
-	struct mp_route *rt = &m->routes[L];
-
-	linear(m, &lw->gate_inp, x, m->router_logits);
-	mp_router_select(&m->router, m->router_logits, lw->exp_probs_b.data, rt);
-	int rc = m->src.acquire(m->src.ctx, L, rt->expert, rt->n);
-	if (rc < 0)
-		return mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
-
-	/* reads for the layers ahead start now and overlap this layer's compute */
-	lookahead(m, L);
-	/* the shared expert runs while the routed ones arrive */
-	swiglu(m, &lw->gate_shexp, &lw->up_shexp, &lw->down_shexp, x, out);
-	for (uint32_t k = 0; k < rt->n; k++) {
-		uint32_t idx;
-		struct mp_expert_view ev;
-		uint64_t t0 = mp_clock_now_ns();
-		rc = m->src.next_ready(m->src.ctx, L, &idx, &ev);
-		m->wait_ns += mp_clock_now_ns() - t0;
-		if (rc < 0) {
-			mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx));
-			m->src.release(m->src.ctx, L, rt->expert, rt->n);
-			return rc;
-		}
-		swiglu(m, &ev.gate, &ev.up, &ev.down, x, m->expert_out + (size_t)idx * hp->n_embd);
-	}
-	/* invariant 2: fixed selection order */
-	for (uint32_t k = 0; k < rt->n; k++)
-		mp_ops_axpy(out, m->expert_out + (size_t)k * hp->n_embd, rt->weight[k], hp->n_embd);
-	m->src.release(m->src.ctx, L, rt->expert, rt->n);
-	return 0;
-}
-
 /* ---- the step ---------------------------------------------------------------------- */
 
 /* --prefetch-depth auto: deepen the look-ahead while the step spends more than
@@ -356,6 +320,7 @@ static int run_layers(struct mp_model *m, uint32_t l0, uint32_t l1)
 {
 	const struct mp_hparams *hp = m->hp;
 	const struct mp_model_pipe *pp = m->opts.pipe;
+	int rc;
 	for (uint32_t L = l0; L < l1; L++) {
 		const struct mp_layer_weights *lw = &m->w->layer[L];
 		if (L + 1 == l1 && l1 < hp->n_layer && pp && pp->early)   /* the next rank's look-ahead */
@@ -368,8 +333,9 @@ static int run_layers(struct mp_model *m, uint32_t l0, uint32_t l1)
 			m->routes[L].n = 0;
 			swiglu(m, &lw->ffn_gate, &lw->ffn_up, &lw->ffn_down, m->x, m->f);
 		} else {
-			int rc = moe(m, L, m->x, m->f);
-			if (rc < 0)
+			/* the MoE layer prefill batches use, for one token */
+			struct mp_moe_io io = { m->x, m->h, m->f, &m->routes[L], 0, 1, 1 };
+			if ((rc = mp_model_moe(m, L, &io)) < 0)
 				return rc;
 		}
 		mp_ops_axpy(m->h, m->f, 1.0f, hp->n_embd);
@@ -401,10 +367,13 @@ int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits)
 		return mp_model_fail(m, "the context is full (%u tokens): raise --ctx-size", m->opts.n_ctx),
 		       -MP_EBUDGET;
 
+	int rc = mp_model_batch_ready(m);   /* the MoE layer's scratch */
+	if (rc < 0)
+		return rc;
 	uint64_t step_t0 = mp_clock_now_ns();
 	m->wait_ns = 0;
 	mp_quant_ops(w->token_embd.type)->dequant(mp_tensor_row(&w->token_embd, tok), m->h, hp->n_embd);
-	int rc = run_layers(m, 0, m->l_end);
+	rc = run_layers(m, 0, m->l_end);
 	if (rc < 0)
 		return rc;
 	if (m->opts.pipe && (rc = m->opts.pipe->forward(m->opts.pipe->ctx, m->pos, m->h, 1)) < 0)
@@ -428,13 +397,16 @@ int mp_model_stage(struct mp_model *m, uint32_t pos, float *h, uint32_t n)
 	m->pos = pos;   /* invariant 1: a rewind only forgets positions */
 	if (n > 1)
 		return mp_prefill_stage(m, h, n);
+	int rc = mp_model_batch_ready(m);   /* the MoE layer's scratch */
+	if (rc < 0)
+		return rc;
 	uint64_t step_t0 = mp_clock_now_ns();
 	m->wait_ns = 0;
 	memcpy(m->h, h, sizeof(float) * hp->n_embd);
 	/* the experts of this rank's first layers are read while its attention runs */
 	if (m->l_begin > 0)
-		lookahead(m, m->l_begin - 1);
-	int rc = run_layers(m, m->l_begin, m->l_end);
+		mp_model_lookahead(m, m->l_begin - 1);
+	rc = run_layers(m, m->l_begin, m->l_end);
 	if (rc < 0)
 		return rc;
 	memcpy(h, m->h, sizeof(float) * hp->n_embd);
@@ -447,7 +419,7 @@ void mp_model_stage_hint(struct mp_model *m, const float *h)
 	if (m->l_begin == 0)
 		return;
 	memcpy(m->h, h, sizeof(float) * m->hp->n_embd);   /* scratch between steps */
-	lookahead(m, m->l_begin - 1);
+	mp_model_lookahead(m, m->l_begin - 1);
 }
 
 uint32_t mp_model_pos(const struct mp_model *m) { return m->pos; }
@@ -712,7 +684,6 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 		widest = ff;
 	if (widest < hp->n_vocab)
 		widest = hp->n_vocab;
-	size_t used = m->router.n_used ? m->router.n_used : 1;
 	m->h = mp_calloc(D, sizeof(float));
 	m->x = mp_calloc(D, sizeof(float));
 	m->f = mp_calloc(D, sizeof(float));
@@ -739,14 +710,13 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->tmp = mp_calloc(widest, sizeof(float));
 	m->ff_a = mp_calloc(ff, sizeof(float));
 	m->ff_b = mp_calloc(ff, sizeof(float));
-	m->expert_out = mp_calloc(used * D, sizeof(float));
 	m->logits = mp_calloc(hp->n_vocab, sizeof(float));
 	m->router_logits = mp_calloc(hp->n_expert + 1, sizeof(float));
 	m->k_dec = mp_calloc(hp->d_nope, sizeof(float));
 	m->v_dec = m->opts.absorb ? NULL : mp_calloc((size_t)m->opts.n_ctx * hp->d_v, sizeof(float));
 	if (!m->kv || !m->routes || !m->h || !m->x || !m->f || !m->q || !m->qa || !m->kv_a ||
 	    !m->kv_row || !m->kvf || !m->la_x || !m->hs || !m->o || !m->att || !m->tmp || !m->ff_a ||
-	    !m->ff_b || !m->expert_out || !m->logits || !m->router_logits || !m->k_dec ||
+	    !m->ff_b || !m->logits || !m->router_logits || !m->k_dec ||
 	    (!m->opts.absorb && !m->v_dec))
 		goto nomem;
 	*out = m;
@@ -765,7 +735,7 @@ void mp_model_destroy(struct mp_model *m)
 	if (!m)
 		return;
 	void *bufs[] = { m->kv, m->routes, m->h, m->x, m->f, m->q, m->qa, m->kv_a, m->kv_row,
-			 m->kvf, m->la_x, m->o, m->att, m->tmp, m->ff_a, m->ff_b, m->expert_out,
+			 m->kvf, m->la_x, m->o, m->att, m->tmp, m->ff_a, m->ff_b,
 			 m->logits, m->router_logits, m->k_dec, m->v_dec };
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
 		mp_free(bufs[i]);
@@ -858,7 +828,8 @@ int mp_resident_experts_create(const struct mp_hparams *hp, const struct mp_weig
 		return -ENOMEM;
 	r->hp = hp;
 	r->w = w;
-	*src = (struct mp_expert_source){ r, res_acquire, res_next_ready, res_release, res_err, NULL, NULL };
+	*src = (struct mp_expert_source){ r, res_acquire, res_next_ready, res_release, res_err, NULL, NULL,
+					  NULL };
 	*out = r;
 	return 0;
 }

@@ -95,6 +95,12 @@ struct mp_expert_source {
 		     uint32_t n);
 	/* Optional: a token is complete (the source may record or learn). */
 	void (*end_token)(void *ctx);
+	/* Optional, for prefill batches (prefill.c): batch(ctx, n > 0, ...) says a
+	 * batch of n tokens starts, so the acquires that follow are waves of each
+	 * layer's union rather than one token's set; after the batch, each token's
+	 * routing is given token-major as batch(ctx, 0, layer, experts, k) for its
+	 * MoE layers in order, then batch(ctx, 0, UINT32_MAX, NULL, 0) ends it. */
+	void (*batch)(void *ctx, uint32_t n, uint32_t layer, const uint32_t *experts, uint32_t k);
 };
 
 /* A source serving experts from resident 3-D expert tensors (w must outlive

@@ -31,7 +31,7 @@ struct mp_model {
 	struct mp_route *routes;      /* [n_layer]: last step's routing */
 	/* scratch, f32 unless noted */
 	float *h, *x, *q, *qa, *kv_a, *q_lat, *o_lat, *o, *att, *f, *tmp;
-	float *ff_a, *ff_b, *expert_out, *logits, *kv_row, *router_logits;
+	float *ff_a, *ff_b, *logits, *kv_row, *router_logits;
 	float *k_dec, *v_dec;         /* absorb == 0 only: one position's keys / values */
 	float *kvf;                   /* [n_ctx][kv_width]: the current layer's cache in f32 */
 	struct head_scratch *hs;      /* [threads]: per-thread attention scratch */
@@ -55,10 +55,32 @@ int mp_model_fail(struct mp_model *m, const char *fmt, ...);
 /* Cached row of position pos in layer L. */
 uint8_t *mp_model_kv_slot(struct mp_model *m, uint32_t layer, uint32_t pos);
 
-/* Batched scratch (prefill.c): allocated at the first prefill, freed here. */
+/* Batched scratch (prefill.c): allocated at the first prefill or step
+ * (mp_model_batch_ready: 0 or -ENOMEM with the sentence in m->err), freed
+ * by destroy. */
+int mp_model_batch_ready(struct mp_model *m);
 void mp_batch_destroy(struct mp_batch *b);
 
 /* mp_model_stage of n > 1 rows (prefill.c), at position m->pos. */
 int mp_prefill_stage(struct mp_model *m, float *h, uint32_t n);
+
+/* One MoE layer for n tokens — the one implementation that prefill batches
+ * and decode steps share (prefill.c): router, shared expert, routed experts
+ * grouped by expert and acquired in waves, outputs summed per token in
+ * selection order. */
+struct mp_moe_io {
+	const float *x;            /* [n][n_embd]: the layer's normed inputs */
+	const float *h;            /* [n][n_embd]: the residual stream (look-ahead) */
+	float *out;                /* [n][n_embd] */
+	struct mp_route *rt;       /* token i's routing is rt[i * stride] */
+	size_t stride;
+	uint32_t n;                /* tokens */
+	int decode;                /* 1: a decode step (model.c's look-ahead, not counted
+				      as prefill) */
+};
+int mp_model_moe(struct mp_model *m, uint32_t L, const struct mp_moe_io *io);
+
+/* The one-token router look-ahead after layer L's routing (model.c). */
+void mp_model_lookahead(struct mp_model *m, uint32_t L);
 
 #endif

@@ -351,16 +351,17 @@ static void attn_batch(struct mp_model *m, uint32_t L, uint32_t n)
 
 /* ---- routed experts ---------------------------------------------------------------- */
 
-/* Groups the batch's selections of layer L by expert: b->uni (ascending) and,
- * per expert, its (token, slot) pairs in b->use.  Returns the union's size. */
-static uint32_t group(struct mp_model *m, uint32_t L, uint32_t n)
+/* Groups the tokens' selections by expert: b->uni (ascending; for one token
+ * its selection order, as the one-token path always acquired) and, per
+ * expert, its (token, slot) pairs in b->use.  Returns the union's size. */
+static uint32_t group(struct mp_model *m, const struct mp_moe_io *io)
 {
 	const struct mp_hparams *hp = m->hp;
 	struct mp_batch *b = m->batch;
 	uint32_t K = m->router.n_used, nu = 0, at = 0;
 	memset(b->cnt, 0, sizeof(uint32_t) * hp->n_expert);
-	for (uint32_t i = 0; i < n; i++) {
-		const struct mp_route *rt = &b->routes[(size_t)i * hp->n_layer + L];
+	for (uint32_t i = 0; i < io->n; i++) {
+		const struct mp_route *rt = &io->rt[i * io->stride];
 		for (uint32_t k = 0; k < rt->n; k++)
 			b->cnt[rt->expert[k]]++;
 	}
@@ -370,16 +371,18 @@ static uint32_t group(struct mp_model *m, uint32_t L, uint32_t n)
 		if (b->cnt[e])
 			b->uni[nu++] = e;
 	}
-	for (uint32_t i = 0; i < n; i++) {
-		const struct mp_route *rt = &b->routes[(size_t)i * hp->n_layer + L];
+	for (uint32_t i = 0; i < io->n; i++) {
+		const struct mp_route *rt = &io->rt[i * io->stride];
 		for (uint32_t k = 0; k < rt->n; k++)
 			b->use[b->fill[rt->expert[k]]++] = i * K + k;
 	}
+	if (io->n == 1)
+		memcpy(b->uni, io->rt->expert, sizeof(uint32_t) * nu);
 	return nu;
 }
 
 /* Applies expert e (ready in ev) to exactly its tokens; outputs by slot. */
-static void apply_expert(struct mp_model *m, uint32_t e, const struct mp_expert_view *ev)
+static void apply_expert(struct mp_model *m, const float *x, uint32_t e, const struct mp_expert_view *ev)
 {
 	const struct mp_hparams *hp = m->hp;
 	struct mp_batch *b = m->batch;
@@ -387,7 +390,7 @@ static void apply_expert(struct mp_model *m, uint32_t e, const struct mp_expert_
 	uint32_t K = m->router.n_used, cnt = b->cnt[e];
 	const uint32_t *use = b->use + b->first[e];
 	for (uint32_t t = 0; t < cnt; t++)
-		memcpy(b->xe + t * D, b->x + (size_t)(use[t] / K) * D, sizeof(float) * D);
+		memcpy(b->xe + t * D, x + (size_t)(use[t] / K) * D, sizeof(float) * D);
 	swiglu_batch(m, &ev->gate, &ev->up, &ev->down, b->xe, cnt, b->ye);
 	for (uint32_t t = 0; t < cnt; t++)
 		memcpy(b->eout + (size_t)use[t] * D, b->ye + t * D, sizeof(float) * D);
@@ -395,7 +398,7 @@ static void apply_expert(struct mp_model *m, uint32_t e, const struct mp_expert_
 
 /* Look-ahead for the batch: layer L+1's router on every token's current
  * state; its experts hinted by how many tokens pick them (most first). */
-static void lookahead_batch(struct mp_model *m, uint32_t L, uint32_t n)
+static void lookahead_batch(struct mp_model *m, uint32_t L, const float *h, uint32_t n)
 {
 	const struct mp_hparams *hp = m->hp;
 	struct mp_batch *b = m->batch;
@@ -403,7 +406,7 @@ static void lookahead_batch(struct mp_model *m, uint32_t L, uint32_t n)
 	if (!m->src.hint || m->depth <= 0 || A >= m->l_end || A < hp->n_dense_lead)
 		return;
 	const struct mp_layer_weights *la = &m->w->layer[A];
-	rmsnorm_rows(b->xe, b->h, la->ffn_norm.data, n, hp->n_embd, hp->eps);
+	rmsnorm_rows(b->xe, h, la->ffn_norm.data, n, hp->n_embd, hp->eps);
 	mm(m, &la->gate_inp, 0, hp->n_expert, b->xe, n, b->rl);
 	memset(b->fill, 0, sizeof(uint32_t) * hp->n_expert);
 	for (uint32_t i = 0; i < n; i++) {
@@ -435,15 +438,23 @@ static void hint_wave(struct mp_model *m, uint32_t L, const uint32_t *ids, uint3
 	m->src.hint(m->src.ctx, L, ids, sc, n);
 }
 
-/* One acquired wave: hints what comes next, applies each expert as it
- * becomes ready, releases. */
-static int wave(struct mp_model *m, uint32_t L, const uint32_t *ids, uint32_t nw,
-		const uint32_t *next, uint32_t n_next, uint32_t n)
+/* Hints what comes after a wave: the next wave of the layer, or for the
+ * last one layer L+1 (the one-token path's look-ahead for a decode step). */
+static void hint_after(struct mp_model *m, uint32_t L, const struct mp_moe_io *io,
+		       const uint32_t *next, uint32_t n_next)
 {
 	if (n_next)
 		hint_wave(m, L, next, n_next);
+	else if (io->decode)
+		mp_model_lookahead(m, L);
 	else
-		lookahead_batch(m, L, n);
+		lookahead_batch(m, L, io->h, io->n);
+}
+
+/* Applies each expert of an acquired wave as it becomes ready; releases. */
+static int wave(struct mp_model *m, uint32_t L, const struct mp_moe_io *io, const uint32_t *ids,
+		uint32_t nw)
+{
 	for (uint32_t j = 0; j < nw; j++) {
 		uint32_t idx;
 		struct mp_expert_view ev;
@@ -455,45 +466,58 @@ static int wave(struct mp_model *m, uint32_t L, const uint32_t *ids, uint32_t nw
 			m->src.release(m->src.ctx, L, ids, nw);
 			return rc;
 		}
-		apply_expert(m, ids[idx], &ev);
+		apply_expert(m, io->x, ids[idx], &ev);
 	}
 	m->src.release(m->src.ctx, L, ids, nw);
 	return 0;
 }
 
-/* b->f = moe(b->x) for the batch (router, shared expert, routed experts). */
-static int moe_batch(struct mp_model *m, uint32_t L, uint32_t n)
+int mp_model_moe(struct mp_model *m, uint32_t L, const struct mp_moe_io *io)
 {
 	const struct mp_hparams *hp = m->hp;
 	const struct mp_layer_weights *lw = &m->w->layer[L];
 	struct mp_batch *b = m->batch;
 	size_t D = hp->n_embd;
-	uint32_t K = m->router.n_used;
-	mm(m, &lw->gate_inp, 0, hp->n_expert, b->x, n, b->rl);
+	uint32_t K = m->router.n_used, n = io->n;
+	b->rc = 0;
+	mm(m, &lw->gate_inp, 0, hp->n_expert, io->x, n, b->rl);
 	for (uint32_t i = 0; i < n; i++)
 		mp_router_select(&m->router, b->rl + (size_t)i * hp->n_expert, lw->exp_probs_b.data,
-				 &b->routes[(size_t)i * hp->n_layer + L]);
-	uint32_t nu = group(m, L, n);
-	m->pf_experts += nu;
-	/* each wave is acquired before the work it overlaps: the first before the
-	 * shared expert computes */
+				 &io->rt[i * io->stride]);
+	uint32_t nu = group(m, io);
+	if (!io->decode)
+		m->pf_experts += nu;
+	/* each wave is acquired, and what follows it hinted, before the work it
+	 * overlaps: the first before the shared expert computes */
 	for (uint32_t w0 = 0; w0 < nu; w0 += K) {
 		uint32_t nw = nu - w0 < K ? nu - w0 : K, rest = nu - w0 - nw;
 		int rc = m->src.acquire(m->src.ctx, L, b->uni + w0, nw);
 		if (rc < 0)
 			return mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
+		hint_after(m, L, io, b->uni + w0 + nw, rest < K ? rest : K);
 		if (w0 == 0)
-			swiglu_batch(m, &lw->gate_shexp, &lw->up_shexp, &lw->down_shexp, b->x, n, b->f);
-		if ((rc = wave(m, L, b->uni + w0, nw, b->uni + w0 + nw, rest < K ? rest : K, n)) < 0)
+			swiglu_batch(m, &lw->gate_shexp, &lw->up_shexp, &lw->down_shexp, io->x, n, io->out);
+		if ((rc = wave(m, L, io, b->uni + w0, nw)) < 0)
 			return rc;
 	}
 	/* invariant 2: fixed selection order per token */
 	for (uint32_t i = 0; i < n; i++) {
-		const struct mp_route *rt = &b->routes[(size_t)i * hp->n_layer + L];
+		const struct mp_route *rt = &io->rt[i * io->stride];
 		for (uint32_t k = 0; k < rt->n; k++)
-			mp_ops_axpy(b->f + i * D, b->eout + ((size_t)i * K + k) * D, rt->weight[k], (int64_t)D);
+			mp_ops_axpy(io->out + i * D, b->eout + ((size_t)i * K + k) * D, rt->weight[k],
+				    (int64_t)D);
 	}
+	if (b->rc)
+		return mp_model_fail(m, "layer %u: %s", L, mp_strerror(b->rc)), b->rc;
 	return 0;
+}
+
+int mp_model_batch_ready(struct mp_model *m)
+{
+	if (m->batch || batch_create(m) == 0)
+		return 0;
+	return mp_model_fail(m, "out of memory for the batch scratch (%u tokens): lower --batch-size",
+			     m->opts.n_batch), -ENOMEM;
 }
 
 /* ---- the batch --------------------------------------------------------------------- */
@@ -532,7 +556,32 @@ static int batch_logits(struct mp_model *m, uint32_t p0, uint32_t n, mp_model_po
 	return 0;
 }
 
-/* Layers [l0, l1) on the batch's n hidden states in b->h at m->pos. */
+/* Each token's routing, token-major, for the source's trace and profile: the
+ * MoE layers this model runs. */
+static void batch_routes(struct mp_model *m, uint32_t n)
+{
+	const struct mp_hparams *hp = m->hp;
+	if (!m->src.batch)
+		return;
+	uint32_t l0 = m->l_begin > hp->n_dense_lead ? m->l_begin : hp->n_dense_lead;
+	for (uint32_t i = 0; i < n; i++)
+		for (uint32_t L = l0; L < m->l_end; L++) {
+			const struct mp_route *rt = &m->batch->routes[(size_t)i * hp->n_layer + L];
+			m->src.batch(m->src.ctx, 0, L, rt->expert, rt->n);
+		}
+	m->src.batch(m->src.ctx, 0, UINT32_MAX, NULL, 0);
+}
+
+/* A failed batch ends without routes (nothing of it is cached). */
+static int batch_failed(struct mp_model *m, int rc)
+{
+	if (m->src.batch)
+		m->src.batch(m->src.ctx, 0, UINT32_MAX, NULL, 0);
+	return rc;
+}
+
+/* Layers [l0, l1) on the batch's n hidden states in b->h at m->pos (the
+ * source's batch already begun). */
 static int batch_layers(struct mp_model *m, uint32_t l0, uint32_t l1, uint32_t n)
 {
 	const struct mp_hparams *hp = m->hp;
@@ -550,12 +599,13 @@ static int batch_layers(struct mp_model *m, uint32_t l0, uint32_t l1, uint32_t n
 				b->routes[(size_t)i * hp->n_layer + L].n = 0;
 			swiglu_batch(m, &lw->ffn_gate, &lw->ffn_up, &lw->ffn_down, b->x, n, b->f);
 		} else {
-			int rc = moe_batch(m, L, n);
+			struct mp_moe_io io = { b->x, b->h, b->f, b->routes + L, hp->n_layer, n, 0 };
+			int rc = mp_model_moe(m, L, &io);
 			if (rc < 0)
-				return rc;
+				return batch_failed(m, rc);
 		}
 		if (b->rc)
-			return mp_model_fail(m, "layer %u: %s", L, mp_strerror(b->rc)), b->rc;
+			return batch_failed(m, (mp_model_fail(m, "layer %u: %s", L, mp_strerror(b->rc)), b->rc));
 		mp_ops_axpy(b->h, b->f, 1.0f, (int64_t)(n * D));
 	}
 	return 0;
@@ -570,6 +620,8 @@ static int run_batch(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_mo
 	size_t D = hp->n_embd;
 	uint32_t p0 = m->pos;
 	m->wait_ns = 0;
+	if (m->src.batch)
+		m->src.batch(m->src.ctx, n, 0, NULL, 0);
 	for (uint32_t i = 0; i < n; i++)
 		mp_quant_ops(w->token_embd.type)->dequant(mp_tensor_row(&w->token_embd, toks[i]),
 							  b->h + i * D, (int64_t)D);
@@ -578,9 +630,10 @@ static int run_batch(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_mo
 		return rc;
 	/* the other ranks' layers (src/dist.c) */
 	if (m->opts.pipe && (rc = m->opts.pipe->forward(m->opts.pipe->ctx, p0, b->h, n)) < 0)
-		return mp_model_fail(m, "%s", m->opts.pipe->err_msg(m->opts.pipe->ctx)), rc;
+		return batch_failed(m, (mp_model_fail(m, "%s", m->opts.pipe->err_msg(m->opts.pipe->ctx)), rc));
 	m->wait_total_ns += m->wait_ns;
 	m->pos = p0 + n;   /* invariant 1 */
+	batch_routes(m, n);
 	rc = batch_logits(m, p0, n, on_pos, ctx);
 	memcpy(m->routes, b->routes + (size_t)(n - 1) * hp->n_layer, sizeof *m->routes * hp->n_layer);
 	for (uint32_t i = 0; m->src.end_token && i < n; i++)
@@ -592,21 +645,24 @@ static int run_batch(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_mo
 int mp_prefill_stage(struct mp_model *m, float *h, uint32_t n)
 {
 	size_t D = m->hp->n_embd;
-	if (!m->batch && batch_create(m) < 0)
-		return mp_model_fail(m, "out of memory for the prefill batch (%u tokens): lower "
-				     "--batch-size", m->opts.n_batch), -ENOMEM;
+	int rc = mp_model_batch_ready(m);
+	if (rc < 0)
+		return rc;
 	for (uint32_t i = 0; i < n; i += m->batch->cap) {
 		uint32_t nb = n - i < m->batch->cap ? n - i : m->batch->cap;
 		memcpy(m->batch->h, h + i * D, sizeof(float) * nb * D);
 		m->wait_ns = 0;
+		if (m->src.batch)
+			m->src.batch(m->src.ctx, nb, 0, NULL, 0);
 		/* the experts of this stage's first layer are read while its attention runs */
-		lookahead_batch(m, m->l_begin - 1, nb);
-		int rc = batch_layers(m, m->l_begin, m->l_end, nb);
-		if (rc < 0)
+		if (m->l_begin > 0)
+			lookahead_batch(m, m->l_begin - 1, m->batch->h, nb);
+		if ((rc = batch_layers(m, m->l_begin, m->l_end, nb)) < 0)
 			return rc;
 		memcpy(h + i * D, m->batch->h, sizeof(float) * nb * D);
 		m->wait_total_ns += m->wait_ns;
 		m->pos += nb;   /* invariant 1 */
+		batch_routes(m, nb);
 		for (uint32_t t = 0; m->src.end_token && t < nb; t++)
 			m->src.end_token(m->src.ctx);
 		m->pf_tokens += nb;
@@ -650,12 +706,12 @@ int mp_model_prefill(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_mo
 				     "state (mp_model_stage)", m->l_begin, m->l_end - 1), -MP_EARG;
 	if (m->opts.n_batch == 1 || !m->opts.absorb)
 		return prefill_steps(m, toks, n, on_pos, ctx);
-	if (!m->batch && batch_create(m) < 0)
-		return mp_model_fail(m, "out of memory for the prefill batch (%u tokens): lower "
-				     "--batch-size", m->opts.n_batch), -ENOMEM;
+	int rc = mp_model_batch_ready(m);
+	if (rc < 0)
+		return rc;
 	for (uint32_t i = 0; i < n; i += m->batch->cap) {
 		uint32_t nb = n - i < m->batch->cap ? n - i : m->batch->cap;
-		int rc = run_batch(m, toks + i, nb, on_pos, ctx);
+		rc = run_batch(m, toks + i, nb, on_pos, ctx);
 		if (rc < 0)
 			return rc;
 	}

@@ -243,7 +243,8 @@ static void chained(uint32_t wtype, uint32_t n_batch, const uint32_t *cut, int n
 	memset(&c, 0, sizeof c);
 	c.n = n_stage;
 	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &c.inner) == 0);
-	struct mp_expert_source src = { &c, s_acquire, s_next, s_release, s_err, s_hint, NULL };
+	struct mp_expert_source src = { .ctx = &c, .acquire = s_acquire, .next_ready = s_next,
+					.release = s_release, .err_msg = s_err, .hint = s_hint };
 	float *want = malloc(sizeof(float) * nv * NTOK), *got = malloc(sizeof(float) * nv * NTOK);
 	REQUIRE(want && got);
 	struct mp_model *whole = make(&tm, &src, 0, 0, NULL, n_batch);

@@ -209,13 +209,15 @@ static void test_f32(void)
 	check_type(MP_TYPE_F32, 0, MP_KV_Q8_0, 1e-4);
 }
 
-/* q8_0 weights: batches of 6 or more tokens per product use f32 activations
- * where the one-token path quantizes them to Q8_0. */
+/* q8_0 weights: products over 64 or more tokens use f32 activations in
+ * sgemm where the one-token path quantizes them to Q8_0, the others the
+ * same direct path; the mixture stays within test_model's tolerance for
+ * q8_0 against the f32 reference. */
 static void test_q8_0(void)
 {
 	near = 0.05;
 	for (int mla_new = 0; mla_new <= 1; mla_new++)
-		check_type(MP_TYPE_Q8_0, mla_new, MP_KV_F16, 3e-2);
+		check_type(MP_TYPE_Q8_0, mla_new, MP_KV_F16, 5e-2);
 	near = 0.02;
 }
 
@@ -230,7 +232,7 @@ static void test_continue_waves_greedy(void)
 	struct mp_expert_source inner;
 	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &inner) == 0);
 	struct counting cnt = { .inner = inner };
-	struct mp_expert_source src = { &cnt, c_acquire, c_next, c_release, c_err, NULL, NULL };
+	struct mp_expert_source src = { &cnt, c_acquire, c_next, c_release, c_err, NULL, NULL, NULL };
 	uint32_t toks[NTOK];
 	sequence(&tm, &inner, toks);
 	struct mp_model *ref = make(&tm, &inner, 1, MP_KV_F32);
