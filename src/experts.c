@@ -41,6 +41,7 @@ struct mp_experts {
 	int prefetch;                 /* forward the model's hints */
 	const struct mp_weights *w;
 	uint32_t dense_lead;          /* first MoE layer (trace layer 0) */
+	uint32_t l_begin, l_end;      /* the MoE layers registered (opts' range) */
 	const uint32_t *set;          /* the acquired set (model's array, valid until release) */
 	uint32_t n;                   /* its size */
 	uint8_t taken[MP_ROUTER_MAX_USED]; /* handed out already */
@@ -264,7 +265,7 @@ static void load_profile(struct mp_experts *x, const struct mp_hparams *hp, cons
 		return;
 	struct mp_pager_info pi;
 	mp_pager_info(x->pager, &pi);
-	uint32_t moe = hp->n_layer - hp->n_dense_lead;
+	uint32_t moe = x->l_end > x->l_begin ? x->l_end - x->l_begin : 0;
 	uint32_t share = moe ? pi.n_slots / moe : 0;
 	if (share > hp->n_expert)
 		share = hp->n_expert;
@@ -273,7 +274,7 @@ static void load_profile(struct mp_experts *x, const struct mp_hparams *hp, cons
 	if (share > 512)
 		share = 512;
 	uint32_t warmed = 0;
-	for (uint32_t L = hp->n_dense_lead; L < hp->n_layer; L++) {
+	for (uint32_t L = x->l_begin; L < x->l_end; L++) {
 		uint32_t n = mp_profile_top(x->profile, L, ids, share);
 		for (uint32_t i = 0; i < n; i++)
 			sc[i] = 0.3 * (1.0 - (double)i / (double)(n + 1));
@@ -316,6 +317,8 @@ int mp_experts_create(struct mp_gguf *g, const struct mp_hparams *hp, const stru
 	}
 	x->w = w;
 	x->dense_lead = hp->n_dense_lead;
+	x->l_begin = opts->layer_begin > hp->n_dense_lead ? opts->layer_begin : hp->n_dense_lead;
+	x->l_end = opts->layer_end ? opts->layer_end : hp->n_layer;
 	x->n_expert = hp->n_expert;
 	x->n_layers = hp->n_layer;
 	x->hinted = mp_calloc(hp->n_layer, sizeof *x->hinted);
@@ -382,7 +385,7 @@ int mp_experts_create(struct mp_gguf *g, const struct mp_hparams *hp, const stru
 			goto fail;
 		}
 	}
-	for (uint32_t L = hp->n_dense_lead; L < hp->n_layer; L++)
+	for (uint32_t L = x->l_begin; L < x->l_end; L++)
 		for (uint32_t e = 0; e < hp->n_expert; e++) {
 			struct mp_pager_range r[3];
 			for (int m = 0; m < 3; m++) {

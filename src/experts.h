@@ -28,6 +28,8 @@ struct mp_experts_opts {
 	const char *profile;      /* usage profile path (NULL: none); the learned policy
 				     model is kept beside it as PATH.policy */
 	uint64_t fingerprint;     /* the model's (loader.h), keys the profile */
+	uint32_t layer_begin, layer_end; /* register and warm only these layers (a rank's
+					    share, src/dist.h); 0, 0 = all */
 };
 
 /* Creates the pager from cfg (its n_layers, n_experts and top_k are filled in

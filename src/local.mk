@@ -40,10 +40,26 @@ libmpsrc_la_SOURCES = \
 	src/unicode.h \
 	src/unicode_tab.c
 
+# several ranks under mpirun (src/dist.h): the messages need Open MPI
+libmpsrc_la_CPPFLAGS += $(MPI_CFLAGS)
+libmpsrc_la_SOURCES += src/dist.h src/dist_split.c
+if HAVE_MPI
+libmpsrc_la_SOURCES += src/dist_mpi.c
+else
+libmpsrc_la_SOURCES += src/dist_none.c
+endif
+
 bin_PROGRAMS += moepager
 moepager_CPPFLAGS = $(SRC_CPPFLAGS)
 moepager_SOURCES = src/moepager.c
-moepager_LDADD = $(SRC_LIBS)
+moepager_LDADD = $(SRC_LIBS) $(MPI_LIBS)
+
+check_PROGRAMS += tests/test_dist
+tests_test_dist_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_dist_SOURCES = tests/test_dist.c tests/tinymodel.c tests/tinymodel.h tests/mp_test.h
+tests_test_dist_LDADD = $(SRC_LIBS) $(MPI_LIBS)
+dist_check_SCRIPTS += tests/mpi.test
+EXTRA_DIST += tests/lsan-openmpi.supp
 
 check_PROGRAMS += tests/test_model tests/test_prefill
 tests_test_prefill_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests

@@ -13,11 +13,16 @@
  * decompresses every cached latent into per-head keys and values instead; it
  * exists so a test can show both forms agree.
  *
+ * On several ranks (src/dist.c) a model runs one contiguous range of layers:
+ * the first rank embeds, hands the state to the pipe after its last layer and
+ * applies the head to what comes back; the others run mp_model_stage.
+ *
  * Invariants:
  * 1. The cache holds positions 0 .. pos-1; step() writes position pos, then
  *    increments pos; nothing else raises pos (reset() sets it to 0,
  *    truncate() lowers it: positions past it are rewritten before they are
- *    read again).
+ *    read again; a pipeline stage may move it back to the position its
+ *    input carries).
  * 2. Routed experts are reached only through m->src; expert outputs are summed
  *    in selection order, whatever order the source hands them out in, so the
  *    result never depends on I/O timing.
@@ -253,7 +258,7 @@ void mp_model_lookahead(struct mp_model *m, uint32_t L)
 	const struct mp_hparams *hp = m->hp;
 	if (!m->src.hint || m->depth <= 0)
 		return;
-	for (uint32_t A = L + 1; A <= L + (uint32_t)m->depth && A < hp->n_layer; A++) {
+	for (uint32_t A = L + 1; A <= L + (uint32_t)m->depth && A < m->l_end; A++) {
 		const struct mp_layer_weights *la = &m->w->layer[A];
 		if (A < hp->n_dense_lead)
 			continue;
@@ -312,25 +317,16 @@ int mp_model_prefetch_depth(const struct mp_model *m)
 	return m->depth;
 }
 
-int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits)
+/* Layers [l0, l1) on m->h at position m->pos. */
+static int run_layers(struct mp_model *m, uint32_t l0, uint32_t l1)
 {
 	const struct mp_hparams *hp = m->hp;
-	const struct mp_weights *w = m->w;
-	if (tok >= (uint64_t)w->token_embd.ne[1])
-		return mp_model_fail(m, "token id %u is outside the vocabulary (%lld tokens)", tok,
-			    (long long)w->token_embd.ne[1]), -MP_EARG;
-	if (m->pos >= m->opts.n_ctx)
-		return mp_model_fail(m, "the context is full (%u tokens): raise --ctx-size", m->opts.n_ctx),
-		       -MP_EBUDGET;
-
-	int rc = mp_model_batch_ready(m);
-	if (rc < 0)
-		return rc;
-	uint64_t step_t0 = mp_clock_now_ns();
-	m->wait_ns = 0;
-	mp_quant_ops(w->token_embd.type)->dequant(mp_tensor_row(&w->token_embd, tok), m->h, hp->n_embd);
-	for (uint32_t L = 0; L < hp->n_layer; L++) {
-		const struct mp_layer_weights *lw = &w->layer[L];
+	const struct mp_model_pipe *pp = m->opts.pipe;
+	int rc;
+	for (uint32_t L = l0; L < l1; L++) {
+		const struct mp_layer_weights *lw = &m->w->layer[L];
+		if (L + 1 == l1 && l1 < hp->n_layer && pp && pp->early)   /* the next rank's look-ahead */
+			pp->early(pp->ctx, m->pos, m->h);
 		mp_ops_rmsnorm(m->x, m->h, lw->attn_norm.data, hp->n_embd, hp->eps);
 		attention(m, L, m->x, m->f);
 		mp_ops_axpy(m->h, m->f, 1.0f, hp->n_embd);
@@ -346,15 +342,86 @@ int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits)
 		}
 		mp_ops_axpy(m->h, m->f, 1.0f, hp->n_embd);
 	}
-	mp_ops_rmsnorm(m->x, m->h, w->output_norm.data, hp->n_embd, hp->eps);
-	linear(m, &w->output, m->x, m->logits);
+	return 0;
+}
+
+/* The token is complete: position, source, stall accounting. */
+static void end_step(struct mp_model *m, uint64_t step_t0)
+{
 	m->pos++;
-	*logits = m->logits;
 	if (m->src.end_token)
 		m->src.end_token(m->src.ctx);
 	m->wait_total_ns += m->wait_ns;
 	adapt_depth(m, mp_clock_now_ns() - step_t0);
+}
+
+int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits)
+{
+	const struct mp_hparams *hp = m->hp;
+	const struct mp_weights *w = m->w;
+	if (m->l_begin > 0)
+		return mp_model_fail(m, "this model runs layers %u-%u only: its input is a hidden "
+				     "state (mp_model_stage)", m->l_begin, m->l_end - 1), -MP_EARG;
+	if (tok >= (uint64_t)w->token_embd.ne[1])
+		return mp_model_fail(m, "token id %u is outside the vocabulary (%lld tokens)", tok,
+			    (long long)w->token_embd.ne[1]), -MP_EARG;
+	if (m->pos >= m->opts.n_ctx)
+		return mp_model_fail(m, "the context is full (%u tokens): raise --ctx-size", m->opts.n_ctx),
+		       -MP_EBUDGET;
+
+	int rc = mp_model_batch_ready(m);   /* the MoE layer's scratch */
+	if (rc < 0)
+		return rc;
+	uint64_t step_t0 = mp_clock_now_ns();
+	m->wait_ns = 0;
+	mp_quant_ops(w->token_embd.type)->dequant(mp_tensor_row(&w->token_embd, tok), m->h, hp->n_embd);
+	rc = run_layers(m, 0, m->l_end);
+	if (rc < 0)
+		return rc;
+	if (m->opts.pipe && (rc = m->opts.pipe->forward(m->opts.pipe->ctx, m->pos, m->h, 1)) < 0)
+		return mp_model_fail(m, "%s", m->opts.pipe->err_msg(m->opts.pipe->ctx)), rc;
+	mp_ops_rmsnorm(m->x, m->h, w->output_norm.data, hp->n_embd, hp->eps);
+	linear(m, &w->output, m->x, m->logits);
+	*logits = m->logits;
+	end_step(m, step_t0);
 	return 0;
+}
+
+int mp_model_stage(struct mp_model *m, uint32_t pos, float *h, uint32_t n)
+{
+	const struct mp_hparams *hp = m->hp;
+	if (pos > m->pos)
+		return mp_model_fail(m, "stage input at position %u, but only %u positions are cached",
+				     pos, m->pos), -MP_EARG;
+	if (n == 0 || (uint64_t)pos + n > m->opts.n_ctx)
+		return mp_model_fail(m, "stage input of %u tokens at position %u does not fit in "
+				     "--ctx-size %u", n, pos, m->opts.n_ctx), -MP_EBUDGET;
+	m->pos = pos;   /* invariant 1: a rewind only forgets positions */
+	if (n > 1)
+		return mp_prefill_stage(m, h, n);
+	int rc = mp_model_batch_ready(m);   /* the MoE layer's scratch */
+	if (rc < 0)
+		return rc;
+	uint64_t step_t0 = mp_clock_now_ns();
+	m->wait_ns = 0;
+	memcpy(m->h, h, sizeof(float) * hp->n_embd);
+	/* the experts of this rank's first layers are read while its attention runs */
+	if (m->l_begin > 0)
+		mp_model_lookahead(m, m->l_begin - 1);
+	rc = run_layers(m, m->l_begin, m->l_end);
+	if (rc < 0)
+		return rc;
+	memcpy(h, m->h, sizeof(float) * hp->n_embd);
+	end_step(m, step_t0);
+	return 0;
+}
+
+void mp_model_stage_hint(struct mp_model *m, const float *h)
+{
+	if (m->l_begin == 0)
+		return;
+	memcpy(m->h, h, sizeof(float) * m->hp->n_embd);   /* scratch between steps */
+	mp_model_lookahead(m, m->l_begin - 1);
 }
 
 uint32_t mp_model_pos(const struct mp_model *m) { return m->pos; }
@@ -554,6 +621,16 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	}
 	if (check_hparams(m) < 0)
 		goto fail;
+	m->l_begin = opts->layer_begin;
+	m->l_end = opts->layer_end ? opts->layer_end : hp->n_layer;
+	if (m->l_begin >= m->l_end || m->l_end > hp->n_layer ||
+	    (m->l_begin == 0 && m->l_end < hp->n_layer && !(opts->pipe && opts->pipe->forward))) {
+		mp_model_fail(m, "layers %u-%u of %u: expected a non-empty range, and a pipe to the "
+			      "other ranks when the first rank ends early", m->l_begin, m->l_end,
+			      hp->n_layer);
+		rc = -MP_EARG;
+		goto fail;
+	}
 	if (expect(m, "token_embd.weight", &w->token_embd, hp->n_embd, hp->n_vocab, 1) < 0 ||
 	    expect_f32(m, "output_norm.weight", &w->output_norm, hp->n_embd) < 0 ||
 	    expect(m, "output.weight", &w->output, hp->n_embd, hp->n_vocab, 1) < 0)

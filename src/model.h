@@ -125,6 +125,26 @@ struct mp_model_opts {
 	int prefetch_history;     /* also hint the previous token's experts of those layers */
 	uint32_t n_batch;         /* prefill: tokens per batch at most; 0 = 512, 1 = one
 				     token at a time through mp_model_step (-b) */
+	/* Several ranks (src/dist.c): this model runs layers [layer_begin,
+	 * layer_end) only (0, 0 = all).  The first rank (layer_begin 0, ending
+	 * before the last layer) needs pipe; later ranks run mp_model_stage. */
+	uint32_t layer_begin, layer_end;
+	const struct mp_model_pipe *pipe;
+};
+
+/* Carries hidden states through the layers other ranks own: h holds n rows
+ * of n_embd floats leaving layer layer_end - 1 at positions pos .. pos+n-1;
+ * on return they are the rows leaving the model's last layer.  Returns 0, or
+ * a negative error with the sentence from err_msg(). */
+struct mp_model_pipe {
+	void *ctx;
+	int (*forward)(void *ctx, uint32_t pos, float *h, uint32_t n);
+	const char *(*err_msg)(void *ctx);
+	/* Optional (NULL: none; also on ranks after the first, which have no
+	 * forward): one token's state entering this model's last layer, handed
+	 * on before that layer runs so the next rank's look-ahead starts one
+	 * layer early (mp_model_stage_hint there). */
+	void (*early)(void *ctx, uint32_t pos, const float *h);
 };
 
 
@@ -179,6 +199,20 @@ void mp_model_set_cancel(struct mp_model *m, int (*cancel)(void *ctx), void *ctx
  * over batches and MoE layers of each batch's union) and tokens prefilled in
  * batches; for the bytes-read ratio (bench/prefill.sh). */
 void mp_model_prefill_counts(const struct mp_model *m, uint64_t *experts, uint64_t *tokens);
+
+/* A pipeline stage (src/dist.c): the hidden states h (n rows of n_embd
+ * floats entering layer layer_begin, positions pos .. pos+n-1) go through
+ * layers [layer_begin, layer_end) and are replaced by the rows leaving
+ * layer_end - 1 — one token as mp_model_step runs it, several as a prefill
+ * batch.  pos may be below mp_model_pos() (the first rank reset its cache), not
+ * above.  The look-ahead of the first layers starts from h before anything
+ * else.  Errors as mp_model_step. */
+int mp_model_stage(struct mp_model *m, uint32_t pos, float *h, uint32_t n);
+
+/* The look-ahead of a stage's first layers from h (n_embd floats: the state
+ * entering the previous rank's last layer, its pipe's early()): hints only,
+ * nothing else changes. */
+void mp_model_stage_hint(struct mp_model *m, const float *h);
 
 /* Positions cached so far; mp_model_reset() empties the cache;
  * mp_model_truncate() keeps only positions 0 .. pos-1 (no-op when pos is not

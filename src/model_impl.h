@@ -20,6 +20,7 @@ struct mp_model {
 	struct mp_router_cfg router;
 	struct mp_rope rope;
 	float kq_scale;
+	uint32_t l_begin, l_end;      /* the layers this model runs (opts, 0/0 = all) */
 	uint32_t kv_width;            /* kv_lora_rank + d_rope values per cached token */
 	uint64_t kv_row_bytes;        /* bytes per cached token per layer */
 	uint8_t *kv;                  /* [n_layer][n_ctx][kv_row_bytes] */
@@ -61,6 +62,9 @@ uint8_t *mp_model_kv_slot(struct mp_model *m, uint32_t layer, uint32_t pos);
  * by destroy. */
 int mp_model_batch_ready(struct mp_model *m);
 void mp_batch_destroy(struct mp_batch *b);
+
+/* mp_model_stage of n > 1 rows (prefill.c), at position m->pos. */
+int mp_prefill_stage(struct mp_model *m, float *h, uint32_t n);
 
 /* One MoE layer for n tokens — the one implementation that prefill batches
  * and decode steps share (prefill.c): router, shared expert, routed experts

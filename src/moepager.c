@@ -18,6 +18,7 @@
 #include "alloc.h"
 #include "cpu.h"
 #include "dispatch.h"
+#include "dist.h"
 #include "err.h"
 #include "evaluate.h"
 #include "file.h"
@@ -352,12 +353,28 @@ static int one_prompt(const struct flags *f, struct cli *c)
 	return generate(c, logits, f->s.n_predict) < 0 ? 1 : 0;
 }
 
-static int run(const struct flags *f)
+/* Rank 0 at exit: what the messages between ranks cost per decoded token. */
+static void print_pipeline(const struct mp_dist *dist)
+{
+	uint64_t tokens, fwd_ns, stage_ns;
+	mp_dist_counts(dist, &tokens, &fwd_ns, &stage_ns);
+	uint32_t hops = mp_dist_size(dist);
+	if (!tokens || hops < 2)
+		return;
+	double msg_us = (double)(fwd_ns > stage_ns ? fwd_ns - stage_ns : 0) / 1e3 / (double)tokens;
+	fprintf(stderr, "moepager: pipeline: %u ranks, %llu decode tokens: %.1f us per token in "
+		"messages (%u hops, %.1f us per hop), %.1f us per token on the other ranks\n", hops,
+		(unsigned long long)tokens, msg_us, hops, msg_us / hops,
+		(double)stage_ns / 1e3 / (double)tokens);
+}
+
+static int run(const struct flags *f, struct mp_dist *dist)
 {
 	char err[1024];
 	struct mp_session_opts so;
 	struct mp_sampler_params sp;
 	mp_session_flags_apply(&f->s, "moepager", &so, &sp);
+	so.dist = dist;
 	struct cli c;
 	memset(&c, 0, sizeof c);
 	if (mp_session_open(&so, &c.s, err, sizeof err) < 0) {
@@ -365,6 +382,11 @@ static int run(const struct flags *f)
 		return 1;
 	}
 	int status = 1;
+	int serve = mp_session_serve(c.s);   /* ranks after the first run their layers */
+	if (serve <= 0) {
+		status = serve < 0;
+		goto out;
+	}
 	if (mp_sampler_create(&sp, mp_session_hparams(c.s)->n_vocab, &c.sampler, err, sizeof err) < 0) {
 		fprintf(stderr, "moepager: %s\n", err);
 		goto out;
@@ -380,6 +402,7 @@ static int run(const struct flags *f)
 	if (f->perplexity || f->logits_out || f->force_tokens) {
 		status = evaluate(f, &c);
 		mp_session_print_pager(c.s);
+		print_pipeline(dist);
 		goto out;
 	}
 	struct sigaction sa;
@@ -389,6 +412,7 @@ static int run(const struct flags *f)
 	status = f->interactive ? chat(&c, f->s.n_predict) : one_prompt(f, &c);
 	mp_session_print_speed(c.s);
 	mp_session_print_pager(c.s);
+	print_pipeline(dist);
 out:
 	mp_sampler_destroy(c.sampler);
 	mp_session_close(c.s);
@@ -453,5 +477,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "moepager: -i reads the conversation from standard input; drop -p/-f/--raw\n");
 		return 2;
 	}
-	return run(&f);
+	struct mp_dist *dist;   /* several ranks under mpirun (src/dist.h), else NULL */
+	if (mp_dist_init(&argc, &argv, &dist, err, sizeof err) < 0) {
+		fprintf(stderr, "moepager: %s\n", err);
+		return 1;
+	}
+	rc = run(&f, dist);
+	mp_dist_finish(dist, rc);   /* on failure: names this rank and stops every rank */
+	return rc;
 }

@@ -407,7 +407,7 @@ static void lookahead_batch(struct mp_model *m, uint32_t L, const float *h, uint
 	const struct mp_hparams *hp = m->hp;
 	struct mp_batch *b = m->batch;
 	uint32_t A = L + 1;
-	if (!m->src.hint || m->depth <= 0 || A >= hp->n_layer || A < hp->n_dense_lead)
+	if (!m->src.hint || m->depth <= 0 || A >= m->l_end || A < hp->n_dense_lead)
 		return;
 	const struct mp_layer_weights *la = &m->w->layer[A];
 	rmsnorm_rows(b->xe, h, la->ffn_norm.data, n, hp->n_embd, hp->eps);
@@ -560,14 +560,16 @@ static int batch_logits(struct mp_model *m, uint32_t p0, uint32_t n, mp_model_po
 	return 0;
 }
 
-/* Each token's routing, token-major, for the source's trace and profile. */
+/* Each token's routing, token-major, for the source's trace and profile: the
+ * MoE layers this model runs. */
 static void batch_routes(struct mp_model *m, uint32_t n)
 {
 	const struct mp_hparams *hp = m->hp;
 	if (!m->src.batch)
 		return;
+	uint32_t l0 = m->l_begin > hp->n_dense_lead ? m->l_begin : hp->n_dense_lead;
 	for (uint32_t i = 0; i < n; i++)
-		for (uint32_t L = hp->n_dense_lead; L < hp->n_layer; L++) {
+		for (uint32_t L = l0; L < m->l_end; L++) {
 			const struct mp_route *rt = &m->batch->routes[(size_t)i * hp->n_layer + L];
 			m->src.batch(m->src.ctx, 0, L, rt->expert, rt->n);
 		}
@@ -582,26 +584,19 @@ static int batch_failed(struct mp_model *m, int rc)
 	return rc;
 }
 
-static int run_batch(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_model_pos_fn on_pos,
-		     void *ctx)
+/* Layers [l0, l1) on the batch's n hidden states in b->h at m->pos (the
+ * source's batch already begun). */
+static int batch_layers(struct mp_model *m, uint32_t l0, uint32_t l1, uint32_t n)
 {
 	const struct mp_hparams *hp = m->hp;
-	const struct mp_weights *w = m->w;
 	struct mp_batch *b = m->batch;
 	size_t D = hp->n_embd;
-	uint32_t p0 = m->pos;
 	b->rc = 0;
-	m->wait_ns = 0;
-	if (m->src.batch)
-		m->src.batch(m->src.ctx, n, 0, NULL, 0);
-	for (uint32_t i = 0; i < n; i++)
-		mp_quant_ops(w->token_embd.type)->dequant(mp_tensor_row(&w->token_embd, toks[i]),
-							  b->h + i * D, (int64_t)D);
-	for (uint32_t L = 0; L < hp->n_layer; L++) {
-		const struct mp_layer_weights *lw = &w->layer[L];
+	for (uint32_t L = l0; L < l1; L++) {
+		const struct mp_layer_weights *lw = &m->w->layer[L];
 		if (m->cancel && m->cancel(m->cancel_ctx))
 			return batch_failed(m, (mp_model_fail(m, "the prompt was given up at position %u, "
-							      "layer %u", p0, L), -MP_ECANCELLED));
+							      "layer %u", m->pos, L), -MP_ECANCELLED));
 		rmsnorm_rows(b->x, b->h, lw->attn_norm.data, n, (int64_t)D, hp->eps);
 		attn_batch(m, L, n);
 		mp_ops_axpy(b->h, b->f, 1.0f, (int64_t)(n * D));
@@ -620,15 +615,66 @@ static int run_batch(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_mo
 			return batch_failed(m, (mp_model_fail(m, "layer %u: %s", L, mp_strerror(b->rc)), b->rc));
 		mp_ops_axpy(b->h, b->f, 1.0f, (int64_t)(n * D));
 	}
+	return 0;
+}
+
+static int run_batch(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_model_pos_fn on_pos,
+		     void *ctx)
+{
+	const struct mp_hparams *hp = m->hp;
+	const struct mp_weights *w = m->w;
+	struct mp_batch *b = m->batch;
+	size_t D = hp->n_embd;
+	uint32_t p0 = m->pos;
+	m->wait_ns = 0;
+	if (m->src.batch)
+		m->src.batch(m->src.ctx, n, 0, NULL, 0);
+	for (uint32_t i = 0; i < n; i++)
+		mp_quant_ops(w->token_embd.type)->dequant(mp_tensor_row(&w->token_embd, toks[i]),
+							  b->h + i * D, (int64_t)D);
+	int rc = batch_layers(m, 0, m->l_end, n);
+	if (rc < 0)
+		return rc;
+	/* the other ranks' layers (src/dist.c) */
+	if (m->opts.pipe && (rc = m->opts.pipe->forward(m->opts.pipe->ctx, p0, b->h, n)) < 0)
+		return batch_failed(m, (mp_model_fail(m, "%s", m->opts.pipe->err_msg(m->opts.pipe->ctx)), rc));
 	m->wait_total_ns += m->wait_ns;
 	m->pos = p0 + n;   /* invariant 1 */
 	batch_routes(m, n);
-	int rc = batch_logits(m, p0, n, on_pos, ctx);
+	rc = batch_logits(m, p0, n, on_pos, ctx);
 	memcpy(m->routes, b->routes + (size_t)(n - 1) * hp->n_layer, sizeof *m->routes * hp->n_layer);
 	for (uint32_t i = 0; m->src.end_token && i < n; i++)
 		m->src.end_token(m->src.ctx);
 	m->pf_tokens += n;
 	return rc;
+}
+
+int mp_prefill_stage(struct mp_model *m, float *h, uint32_t n)
+{
+	size_t D = m->hp->n_embd;
+	int rc = mp_model_batch_ready(m);
+	if (rc < 0)
+		return rc;
+	for (uint32_t i = 0; i < n; i += m->batch->cap) {
+		uint32_t nb = n - i < m->batch->cap ? n - i : m->batch->cap;
+		memcpy(m->batch->h, h + i * D, sizeof(float) * nb * D);
+		m->wait_ns = 0;
+		if (m->src.batch)
+			m->src.batch(m->src.ctx, nb, 0, NULL, 0);
+		/* the experts of this stage's first layer are read while its attention runs */
+		if (m->l_begin > 0)
+			lookahead_batch(m, m->l_begin - 1, m->batch->h, nb);
+		if ((rc = batch_layers(m, m->l_begin, m->l_end, nb)) < 0)
+			return rc;
+		memcpy(h + i * D, m->batch->h, sizeof(float) * nb * D);
+		m->wait_total_ns += m->wait_ns;
+		m->pos += nb;   /* invariant 1 */
+		batch_routes(m, nb);
+		for (uint32_t t = 0; m->src.end_token && t < nb; t++)
+			m->src.end_token(m->src.ctx);
+		m->pf_tokens += nb;
+	}
+	return 0;
 }
 
 /* The one-token path for every position (n_batch 1, or decompressed
@@ -665,6 +711,9 @@ int mp_model_prefill(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_mo
 		return mp_model_fail(m, "the context is full: %u tokens cached, %u more do not fit in "
 				     "%u: raise --ctx-size", m->pos, n, m->opts.n_ctx), -MP_EBUDGET;
 	*last_logits = m->logits;
+	if (m->l_begin > 0)
+		return mp_model_fail(m, "this model runs layers %u-%u only: its input is a hidden "
+				     "state (mp_model_stage)", m->l_begin, m->l_end - 1), -MP_EARG;
 	if (m->opts.n_batch == 1 || !m->opts.absorb)
 		return prefill_steps(m, toks, n, on_pos, ctx);
 	int rc = mp_model_batch_ready(m);

@@ -21,6 +21,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "dispatch.h"
+#include "dist.h"
 #include "err.h"
 #include "experts.h"
 #include "loader.h"
@@ -46,6 +47,7 @@ struct mp_session {
 	struct mp_threads *threads;
 	struct mp_model *model;
 	uint32_t top_k;                   /* routed experts per token */
+	uint32_t l0, l1;                  /* this rank's layers [l0, l1) (one process: all) */
 	int32_t eos;                      /* end-of-sentence id, -1 if none */
 	char *out;                        /* [out_cap] one decoder push */
 	size_t out_cap;
@@ -172,11 +174,18 @@ static int start_pager(struct mp_session *s)
 						      (int)o->threads, s->top_k),
 	};
 	int rc;
-	if ((rc = mp_plan_compute(g, &po, &s->plan, s->err, sizeof s->err)) < 0)
+	/* several ranks: this rank's layers only (src/dist.h) */
+	if ((rc = mp_dist_plan_compute(o->dist, g, &po, s->l0, s->l1, &s->plan, s->err,
+				       sizeof s->err)) < 0)
 		return rc;
 	s->plan_made = 1;
 	print_plan(s);
-	if ((rc = mp_stats_create(&(struct mp_stats_config){ o->stats_file, o->keep_stats, hp->n_layer,
+	char stats_path[4096];   /* several ranks on one host: one segment each */
+	int ranks = mp_dist_size(o->dist) > 1;
+	if (o->stats_file && ranks)
+		snprintf(stats_path, sizeof stats_path, "%s.rank%u", o->stats_file, mp_dist_rank(o->dist));
+	if ((rc = mp_stats_create(&(struct mp_stats_config){ o->stats_file && ranks ? stats_path :
+							      o->stats_file, o->keep_stats, hp->n_layer,
 							      hp->n_expert, fp, o->io },
 				  &s->stats, s->err, sizeof s->err)) < 0)
 		return rc;
@@ -192,6 +201,10 @@ static int start_pager(struct mp_session *s)
 			snprintf(profile_path, sizeof profile_path, "%s", o->profile);
 		else
 			mp_profile_default_path(fp, profile_path, sizeof profile_path);
+		size_t pl = strlen(profile_path);   /* a profile per layer range */
+		if (ranks)
+			snprintf(profile_path + pl, sizeof profile_path - pl, ".layers-%u-%u", s->l0,
+				 s->l1 - 1);
 	}
 	struct mp_experts_opts xo = {
 		.policy = o->policy_lru ? MP_POLICY_LRU : MP_POLICY_MOEPAGER,
@@ -199,6 +212,8 @@ static int start_pager(struct mp_session *s)
 		.trace_out = o->trace_out,
 		.profile = profile_path[0] ? profile_path : NULL,
 		.fingerprint = fp,
+		.layer_begin = s->l0,
+		.layer_end = s->l1,
 	};
 	if ((rc = mp_experts_create(g, hp, mp_modelfile_weights(s->mf), s->top_k, &pc, &xo,
 				    &s->experts, &s->src, s->err, sizeof s->err)) < 0)
@@ -251,6 +266,9 @@ static int start_model(struct mp_session *s)
 		.prefetch_depth = o->prefetch == 0 ? 0 : depth,
 		.prefetch_history = o->prefetch == 2,
 		.n_batch = o->n_batch,
+		.layer_begin = s->l0,
+		.layer_end = s->l1,
+		.pipe = mp_dist_pipe(o->dist),
 	};
 	char err[1024];
 	if ((rc = mp_model_create(hp, mp_modelfile_weights(s->mf), &s->src, &mo, &s->model, err,
@@ -295,6 +313,13 @@ int mp_session_open(const struct mp_session_opts *o, struct mp_session **out, ch
 	if ((rc = mp_loader_tokenizer(mp_modelfile_gguf(s->mf), &s->tok, s->err, sizeof s->err)) < 0)
 		goto fail;
 	s->top_k = o->experts ? o->experts : hp->n_expert_used;
+	/* this rank's layers (one process: all of them) */
+	struct mp_plan_opts dpo = { .cache_budget = o->cache_budget, .mem_limit = o->mem_limit,
+				    .ctx = o->n_ctx, .threads = o->threads, .kv_q8 = o->kv_q8,
+				    .n_used = s->top_k };
+	if ((rc = mp_dist_start(o->dist, mp_modelfile_gguf(s->mf), hp, &dpo, &s->l0, &s->l1, s->err,
+				sizeof s->err)) < 0)
+		goto fail;
 	if ((rc = start_model(s)) < 0)
 		goto fail;
 	s->eos = mp_tok_eos(s->tok);
@@ -535,6 +560,19 @@ void mp_session_print_speed(const struct mp_session *s)
 		"in %.2f s (%.2f tokens/s)\n", s->o.prog, (unsigned long long)c->prompt_tokens, ps,
 		ps > 0 ? (double)c->prompt_tokens / ps : 0.0, (unsigned long long)c->gen_tokens, gs,
 		gs > 0 ? (double)c->gen_tokens / gs : 0.0);
+}
+
+int mp_session_serve(struct mp_session *s)
+{
+	if (mp_dist_rank(s->o.dist) == 0)
+		return 1;
+	uint64_t t0 = mp_clock_now_ns();
+	int rc = mp_dist_serve(s->o.dist, s->model);
+	s->counts.gen_ns = mp_clock_now_ns() - t0;   /* the stall share is of the session */
+	fprintf(stderr, "%s: rank %u on %s (layers %u-%u):\n", s->o.prog, mp_dist_rank(s->o.dist),
+		mp_dist_host(s->o.dist), s->l0, s->l1 - 1);
+	mp_session_print_pager(s);
+	return rc < 0 ? -1 : 0;
 }
 
 void mp_session_print_pager(const struct mp_session *s)

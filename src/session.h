@@ -21,8 +21,11 @@
 #include "sampler.h"
 #include "tokenizer.h"
 
+struct mp_dist;
+
 /* The strings are read during mp_session_open only, except prog (kept). */
 struct mp_session_opts {
+	struct mp_dist *dist;        /* several ranks under mpirun (src/dist.h), or NULL */
 	const char *prog;            /* prefix of the messages on stderr ("moepager") */
 	const char *model;           /* first part of the model file */
 	uint32_t n_ctx;              /* KV cache positions */
@@ -163,6 +166,11 @@ void mp_session_end_sequence(struct mp_session *s);
 
 /* The speed line and the pager's summary, on stderr (exit report). */
 void mp_session_print_speed(const struct mp_session *s);
+/* Ranks after the first (mpirun): runs this rank's layers for rank 0 until it
+ * ends the session, then prints the rank's pager summary.  Returns 0, or -1
+ * after printing the error.  Returns 1 at once on rank 0 (or one process):
+ * that one talks to the user. */
+int mp_session_serve(struct mp_session *s);
 void mp_session_print_pager(const struct mp_session *s);
 
 #endif

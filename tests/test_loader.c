@@ -130,7 +130,7 @@ static void test_pager_backends_budgets(void)
 			pc.budget = bi == 0 ? (min_budget ? min_budget : 1) : bi == 1 ? 3 * min_budget : 1ull << 30;
 			struct mp_experts *x;
 			struct mp_expert_source src;
-			struct mp_experts_opts xo = { MP_POLICY_MOEPAGER, 1, NULL, NULL, 0 };
+			struct mp_experts_opts xo = { .policy = MP_POLICY_MOEPAGER, .prefetch = 1 };
 			int rc = mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf),
 						   hp->n_expert_used, &pc, &xo, &x, &src, err, sizeof err);
 			if (bi == 0 && !min_budget && !((*b)->caps & MP_IO_CAP_NOPOOL)) {
@@ -197,7 +197,7 @@ static void test_stale_prefetch_cancelled(void)
 	pc.io_block = 4096;                           /* the hinted loads take a while */
 	struct mp_experts *x;
 	struct mp_expert_source src;
-	struct mp_experts_opts xo = { MP_POLICY_MOEPAGER, 1, NULL, NULL, 0 };
+	struct mp_experts_opts xo = { .policy = MP_POLICY_MOEPAGER, .prefetch = 1 };
 	REQUIRE(mp_experts_create(mp_modelfile_gguf(mf), hp, mp_modelfile_weights(mf), hp->n_expert_used,
 				  &pc, &xo, &x, &src, err, sizeof err) == 0);
 	/* a pool of a third of the experts: nothing is preloaded at start */

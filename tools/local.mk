@@ -117,3 +117,4 @@ clean-local: clean-test-npm
 clean-test-npm:
 	-rm -rf tests/npm
 .PHONY: clean-test-npm
+EXTRA_DIST += tools/moepager-stat-merge.jq
