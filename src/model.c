@@ -318,6 +318,24 @@ int mp_model_prefetch_depth(const struct mp_model *m)
 }
 
 /* Layers [l0, l1) on m->h at position m->pos. */
+const char *const mp_phase_names[MP_PHASE_N] = {
+	"attention", "dense FFN", "shared expert", "router + look-ahead", "routed experts",
+	"waiting for experts", "output head", "other",
+};
+
+/* Adds the time since *t to phase p and restarts *t. */
+static void lap(struct mp_model *m, enum mp_phase p, uint64_t *t)
+{
+	uint64_t now = mp_clock_now_ns();
+	m->ph[p] += now - *t;
+	*t = now;
+}
+
+void mp_model_timings(const struct mp_model *m, struct mp_model_timings *out)
+{
+	*out = m->dec;
+}
+
 static int run_layers(struct mp_model *m, uint32_t l0, uint32_t l1)
 {
 	const struct mp_hparams *hp = m->hp;
@@ -328,12 +346,16 @@ static int run_layers(struct mp_model *m, uint32_t l0, uint32_t l1)
 		if (L + 1 == l1 && l1 < hp->n_layer && pp && pp->early)   /* the next rank's look-ahead */
 			pp->early(pp->ctx, m->pos, m->h);
 		mp_ops_rmsnorm(m->x, m->h, lw->attn_norm.data, hp->n_embd, hp->eps);
+		uint64_t t = mp_clock_now_ns();
 		attention(m, L, m->x, m->f);
+		lap(m, MP_PHASE_ATTN, &t);
 		mp_ops_axpy(m->h, m->f, 1.0f, hp->n_embd);
 		mp_ops_rmsnorm(m->x, m->h, lw->ffn_norm.data, hp->n_embd, hp->eps);
 		if (L < hp->n_dense_lead) {
 			m->routes[L].n = 0;
+			t = mp_clock_now_ns();
 			swiglu(m, &lw->ffn_gate, &lw->ffn_up, &lw->ffn_down, m->x, m->f);
+			lap(m, MP_PHASE_DENSE, &t);
 		} else {
 			/* the MoE layer prefill batches use, for one token */
 			struct mp_moe_io io = { m->x, m->h, m->f, &m->routes[L], 0, 1, 1 };
@@ -343,6 +365,20 @@ static int run_layers(struct mp_model *m, uint32_t l0, uint32_t l1)
 		mp_ops_axpy(m->h, m->f, 1.0f, hp->n_embd);
 	}
 	return 0;
+}
+
+/* A decode step's phases (the growth of m->ph since ph0) and its whole time. */
+static void count_step(struct mp_model *m, const uint64_t *ph0, uint64_t total)
+{
+	uint64_t known = 0;
+	for (int p = 0; p < MP_PHASE_N; p++) {
+		uint64_t d = m->ph[p] - ph0[p];
+		m->dec.ns[p] += d;
+		known += d;
+	}
+	m->dec.ns[MP_PHASE_OTHER] += total > known ? total - known : 0;
+	m->dec.total_ns += total;
+	m->dec.tokens++;
 }
 
 /* The token is complete: position, source, stall accounting. */
@@ -372,6 +408,8 @@ int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits)
 	int rc = mp_model_batch_ready(m);   /* the MoE layer's scratch */
 	if (rc < 0)
 		return rc;
+	uint64_t ph0[MP_PHASE_N];
+	memcpy(ph0, m->ph, sizeof ph0);
 	uint64_t step_t0 = mp_clock_now_ns();
 	m->wait_ns = 0;
 	mp_quant_ops(w->token_embd.type)->dequant(mp_tensor_row(&w->token_embd, tok), m->h, hp->n_embd);
@@ -380,10 +418,13 @@ int mp_model_step(struct mp_model *m, uint32_t tok, const float **logits)
 		return rc;
 	if (m->opts.pipe && (rc = m->opts.pipe->forward(m->opts.pipe->ctx, m->pos, m->h, 1)) < 0)
 		return mp_model_fail(m, "%s", m->opts.pipe->err_msg(m->opts.pipe->ctx)), rc;
+	uint64_t t = mp_clock_now_ns();
 	mp_ops_rmsnorm(m->x, m->h, w->output_norm.data, hp->n_embd, hp->eps);
 	linear(m, &w->output, m->x, m->logits);
+	lap(m, MP_PHASE_HEAD, &t);
 	*logits = m->logits;
 	end_step(m, step_t0);
+	count_step(m, ph0, t - step_t0);
 	return 0;
 }
 
@@ -402,6 +443,8 @@ int mp_model_stage(struct mp_model *m, uint32_t pos, float *h, uint32_t n)
 	int rc = mp_model_batch_ready(m);   /* the MoE layer's scratch */
 	if (rc < 0)
 		return rc;
+	uint64_t ph0[MP_PHASE_N];
+	memcpy(ph0, m->ph, sizeof ph0);
 	uint64_t step_t0 = mp_clock_now_ns();
 	m->wait_ns = 0;
 	memcpy(m->h, h, sizeof(float) * hp->n_embd);

@@ -223,6 +223,30 @@ void mp_model_reset(struct mp_model *m);
 void mp_model_truncate(struct mp_model *m, uint32_t pos);
 const char *mp_model_error(const struct mp_model *m);
 
+/* Where a decode token's time goes (--timings): nanoseconds summed over the
+ * mp_model_step calls since create, by phase.  Every phase but OTHER is
+ * measured where it runs; OTHER is the rest of the step (norms, residual
+ * additions, the embedding row, the pipe to other ranks). */
+enum mp_phase {
+	MP_PHASE_ATTN,        /* attention: projections, scores, values, output */
+	MP_PHASE_DENSE,       /* the dense layers' FFN */
+	MP_PHASE_SHARED,      /* the shared expert */
+	MP_PHASE_ROUTER,      /* the router, the look-ahead and the hints */
+	MP_PHASE_EXPERTS,     /* the routed experts' arithmetic (waits excluded) */
+	MP_PHASE_WAIT,        /* waiting for routed experts to be read */
+	MP_PHASE_HEAD,        /* output norm and head */
+	MP_PHASE_OTHER,
+	MP_PHASE_N
+};
+extern const char *const mp_phase_names[MP_PHASE_N];
+
+struct mp_model_timings {
+	uint64_t tokens;              /* decode steps measured */
+	uint64_t total_ns;            /* their whole time */
+	uint64_t ns[MP_PHASE_N];
+};
+void mp_model_timings(const struct mp_model *m, struct mp_model_timings *out);
+
 /* Nanoseconds spent waiting for routed experts since create (stalls). */
 uint64_t mp_model_wait_ns(const struct mp_model *m);
 

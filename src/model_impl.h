@@ -43,6 +43,8 @@ struct mp_model {
 	struct mp_batch *batch;       /* prefill scratch; NULL until the first prefill */
 	uint64_t pf_experts;          /* prefill: experts acquired (sum of unions) */
 	uint64_t pf_tokens;           /* prefill: tokens run in batches */
+	uint64_t ph[MP_PHASE_N];      /* ns by phase, every path (model.h mp_phase) */
+	struct mp_model_timings dec;  /* the decode steps' share of ph */
 	int (*cancel)(void *ctx);     /* asked before each prefill layer (NULL: never) */
 	void *cancel_ctx;
 	const struct mp_route *pos_routes; /* [n_layer] during a prefill callback: that

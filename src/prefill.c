@@ -464,7 +464,9 @@ static int wave(struct mp_model *m, uint32_t L, const struct mp_moe_io *io, cons
 		struct mp_expert_view ev;
 		uint64_t t0 = mp_clock_now_ns();
 		int rc = m->src.next_ready(m->src.ctx, L, &idx, &ev);
-		m->wait_ns += mp_clock_now_ns() - t0;
+		uint64_t waited = mp_clock_now_ns() - t0;
+		m->wait_ns += waited;
+		m->ph[MP_PHASE_WAIT] += waited;
 		if (rc < 0) {
 			mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx));
 			m->src.release(m->src.ctx, L, ids, nw);
@@ -484,6 +486,7 @@ int mp_model_moe(struct mp_model *m, uint32_t L, const struct mp_moe_io *io)
 	size_t D = hp->n_embd;
 	uint32_t K = m->router.n_used, n = io->n;
 	b->rc = 0;
+	uint64_t t = mp_clock_now_ns(), wait0 = m->ph[MP_PHASE_WAIT];
 	mm(m, &lw->gate_inp, 0, hp->n_expert, io->x, n, b->rl);
 	for (uint32_t i = 0; i < n; i++)
 		mp_router_select(&m->router, b->rl + (size_t)i * hp->n_expert, lw->exp_probs_b.data,
@@ -491,6 +494,9 @@ int mp_model_moe(struct mp_model *m, uint32_t L, const struct mp_moe_io *io)
 	uint32_t nu = group(m, io);
 	if (!io->decode)
 		m->pf_experts += nu;
+	uint64_t now = mp_clock_now_ns(), work = 0;
+	m->ph[MP_PHASE_ROUTER] += now - t;
+	t = now;
 	/* each wave is acquired, and what follows it hinted, before the work it
 	 * overlaps: the first before the shared expert computes */
 	for (uint32_t w0 = 0; w0 < nu; w0 += K) {
@@ -498,9 +504,18 @@ int mp_model_moe(struct mp_model *m, uint32_t L, const struct mp_moe_io *io)
 		int rc = m->src.acquire(m->src.ctx, L, b->uni + w0, nw);
 		if (rc < 0)
 			return mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
+		work += mp_clock_now_ns() - t;
+		t = mp_clock_now_ns();
 		hint_after(m, L, io, b->uni + w0 + nw, rest < K ? rest : K);
-		if (w0 == 0)
+		now = mp_clock_now_ns();
+		m->ph[MP_PHASE_ROUTER] += now - t;
+		t = now;
+		if (w0 == 0) {
 			swiglu_batch(m, &lw->gate_shexp, &lw->up_shexp, &lw->down_shexp, io->x, n, io->out);
+			now = mp_clock_now_ns();
+			m->ph[MP_PHASE_SHARED] += now - t;
+			t = now;
+		}
 		if ((rc = wave(m, L, io, b->uni + w0, nw)) < 0)
 			return rc;
 	}
@@ -511,6 +526,10 @@ int mp_model_moe(struct mp_model *m, uint32_t L, const struct mp_moe_io *io)
 			mp_ops_axpy(io->out + i * D, b->eout + ((size_t)i * K + k) * D, rt->weight[k],
 				    (int64_t)D);
 	}
+	/* the experts' share: acquires, waves and the sum, less the waits in them */
+	work += mp_clock_now_ns() - t;
+	uint64_t waited = m->ph[MP_PHASE_WAIT] - wait0;
+	m->ph[MP_PHASE_EXPERTS] += work > waited ? work - waited : 0;
 	if (b->rc)
 		return mp_model_fail(m, "layer %u: %s", L, mp_strerror(b->rc)), b->rc;
 	return 0;

@@ -118,6 +118,7 @@ void mp_session_flag_table(struct mp_session_flags *f, struct mp_opt *out)
 		{ "trace-out", 0, MP_OPT_STRING, &f->trace_out, "PATH", "record routing and pager outcomes (MOETRACE v2, for moepager-sim)", 0, 0, NULL, NULL },
 		{ "profile", 0, MP_OPT_STRING, &f->profile, "PATH", "usage profile that warms the pool at start and is saved at exit (default: $XDG_CACHE_HOME/moepager/FINGERPRINT.profile)", 0, 0, NULL, NULL },
 		{ "no-profile", 0, MP_OPT_FLAG, &f->no_profile, NULL, "neither read nor save a usage profile", 0, 0, NULL, NULL },
+		{ "timings", 0, MP_OPT_FLAG, &f->timings, NULL, "at exit, where a decode token's time went: attention, dense FFN, shared expert, router, routed experts, waits, output head", 0, 0, NULL, NULL },
 	};
 	memcpy(out, t, sizeof t);
 }
@@ -134,6 +135,7 @@ void mp_session_flags_apply(const struct mp_session_flags *f, const char *prog,
 		.keep_stats = f->keep_stats, .prefetch = f->prefetch,
 		.prefetch_depth = f->prefetch_depth, .policy_lru = f->policy == 1,
 		.trace_out = f->trace_out, .profile = f->profile, .no_profile = f->no_profile,
+		.timings = f->timings,
 	};
 	mp_sampler_params_r1(sp);
 	sp->temperature = (float)f->temp;
@@ -560,6 +562,17 @@ void mp_session_print_speed(const struct mp_session *s)
 		"in %.2f s (%.2f tokens/s)\n", s->o.prog, (unsigned long long)c->prompt_tokens, ps,
 		ps > 0 ? (double)c->prompt_tokens / ps : 0.0, (unsigned long long)c->gen_tokens, gs,
 		gs > 0 ? (double)c->gen_tokens / gs : 0.0);
+	struct mp_model_timings t;
+	mp_model_timings(s->model, &t);
+	if (!s->o.timings || !t.tokens)
+		return;
+	fprintf(stderr, "%s: timings per decode token (%llu tokens, %.3f ms each):", s->o.prog,
+		(unsigned long long)t.tokens, (double)t.total_ns / 1e6 / (double)t.tokens);
+	for (int p = 0; p < MP_PHASE_N; p++)
+		fprintf(stderr, "%s %s %.3f ms (%.1f%%)", p ? "," : "", mp_phase_names[p],
+			(double)t.ns[p] / 1e6 / (double)t.tokens,
+			t.total_ns ? 100.0 * (double)t.ns[p] / (double)t.total_ns : 0.0);
+	fputc('\n', stderr);
 }
 
 int mp_session_serve(struct mp_session *s)

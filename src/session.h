@@ -46,6 +46,7 @@ struct mp_session_opts {
 	const char *trace_out;       /* MOETRACE output, or NULL */
 	const char *profile;         /* usage profile path; NULL = the default place */
 	int no_profile;              /* 1: no usage profile */
+	int timings;                 /* 1: where decode time went, at exit (--timings) */
 };
 
 /* The model and sampling flags every tool that runs a model takes (-m, -c,
@@ -60,6 +61,7 @@ struct mp_session_flags {
 	int kv_type;                 /* index: f16, q8_0 */
 	int seed_given, no_groups, keep_stats, no_profile;
 	int ignore_eos;              /* callers ban EOS in their samplers (mp_sampler_ban) */
+	int timings;                 /* --timings */
 	uint64_t cache_budget, mem_limit;   /* bytes; 0: not given */
 	int io;                      /* index: auto, uring, aio, sync, mmap */
 	const char *stats_file, *prefetch_depth, *trace_out, *profile;
@@ -67,7 +69,7 @@ struct mp_session_flags {
 	int policy;                  /* index: moepager, lru */
 };
 
-#define MP_SESSION_N_FLAGS 28
+#define MP_SESSION_N_FLAGS 29
 
 /* Sets the defaults (moepager's: n_predict 256, ctx 4096, temp 0.6, ...). */
 void mp_session_flags_init(struct mp_session_flags *f);
@@ -165,6 +167,8 @@ void mp_session_counts(const struct mp_session *s, struct mp_session_counts *out
 void mp_session_end_sequence(struct mp_session *s);
 
 /* The speed line and the pager's summary, on stderr (exit report). */
+/* Prompt and decode speed; with --timings also where a decode token's time
+ * went, phase by phase. */
 void mp_session_print_speed(const struct mp_session *s);
 /* Ranks after the first (mpirun): runs this rank's layers for rank 0 until it
  * ends the session, then prints the rank's pager summary.  Returns 0, or -1

@@ -253,6 +253,36 @@ static void test_truncate(void)
 	tiny_drop(&tm);
 }
 
+/* --timings: every decode step is counted; the phases that run in every
+ * step took time; together they are the steps' whole time. */
+static void test_timings(void)
+{
+	struct test_model tm;
+	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 41);
+	struct mp_resident_experts *res;
+	struct mp_expert_source src;
+	char err[256];
+	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &src) == 0);
+	struct mp_model *m;
+	REQUIRE(mp_model_create(&tm.hp, tm.w, &src, &base_opts, &m, err, sizeof err) == 0);
+	const float *lg;
+	for (uint32_t i = 0; i < 5; i++)
+		CHECK_EQ_INT(mp_model_step(m, 3 + i, &lg), 0);
+	struct mp_model_timings t;
+	mp_model_timings(m, &t);
+	CHECK_EQ_U64(t.tokens, 5);
+	uint64_t sum = 0;
+	for (int p = 0; p < MP_PHASE_N; p++)
+		sum += t.ns[p];
+	CHECK_EQ_U64(sum, t.total_ns);
+	CHECK(t.ns[MP_PHASE_ATTN] > 0 && t.ns[MP_PHASE_DENSE] > 0 && t.ns[MP_PHASE_SHARED] > 0);
+	CHECK(t.ns[MP_PHASE_ROUTER] > 0 && t.ns[MP_PHASE_EXPERTS] > 0 && t.ns[MP_PHASE_HEAD] > 0);
+	CHECK(t.total_ns > t.ns[MP_PHASE_OTHER]);
+	mp_model_destroy(m);
+	mp_resident_experts_destroy(res);
+	tiny_drop(&tm);
+}
+
 static void test_bad_input(void)
 {
 	struct test_model tm;
@@ -364,6 +394,7 @@ int main(void)
 	RUN(test_absorbed_equals_naive);
 	RUN(test_softmax_and_experts_override);
 	RUN(test_truncate);
+	RUN(test_timings);
 	RUN(test_bad_input);
 	return mp_test_end();
 }
