@@ -215,19 +215,38 @@ static void test_softmax_and_experts_override(void)
 	tiny_drop(&tm);
 }
 
-/* Wrong shapes, missing tensors and bad options are named. */
+/* A tiny f32 model with resident experts, for the cases that only step it. */
+struct tiny_run {
+	struct test_model tm;
+	struct mp_resident_experts *res;
+	struct mp_model *m;
+};
+
+static int tiny_open(struct tiny_run *r, uint64_t seed)
+{
+	struct mp_expert_source src;
+	char err[256];
+	tiny_build(&r->tm, MP_TYPE_F32, 1, 1, 0, seed);
+	if (mp_resident_experts_create(&r->tm.hp, r->tm.w, &r->res, &src) < 0)
+		return -1;
+	return mp_model_create(&r->tm.hp, r->tm.w, &src, &base_opts, &r->m, err, sizeof err);
+}
+
+static void tiny_close(struct tiny_run *r)
+{
+	mp_model_destroy(r->m);
+	mp_resident_experts_destroy(r->res);
+	tiny_drop(&r->tm);
+}
+
 /* Rewinding: A B C, truncate to 1, then D E gives exactly the logits of a
  * fresh A D E (the cache past the cut is rewritten, never read stale). */
 static void test_truncate(void)
 {
-	struct test_model tm;
-	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 31);
-	struct mp_resident_experts *res;
-	struct mp_expert_source src;
-	char err[256];
-	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &src) == 0);
-	struct mp_model *m;
-	REQUIRE(mp_model_create(&tm.hp, tm.w, &src, &base_opts, &m, err, sizeof err) == 0);
+	struct tiny_run r;
+	REQUIRE(tiny_open(&r, 31) == 0);
+	struct mp_model *m = r.m;
+	struct test_model tm = r.tm;
 	const uint32_t fresh[] = { 3, 9, 14 }, first[] = { 3, 5, 7, 11 }, then[] = { 9, 14 };
 	const float *lg;
 	float want[2][MAXT * 2];
@@ -248,23 +267,16 @@ static void test_truncate(void)
 		CHECK(memcmp(lg, want[i], sizeof(float) * tm.hp.n_vocab) == 0);
 	}
 	CHECK_EQ_INT(mp_model_pos(m), 3);
-	mp_model_destroy(m);
-	mp_resident_experts_destroy(res);
-	tiny_drop(&tm);
+	tiny_close(&r);
 }
 
 /* --timings: every decode step is counted; the phases that run in every
  * step took time; together they are the steps' whole time. */
 static void test_timings(void)
 {
-	struct test_model tm;
-	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 41);
-	struct mp_resident_experts *res;
-	struct mp_expert_source src;
-	char err[256];
-	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &src) == 0);
-	struct mp_model *m;
-	REQUIRE(mp_model_create(&tm.hp, tm.w, &src, &base_opts, &m, err, sizeof err) == 0);
+	struct tiny_run r;
+	REQUIRE(tiny_open(&r, 41) == 0);
+	struct mp_model *m = r.m;
 	const float *lg;
 	for (uint32_t i = 0; i < 5; i++)
 		CHECK_EQ_INT(mp_model_step(m, 3 + i, &lg), 0);
@@ -278,11 +290,10 @@ static void test_timings(void)
 	CHECK(t.ns[MP_PHASE_ATTN] > 0 && t.ns[MP_PHASE_DENSE] > 0 && t.ns[MP_PHASE_SHARED] > 0);
 	CHECK(t.ns[MP_PHASE_ROUTER] > 0 && t.ns[MP_PHASE_EXPERTS] > 0 && t.ns[MP_PHASE_HEAD] > 0);
 	CHECK(t.total_ns > t.ns[MP_PHASE_OTHER]);
-	mp_model_destroy(m);
-	mp_resident_experts_destroy(res);
-	tiny_drop(&tm);
+	tiny_close(&r);
 }
 
+/* Wrong shapes, missing tensors and bad options are named. */
 static void test_bad_input(void)
 {
 	struct test_model tm;
