@@ -128,6 +128,7 @@ struct session {
 	uint64_t prompt_tokens, prompt_ns, gen_tokens, gen_ns;
 	struct mp_stats *stats;      /* NULL without the pager */
 	struct mp_experts *experts;  /* NULL without the pager */
+	char stopped[128];           /* why the last answer ended, for the summary */
 };
 
 /* Counts one decoded token in the stats segment. */
@@ -191,27 +192,36 @@ static int feed(struct session *s, const int32_t *ids, size_t n, const float **l
 	return 0;
 }
 
-/* Samples up to n_predict tokens (−1: until EOS or the context is full). */
+/* Samples up to n_predict tokens (−1, the default: until the end of text or
+ * a full context) and records in s->stopped why it stopped. */
 static int generate(struct session *s, const float *logits, int64_t n_predict)
 {
 	uint64_t t0 = mp_clock_now_ns();
 	int rc = 0;
+	snprintf(s->stopped, sizeof s->stopped, "-n %lld tokens generated", (long long)n_predict);
 	for (int64_t i = 0; n_predict < 0 || i < n_predict; i++) {
-		if (interrupted)
+		if (interrupted) {
+			snprintf(s->stopped, sizeof s->stopped, "interrupted (Ctrl-C)");
 			break;
+		}
 		int32_t id = mp_sampler_sample(s->sampler, logits);
 		mp_sampler_accept(s->sampler, id);
 		s->gen_tokens++;
-		if (id == s->eos)
+		if (id == s->eos) {
+			snprintf(s->stopped, sizeof s->stopped, "end of text");
 			break;
+		}
 		show(s, id);
 		if (mp_model_pos(s->model) + 1 >= s->n_ctx) {
-			fprintf(stderr, "\nmoepager: the context is full (%u tokens)\n", s->n_ctx);
+			fprintf(stderr, "\nmoepager: the context is full: all %u positions of --ctx-size are "
+				"used, so the answer stops here; a larger --ctx-size gives it room\n", s->n_ctx);
+			snprintf(s->stopped, sizeof s->stopped, "the context is full (--ctx-size %u)", s->n_ctx);
 			break;
 		}
 		uint64_t ts = mp_clock_now_ns();
 		if ((rc = mp_model_step(s->model, (uint32_t)id, &logits)) < 0) {
 			fprintf(stderr, "\nmoepager: %s\n", mp_model_error(s->model));
+			snprintf(s->stopped, sizeof s->stopped, "an error (above)");
 			break;
 		}
 		count_token(s, mp_clock_now_ns() - ts);
@@ -315,6 +325,8 @@ static void print_speed(const struct session *s)
 		"in %.2f s (%.2f tokens/s)\n", (unsigned long long)s->prompt_tokens, ps,
 		ps > 0 ? (double)s->prompt_tokens / ps : 0.0, (unsigned long long)s->gen_tokens, gs,
 		gs > 0 ? (double)s->gen_tokens / gs : 0.0);
+	if (s->stopped[0])
+		fprintf(stderr, "moepager: generation stopped: %s\n", s->stopped);
 }
 
 /* The pager's one-screen summary at exit. */
@@ -600,7 +612,7 @@ int main(int argc, char **argv)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	struct flags f = {
-		.n_predict = 256, .threads = ncpu > 0 ? ncpu : 1, .ctx = 4096, .top_k = 0,
+		.n_predict = -1, .threads = ncpu > 0 ? ncpu : 1, .ctx = 4096, .top_k = 0,
 		.repeat_last_n = 64, .experts = 0, .seed = 0, .temp = 0.6, .top_p = 0.95,
 		.min_p = 0.01, .repeat_penalty = 1.0, .kv_type = 0, .io_depth = 32, .prefetch = 1,
 		.prefetch_depth = "auto",
@@ -612,7 +624,7 @@ int main(int argc, char **argv)
 		{ "file", 'f', MP_OPT_STRING, &f.file, "PATH", "read the prompt from a file", 0, 0, NULL, NULL },
 		{ "interactive", 'i', MP_OPT_FLAG, &f.interactive, NULL, "chat: read user turns from standard input", 0, 0, NULL, NULL },
 		{ "raw", 0, MP_OPT_FLAG, &f.raw, NULL, "use the prompt as is, without the chat template", 0, 0, NULL, NULL },
-		{ "n-predict", 'n', MP_OPT_INT, &f.n_predict, "N", "tokens to generate, -1 = until end of text", -1, 1e9, NULL, NULL },
+		{ "n-predict", 'n', MP_OPT_INT, &f.n_predict, "N", "tokens to generate; -1 (default) = until the end of text or a full context", -1, 1e9, NULL, NULL },
 		{ "ctx-size", 'c', MP_OPT_INT, &f.ctx, "N", "context length (KV cache positions)", 16, 1 << 24, NULL, NULL },
 		{ "threads", 't', MP_OPT_INT, &f.threads, "N", "compute threads", 1, 1024, NULL, NULL },
 		{ "temp", 0, MP_OPT_FLOAT, &f.temp, "T", "temperature; 0 = greedy", 0, 100, NULL, NULL },
