@@ -639,6 +639,10 @@ int mp_pager_start(struct mp_pager *p)
 			goto out;
 		}
 		p->pool = m;
+		if (p->cfg.mlock) {   /* pins (and faults in) the whole pool now */
+			p->info.pool_locked = mlock(m, p->pool_bytes) == 0;
+			p->info.lock_errno = p->info.pool_locked ? 0 : errno;
+		}
 	}
 	uint32_t max_chunks = 1;
 	uint64_t at = 0, max_range = 0;

@@ -65,6 +65,7 @@ struct mp_pager_config {
 	uint64_t low_mem;                /* MemAvailable (bytes) below which pages copied from the
 	                                    page cache are dropped; 0: 1/8 of MemTotal */
 	int no_preload;                  /* 1: a model that fits is not read at start */
+	int mlock;                       /* 1: mlock() the pool (refusal: info.lock_errno) */
 	/* Eviction hooks (NULL: LRU).  keep_score: higher keeps; compared with
 	 * hint scores when a prefetch looks for a victim.  on_access: called by
 	 * acquire with the layer's set, before any eviction. */
@@ -95,6 +96,8 @@ struct mp_pager_info {
 	uint64_t evictions;              /* READY -> FREE */
 	uint64_t bytes_read;             /* bytes read from disk by the backend */
 	uint64_t pc_bytes, pc_dropped;   /* bytes copied from / dropped from the page cache */
+	uint32_t pool_locked;            /* 1: the pool is mlock()ed (config mlock) */
+	int lock_errno;                  /* why mlock of the pool failed; 0: not asked or locked */
 };
 
 /* Creates a pager (no pool yet).  Returns 0 and *out, or -MP_EARG with a

@@ -79,7 +79,7 @@ tests_test_loader_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_loader_SOURCES = tests/test_loader.c tests/tinymodel.c tests/tinymodel.h tests/mp_test.h
 tests_test_loader_LDADD = $(SRC_LIBS)
 
-dist_check_SCRIPTS += tests/generate.test tests/memlimit.test tests/stop.test
+dist_check_SCRIPTS += tests/generate.test tests/memlimit.test tests/stop.test tests/resident.test
 
 dist_check_SCRIPTS += tests/generate.test
 

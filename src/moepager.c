@@ -73,6 +73,7 @@ struct flags {
 	int perplexity;              /* --perplexity (src/evaluate.h) */
 	const char *logits_out, *force_tokens;
 	int64_t logits_top;
+	int mlock;                   /* --mlock: pin resident weights and pool */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -361,6 +362,40 @@ static void print_pager(struct mp_experts *x, const struct session *s)
 		pi.pf_issued ? (double)pi.pf_used / (double)pi.pf_issued : 0.0);
 }
 
+/* A refused --mlock is reported, not fatal. */
+static void lock_refused(const char *what, uint64_t bytes, int err)
+{
+	struct rlimit rl;
+	char a[32], b[32] = "unlimited";
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		mp_size_format((uint64_t)rl.rlim_cur, b, sizeof b);
+	fprintf(stderr, "moepager: --mlock: cannot lock %s (%s): %s; RLIMIT_MEMLOCK is %s (ulimit -l, "
+		"or CAP_IPC_LOCK); continuing unlocked\n", what, mp_size_format(bytes, a, sizeof a),
+		strerror(err), b);
+}
+
+/* Reads the resident weights into anonymous memory (src/loader.h) and says
+ * how it went.  Returns 0 or -1 (message printed). */
+static int load_resident(const struct flags *f, struct mp_modelfile *mf)
+{
+	char err[1024], a[32], b[32];
+	struct mp_load_opts lo = { .progress = isatty(STDERR_FILENO), .mlock = f->mlock };
+	struct mp_load_report lr;
+	if (mp_modelfile_load_resident(mf, &lo, &lr, err, sizeof err) < 0) {
+		fprintf(stderr, "moepager: %s\n", err);
+		return -1;
+	}
+	fprintf(stderr, "moepager: resident weights: %s read in %.1f s (%.0f MB/s) into %s of anonymous "
+		"memory%s, %s\n", mp_size_format(lr.bytes, a, sizeof a), lr.seconds,
+		lr.seconds > 0 ? (double)lr.read_bytes / 1e6 / lr.seconds : 0.0,
+		mp_size_format(lr.region_bytes, b, sizeof b), lr.hugepages ? " (huge pages)" : "",
+		lr.buffered ? "buffered reads: O_DIRECT refused by the file system (pages dropped "
+			      "from the page cache after reading)" : "O_DIRECT reads");
+	if (f->mlock && !lr.locked && lr.region_bytes)
+		lock_refused("the resident weights", lr.region_bytes, lr.lock_errno);
+	return 0;
+}
+
 /* Sizes the pool with the plan, creates the stats segment and the pager-backed
  * expert source, and prints the plan.  Returns 0 or -1 (message printed). */
 static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t top_k,
@@ -401,6 +436,7 @@ static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t 
 	pc.io = io_names[f->io];
 	pc.io_depth = (uint32_t)f->io_depth;
 	pc.stats = s->stats;
+	pc.mlock = f->mlock;
 	char profile_path[4096] = "";
 	if (!f->no_profile) {
 		if (f->profile)
@@ -426,6 +462,8 @@ static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t 
 	mp_stats_set_backend(s->stats, pi.backend);
 	fprintf(stderr, "moepager: expert pool: %u slots, %s, io %s\n", pi.n_slots,
 		pi.fits ? "every expert fits: the model is read whole" : "experts are paged", pi.backend);
+	if (f->mlock && !pi.pool_locked && pi.pool_bytes)
+		lock_refused("the expert pool", pi.pool_bytes, pi.lock_errno);
 	if (mp_pager_message(mp_experts_pager(*experts))[0])
 		fprintf(stderr, "moepager: %s\n", mp_pager_message(mp_experts_pager(*experts)));
 	fprintf(stderr, "moepager: stats: %s (watch with moepager-stat); policy %s, prefetch %s, "
@@ -464,7 +502,8 @@ static int run(const struct flags *f)
 	struct mp_expert_source src;
 	uint32_t top_k = f->experts ? (uint32_t)f->experts : hp->n_expert_used;
 	if ((f->cache_budget || f->mem_limit) && hp->n_dense_lead < hp->n_layer) {
-		if (start_pager(f, mf, top_k, &s, &plan, &plan_made, &experts, &src) < 0)
+		if (start_pager(f, mf, top_k, &s, &plan, &plan_made, &experts, &src) < 0 ||
+		    load_resident(f, mf) < 0)
 			goto out;
 	} else if (mp_resident_experts_create(hp, mp_modelfile_weights(mf), &res, &src) < 0 &&
 		   hp->n_dense_lead < hp->n_layer) {
@@ -640,6 +679,7 @@ int main(int argc, char **argv)
 		{ "hide-think", 0, MP_OPT_FLAG, &f.hide_think, NULL, "do not print the <think> part", 0, 0, NULL, NULL },
 		{ "cache-budget", 0, MP_OPT_SIZE, &f.cache_budget, "SIZE", "expert pool size (e.g. 96G); routed experts are paged from disk", 0, 0, NULL, NULL },
 		{ "mem-limit", 0, MP_OPT_SIZE, &f.mem_limit, "SIZE", "whole-process memory limit; the expert pool gets what is left", 0, 0, NULL, NULL },
+		{ "mlock", 0, MP_OPT_FLAG, &f.mlock, NULL, "pin the resident weights and the expert pool in RAM (a refusal is reported, not fatal)", 0, 0, NULL, NULL },
 		{ "io", 0, MP_OPT_CHOICE, &f.io, "BACKEND", "expert reads: auto, uring, aio, sync or mmap", 0, 0, io_names, NULL },
 		{ "io-depth", 0, MP_OPT_INT, &f.io_depth, "N", "expert reads in flight", 1, 4096, NULL, NULL },
 		{ "stats-file", 0, MP_OPT_STRING, &f.stats_file, "PATH", "stats segment (default /dev/shm/moepager-PID.stats)", 0, 0, NULL, NULL },
