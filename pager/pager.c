@@ -207,6 +207,13 @@ static uint64_t align_up(uint64_t x)
 	return (x + ALIGN - 1) & ~(ALIGN - 1);
 }
 
+/* Room a range of len bytes takes in a slot: its 4 KiB-aligned cover
+ * whatever its alignment in the file. */
+static uint64_t range_room(uint64_t len)
+{
+	return align_up(len) + ALIGN;
+}
+
 static uint32_t eid(const struct mp_pager *p, uint32_t layer, uint32_t expert)
 {
 	return layer * p->cfg.n_experts + expert;
@@ -422,11 +429,19 @@ int mp_pager_register(struct mp_pager *p, uint32_t layer, uint32_t expert,
 		d->skip = r[i].offset - align_down(r[i].offset);
 		d->cover_len = align_up(r[i].offset + r[i].len) - align_down(r[i].offset);
 		d->cover_off = at;
-		at += align_up(r[i].len) + ALIGN;     /* the class's room for this range */
+		at += range_room(r[i].len);           /* the class's room for this range */
 	}
 out:
 	pthread_mutex_unlock(&p->mu);
 	return rc;
+}
+
+uint64_t mp_pager_slot_bytes(const uint64_t *len, uint32_t n)
+{
+	uint64_t b = 0;
+	for (uint32_t i = 0; i < n; i++)
+		b += range_room(len[i]);
+	return b;
 }
 
 /* Slot size of an expert's class: room for any alignment of its ranges. */
@@ -434,7 +449,7 @@ static uint64_t class_bytes(const struct mp_pager *p, const struct expert *e)
 {
 	uint64_t b = 0;
 	for (uint32_t i = 0; i < e->n_ranges; i++)
-		b += align_up(p->ranges[e->first + i].len) + ALIGN;
+		b += range_room(p->ranges[e->first + i].len);
 	return b;
 }
 

@@ -113,6 +113,14 @@ int mp_pager_add_file(struct mp_pager *p, const char *path);
 int mp_pager_register(struct mp_pager *p, uint32_t layer, uint32_t expert,
                       const struct mp_pager_range *ranges, uint32_t n);
 
+/* The pool's arithmetic, for the memory plan (src/plan.c), so that plan and
+ * pager agree: experts are grouped in size classes by their slot bytes (this
+ * function: the 4 KiB-aligned cover of each of the n ranges, room for any
+ * alignment); the smallest budget holds top_k slots of every class a layer
+ * uses (at most that layer's experts of it), the full budget a slot for
+ * every expert. */
+uint64_t mp_pager_slot_bytes(const uint64_t *len, uint32_t n);
+
 /* Smallest budget that holds one acquire set (top_k experts of any layer);
  * valid after registration. */
 uint64_t mp_pager_min_budget(const struct mp_pager *p);

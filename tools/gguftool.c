@@ -216,9 +216,9 @@ static int cmd_plan(struct mp_gguf *g, const struct args *a)
 		printf("{\"resident_bytes\":%" PRIu64 ",\"routed_bytes\":%" PRIu64 ",\"ctx\":%" PRIu64
 		       ",\"kv_bytes\":%" PRIu64 ",\"scratch_bytes\":%" PRIu64 ",\"pool_bytes\":%" PRIu64
 		       ",\"pool_fraction\":%.4f,\"pool_experts\":%" PRIu64 ",\"min_pool_bytes\":%" PRIu64
-		       ",\"min_mem_bytes\":%" PRIu64 ",\"layers\":[", p.resident_bytes, p.routed_bytes, p.ctx,
-		       p.kv_bytes, p.scratch_bytes, p.pool_bytes, p.pool_fraction, p.pool_experts,
-		       p.min_pool_bytes, p.min_mem_bytes);
+		       ",\"min_mem_bytes\":%" PRIu64 ",\"full_pool_bytes\":%" PRIu64 ",\"layers\":[",
+		       p.resident_bytes, p.routed_bytes, p.ctx, p.kv_bytes, p.scratch_bytes, p.pool_bytes,
+		       p.pool_fraction, p.pool_experts, p.min_pool_bytes, p.min_mem_bytes, p.full_pool_bytes);
 		int first = 1;
 		for (uint32_t l = 0; l < p.n_layer; l++)
 			if (p.layers[l].moe) {
@@ -242,6 +242,9 @@ static int cmd_plan(struct mp_gguf *g, const struct args *a)
 				       p.n_expert, mb(p.layers[l].expert_bytes));
 		printf("smallest workable: pool %.1f MB, --mem-limit %.1f MB at this --ctx\n",
 		       mb(p.min_pool_bytes), mb(p.min_mem_bytes));
+		printf("every expert resident: pool %.1f MB, --mem-limit %.1f MB at this --ctx\n",
+		       mb(p.full_pool_bytes),
+		       mb(p.resident_bytes + p.kv_bytes + p.scratch_bytes + p.full_pool_bytes));
 	}
 	mp_plan_free(&p);
 	return 0;
