@@ -7,7 +7,12 @@
  * system call per completion, one only when the caller must wait.
  *
  * Registration is an optimisation: when the kernel refuses it (memlock
- * limit, old kernel) the backend reads with plain fds and buffers.
+ * limit, old kernel) the backend reads with plain fds and buffers, and says
+ * so (MP_IO_FB_REG_REFUSED / MP_IO_FB_FILES_REFUSED).  A pool above
+ * cfg->reg_max (MP_IO_REG_MAX) is not registered at all: registration pins
+ * every page of it at start (100 GB for R1 at a 128 GB desktop) for a gain
+ * per MiB-sized read that bench/README.md measures as small
+ * (MP_IO_FB_REG_SKIPPED).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -95,7 +100,12 @@ static int uring_open(const struct mp_io_config *cfg, struct mp_io_backend **out
 		return rc;
 	}
 	u->files_registered = io_uring_register_files_sparse(&u->ring, u->max_files) == 0;
-	if (cfg->buf_base && cfg->buf_len) {
+	if (!u->files_registered)
+		u->base.fallbacks |= MP_IO_FB_FILES_REFUSED;
+	uint64_t reg_max = cfg->reg_max ? cfg->reg_max : MP_IO_REG_MAX;
+	if (cfg->buf_base && cfg->buf_len > reg_max)
+		u->base.fallbacks |= MP_IO_FB_REG_SKIPPED;
+	else if (cfg->buf_base && cfg->buf_len) {
 		u->buf_base = cfg->buf_base;
 		u->buf_len = cfg->buf_len;
 		u->n_iov = (uint32_t)((cfg->buf_len + IOV_MAX_LEN - 1) / IOV_MAX_LEN);
@@ -109,6 +119,8 @@ static int uring_open(const struct mp_io_config *cfg, struct mp_io_backend **out
 			u->bufs_registered = io_uring_register_buffers(&u->ring, iov, u->n_iov) == 0;
 			mp_free(iov);
 		}
+		if (!u->bufs_registered)
+			u->base.fallbacks |= MP_IO_FB_REG_REFUSED;
 	}
 	*out = &u->base;
 	return 0;
@@ -122,8 +134,10 @@ static int uring_add_file(struct mp_io_backend *b, uint32_t index, const char *p
 	if (rc < 0)
 		return rc;
 	if (u->files_registered &&
-	    io_uring_register_files_update(&u->ring, index, &u->fds[index], 1) != 1)
+	    io_uring_register_files_update(&u->ring, index, &u->fds[index], 1) != 1) {
 		u->files_registered = 0;   /* then every read uses the plain fd */
+		u->base.fallbacks |= MP_IO_FB_FILES_REFUSED;
+	}
 	return 0;
 }
 

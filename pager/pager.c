@@ -80,6 +80,10 @@
 #include "stats.h"
 
 #define ALIGN ((uint64_t)MP_IO_ALIGN)
+
+_Static_assert(MP_IO_FB_BUFFERED == MP_STATS_FB_BUFFERED && MP_IO_FB_REG_REFUSED == MP_STATS_FB_REG_REFUSED &&
+	       MP_IO_FB_REG_SKIPPED == MP_STATS_FB_REG_SKIPPED &&
+	       MP_IO_FB_FILES_REFUSED == MP_STATS_FB_FILES_REFUSED, "io fallback bits are the stats bits");
 #define NONE UINT32_MAX
 
 enum slot_state { S_FREE, S_LOADING, S_READY, S_IN_USE };
@@ -748,9 +752,12 @@ int mp_pager_start(struct mp_pager *p)
 	if (note[0])
 		say(p, "io: %s", note);   /* why auto skipped a backend, said once */
 	p->info.backend = mp_io_ops_of(p->io)->name;
+	p->info.fallbacks = mp_io_fallbacks(p->io) | (note[0] ? MP_STATS_FB_BACKEND : 0) |
+			    (p->cfg.mlock && !p->info.pool_locked && p->pool ? MP_STATS_FB_MLOCK_REFUSED : 0);
 	p->started = 1;
 	if (p->cfg.stats) {
 		mp_stats_set_backend(p->cfg.stats, p->info.backend);
+		mp_stats_add_fallbacks(p->cfg.stats, p->info.fallbacks);
 		stats_begin(p);
 		mp_stats_set(&mp_stats_global(p->cfg.stats)->pool_total, p->pool_bytes);
 		stats_end(p);

@@ -376,7 +376,7 @@ static void lock_refused(const char *what, uint64_t bytes, int err)
 
 /* Reads the resident weights into anonymous memory (src/loader.h) and says
  * how it went.  Returns 0 or -1 (message printed). */
-static int load_resident(const struct flags *f, struct mp_modelfile *mf)
+static int load_resident(const struct flags *f, struct mp_modelfile *mf, struct mp_stats *stats)
 {
 	char err[1024], a[32], b[32];
 	struct mp_load_opts lo = { .progress = isatty(STDERR_FILENO), .mlock = f->mlock };
@@ -393,6 +393,8 @@ static int load_resident(const struct flags *f, struct mp_modelfile *mf)
 			      "from the page cache after reading)" : "O_DIRECT reads");
 	if (f->mlock && !lr.locked && lr.region_bytes)
 		lock_refused("the resident weights", lr.region_bytes, lr.lock_errno);
+	mp_stats_add_fallbacks(stats, (lr.buffered ? MP_STATS_FB_RESIDENT_BUFFERED : 0) |
+			       (f->mlock && !lr.locked && lr.region_bytes ? MP_STATS_FB_MLOCK_REFUSED : 0));
 	return 0;
 }
 
@@ -466,6 +468,8 @@ static int start_pager(const struct flags *f, struct mp_modelfile *mf, uint32_t 
 		lock_refused("the expert pool", pi.pool_bytes, pi.lock_errno);
 	if (mp_pager_message(mp_experts_pager(*experts))[0])
 		fprintf(stderr, "moepager: %s\n", mp_pager_message(mp_experts_pager(*experts)));
+	char fb[512];
+	fprintf(stderr, "moepager: io fallbacks: %s\n", mp_stats_fallback_names(pi.fallbacks, fb, sizeof fb));
 	fprintf(stderr, "moepager: stats: %s (watch with moepager-stat); policy %s, prefetch %s, "
 		"depth %s\n", mp_stats_path(s->stats), policy_names[f->policy], prefetch_names[f->prefetch],
 		f->prefetch_depth);
@@ -503,7 +507,7 @@ static int run(const struct flags *f)
 	uint32_t top_k = f->experts ? (uint32_t)f->experts : hp->n_expert_used;
 	if ((f->cache_budget || f->mem_limit) && hp->n_dense_lead < hp->n_layer) {
 		if (start_pager(f, mf, top_k, &s, &plan, &plan_made, &experts, &src) < 0 ||
-		    load_resident(f, mf) < 0)
+		    load_resident(f, mf, s.stats) < 0)
 			goto out;
 	} else if (mp_resident_experts_create(hp, mp_modelfile_weights(mf), &res, &src) < 0 &&
 		   hp->n_dense_lead < hp->n_layer) {
