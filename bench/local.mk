@@ -8,4 +8,4 @@ bench_kernels_CPPFLAGS = $(KERNELS_CPPFLAGS)
 bench_kernels_SOURCES = bench/kernels.c
 bench_kernels_LDADD = $(KERNELS_LIBS)
 
-EXTRA_DIST += bench/pager.sh
+EXTRA_DIST += bench/pager.sh bench/resident.sh bench/r1.sh
