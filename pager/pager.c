@@ -1289,9 +1289,37 @@ static int acquire_one(struct mp_pager *p, uint32_t id)
 	return 0;
 }
 
+/* The pager's own CPU time: thread CPU clock (blocked time excluded) spent
+ * in the public calls, summed into info.cpu_ns.  enter() takes the lock. */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t enter(struct mp_pager *p)
+{
+	uint64_t c = thread_cpu_ns();
+	pthread_mutex_lock(&p->mu);
+	return c;
+}
+
+static void leave(struct mp_pager *p, uint64_t cpu0)
+{
+	uint64_t d = thread_cpu_ns() - cpu0;
+	p->info.cpu_ns += d;
+	if (p->cfg.stats && p->started) {
+		stats_begin(p);
+		mp_stats_add(&mp_stats_global(p->cfg.stats)->pager_cpu_ns, d);
+		stats_end(p);
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
 int mp_pager_acquire(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint32_t n)
 {
-	pthread_mutex_lock(&p->mu);
+	uint64_t cpu0 = enter(p);
 	int rc = check_set(p, layer, x, n, 0);
 	if (rc < 0)
 		goto out;
@@ -1314,7 +1342,7 @@ int mp_pager_acquire(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint
 		progress(p, 0);                   /* demand reads go out now */
 out:
 	debug_check(p);
-	pthread_mutex_unlock(&p->mu);
+	leave(p, cpu0);
 	return rc;
 }
 
@@ -1398,41 +1426,41 @@ static int wait_locked(struct mp_pager *p, uint32_t layer, const uint32_t *x, ui
 
 int mp_pager_wait(struct mp_pager *p, uint32_t layer, uint32_t x, const void **ptrs, uint32_t max)
 {
-	pthread_mutex_lock(&p->mu);
+	uint64_t cpu0 = enter(p);
 	int rc = check_set(p, layer, &x, 1, 1);
 	if (rc == 0)
 		rc = wait_locked(p, layer, &x, 1, NULL);
 	if (rc >= 0)
 		rc = ready(p, eid(p, layer, x), ptrs, max);
-	pthread_mutex_unlock(&p->mu);
+	leave(p, cpu0);
 	return rc < 0 ? rc : 0;
 }
 
 int mp_pager_wait_any(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint32_t n,
                       const uint8_t *taken)
 {
-	pthread_mutex_lock(&p->mu);
+	uint64_t cpu0 = enter(p);
 	int rc = check_set(p, layer, x, n, 1);
 	if (rc == 0)
 		rc = wait_locked(p, layer, x, n, taken);
-	pthread_mutex_unlock(&p->mu);
+	leave(p, cpu0);
 	return rc;
 }
 
 void mp_pager_release(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint32_t n)
 {
-	pthread_mutex_lock(&p->mu);
+	uint64_t cpu0 = enter(p);
 	for (uint32_t i = 0; i < n; i++)
 		if (layer < p->cfg.n_layers && x[i] < p->cfg.n_experts)
 			unpin(p, eid(p, layer, x[i]));
 	debug_check(p);
-	pthread_mutex_unlock(&p->mu);
+	leave(p, cpu0);
 }
 
 int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *x, const double *scores,
                   uint32_t n)
 {
-	pthread_mutex_lock(&p->mu);
+	uint64_t cpu0 = enter(p);
 	int started = 0;
 	if (!p->started || layer >= p->cfg.n_layers || p->nopool)
 		goto out;
@@ -1466,7 +1494,7 @@ int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *x, const d
 	progress(p, 0);
 	debug_check(p);
 out:
-	pthread_mutex_unlock(&p->mu);
+	leave(p, cpu0);
 	return started;
 }
 

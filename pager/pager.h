@@ -98,6 +98,7 @@ struct mp_pager_info {
 	uint64_t pc_bytes, pc_dropped;   /* bytes copied from / dropped from the page cache */
 	uint32_t pool_locked;            /* 1: the pool is mlock()ed (config mlock) */
 	uint32_t fallbacks;              /* MP_STATS_FB_* bits (stats.h): what the I/O gave up */
+	uint64_t cpu_ns;                 /* thread CPU time spent in the pager's calls */
 	int lock_errno;                  /* why mlock of the pool failed; 0: not asked or locked */
 };
 

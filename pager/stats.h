@@ -74,7 +74,8 @@ struct mp_stats_global {
 	uint64_t pc_dropped;             /* bytes dropped from the page cache after a copy */
 	uint64_t evictions;              /* slots evicted (READY -> FREE) */
 	uint64_t io_hist[MP_STATS_HIST]; /* read latency, submit to reap: log2 µs buckets */
-	uint64_t reserved[22];           /* zero */
+	uint64_t pager_cpu_ns;           /* v2: thread CPU ns spent in the pager's calls */
+	uint64_t reserved[21];           /* zero */
 };
 
 struct mp_stats_layer {

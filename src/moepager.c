@@ -356,6 +356,9 @@ static void print_pager(struct mp_experts *x, const struct session *s)
 	fprintf(stderr, "moepager: stall: %.2f s waiting for experts (%.1f%% of %.2f s); prefetch depth %d\n",
 		wait_s, run_s > 0 ? 100.0 * wait_s / run_s : 0.0, run_s,
 		s->model ? mp_model_prefetch_depth(s->model) : 0);
+	uint64_t steps = s->prompt_tokens + s->gen_tokens;
+	fprintf(stderr, "moepager: pager CPU: %.3f s in its calls, %.2f ms per token\n",
+		(double)pi.cpu_ns / 1e9, steps ? (double)pi.cpu_ns / 1e6 / (double)steps : 0.0);
 	fprintf(stderr, "moepager: prefetch: %llu issued, %llu used, %llu wasted (precision %.2f)\n",
 		(unsigned long long)pi.pf_issued, (unsigned long long)pi.pf_used,
 		(unsigned long long)pi.pf_wasted,

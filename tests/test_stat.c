@@ -58,7 +58,7 @@ static const struct field top_fields[] = {
 	{ "prefetch.wasted", J_INT }, { "prefetch.precision", J_NUMNULL }, { "prefetch.recall", J_NUMNULL },
 	{ "pool", J_OBJ }, { "pool.used_bytes", J_INT }, { "pool.total_bytes", J_INT },
 	{ "pool.occupancy", J_NUMNULL }, { "pool.evictions", J_INT },
-	{ "io", J_OBJ }, { "io.reads", J_INT }, { "io.errors", J_INT }, { "io.disk_bytes", J_INT },
+	{ "io", J_OBJ }, { "io.reads", J_INT }, { "io.errors", J_INT }, { "io.disk_bytes", J_INT }, { "io.pager_cpu_ns", J_INT },
 	{ "io.page_cache_bytes", J_INT }, { "io.page_cache_dropped_bytes", J_INT },
 	{ "io.read_mb_per_s", J_NUMNULL }, { "io.latency_p50_us", J_NUMNULL },
 	{ "io.latency_p90_us", J_NUMNULL }, { "io.latency_p99_us", J_NUMNULL },

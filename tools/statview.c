@@ -448,6 +448,7 @@ void mp_statview_json(FILE *out, const struct mp_statview_state *st,
 	ju(out, "reads", g->io_reads, ", ");
 	ju(out, "errors", g->io_errors, ", ");
 	ju(out, "disk_bytes", g->io_bytes, ", ");
+	ju(out, "pager_cpu_ns", g->pager_cpu_ns, ", ");
 	ju(out, "page_cache_bytes", g->pc_bytes, ", ");
 	ju(out, "page_cache_dropped_bytes", g->pc_dropped, ", ");
 	jd(out, "read_mb_per_s", f.read_mbs, ", ");
