@@ -61,21 +61,16 @@ echo "## moepager --mem-limit $limit -n $tokens"
 stats=$log/r1.stats
 prompt="Prove that there are infinitely many primes."
 t0=$(date +%s.%N)
-/usr/bin/time -v "$bin/moepager" -m "$m" --mem-limit "$limit" -p "$prompt" -n "$tokens" --temp 0 \
-	--no-profile --keep-stats --stats-file "$stats" >"$log/r1.out" 2>"$log/r1.err" &
-pid=$!
-# time to first token: the first byte on standard output (the answer streams)
-ttft=""
-while kill -0 $pid 2>/dev/null; do
-	if [ -z "$ttft" ] && [ -s "$log/r1.out" ]; then
-		ttft=$(echo "$t0 $(date +%s.%N)" | awk '{printf "%.1f", $2 - $1}')
-	fi
-	sleep 0.2
-done
-wait $pid; rc=$?
+/usr/bin/time -v "$bin/moepager" -m "$m" --mem-limit "$limit" -p "$prompt" -n "$tokens" --seed 1 \
+	--no-profile --keep-stats --stats-file "$stats" >"$log/r1.out" 2>"$log/r1.err"
+rc=$?
 wall=$(echo "$t0 $(date +%s.%N)" | awk '{printf "%.1f", $2 - $1}')
 grep '^moepager: ' "$log/r1.err"
-echo "exit status $rc; wall $wall s; time to first token ${ttft:-n/a} s (start-up, resident load, prompt)"
+# time to first token: everything before the first sample (start-up, the
+# resident load, the prompt) = wall time less the generation time
+gen=$(sed -n 's/.*decode [0-9]* tokens in \([0-9.]*\) s.*/\1/p' "$log/r1.err")
+ttft=$(echo "$wall ${gen:-0}" | awk '{printf "%.1f", $1 - $2}')
+echo "exit status $rc; wall $wall s; time to first token $ttft s (start-up, resident load, prompt)"
 echo "peak RSS (time -v): $(sed -n 's/.*Maximum resident set size (kbytes): //p' "$log/r1.err") KiB against --mem-limit $limit"
 echo
 echo "## moepager-stat --once"
