@@ -86,13 +86,14 @@ struct mp_io_config {
 	void *buf_base;                  /* pool to register (REGBUF backends), or NULL */
 	uint64_t buf_len;                /* bytes at buf_base */
 	const struct mp_io_fault *fault; /* NULL: no shim */
-	uint64_t reg_max;                /* register buf_base only when buf_len <= this;
-	                                    0: MP_IO_REG_MAX; UINT64_MAX: always */
+	uint64_t reg_max;                /* register buf_base at open only when buf_len <= this,
+	                                    else lazily; 0: MP_IO_REG_MAX; UINT64_MAX: always */
 };
 
 /* Registering a pool with io_uring pins all of it at start (and counts it
- * against RLIMIT_MEMLOCK); above this size the pool is not registered and
- * each read pins its own pages (bench/README.md: what registration buys). */
+ * against RLIMIT_MEMLOCK); above this size the pool is registered lazily, a
+ * 1 GiB piece when a read first lands in it (bench/README.md: what
+ * registration buys). */
 #define MP_IO_REG_MAX (2ull << 30)
 
 /* What a backend had to give up, reported at start and in the stats segment
@@ -101,7 +102,8 @@ enum mp_io_fallback {
 	MP_IO_FB_BUFFERED = 1u << 0,     /* O_DIRECT refused by the file system: buffered reads,
 	                                    whose pages the page cache holds outside the limit */
 	MP_IO_FB_REG_REFUSED = 1u << 1,  /* io_uring buffer registration refused (memlock) */
-	MP_IO_FB_REG_SKIPPED = 1u << 2,  /* pool above reg_max: not registered, by choice */
+	MP_IO_FB_REG_LAZY = 1u << 2,     /* pool above reg_max: registered piece by piece as
+	                                    reads first land in it, not pinned at start */
 	MP_IO_FB_FILES_REFUSED = 1u << 3,/* io_uring file registration refused */
 };
 

@@ -183,7 +183,7 @@ const char *mp_stats_fallback_names(uint64_t bits, char *buf, size_t len)
 {
 	static const char *const names[MP_STATS_FB_COUNT] = {
 		"O_DIRECT refused (buffered expert reads)", "io_uring buffer registration refused",
-		"pool not registered with io_uring (too large to pin)",
+		"pool registered with io_uring piece by piece (too large to pin at start)",
 		"io_uring file registration refused", "an I/O backend unavailable (auto fell back)",
 		"resident weights read buffered (O_DIRECT refused)", "--mlock refused",
 	};

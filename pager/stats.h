@@ -50,7 +50,7 @@ struct mp_stats_header {
  * are pager/io.h's enum mp_io_fallback bits. */
 #define MP_STATS_FB_BUFFERED 1u          /* O_DIRECT refused: buffered expert reads */
 #define MP_STATS_FB_REG_REFUSED 2u       /* io_uring buffer registration refused */
-#define MP_STATS_FB_REG_SKIPPED 4u       /* pool too large to register: not registered */
+#define MP_STATS_FB_REG_LAZY 4u          /* pool too large to pin at start: registered lazily */
 #define MP_STATS_FB_FILES_REFUSED 8u     /* io_uring file registration refused */
 #define MP_STATS_FB_BACKEND 16u          /* --io auto skipped an unusable backend */
 #define MP_STATS_FB_RESIDENT_BUFFERED 32u/* resident weights read buffered (O_DIRECT refused) */
