@@ -118,6 +118,7 @@ struct expert {
 struct slot {
 	uint8_t state;                   /* enum slot_state */
 	uint8_t prefetched;              /* 1: loaded by a hint, not acquired since */
+	uint8_t populated;               /* 1: its pool pages were faulted in (first load) */
 	uint32_t cls;                    /* size class */
 	uint32_t expert;                 /* global expert id, or NONE */
 	uint32_t pending;                /* reads queued or in flight */
@@ -660,7 +661,8 @@ int mp_pager_start(struct mp_pager *p)
 		p->pool = m;
 #ifdef MADV_HUGEPAGE
 		/* 2 MiB pages: O_DIRECT reads into them pin and map far fewer pages
-		 * (bench/README.md: 1.6-1.9x the MB/s of 4 KiB pages here) */
+		 * (bench/README.md: 1.6-1.9x the MB/s of 4 KiB pages here); each
+		 * slot is faulted in before its first read (issue_load) */
 		madvise(m, p->pool_bytes, MADV_HUGEPAGE);
 #endif
 		if (p->cfg.mlock) {   /* pins (and faults in) the whole pool now */
@@ -1096,6 +1098,14 @@ static int issue_load(struct mp_pager *p, uint32_t id, uint32_t s, int demand)
 	sl->state = S_LOADING;
 	sl->expert = id;
 	sl->prefetched = !demand;
+	if (!sl->populated && sl->base) {
+		/* O_DIRECT into unfaulted huge pages crawls (≈200 MB/s here, the
+		 * read faults them in); faulted in first, 1-4 GB/s (bench/README.md) */
+#ifdef MADV_POPULATE_WRITE
+		madvise(sl->base, p->classes[sl->cls].slot_bytes, MADV_POPULATE_WRITE);
+#endif
+		sl->populated = 1;
+	}
 	sl->last_use = p->tick;
 	sl->err = 0;
 	sl->pending = 0;
