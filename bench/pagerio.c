@@ -45,6 +45,8 @@ static void usage(FILE *f)
 	        "  --expert SIZE    bytes per expert (default 24M)\n"
 	        "  --fio-engine E   fio's ioengine: io_uring or libaio (default io_uring); none: skip fio\n"
 	        "  --pager          read through the pager (4 layers, top-8, pool = 1/3 of the experts)\n"
+	        "  --reg-max SIZE   io_uring registers the pool only up to SIZE (1 = never; default 2G)\n"
+	        "  --thp            advise transparent huge pages for the pool (MADV_HUGEPAGE)\n"
 	        "  --warm           with --pager: page cache warm and the pager's page-cache tier on\n"
 	        "  -h, --help       this help\n");
 }
@@ -96,6 +98,9 @@ static void warm_cache(const char *path)
 }
 
 /* Reads every expert once; returns MB/s (10^6 bytes), or < 0. */
+static uint64_t reg_max;   /* --reg-max: io_uring registers the pool up to this (0: default) */
+static int thp;            /* --thp: MADV_HUGEPAGE on the pool */
+
 static double run_backend(const struct mp_io_ops *ops, const char *path, uint64_t size,
                           uint32_t depth, uint64_t block, uint64_t expert)
 {
@@ -106,10 +111,13 @@ static double run_backend(const struct mp_io_ops *ops, const char *path, uint64_
 		pool = mmap(NULL, pool_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 		if (pool == MAP_FAILED)
 			return -1;
+		if (thp)
+			madvise(pool, pool_len, MADV_HUGEPAGE);
 		memset(pool, 0, pool_len);
 	}
 	struct mp_io_config cfg = { .depth = depth, .threads = depth < 16 ? depth : 16,
-	                            .buf_base = pool, .buf_len = pool ? pool_len : 0 };
+	                            .buf_base = pool, .buf_len = pool ? pool_len : 0,
+	                            .reg_max = reg_max };
 	struct mp_io *io = NULL;
 	char msg[512];
 	double mbs = -1;
@@ -306,6 +314,11 @@ int main(int argc, char **argv)
 			depth = (uint32_t)strtoul(v, NULL, 10);
 			bad = depth == 0 || depth > 4096;
 			i++;
+		} else if (!strcmp(a, "--reg-max") && v) {
+			bad = mp_size_parse(v, &reg_max) < 0;
+			i++;
+		} else if (!strcmp(a, "--thp")) {
+			thp = 1;
 		} else if (!strcmp(a, "--warm")) {
 			warm = 1;
 		} else if (!strcmp(a, "--pager")) {

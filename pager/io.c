@@ -168,6 +168,8 @@ struct mp_io {
 	uint32_t n_free;                 /* entries on it */
 	uint64_t *file_size;             /* [max_files] bytes at add_file */
 	struct mp_io_cqe *raw;           /* [depth] scratch for the backend's reap */
+	unsigned fallbacks;              /* enum mp_io_fallback bits seen by the wrapper */
+	struct mp_io_backend *inner;     /* the backend under the shim (its fallbacks) */
 	char msg[512];                   /* last error sentence */
 };
 
@@ -213,6 +215,7 @@ int mp_io_open(const struct mp_io_ops *ops, const struct mp_io_config *cfg_in,
 	rc = ops->open(&cfg, &io->be, msg, msg_len);
 	if (rc < 0)
 		goto fail;
+	io->inner = io->be;
 	if (cfg.fault) {
 		struct mp_io_backend *shim;
 		rc = mp_io_fault_wrap(io->be, cfg.fault, cfg.depth, &shim);
@@ -276,6 +279,14 @@ int mp_io_add_file(struct mp_io *io, const char *path, uint64_t *size)
 	io->file_size[io->n_files] = sz;
 	if (size)
 		*size = sz;
+	if (io->ops->caps & MP_IO_CAP_ALIGNED) {
+		/* the backend fell back to buffered reads if this is refused */
+		int fd = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+		if (fd >= 0)
+			close(fd);
+		else if (errno == EINVAL)
+			io->fallbacks |= MP_IO_FB_BUFFERED;
+	}
 	return (int)io->n_files++;
 }
 
@@ -447,6 +458,11 @@ const struct mp_io_ops *mp_io_ops_of(const struct mp_io *io)
 const char *mp_io_message(const struct mp_io *io)
 {
 	return io->msg;
+}
+
+unsigned mp_io_fallbacks(const struct mp_io *io)
+{
+	return io->fallbacks | (io->inner ? io->inner->fallbacks : 0);
 }
 
 void mp_io_close(struct mp_io *io)

@@ -86,6 +86,25 @@ struct mp_io_config {
 	void *buf_base;                  /* pool to register (REGBUF backends), or NULL */
 	uint64_t buf_len;                /* bytes at buf_base */
 	const struct mp_io_fault *fault; /* NULL: no shim */
+	uint64_t reg_max;                /* register buf_base at open only when buf_len <= this,
+	                                    else lazily; 0: MP_IO_REG_MAX; UINT64_MAX: always */
+};
+
+/* Registering a pool with io_uring pins all of it at start (and counts it
+ * against RLIMIT_MEMLOCK); above this size the pool is registered lazily, a
+ * 1 GiB piece when a read first lands in it (bench/README.md: what
+ * registration buys). */
+#define MP_IO_REG_MAX (2ull << 30)
+
+/* What a backend had to give up, reported at start and in the stats segment
+ * (never silent).  Bits of mp_io_fallbacks(). */
+enum mp_io_fallback {
+	MP_IO_FB_BUFFERED = 1u << 0,     /* O_DIRECT refused by the file system: buffered reads,
+	                                    whose pages the page cache holds outside the limit */
+	MP_IO_FB_REG_REFUSED = 1u << 1,  /* io_uring buffer registration refused (memlock) */
+	MP_IO_FB_REG_LAZY = 1u << 2,     /* pool above reg_max: registered piece by piece as
+	                                    reads first land in it, not pinned at start */
+	MP_IO_FB_FILES_REFUSED = 1u << 3,/* io_uring file registration refused */
 };
 
 struct mp_io;                        /* the wrapper the pager uses; opaque */
@@ -160,6 +179,8 @@ unsigned mp_io_inflight(const struct mp_io *io);  /* requests submitted, not rea
 unsigned mp_io_depth(const struct mp_io *io);     /* the most in flight */
 const struct mp_io_ops *mp_io_ops_of(const struct mp_io *io); /* the real backend */
 const char *mp_io_message(const struct mp_io *io); /* last error sentence, "" if none */
+/* enum mp_io_fallback bits: what this backend and its files gave up so far. */
+unsigned mp_io_fallbacks(const struct mp_io *io);
 
 /* Waits for every request in flight (their results are dropped), closes
  * the files and the backend.  NULL is fine. */

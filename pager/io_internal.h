@@ -25,6 +25,7 @@
 
 struct mp_io_backend {
 	const struct mp_io_ops *ops;     /* methods; first in every backend struct */
+	unsigned fallbacks;              /* enum mp_io_fallback bits the backend set */
 };
 
 /* A ring of completions, for backends that finish reads before reap

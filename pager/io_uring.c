@@ -7,7 +7,14 @@
  * system call per completion, one only when the caller must wait.
  *
  * Registration is an optimisation: when the kernel refuses it (memlock
- * limit, old kernel) the backend reads with plain fds and buffers.
+ * limit, old kernel) the backend reads with plain fds and buffers, and says
+ * so (MP_IO_FB_REG_REFUSED / MP_IO_FB_FILES_REFUSED).  A pool above
+ * cfg->reg_max (MP_IO_REG_MAX) is not registered at start, which would pin
+ * every page of it before the first token (100 GB for R1 on a 128 GB
+ * desktop): the buffer table is made sparse and each 1 GiB piece of the pool
+ * is registered when a read first lands in it, so pinning follows the pool's
+ * filling (MP_IO_FB_REG_LAZY).  A piece the kernel refuses is read
+ * unregistered (MP_IO_FB_REG_REFUSED); bench/README.md measures both.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -35,6 +42,8 @@ struct uring_be {
 	char *buf_base;                  /* the pool, or NULL */
 	uint64_t buf_len;                /* bytes */
 	uint32_t n_iov;                  /* registered buffers, IOV_MAX_LEN each but the last */
+	uint8_t *lazy;                   /* [n_iov] lazy mode: 0 not yet, 1 registered, 2 refused;
+	                                    NULL: all registered at open (or none) */
 	uint32_t inflight;               /* reads submitted, not reaped */
 	uint32_t cancels;                /* cancel sqes whose cqe is outstanding */
 };
@@ -64,6 +73,7 @@ static void uring_close(struct mp_io_backend *b)
 		if (u->fds[i] >= 0)
 			close(u->fds[i]);
 	mp_free(u->fds);
+	mp_free(u->lazy);
 	mp_free(u);
 }
 
@@ -95,7 +105,17 @@ static int uring_open(const struct mp_io_config *cfg, struct mp_io_backend **out
 		return rc;
 	}
 	u->files_registered = io_uring_register_files_sparse(&u->ring, u->max_files) == 0;
-	if (cfg->buf_base && cfg->buf_len) {
+	if (!u->files_registered)
+		u->base.fallbacks |= MP_IO_FB_FILES_REFUSED;
+	uint64_t reg_max = cfg->reg_max ? cfg->reg_max : MP_IO_REG_MAX;
+	if (cfg->buf_base && cfg->buf_len > reg_max) {
+		u->buf_base = cfg->buf_base;
+		u->buf_len = cfg->buf_len;
+		u->n_iov = (uint32_t)((cfg->buf_len + IOV_MAX_LEN - 1) / IOV_MAX_LEN);
+		u->lazy = mp_calloc(u->n_iov, 1);
+		u->bufs_registered = u->lazy && io_uring_register_buffers_sparse(&u->ring, u->n_iov) == 0;
+		u->base.fallbacks |= u->bufs_registered ? MP_IO_FB_REG_LAZY : MP_IO_FB_REG_REFUSED;
+	} else if (cfg->buf_base && cfg->buf_len) {
 		u->buf_base = cfg->buf_base;
 		u->buf_len = cfg->buf_len;
 		u->n_iov = (uint32_t)((cfg->buf_len + IOV_MAX_LEN - 1) / IOV_MAX_LEN);
@@ -109,6 +129,8 @@ static int uring_open(const struct mp_io_config *cfg, struct mp_io_backend **out
 			u->bufs_registered = io_uring_register_buffers(&u->ring, iov, u->n_iov) == 0;
 			mp_free(iov);
 		}
+		if (!u->bufs_registered)
+			u->base.fallbacks |= MP_IO_FB_REG_REFUSED;
 	}
 	*out = &u->base;
 	return 0;
@@ -122,8 +144,10 @@ static int uring_add_file(struct mp_io_backend *b, uint32_t index, const char *p
 	if (rc < 0)
 		return rc;
 	if (u->files_registered &&
-	    io_uring_register_files_update(&u->ring, index, &u->fds[index], 1) != 1)
+	    io_uring_register_files_update(&u->ring, index, &u->fds[index], 1) != 1) {
 		u->files_registered = 0;   /* then every read uses the plain fd */
+		u->base.fallbacks |= MP_IO_FB_FILES_REFUSED;
+	}
 	return 0;
 }
 
@@ -135,6 +159,23 @@ static struct io_uring_sqe *get_sqe(struct uring_be *u)
 		sqe = io_uring_get_sqe(&u->ring);
 	}
 	return sqe;
+}
+
+/* 1 if buffer k may be used with read_fixed; in lazy mode registers it
+ * (pins its pages) on first use. */
+static int buf_ready(struct uring_be *u, uint32_t k)
+{
+	if (!u->lazy)
+		return 1;
+	if (!u->lazy[k]) {
+		uint64_t off = (uint64_t)k * IOV_MAX_LEN;
+		struct iovec iov = { u->buf_base + off,
+		                     u->buf_len - off < IOV_MAX_LEN ? u->buf_len - off : IOV_MAX_LEN };
+		u->lazy[k] = io_uring_register_buffers_update_tag(&u->ring, k, &iov, NULL, 1) == 1 ? 1 : 2;
+		if (u->lazy[k] == 2)
+			u->base.fallbacks |= MP_IO_FB_REG_REFUSED;
+	}
+	return u->lazy[k] == 1;
 }
 
 static int uring_submit(struct mp_io_backend *b, const struct mp_io_req *reqs, unsigned n)
@@ -150,8 +191,9 @@ static int uring_submit(struct mp_io_backend *b, const struct mp_io_req *reqs, u
 		char *buf = r->buf;
 		int fd = u->files_registered ? (int)r->file : u->fds[r->file];
 		uint64_t at = (uint64_t)((uintptr_t)buf - (uintptr_t)u->buf_base);
-		if (u->bufs_registered && (uintptr_t)buf >= (uintptr_t)u->buf_base && at < u->buf_len) {
-			uint32_t k = (uint32_t)(at / IOV_MAX_LEN);
+		uint32_t k = (uint32_t)(at / IOV_MAX_LEN);
+		if (u->bufs_registered && (uintptr_t)buf >= (uintptr_t)u->buf_base && at < u->buf_len &&
+		    buf_ready(u, k)) {
 			uint64_t room = (uint64_t)(k + 1) * IOV_MAX_LEN - at;   /* stay in one buffer */
 			if (len > room)
 				len = room;

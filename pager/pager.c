@@ -80,6 +80,10 @@
 #include "stats.h"
 
 #define ALIGN ((uint64_t)MP_IO_ALIGN)
+
+_Static_assert(MP_IO_FB_BUFFERED == MP_STATS_FB_BUFFERED && MP_IO_FB_REG_REFUSED == MP_STATS_FB_REG_REFUSED &&
+	       MP_IO_FB_REG_LAZY == MP_STATS_FB_REG_LAZY &&
+	       MP_IO_FB_FILES_REFUSED == MP_STATS_FB_FILES_REFUSED, "io fallback bits are the stats bits");
 #define NONE UINT32_MAX
 
 enum slot_state { S_FREE, S_LOADING, S_READY, S_IN_USE };
@@ -114,6 +118,7 @@ struct expert {
 struct slot {
 	uint8_t state;                   /* enum slot_state */
 	uint8_t prefetched;              /* 1: loaded by a hint, not acquired since */
+	uint8_t populated;               /* 1: its pool pages were faulted in (first load) */
 	uint32_t cls;                    /* size class */
 	uint32_t expert;                 /* global expert id, or NONE */
 	uint32_t pending;                /* reads queued or in flight */
@@ -205,6 +210,13 @@ static uint64_t align_down(uint64_t x)
 static uint64_t align_up(uint64_t x)
 {
 	return (x + ALIGN - 1) & ~(ALIGN - 1);
+}
+
+/* Room a range of len bytes takes in a slot: its 4 KiB-aligned cover
+ * whatever its alignment in the file. */
+static uint64_t range_room(uint64_t len)
+{
+	return align_up(len) + ALIGN;
 }
 
 static uint32_t eid(const struct mp_pager *p, uint32_t layer, uint32_t expert)
@@ -425,11 +437,19 @@ int mp_pager_register(struct mp_pager *p, uint32_t layer, uint32_t expert,
 		d->skip = r[i].offset - align_down(r[i].offset);
 		d->cover_len = align_up(r[i].offset + r[i].len) - align_down(r[i].offset);
 		d->cover_off = at;
-		at += align_up(r[i].len) + ALIGN;     /* the class's room for this range */
+		at += range_room(r[i].len);           /* the class's room for this range */
 	}
 out:
 	pthread_mutex_unlock(&p->mu);
 	return rc;
+}
+
+uint64_t mp_pager_slot_bytes(const uint64_t *len, uint32_t n)
+{
+	uint64_t b = 0;
+	for (uint32_t i = 0; i < n; i++)
+		b += range_room(len[i]);
+	return b;
 }
 
 /* Slot size of an expert's class: room for any alignment of its ranges. */
@@ -437,7 +457,7 @@ static uint64_t class_bytes(const struct mp_pager *p, const struct expert *e)
 {
 	uint64_t b = 0;
 	for (uint32_t i = 0; i < e->n_ranges; i++)
-		b += align_up(p->ranges[e->first + i].len) + ALIGN;
+		b += range_room(p->ranges[e->first + i].len);
 	return b;
 }
 
@@ -642,6 +662,16 @@ int mp_pager_start(struct mp_pager *p)
 			goto out;
 		}
 		p->pool = m;
+#ifdef MADV_HUGEPAGE
+		/* 2 MiB pages: O_DIRECT reads into them pin and map far fewer pages
+		 * (bench/README.md: 1.6-1.9x the MB/s of 4 KiB pages here); each
+		 * slot is faulted in before its first read (issue_load) */
+		madvise(m, p->pool_bytes, MADV_HUGEPAGE);
+#endif
+		if (p->cfg.mlock) {   /* pins (and faults in) the whole pool now */
+			p->info.pool_locked = mlock(m, p->pool_bytes) == 0;
+			p->info.lock_errno = p->info.pool_locked ? 0 : errno;
+		}
 	}
 	uint32_t max_chunks = 1;
 	uint64_t at = 0, max_range = 0;
@@ -732,9 +762,12 @@ int mp_pager_start(struct mp_pager *p)
 	if (note[0])
 		say(p, "io: %s", note);   /* why auto skipped a backend, said once */
 	p->info.backend = mp_io_ops_of(p->io)->name;
+	p->info.fallbacks = mp_io_fallbacks(p->io) | (note[0] ? MP_STATS_FB_BACKEND : 0) |
+			    (p->cfg.mlock && !p->info.pool_locked && p->pool ? MP_STATS_FB_MLOCK_REFUSED : 0);
 	p->started = 1;
 	if (p->cfg.stats) {
 		mp_stats_set_backend(p->cfg.stats, p->info.backend);
+		mp_stats_add_fallbacks(p->cfg.stats, p->info.fallbacks);
 		stats_begin(p);
 		mp_stats_set(&mp_stats_global(p->cfg.stats)->pool_total, p->pool_bytes);
 		stats_end(p);
@@ -1068,6 +1101,14 @@ static int issue_load(struct mp_pager *p, uint32_t id, uint32_t s, int demand)
 	sl->state = S_LOADING;
 	sl->expert = id;
 	sl->prefetched = !demand;
+	if (!sl->populated && sl->base) {
+		/* O_DIRECT into unfaulted huge pages crawls (≈200 MB/s here, the
+		 * read faults them in); faulted in first, 1-4 GB/s (bench/README.md) */
+#ifdef MADV_POPULATE_WRITE
+		madvise(sl->base, p->classes[sl->cls].slot_bytes, MADV_POPULATE_WRITE);
+#endif
+		sl->populated = 1;
+	}
 	sl->last_use = p->tick;
 	sl->err = 0;
 	sl->pending = 0;
@@ -1266,9 +1307,37 @@ static int acquire_one(struct mp_pager *p, uint32_t id)
 	return 0;
 }
 
+/* The pager's own CPU time: thread CPU clock (blocked time excluded) spent
+ * in the public calls, summed into info.cpu_ns.  enter() takes the lock. */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t enter(struct mp_pager *p)
+{
+	uint64_t c = thread_cpu_ns();
+	pthread_mutex_lock(&p->mu);
+	return c;
+}
+
+static void leave(struct mp_pager *p, uint64_t cpu0)
+{
+	uint64_t d = thread_cpu_ns() - cpu0;
+	p->info.cpu_ns += d;
+	if (p->cfg.stats && p->started) {
+		stats_begin(p);
+		mp_stats_add(&mp_stats_global(p->cfg.stats)->pager_cpu_ns, d);
+		stats_end(p);
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
 int mp_pager_acquire(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint32_t n)
 {
-	pthread_mutex_lock(&p->mu);
+	uint64_t cpu0 = enter(p);
 	int rc = check_set(p, layer, x, n, 0);
 	if (rc < 0)
 		goto out;
@@ -1291,7 +1360,7 @@ int mp_pager_acquire(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint
 		progress(p, 0);                   /* demand reads go out now */
 out:
 	debug_check(p);
-	pthread_mutex_unlock(&p->mu);
+	leave(p, cpu0);
 	return rc;
 }
 
@@ -1375,41 +1444,41 @@ static int wait_locked(struct mp_pager *p, uint32_t layer, const uint32_t *x, ui
 
 int mp_pager_wait(struct mp_pager *p, uint32_t layer, uint32_t x, const void **ptrs, uint32_t max)
 {
-	pthread_mutex_lock(&p->mu);
+	uint64_t cpu0 = enter(p);
 	int rc = check_set(p, layer, &x, 1, 1);
 	if (rc == 0)
 		rc = wait_locked(p, layer, &x, 1, NULL);
 	if (rc >= 0)
 		rc = ready(p, eid(p, layer, x), ptrs, max);
-	pthread_mutex_unlock(&p->mu);
+	leave(p, cpu0);
 	return rc < 0 ? rc : 0;
 }
 
 int mp_pager_wait_any(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint32_t n,
                       const uint8_t *taken)
 {
-	pthread_mutex_lock(&p->mu);
+	uint64_t cpu0 = enter(p);
 	int rc = check_set(p, layer, x, n, 1);
 	if (rc == 0)
 		rc = wait_locked(p, layer, x, n, taken);
-	pthread_mutex_unlock(&p->mu);
+	leave(p, cpu0);
 	return rc;
 }
 
 void mp_pager_release(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint32_t n)
 {
-	pthread_mutex_lock(&p->mu);
+	uint64_t cpu0 = enter(p);
 	for (uint32_t i = 0; i < n; i++)
 		if (layer < p->cfg.n_layers && x[i] < p->cfg.n_experts)
 			unpin(p, eid(p, layer, x[i]));
 	debug_check(p);
-	pthread_mutex_unlock(&p->mu);
+	leave(p, cpu0);
 }
 
 int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *x, const double *scores,
                   uint32_t n)
 {
-	pthread_mutex_lock(&p->mu);
+	uint64_t cpu0 = enter(p);
 	int started = 0;
 	if (!p->started || layer >= p->cfg.n_layers || p->nopool)
 		goto out;
@@ -1443,7 +1512,7 @@ int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *x, const d
 	progress(p, 0);
 	debug_check(p);
 out:
-	pthread_mutex_unlock(&p->mu);
+	leave(p, cpu0);
 	return started;
 }
 

@@ -65,6 +65,7 @@ struct mp_pager_config {
 	uint64_t low_mem;                /* MemAvailable (bytes) below which pages copied from the
 	                                    page cache are dropped; 0: 1/8 of MemTotal */
 	int no_preload;                  /* 1: a model that fits is not read at start */
+	int mlock;                       /* 1: mlock() the pool (refusal: info.lock_errno) */
 	/* Eviction hooks (NULL: LRU).  keep_score: higher keeps; compared with
 	 * hint scores when a prefetch looks for a victim.  on_access: called by
 	 * acquire with the layer's set, before any eviction. */
@@ -95,6 +96,10 @@ struct mp_pager_info {
 	uint64_t evictions;              /* READY -> FREE */
 	uint64_t bytes_read;             /* bytes read from disk by the backend */
 	uint64_t pc_bytes, pc_dropped;   /* bytes copied from / dropped from the page cache */
+	uint32_t pool_locked;            /* 1: the pool is mlock()ed (config mlock) */
+	uint32_t fallbacks;              /* MP_STATS_FB_* bits (stats.h): what the I/O gave up */
+	uint64_t cpu_ns;                 /* thread CPU time spent in the pager's calls */
+	int lock_errno;                  /* why mlock of the pool failed; 0: not asked or locked */
 };
 
 /* Creates a pager (no pool yet).  Returns 0 and *out, or -MP_EARG with a
@@ -109,6 +114,14 @@ int mp_pager_add_file(struct mp_pager *p, const char *path);
  * slot).  Each range must lie inside its file.  Before start only. */
 int mp_pager_register(struct mp_pager *p, uint32_t layer, uint32_t expert,
                       const struct mp_pager_range *ranges, uint32_t n);
+
+/* The pool's arithmetic, for the memory plan (src/plan.c), so that plan and
+ * pager agree: experts are grouped in size classes by their slot bytes (this
+ * function: the 4 KiB-aligned cover of each of the n ranges, room for any
+ * alignment); the smallest budget holds top_k slots of every class a layer
+ * uses (at most that layer's experts of it), the full budget a slot for
+ * every expert. */
+uint64_t mp_pager_slot_bytes(const uint64_t *len, uint32_t n);
 
 /* Smallest budget that holds one acquire set (top_k experts of any layer);
  * valid after registration. */

@@ -172,6 +172,34 @@ void mp_stats_set_backend(struct mp_stats *s, const char *name)
 	mp_stats_end(s);
 }
 
+void mp_stats_add_fallbacks(struct mp_stats *s, uint64_t bits)
+{
+	mp_stats_begin(s);
+	mp_stats_set(&s->h->fallbacks, s->h->fallbacks | bits);
+	mp_stats_end(s);
+}
+
+const char *mp_stats_fallback_names(uint64_t bits, char *buf, size_t len)
+{
+	static const char *const names[MP_STATS_FB_COUNT] = {
+		"O_DIRECT refused (buffered expert reads)", "io_uring buffer registration refused",
+		"pool registered with io_uring piece by piece (too large to pin at start)",
+		"io_uring file registration refused", "an I/O backend unavailable (auto fell back)",
+		"resident weights read buffered (O_DIRECT refused)", "--mlock refused",
+	};
+	size_t n = 0;
+	if (len)
+		buf[0] = 0;
+	for (int i = 0; i < MP_STATS_FB_COUNT && len; i++)
+		if (bits & (1ull << i)) {
+			int k = snprintf(buf + n, len - n, "%s%s", n ? ", " : "", names[i]);
+			n = k < 0 || (size_t)k >= len - n ? len - 1 : n + (size_t)k;
+		}
+	if (len && !buf[0])
+		snprintf(buf, len, "none");
+	return buf;
+}
+
 void mp_stats_latency(struct mp_stats *s, uint64_t ns)
 {
 	uint64_t us = ns / 1000;
@@ -206,10 +234,10 @@ int mp_stats_open(const char *path, struct mp_stats_reader **out, char *msg, siz
 	           memcmp(h.magic, MP_STATS_MAGIC, 8) != 0) {
 		rc = -MP_EFORMAT;
 		snprintf(msg, msg_len, "%s: not a moepager stats segment (no magic %s)", path, MP_STATS_MAGIC);
-	} else if (h.version != MP_STATS_VERSION) {
+	} else if (h.version < MP_STATS_VERSION_MIN || h.version > MP_STATS_VERSION) {
 		rc = -MP_EVERSION;
-		snprintf(msg, msg_len, "%s: stats segment version %u; this reader reads version %u",
-		         path, h.version, MP_STATS_VERSION);
+		snprintf(msg, msg_len, "%s: stats segment version %u; this reader reads versions %u to %u",
+		         path, h.version, MP_STATS_VERSION_MIN, MP_STATS_VERSION);
 	} else if (h.total_bytes > (uint64_t)st.st_size || h.header_bytes != sizeof h ||
 	           h.total_bytes != h.expert_off + (uint64_t)h.n_layers * h.n_experts * h.expert_stride ||
 	           h.layer_stride < sizeof(struct mp_stats_layer) ||

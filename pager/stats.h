@@ -21,7 +21,8 @@
 #include <stdint.h>
 
 #define MP_STATS_MAGIC "MOEPSTAT"        /* 8 bytes, no NUL */
-#define MP_STATS_VERSION 1u
+#define MP_STATS_VERSION 2u              /* 2 added header.fallbacks; readers read 1 and 2 */
+#define MP_STATS_VERSION_MIN 1u          /* the oldest version this reader reads */
 #define MP_STATS_HIST 32                 /* latency buckets: [2^i, 2^(i+1)) µs; 0 also < 1 µs */
 
 struct mp_stats_header {
@@ -41,8 +42,24 @@ struct mp_stats_header {
 	uint32_t layer_stride;           /* bytes per layer record */
 	uint32_t expert_stride;          /* bytes per expert record */
 	char backend[16];                /* I/O backend name, NUL-padded */
-	uint64_t reserved[18];           /* zero; for appended fields */
+	uint64_t fallbacks;              /* v2: MP_STATS_FB_* bits (v1 segments: unknown) */
+	uint64_t reserved[17];           /* zero; for appended fields */
 };
+
+/* Fallbacks taken at start (header.fallbacks), never silent.  The first four
+ * are pager/io.h's enum mp_io_fallback bits. */
+#define MP_STATS_FB_BUFFERED 1u          /* O_DIRECT refused: buffered expert reads */
+#define MP_STATS_FB_REG_REFUSED 2u       /* io_uring buffer registration refused */
+#define MP_STATS_FB_REG_LAZY 4u          /* pool too large to pin at start: registered lazily */
+#define MP_STATS_FB_FILES_REFUSED 8u     /* io_uring file registration refused */
+#define MP_STATS_FB_BACKEND 16u          /* --io auto skipped an unusable backend */
+#define MP_STATS_FB_RESIDENT_BUFFERED 32u/* resident weights read buffered (O_DIRECT refused) */
+#define MP_STATS_FB_MLOCK_REFUSED 64u    /* --mlock refused */
+#define MP_STATS_FB_COUNT 7
+
+/* Writes the names of the bits set, comma-separated, into buf ("none" for
+ * 0); returns buf. */
+const char *mp_stats_fallback_names(uint64_t bits, char *buf, size_t len);
 
 /* Everything below changes every step. */
 struct mp_stats_global {
@@ -57,7 +74,8 @@ struct mp_stats_global {
 	uint64_t pc_dropped;             /* bytes dropped from the page cache after a copy */
 	uint64_t evictions;              /* slots evicted (READY -> FREE) */
 	uint64_t io_hist[MP_STATS_HIST]; /* read latency, submit to reap: log2 µs buckets */
-	uint64_t reserved[22];           /* zero */
+	uint64_t pager_cpu_ns;           /* v2: thread CPU ns spent in the pager's calls */
+	uint64_t reserved[21];           /* zero */
 };
 
 struct mp_stats_layer {
@@ -82,6 +100,7 @@ struct mp_stats_expert {
 _Static_assert(sizeof(struct mp_stats_header) == 256, "stats header layout");
 _Static_assert(offsetof(struct mp_stats_header, seq) == 24, "stats seq offset");
 _Static_assert(offsetof(struct mp_stats_header, backend) == 96, "stats backend offset");
+_Static_assert(offsetof(struct mp_stats_header, fallbacks) == 112, "stats fallbacks offset");
 _Static_assert(sizeof(struct mp_stats_global) == 512, "stats global layout");
 _Static_assert(offsetof(struct mp_stats_global, io_hist) == 80, "stats hist offset");
 _Static_assert(sizeof(struct mp_stats_layer) == 128, "stats layer layout");
@@ -116,6 +135,7 @@ struct mp_stats_global *mp_stats_global(struct mp_stats *s);
 struct mp_stats_layer *mp_stats_layer(struct mp_stats *s, uint32_t layer);
 struct mp_stats_expert *mp_stats_expert(struct mp_stats *s, uint32_t layer, uint32_t expert);
 void mp_stats_set_backend(struct mp_stats *s, const char *name);   /* takes the lock */
+void mp_stats_add_fallbacks(struct mp_stats *s, uint64_t bits);    /* ORs; takes the lock */
 /* Counts one read latency in the histogram (between begin and end). */
 void mp_stats_latency(struct mp_stats *s, uint64_t ns);
 

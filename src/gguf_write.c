@@ -10,12 +10,16 @@
  *  2. cur/cur_done: the tensor being written and its bytes so far; when
  *     cur_done == nbytes[cur] the tensor's padding is written and cur moves on
  *     (opening the next part when that tensor belongs to it).
+ *  3. Holes (mp_gguf_writer_skip) only move the file position forward; a
+ *     part is truncated to its final position when closed, so its size is
+ *     the layout's whatever its tail.
  */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "alloc.h"
 #include "err.h"
@@ -314,7 +318,10 @@ static int close_part(struct mp_gguf_writer *w)
 {
 	if (!w->f)
 		return 0;
-	int bad = ferror(w->f);
+	/* A part that ends in a hole: the seek alone does not extend the file. */
+	off_t end = ftello(w->f);
+	int bad = ferror(w->f) || fflush(w->f) != 0 || end < 0 ||
+		  ftruncate(fileno(w->f), end) != 0;
 	int rc = fclose(w->f);
 	w->f = NULL;
 	if (bad || rc)
@@ -422,9 +429,24 @@ int mp_gguf_writer_begin(struct mp_gguf_writer *w)
 	return mp_gguf_writer_write(w, NULL, 0);
 }
 
-int mp_gguf_writer_write(struct mp_gguf_writer *w, const void *data, size_t len)
+/* Moves the file position n bytes forward without writing: a hole in a
+ * sparse file (the bytes read back as zeros).  close_part() extends the file
+ * over a hole at its end. */
+static int fskip(struct mp_gguf_writer *w, uint64_t n)
 {
-	const uint8_t *p = data;
+	if (!n)
+		return 0;
+	if (n > INT64_MAX || fseeko(w->f, (off_t)n, SEEK_CUR) != 0)
+		return wfail(w, -errno ? -errno : -EIO, "%s: seek failed: %s", w->paths[w->part],
+			     strerror(errno));
+	w->written += n;
+	return 0;
+}
+
+/* Appends len bytes to the current tensor(s): data, or a hole when data is
+ * NULL (invariant 2). */
+static int advance(struct mp_gguf_writer *w, const uint8_t *p, uint64_t len)
+{
 	int rc;
 	if (w->rc)
 		return w->rc;
@@ -437,15 +459,17 @@ int mp_gguf_writer_write(struct mp_gguf_writer *w, const void *data, size_t len)
 		}
 		if (w->cur >= w->n_t) {
 			if (len)
-				return wfail(w, -MP_EARG, "%zu bytes written beyond the last tensor", len);
+				return wfail(w, -MP_EARG, "%" PRIu64 " bytes written beyond the last tensor",
+					     len);
 			return 0;
 		}
 		struct wtensor *t = &w->t[w->cur];
 		uint64_t room = t->nbytes - w->cur_done;
-		size_t k = len < room ? len : (size_t)room;
-		if (k && (rc = fput(w, p, k)))
+		uint64_t k = len < room ? len : room;
+		if (k && (rc = p ? fput(w, p, (size_t)k) : fskip(w, k)))
 			return rc;
-		p += k;
+		if (p)
+			p += k;
 		len -= k;
 		w->cur_done += k;
 		if (w->cur_done < t->nbytes)
@@ -457,6 +481,17 @@ int mp_gguf_writer_write(struct mp_gguf_writer *w, const void *data, size_t len)
 		if (!len && w->cur < w->n_t && w->t[w->cur].nbytes)
 			return 0;
 	}
+}
+
+int mp_gguf_writer_write(struct mp_gguf_writer *w, const void *data, size_t len)
+{
+	static const uint8_t none;
+	return advance(w, data ? data : &none, len);
+}
+
+int mp_gguf_writer_skip(struct mp_gguf_writer *w, uint64_t len)
+{
+	return advance(w, NULL, len);
 }
 
 int64_t mp_gguf_writer_current(const struct mp_gguf_writer *w, uint64_t *left)

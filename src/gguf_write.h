@@ -63,6 +63,9 @@ int mp_gguf_writer_begin(struct mp_gguf_writer *w);
 /* Appends len bytes to the data of the current tensor (and moves to the next
  * one when it is complete). */
 int mp_gguf_writer_write(struct mp_gguf_writer *w, const void *data, size_t len);
+/* The same as write() of len zero bytes, but leaves a hole in the file
+ * (sparse files: no disk blocks; reads return zeros). */
+int mp_gguf_writer_skip(struct mp_gguf_writer *w, uint64_t len);
 /* Index and bytes left of the tensor that write() fills next (-1 when all done). */
 int64_t mp_gguf_writer_current(const struct mp_gguf_writer *w, uint64_t *left);
 /* Checks that every tensor was written completely and closes the files. */

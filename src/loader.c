@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -21,6 +22,7 @@
 #include <xxhash.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "err.h"
 #include "loader.h"
 #include "tokenizer.h"
@@ -354,20 +356,39 @@ uint64_t mp_loader_fingerprint(const struct mp_gguf *g)
 	return h;
 }
 
+int mp_loader_is_routed(const char *name)
+{
+	size_t n = strlen(name);
+	return n > 12 && strcmp(name + n - 12, "_exps.weight") == 0;
+}
+
 void mp_loader_bytes(const struct mp_gguf *g, uint64_t *routed, uint64_t *resident)
 {
 	*routed = *resident = 0;
 	for (uint64_t i = 0; i < mp_gguf_tensor_count(g); i++) {
 		const struct mp_gguf_tensor *t = mp_gguf_tensor_at(g, i);
-		size_t n = strlen(t->name);
-		if (n > 12 && strcmp(t->name + n - 12, "_exps.weight") == 0)
+		if (mp_loader_is_routed(t->name))
 			*routed += t->nbytes;
 		else
 			*resident += t->nbytes;
 	}
 }
 
+uint64_t mp_loader_resident_span(uint64_t offset, uint64_t nbytes)
+{
+	uint64_t a0 = offset / MP_LOADER_ALIGN * MP_LOADER_ALIGN;
+	uint64_t a1 = (offset + nbytes + MP_LOADER_ALIGN - 1) / MP_LOADER_ALIGN * MP_LOADER_ALIGN;
+	return a1 - a0;
+}
+
 /* ---- a whole file mapped ------------------------------------------------------------ */
+
+struct placed {                 /* one resident tensor in the anonymous region */
+	uint32_t part;
+	uint64_t offset;        /* bytes: its data in the part file */
+	uint8_t *data;          /* its data in the region */
+	const struct mp_gguf_tensor *t;
+};
 
 struct mp_modelfile {
 	struct mp_gguf *g;
@@ -376,6 +397,12 @@ struct mp_modelfile {
 	uint64_t *map_len;      /* [n_parts] bytes */
 	struct mp_hparams hp;
 	struct mp_weights *w;
+	/* ---- after mp_modelfile_load_resident ---- */
+	uint8_t *region;        /* anonymous mapping holding every resident tensor */
+	uint64_t region_len;    /* bytes */
+	struct placed *placed;  /* [n_placed], sorted by (part, offset) */
+	uint64_t n_placed;
+	int locked;             /* region is mlock()ed */
 };
 
 int mp_modelfile_open(const char *path, struct mp_modelfile **out, char *err, size_t len)
@@ -428,6 +455,9 @@ void mp_modelfile_close(struct mp_modelfile *mf)
 {
 	if (!mf)
 		return;
+	if (mf->region)
+		munmap(mf->region, mf->region_len);
+	mp_free(mf->placed);
 	for (uint32_t p = 0; mf->map && p < mf->n_parts; p++)
 		if (mf->map[p])
 			munmap(mf->map[p], mf->map_len[p]);
@@ -441,3 +471,228 @@ void mp_modelfile_close(struct mp_modelfile *mf)
 struct mp_gguf *mp_modelfile_gguf(struct mp_modelfile *mf) { return mf->g; }
 const struct mp_hparams *mp_modelfile_hparams(const struct mp_modelfile *mf) { return &mf->hp; }
 const struct mp_weights *mp_modelfile_weights(const struct mp_modelfile *mf) { return mf->w; }
+
+/* ---- resident weights in anonymous memory ------------------------------------------ */
+
+/*
+ * Invariants (mp_modelfile_load_resident):
+ *  R1. Every tensor that is not a routed expert is read from its file exactly
+ *      once, into the region, at the same offset modulo MP_LOADER_ALIGN as in
+ *      the file and inside its own span [offset rounded down, end rounded
+ *      up): whole-span O_DIRECT reads never write another tensor's bytes.
+ *  R2. Once it returns 0, no weight of a resident tensor points into a file
+ *      mapping; only the routed experts keep their mapping (the mmap backend
+ *      and the resident-expert source use it).  So under memory pressure
+ *      nothing resident comes back as a page fault on the file.
+ */
+
+#define CHUNK (16u << 20)       /* bytes per read: large, aligned */
+#define HUGE_ALIGN (2u << 20)   /* transparent huge page size */
+
+static int cmp_placed(const void *a, const void *b)
+{
+	const struct placed *x = a, *y = b;
+	if (x->part != y->part)
+		return x->part < y->part ? -1 : 1;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+struct loading {
+	const struct mp_load_opts *o;
+	struct mp_load_report *r;
+	uint64_t total, t0, last;   /* span bytes; ns */
+};
+
+static void load_progress(struct loading *ld, int last)
+{
+	if (!ld->o->progress)
+		return;
+	uint64_t now = mp_clock_now_ns();
+	if (!last && now - ld->last < 200000000ull)
+		return;
+	ld->last = now;
+	double s = (double)(now - ld->t0) / 1e9;
+	fprintf(stderr, "\r\033[Kmoepager: loading resident weights: %3.0f%% (%.2f / %.2f GB, %.0f MB/s)%s",
+		ld->total ? 100.0 * (double)ld->r->read_bytes / (double)ld->total : 100.0,
+		(double)ld->r->read_bytes / 1e9, (double)ld->total / 1e9,
+		s > 0 ? (double)ld->r->read_bytes / 1e6 / s : 0.0, last ? "\n" : "");
+	fflush(stderr);
+}
+
+/* Opens part p for the load: O_DIRECT first; a file system that refuses it
+ * gets buffered reads, recorded in the report (never silent). */
+static int load_open(struct mp_modelfile *mf, uint32_t p, int *direct, const struct mp_load_opts *o,
+		     struct mp_load_report *r, char *err, size_t len)
+{
+	const char *path = mp_gguf_part_path(mf->g, p);
+	int fd = o->buffered ? -1 : open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+	*direct = fd >= 0;
+	if (fd < 0 && (o->buffered || errno == EINVAL))
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return say(err, len, -errno, "%s: %s", path, strerror(errno));
+	if (!*direct)
+		r->buffered = 1;
+	return fd;
+}
+
+/* Reads span [a0, a0 + n) of part p into dst; need = bytes that must arrive
+ * (the tensor's end; the span may pass the end of the file). */
+static int load_span(struct mp_modelfile *mf, uint32_t p, int *fd, int *direct, uint64_t a0,
+		     uint64_t n, uint64_t need, uint8_t *dst, struct loading *ld, char *err, size_t len)
+{
+	uint64_t done = 0;
+	while (done < n) {
+		size_t k = n - done < CHUNK ? (size_t)(n - done) : CHUNK;
+		ssize_t got = pread(*fd, dst + done, k, (off_t)(a0 + done));
+		if (got < 0 && errno == EINVAL && *direct) {
+			/* O_DIRECT opened but refused here (alignment the device wants) */
+			close(*fd);
+			*fd = open(mp_gguf_part_path(mf->g, p), O_RDONLY | O_CLOEXEC);
+			*direct = 0;
+			ld->r->buffered = 1;
+			if (*fd < 0)
+				return say(err, len, -errno, "%s: %s", mp_gguf_part_path(mf->g, p), strerror(errno));
+			continue;
+		}
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return say(err, len, -errno, "%s: read at %llu: %s", mp_gguf_part_path(mf->g, p),
+				   (unsigned long long)(a0 + done), strerror(errno));
+		if (!*direct)   /* buffered: do not leave a second copy in the page cache */
+			posix_fadvise(*fd, (off_t)(a0 + done), got, POSIX_FADV_DONTNEED);
+		done += (uint64_t)got;
+		ld->r->read_bytes += (uint64_t)got;
+		load_progress(ld, 0);
+		if (got == 0 || (*direct && (uint64_t)got < k))
+			break;   /* end of file */
+	}
+	if (done < need)
+		return say(err, len, -MP_EFORMAT, "%s: file ends at %llu, inside a tensor (truncated?)",
+			   mp_gguf_part_path(mf->g, p), (unsigned long long)(a0 + done));
+	return 0;
+}
+
+/* Points every resident tensor of w at its copy (invariant R2). */
+static void relocate(struct mp_modelfile *mf, struct mp_tensor *t)
+{
+	if (!t->data || (uintptr_t)t->data == 1)
+		return;
+	const uint8_t *d = t->data;
+	for (uint32_t p = 0; p < mf->n_parts; p++) {
+		if (d < mf->map[p] || d >= mf->map[p] + mf->map_len[p])
+			continue;
+		struct placed key = { p, (uint64_t)(d - mf->map[p]), NULL, NULL };
+		struct placed *hit = bsearch(&key, mf->placed, mf->n_placed, sizeof key, cmp_placed);
+		if (hit)
+			t->data = hit->data;
+		return;
+	}
+}
+
+static void relocate_all(struct mp_modelfile *mf)
+{
+	_Static_assert(sizeof(struct mp_layer_weights) % sizeof(struct mp_tensor) == 0,
+		       "mp_layer_weights holds only tensors");
+	struct mp_weights *w = mf->w;
+	relocate(mf, &w->token_embd);
+	relocate(mf, &w->output_norm);
+	relocate(mf, &w->output);
+	size_t per = sizeof(struct mp_layer_weights) / sizeof(struct mp_tensor);
+	for (uint32_t L = 0; L < mf->hp.n_layer; L++)
+		for (size_t i = 0; i < per; i++)
+			relocate(mf, (struct mp_tensor *)&w->layer[L] + i);
+}
+
+/* Maps the anonymous region (huge-page advised) and lists every resident
+ * tensor, sorted by (part, offset). */
+static int load_place(struct mp_modelfile *mf, struct mp_load_report *r, char *err, size_t len)
+{
+	uint64_t n = 0, total = 0;
+	for (uint64_t i = 0; i < mp_gguf_tensor_count(mf->g); i++)
+		if (!mp_loader_is_routed(mp_gguf_tensor_at(mf->g, i)->name))
+			n++;
+	mf->placed = mp_calloc(n ? n : 1, sizeof *mf->placed);
+	if (!mf->placed)
+		return say(err, len, -ENOMEM, "out of memory");
+	for (uint64_t i = 0; i < mp_gguf_tensor_count(mf->g); i++) {
+		const struct mp_gguf_tensor *t = mp_gguf_tensor_at(mf->g, i);
+		if (mp_loader_is_routed(t->name))
+			continue;
+		mf->placed[mf->n_placed++] = (struct placed){ t->part, t->offset, NULL, t };
+		total += mp_loader_resident_span(t->offset, t->nbytes);
+	}
+	qsort(mf->placed, mf->n_placed, sizeof *mf->placed, cmp_placed);
+	mf->region_len = (total + HUGE_ALIGN - 1) / HUGE_ALIGN * HUGE_ALIGN;
+	if (!mf->region_len)
+		return 0;
+	void *m = mmap(NULL, mf->region_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+	if (m == MAP_FAILED) {
+		mf->region_len = 0;
+		return say(err, len, -errno, "cannot map %llu bytes for the resident weights: %s",
+			   (unsigned long long)total, strerror(errno));
+	}
+	mf->region = m;
+#ifdef MADV_HUGEPAGE
+	r->hugepages = madvise(m, mf->region_len, MADV_HUGEPAGE) == 0;
+#endif
+#ifdef MADV_POPULATE_WRITE
+	/* Faulted in before the reads, not by them: O_DIRECT faulting huge pages
+	 * in is a slow path (≈200 MB/s against 1-3 GB/s here, bench/README.md). */
+	madvise(m, mf->region_len, MADV_POPULATE_WRITE);
+#endif
+	r->region_bytes = mf->region_len;
+	return 0;
+}
+
+int mp_modelfile_load_resident(struct mp_modelfile *mf, const struct mp_load_opts *o,
+			       struct mp_load_report *r, char *err, size_t len)
+{
+	memset(r, 0, sizeof *r);
+	if (mf->region)
+		return say(err, len, -MP_EARG, "the resident weights are loaded already");
+	uint64_t t0 = mp_clock_now_ns();   /* the region's faulting-in counts too */
+	int rc = load_place(mf, r, err, len);
+	if (rc < 0)
+		return rc;
+	struct loading ld = { o, r, 0, t0, 0 };
+	for (uint64_t i = 0; i < mf->n_placed; i++)
+		ld.total += mp_loader_resident_span(mf->placed[i].offset, mf->placed[i].t->nbytes);
+	uint64_t at = 0;
+	int fd = -1, direct = 0;
+	uint32_t fd_part = UINT32_MAX;
+	for (uint64_t i = 0; i < mf->n_placed && rc == 0; i++) {
+		struct placed *pl = &mf->placed[i];
+		const struct mp_gguf_tensor *t = pl->t;
+		if (pl->part != fd_part) {
+			if (fd >= 0)
+				close(fd);
+			fd = load_open(mf, pl->part, &direct, o, r, err, len);
+			if (fd < 0)
+				return fd;
+			fd_part = pl->part;
+		}
+		uint64_t a0 = t->offset / MP_LOADER_ALIGN * MP_LOADER_ALIGN;
+		uint64_t span = mp_loader_resident_span(t->offset, t->nbytes);
+		rc = load_span(mf, pl->part, &fd, &direct, a0, span, t->offset - a0 + t->nbytes,
+			       mf->region + at, &ld, err, len);
+		pl->data = mf->region + at + (t->offset - a0);
+		r->bytes += t->nbytes;
+		at += span;
+	}
+	if (fd >= 0)
+		close(fd);
+	load_progress(&ld, 1);
+	r->seconds = (double)(mp_clock_now_ns() - ld.t0) / 1e9;
+	if (rc < 0)
+		return rc;
+	relocate_all(mf);
+	if (o->mlock && mf->region_len) {
+		mf->locked = mlock(mf->region, mf->region_len) == 0;
+		r->lock_errno = mf->locked ? 0 : errno;
+		r->locked = mf->locked;
+	}
+	return 0;
+}

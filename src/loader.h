@@ -4,10 +4,11 @@
  * metadata and by tensor presence, never by the file name) and tensor views
  * whose data pointers lie in a mapping of the files.
  *
- * Today every part is mapped read-only and the weights point into the
- * mappings (models that fit in memory).  The pager path registers routed
- * experts as byte ranges instead (mp_loader_expert_ranges) and reads only the
- * resident tensors.
+ * mp_modelfile_open maps every part read-only and points the weights into
+ * the mappings (models that fit in memory).  With the pager, the routed
+ * experts are registered as byte ranges (src/experts.c) and
+ * mp_modelfile_load_resident reads every other tensor once into anonymous
+ * memory, so the mapping is used for nothing but the experts.
  */
 #ifndef MP_LOADER_H
 #define MP_LOADER_H
@@ -41,6 +42,12 @@ uint64_t mp_loader_fingerprint(const struct mp_gguf *g);
 
 /* Bytes of the routed-expert tensors (*_exps) and of everything else. */
 void mp_loader_bytes(const struct mp_gguf *g, uint64_t *routed, uint64_t *resident);
+/* 1 when the tensor named so is a routed-expert tensor (blk.N.ffn_*_exps.weight). */
+int mp_loader_is_routed(const char *name);
+/* Resident tensors are read in whole aligned spans (O_DIRECT): the bytes of
+ * anonymous memory a tensor at offset of nbytes takes (the plan counts it). */
+#define MP_LOADER_ALIGN 4096u
+uint64_t mp_loader_resident_span(uint64_t offset, uint64_t nbytes);
 
 /* A model file opened and mapped whole. */
 struct mp_modelfile;
@@ -50,5 +57,30 @@ void mp_modelfile_close(struct mp_modelfile *mf);
 struct mp_gguf *mp_modelfile_gguf(struct mp_modelfile *mf);
 const struct mp_hparams *mp_modelfile_hparams(const struct mp_modelfile *mf);
 const struct mp_weights *mp_modelfile_weights(const struct mp_modelfile *mf);
+
+/* Reads every tensor that is not a routed expert (attention, dense and
+ * shared FFN, routers, embeddings, head) once into anonymous memory and points
+ * the weights at it: large aligned O_DIRECT reads (buffered, with the pages
+ * dropped from the page cache, where the file system refuses O_DIRECT),
+ * MADV_HUGEPAGE on the region, optionally mlock()ed.  From then on the model
+ * never touches the file mapping for them, so memory pressure cannot turn them
+ * into page faults mid-token.  Routed experts keep their mapping. */
+struct mp_load_opts {
+	int progress;              /* 1: a progress line on stderr (a terminal) */
+	int mlock;                 /* 1: pin the region (refusal reported, not fatal) */
+	int buffered;              /* 1: never O_DIRECT (tests; reported like a refusal) */
+};
+struct mp_load_report {
+	uint64_t bytes;            /* tensor bytes loaded */
+	uint64_t read_bytes;       /* bytes read from the files (aligned spans) */
+	uint64_t region_bytes;     /* anonymous memory mapped for them */
+	double seconds;            /* wall time of the reads */
+	int buffered;              /* 1: O_DIRECT was refused for some part (buffered reads) */
+	int hugepages;             /* 1: MADV_HUGEPAGE accepted */
+	int locked;                /* 1: mlock succeeded */
+	int lock_errno;            /* why mlock failed (0: not asked or locked) */
+};
+int mp_modelfile_load_resident(struct mp_modelfile *mf, const struct mp_load_opts *o,
+			       struct mp_load_report *r, char *err, size_t err_len);
 
 #endif

@@ -102,7 +102,7 @@ tests_test_loader_CPPFLAGS = $(SRC_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_loader_SOURCES = tests/test_loader.c tests/tinymodel.c tests/tinymodel.h tests/mp_test.h
 tests_test_loader_LDADD = $(SRC_LIBS)
 
-dist_check_SCRIPTS += tests/generate.test tests/memlimit.test tests/prefill.test
+dist_check_SCRIPTS += tests/generate.test tests/memlimit.test tests/prefill.test tests/stop.test tests/resident.test
 
 # Fuzzing the GGUF parser (libFuzzer; needs clang): `make fuzz` builds
 # tests/fuzz/fuzz_gguf, `make fuzz-run FUZZ_SECONDS=N` runs it from the

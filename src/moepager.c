@@ -94,6 +94,7 @@ struct cli {
 	struct mp_sampler *sampler;
 	int32_t eos, think_open, think_close;
 	int tty, hide_think, in_think;
+	char stopped[128];           /* why the last answer ended, for the summary */
 };
 
 static void emit(struct cli *c, const char *text, size_t n)
@@ -135,7 +136,20 @@ static int generate(struct cli *c, const float *logits, int64_t n_predict)
 	if (rc < 0)
 		fprintf(stderr, "moepager: %s\n", mp_session_error(c->s));
 	else if (g.end == MP_SESSION_CTX_FULL)
-		fprintf(stderr, "moepager: the context is full (%u tokens)\n", mp_session_ctx(c->s));
+		fprintf(stderr, "moepager: the context is full: all %u positions of --ctx-size are used, "
+			"so the answer stops here; a larger --ctx-size gives it room\n", mp_session_ctx(c->s));
+	/* why the answer ended, for the summary at exit */
+	if (rc < 0)
+		snprintf(c->stopped, sizeof c->stopped, "an error (above)");
+	else if (interrupted || g.end == MP_SESSION_STOPPED)
+		snprintf(c->stopped, sizeof c->stopped, "interrupted (Ctrl-C)");
+	else if (g.end == MP_SESSION_EOS)
+		snprintf(c->stopped, sizeof c->stopped, "end of text");
+	else if (g.end == MP_SESSION_CTX_FULL)
+		snprintf(c->stopped, sizeof c->stopped, "the context is full (--ctx-size %u)",
+			 mp_session_ctx(c->s));
+	else
+		snprintf(c->stopped, sizeof c->stopped, "-n %lld tokens generated", (long long)n_predict);
 	return rc;
 }
 
@@ -411,6 +425,8 @@ static int run(const struct flags *f, struct mp_dist *dist)
 	sigaction(SIGINT, &sa, NULL);
 	status = f->interactive ? chat(&c, f->s.n_predict) : one_prompt(f, &c);
 	mp_session_print_speed(c.s);
+	if (c.stopped[0])
+		fprintf(stderr, "moepager: generation stopped: %s\n", c.stopped);
 	mp_session_print_pager(c.s);
 	print_pipeline(dist);
 out:

@@ -14,7 +14,11 @@
 #include "alloc.h"
 #include "err.h"
 #include "gguf.h"
+#include "loader.h"
+#include "pager.h"
 #include "plan.h"
+
+#define RESIDENT_ROUND (2ull << 20)   /* the resident region is mapped in 2 MiB steps */
 
 static const char *arch_key(char *buf, size_t len, const char *suffix)
 {
@@ -46,9 +50,20 @@ static long layer_of(const char *name)
 	return (long)l;
 }
 
-static int is_routed(const char *name)
+/* The pager's smallest budget (pager.h): top_k slots of every size class
+ * (at most a layer's experts), a class being the experts of one slot size. */
+static uint64_t min_pool(const struct mp_plan *p, uint64_t used)
 {
-	return strstr(name, "_exps.") != NULL;
+	uint64_t sum = 0;
+	for (uint32_t l = 0; l < p->n_layer; l++) {
+		const struct mp_plan_layer *L = &p->layers[l];
+		int seen = 0;
+		for (uint32_t k = 0; k < l && !seen; k++)
+			seen = p->layers[k].moe && p->layers[k].slot_bytes == L->slot_bytes;
+		if (L->moe && !seen)
+			sum = sat_add(sum, (used < p->n_expert ? used : p->n_expert) * L->slot_bytes);
+	}
+	return sum;
 }
 
 int mp_plan_compute(struct mp_gguf *g, const struct mp_plan_opts *o, struct mp_plan *p,
@@ -83,7 +98,7 @@ int mp_plan_compute(struct mp_gguf *g, const struct mp_plan_opts *o, struct mp_p
 	for (uint64_t i = 0; i < mp_gguf_tensor_count(g); i++) {
 		const struct mp_gguf_tensor *t = mp_gguf_tensor_at(g, i);
 		long l = layer_of(t->name);
-		int routed = is_routed(t->name);
+		int routed = mp_loader_is_routed(t->name);
 		if (l >= (long)n_layer) {
 			snprintf(err, errlen, "%s: tensor '%s' names layer %ld, the model has %u",
 				 mp_gguf_part_path(g, t->part), t->name, l, n_layer);
@@ -95,20 +110,23 @@ int mp_plan_compute(struct mp_gguf *g, const struct mp_plan_opts *o, struct mp_p
 			if (l >= 0)
 				p->layers[l].routed_bytes += t->nbytes;
 		} else {
-			p->resident_bytes = sat_add(p->resident_bytes, t->nbytes);
+			/* what mp_modelfile_load_resident maps: the aligned span */
+			p->resident_bytes = sat_add(p->resident_bytes,
+						    mp_loader_resident_span(t->offset, t->nbytes));
 			if (l >= 0)
 				p->layers[l].resident_bytes += t->nbytes;
 		}
 	}
+	p->resident_bytes = sat_add(p->resident_bytes, RESIDENT_ROUND - 1) / RESIDENT_ROUND * RESIDENT_ROUND;
 	for (uint32_t l = 0; l < n_layer; l++) {
 		struct mp_plan_layer *L = &p->layers[l];
-		uint64_t sum = 0;
+		uint64_t sum = 0, lens[3];
 		int found = 0;
 		for (int m = 0; m < 3; m++) {
 			struct mp_gguf_range r;
 			if (mp_gguf_expert_range(g, l, 0, (enum mp_gguf_expert_mat)m, &r) == 0) {
 				sum += r.len;
-				found++;
+				lens[found++] = r.len;
 			}
 		}
 		if (!found)
@@ -124,6 +142,8 @@ int mp_plan_compute(struct mp_gguf *g, const struct mp_plan_opts *o, struct mp_p
 		L->down_type = mp_gguf_find_tensor(g, name)->type;
 		L->moe = 1;
 		L->expert_bytes = sum;
+		L->slot_bytes = mp_pager_slot_bytes(lens, 3);
+		p->full_pool_bytes = sat_add(p->full_pool_bytes, (uint64_t)n_expert * L->slot_bytes);
 		p->n_moe++;
 		if (sum > p->expert_bytes_max)
 			p->expert_bytes_max = sum;
@@ -147,9 +167,7 @@ int mp_plan_compute(struct mp_gguf *g, const struct mp_plan_opts *o, struct mp_p
 			   threads * (2ull << 20) + (uint64_t)vocab * 16 + (uint64_t)D * 4 * 16;
 	p->scratch_bytes = sat_add(p->scratch_bytes, o->batch_scratch);   /* -b's batch */
 	uint64_t used = o->n_used ? o->n_used : n_used ? n_used : 1;
-	/* one token's experts of one layer, each range with up to two alignment
-	 * pages (the pager reads the 4 KiB-aligned cover) */
-	p->min_pool_bytes = p->n_moe ? used * (p->expert_bytes_max + 3 * 2 * 4096) : 0;
+	p->min_pool_bytes = min_pool(p, used);
 	p->min_mem_bytes = sat_add(sat_add(sat_add(p->resident_bytes, p->kv_bytes), p->scratch_bytes),
 				   p->min_pool_bytes);
 	if (o->cache_budget) {
@@ -162,11 +180,12 @@ int mp_plan_compute(struct mp_gguf *g, const struct mp_plan_opts *o, struct mp_p
 		mp_plan_free(p);
 		return -MP_EARG;
 	}
-	if (p->pool_bytes > p->routed_bytes)
-		p->pool_bytes = p->routed_bytes;    /* more than all experts is useless */
+	if (p->pool_bytes > p->full_pool_bytes)
+		p->pool_bytes = p->full_pool_bytes; /* a slot for every expert: all preloaded */
 	if (p->n_moe && p->pool_bytes < p->min_pool_bytes) {
 		snprintf(err, errlen, "%s: the expert pool would get %.1f MB, the smallest workable pool is "
-			 "%.1f MB (%" PRIu64 " experts of %.1f MB); the smallest workable --mem-limit "
+			 "%.1f MB (%" PRIu64 " slots of each expert size, up to %.1f MB); the smallest "
+			 "workable --mem-limit "
 			 "at --ctx %" PRIu64 " is %.1f MB",
 			 mp_gguf_part_path(g, 0), (double)p->pool_bytes / 1e6,
 			 (double)p->min_pool_bytes / 1e6, used, (double)p->expert_bytes_max / 1e6, p->ctx,
@@ -174,7 +193,8 @@ int mp_plan_compute(struct mp_gguf *g, const struct mp_plan_opts *o, struct mp_p
 		mp_plan_free(p);
 		return -MP_EBUDGET;
 	}
-	p->pool_fraction = p->routed_bytes ? (double)p->pool_bytes / (double)p->routed_bytes : 1.0;
+	p->pool_fraction = p->pool_bytes >= p->full_pool_bytes || !p->routed_bytes ? 1.0 :
+			   (double)p->pool_bytes / (double)p->routed_bytes;
 	/* The pool is shared in proportion to each layer's routed bytes (so a
 	 * pool as large as all experts holds every expert). */
 	for (uint32_t l = 0; l < n_layer && p->n_moe; l++) {

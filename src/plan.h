@@ -30,6 +30,7 @@ struct mp_plan_layer {
 	uint64_t resident_bytes;    /* bytes: this layer's non-routed tensors */
 	uint64_t routed_bytes;      /* bytes: its three expert tensors */
 	uint64_t expert_bytes;      /* bytes: one expert (gate + up + down slices) */
+	uint64_t slot_bytes;        /* bytes: its slot in the pool (mp_pager_slot_bytes) */
 	uint32_t down_type;         /* GGUF type of ffn_down_exps (MoE layers) */
 	uint64_t fit;               /* experts of this layer the pool holds (pool shared by routed bytes) */
 };
@@ -37,7 +38,8 @@ struct mp_plan_layer {
 struct mp_plan {
 	uint32_t n_layer, n_moe;    /* layers, of which MoE */
 	uint32_t n_expert, n_used;  /* experts per layer, used per token */
-	uint64_t resident_bytes;    /* bytes: all non-routed tensors (incl. embeddings) */
+	uint64_t resident_bytes;    /* bytes: anonymous memory of all non-routed tensors (incl.
+	                               embeddings): their 4 KiB-aligned spans, 2 MiB steps */
 	uint64_t routed_bytes;      /* bytes: all routed-expert tensors */
 	uint64_t expert_bytes_max;  /* bytes: the largest single expert */
 	uint64_t ctx;               /* tokens */
@@ -45,7 +47,10 @@ struct mp_plan {
 	uint64_t scratch_bytes;     /* bytes: activations, logits, I/O staging (estimate) */
 	uint64_t pool_bytes;        /* bytes: the expert pool */
 	uint64_t pool_experts;      /* experts the pool holds in total */
-	uint64_t min_pool_bytes;    /* bytes: smallest workable pool (2 x top-k largest experts) */
+	uint64_t min_pool_bytes;    /* bytes: smallest workable pool, the pager's own (top-k
+	                               slots of each size class) */
+	uint64_t full_pool_bytes;   /* bytes: a slot for every expert (the pool is capped
+	                               here; such a pool preloads every expert) */
 	uint64_t min_mem_bytes;     /* bytes: smallest workable --mem-limit */
 	double pool_fraction;       /* pool_bytes / routed_bytes, capped at 1 */
 	struct mp_plan_layer *layers; /* n_layer entries */

@@ -80,7 +80,7 @@ void mp_session_flags_init(struct mp_session_flags *f)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	*f = (struct mp_session_flags){
-		.n_predict = 256, .threads = ncpu > 0 ? ncpu : 1, .ctx = 4096, .top_k = 0,
+		.n_predict = -1, .threads = ncpu > 0 ? ncpu : 1, .ctx = 4096, .top_k = 0,
 		.repeat_last_n = 64, .experts = 0, .seed = 0, .temp = 0.6, .top_p = 0.95,
 		.min_p = 0.01, .repeat_penalty = 1.0, .kv_type = 0, .io_depth = 32, .prefetch = 1,
 		.prefetch_depth = "auto", .batch = 512,
@@ -91,7 +91,7 @@ void mp_session_flag_table(struct mp_session_flags *f, struct mp_opt *out)
 {
 	const struct mp_opt t[MP_SESSION_N_FLAGS] = {
 		{ "model", 'm', MP_OPT_STRING, &f->model, "PATH", "model file (first part of a split model)", 0, 0, NULL, NULL },
-		{ "n-predict", 'n', MP_OPT_INT, &f->n_predict, "N", "tokens to generate, -1 = until end of text", -1, 1e9, NULL, NULL },
+		{ "n-predict", 'n', MP_OPT_INT, &f->n_predict, "N", "tokens to generate; -1 (default) = until the end of text or a full context", -1, 1e9, NULL, NULL },
 		{ "ignore-eos", 0, MP_OPT_FLAG, &f->ignore_eos, NULL, "never end the answer at the end-of-text token (fixed lengths for benchmarks)", 0, 0, NULL, NULL },
 		{ "ctx-size", 'c', MP_OPT_INT, &f->ctx, "N", "context length (KV cache positions)", 16, 1 << 24, NULL, NULL },
 		{ "threads", 't', MP_OPT_INT, &f->threads, "N", "compute threads", 1, 1024, NULL, NULL },
@@ -108,6 +108,7 @@ void mp_session_flag_table(struct mp_session_flags *f, struct mp_opt *out)
 		{ "no-expert-groups", 0, MP_OPT_FLAG, &f->no_groups, NULL, "ignore expert groups (llama.cpp parity on old files)", 0, 0, NULL, NULL },
 		{ "cache-budget", 0, MP_OPT_SIZE, &f->cache_budget, "SIZE", "expert pool size (e.g. 96G); routed experts are paged from disk", 0, 0, NULL, NULL },
 		{ "mem-limit", 0, MP_OPT_SIZE, &f->mem_limit, "SIZE", "whole-process memory limit; the expert pool gets what is left", 0, 0, NULL, NULL },
+		{ "mlock", 0, MP_OPT_FLAG, &f->mlock, NULL, "pin the resident weights and the expert pool in RAM (a refusal is reported, not fatal)", 0, 0, NULL, NULL },
 		{ "io", 0, MP_OPT_CHOICE, &f->io, "BACKEND", "expert reads: auto, uring, aio, sync or mmap", 0, 0, io_names, NULL },
 		{ "io-depth", 0, MP_OPT_INT, &f->io_depth, "N", "expert reads in flight", 1, 4096, NULL, NULL },
 		{ "stats-file", 0, MP_OPT_STRING, &f->stats_file, "PATH", "stats segment (default /dev/shm/moepager-PID.stats)", 0, 0, NULL, NULL },
@@ -135,7 +136,7 @@ void mp_session_flags_apply(const struct mp_session_flags *f, const char *prog,
 		.keep_stats = f->keep_stats, .prefetch = f->prefetch,
 		.prefetch_depth = f->prefetch_depth, .policy_lru = f->policy == 1,
 		.trace_out = f->trace_out, .profile = f->profile, .no_profile = f->no_profile,
-		.timings = f->timings,
+		.timings = f->timings, .mlock = f->mlock,
 	};
 	mp_sampler_params_r1(sp);
 	sp->temperature = (float)f->temp;
@@ -159,6 +160,41 @@ static void print_plan(const struct mp_session *s)
 		s->o.n_ctx, mp_size_format(p->scratch_bytes, c, sizeof c),
 		mp_size_format(p->pool_bytes, d, sizeof d), 100.0 * p->pool_fraction,
 		mp_size_format(p->routed_bytes, e, sizeof e));
+}
+
+/* A refused --mlock is reported, not fatal. */
+static void lock_refused(const struct mp_session *s, const char *what, uint64_t bytes, int err)
+{
+	struct rlimit rl;
+	char a[32], b[32] = "unlimited";
+	if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+		mp_size_format((uint64_t)rl.rlim_cur, b, sizeof b);
+	fprintf(stderr, "%s: --mlock: cannot lock %s (%s): %s; RLIMIT_MEMLOCK is %s (ulimit -l, "
+		"or CAP_IPC_LOCK); continuing unlocked\n", s->o.prog, what,
+		mp_size_format(bytes, a, sizeof a), strerror(err), b);
+}
+
+/* Reads the resident weights into anonymous memory (src/loader.h) and says
+ * how it went. */
+static int load_resident(struct mp_session *s)
+{
+	char a[32], b[32];
+	struct mp_load_opts lo = { .progress = isatty(STDERR_FILENO), .mlock = s->o.mlock };
+	struct mp_load_report lr;
+	int rc = mp_modelfile_load_resident(s->mf, &lo, &lr, s->err, sizeof s->err);
+	if (rc < 0)
+		return rc;
+	fprintf(stderr, "%s: resident weights: %s read in %.1f s (%.0f MB/s) into %s of anonymous "
+		"memory%s, %s\n", s->o.prog, mp_size_format(lr.bytes, a, sizeof a), lr.seconds,
+		lr.seconds > 0 ? (double)lr.read_bytes / 1e6 / lr.seconds : 0.0,
+		mp_size_format(lr.region_bytes, b, sizeof b), lr.hugepages ? " (huge pages)" : "",
+		lr.buffered ? "buffered reads: O_DIRECT refused by the file system (pages dropped "
+			      "from the page cache after reading)" : "O_DIRECT reads");
+	if (s->o.mlock && !lr.locked && lr.region_bytes)
+		lock_refused(s, "the resident weights", lr.region_bytes, lr.lock_errno);
+	mp_stats_add_fallbacks(s->stats, (lr.buffered ? MP_STATS_FB_RESIDENT_BUFFERED : 0) |
+			       (s->o.mlock && !lr.locked && lr.region_bytes ? MP_STATS_FB_MLOCK_REFUSED : 0));
+	return 0;
 }
 
 /* Sizes the pool with the plan (src/plan.h, the one moepager-gguf plan
@@ -197,6 +233,7 @@ static int start_pager(struct mp_session *s)
 	pc.io = o->io;
 	pc.io_depth = o->io_depth;
 	pc.stats = s->stats;
+	pc.mlock = o->mlock;
 	char profile_path[4096] = "";
 	if (!o->no_profile) {
 		if (o->profile)
@@ -225,8 +262,13 @@ static int start_pager(struct mp_session *s)
 	mp_stats_set_backend(s->stats, pi.backend);
 	fprintf(stderr, "%s: expert pool: %u slots, %s, io %s\n", o->prog, pi.n_slots,
 		pi.fits ? "every expert fits: the model is read whole" : "experts are paged", pi.backend);
+	if (o->mlock && !pi.pool_locked && pi.pool_bytes)
+		lock_refused(s, "the expert pool", pi.pool_bytes, pi.lock_errno);
 	if (mp_pager_message(mp_experts_pager(s->experts))[0])
 		fprintf(stderr, "%s: %s\n", o->prog, mp_pager_message(mp_experts_pager(s->experts)));
+	char fb[512];
+	fprintf(stderr, "%s: io fallbacks: %s\n", o->prog,
+		mp_stats_fallback_names(pi.fallbacks, fb, sizeof fb));
 	fprintf(stderr, "%s: stats: %s (watch with moepager-stat); policy %s, prefetch %s, depth %s\n",
 		o->prog, mp_stats_path(s->stats), policy_names[o->policy_lru],
 		prefetch_names[o->prefetch], o->prefetch_depth);
@@ -240,7 +282,7 @@ static int start_model(struct mp_session *s)
 	const struct mp_hparams *hp = mp_modelfile_hparams(s->mf);
 	int rc;
 	if ((o->cache_budget || o->mem_limit) && hp->n_dense_lead < hp->n_layer) {
-		if ((rc = start_pager(s)) < 0)
+		if ((rc = start_pager(s)) < 0 || (rc = load_resident(s)) < 0)
 			return rc;
 	} else if (mp_resident_experts_create(hp, mp_modelfile_weights(s->mf), &s->res, &s->src) < 0 &&
 		   hp->n_dense_lead < hp->n_layer) {
@@ -614,6 +656,9 @@ void mp_session_print_pager(const struct mp_session *s)
 	fprintf(stderr, "%s: stall: %.2f s waiting for experts (%.1f%% of %.2f s); prefetch depth %d\n",
 		prog, wait_s, run_s > 0 ? 100.0 * wait_s / run_s : 0.0, run_s,
 		mp_model_prefetch_depth(s->model));
+	uint64_t steps = s->counts.prompt_tokens + s->counts.gen_tokens;
+	fprintf(stderr, "%s: pager CPU: %.3f s in its calls, %.2f ms per token\n", prog,
+		(double)pi.cpu_ns / 1e9, steps ? (double)pi.cpu_ns / 1e6 / (double)steps : 0.0);
 	fprintf(stderr, "%s: prefetch: %llu issued, %llu used, %llu wasted (precision %.2f)\n", prog,
 		(unsigned long long)pi.pf_issued, (unsigned long long)pi.pf_used,
 		(unsigned long long)pi.pf_wasted,

@@ -47,6 +47,7 @@ struct mp_session_opts {
 	const char *profile;         /* usage profile path; NULL = the default place */
 	int no_profile;              /* 1: no usage profile */
 	int timings;                 /* 1: where decode time went, at exit (--timings) */
+	int mlock;                   /* 1: pin the resident weights and the pool (--mlock) */
 };
 
 /* The model and sampling flags every tool that runs a model takes (-m, -c,
@@ -62,6 +63,7 @@ struct mp_session_flags {
 	int seed_given, no_groups, keep_stats, no_profile;
 	int ignore_eos;              /* callers ban EOS in their samplers (mp_sampler_ban) */
 	int timings;                 /* --timings */
+	int mlock;                   /* --mlock */
 	uint64_t cache_budget, mem_limit;   /* bytes; 0: not given */
 	int io;                      /* index: auto, uring, aio, sync, mmap */
 	const char *stats_file, *prefetch_depth, *trace_out, *profile;
@@ -69,7 +71,7 @@ struct mp_session_flags {
 	int policy;                  /* index: moepager, lru */
 };
 
-#define MP_SESSION_N_FLAGS 29
+#define MP_SESSION_N_FLAGS 30
 
 /* Sets the defaults (moepager's: n_predict 256, ctx 4096, temp 0.6, ...). */
 void mp_session_flags_init(struct mp_session_flags *f);

@@ -2,7 +2,8 @@
  * test_gguf_write.c — the streaming GGUF writer, checked through the reader:
  * metadata of every kind and tensor bytes come back unchanged, offsets follow
  * llama.cpp's contiguous pattern, data written in odd-sized pieces lands in
- * the right places, split sets open from part 1, and misuse is reported.
+ * the right places, split sets open from part 1, holes read back as zeros,
+ * and misuse is reported.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -236,6 +237,60 @@ static void test_split(void)
 	CHECK_CONTAINS(err, "one-00004-of-00005.gguf: split part 4 of 5 is missing");
 }
 
+/* Holes: skipped tensors read back as zeros, written ones are unchanged
+ * after a hole, and a part that ends in a hole still has its full length
+ * (the reader refuses tensor data past the end of a file). */
+static void test_holes(void)
+{
+	static const struct tt ht[] = {
+		{"a.weight", MP_TYPE_F32, 1, {8, 1, 1, 1}},
+		{"b.weight", MP_TYPE_Q8_0, 2, {32, 65536, 1, 1}},
+		{"c.weight", MP_TYPE_F32, 1, {8, 1, 1, 1}},
+		{"d.weight", MP_TYPE_Q8_0, 2, {32, 65536, 1, 1}},
+	};
+	struct mp_gguf_writer *w;
+	REQUIRE(mp_gguf_writer_create(tpath("holes.gguf"), NULL, &w) == 0);
+	mp_gguf_writer_set_str(w, "general.architecture", "deepseek2");
+	for (int i = 0; i < 4; i++)
+		mp_gguf_writer_add_tensor(w, ht[i].name, ht[i].type, ht[i].nd, ht[i].ne);
+	REQUIRE(mp_gguf_writer_begin(w) == 0);
+	float v[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+	CHECK_EQ_INT(mp_gguf_writer_write(w, v, sizeof v), 0);
+	CHECK_EQ_INT(mp_gguf_writer_skip(w, nbytes(&ht[1])), 0);
+	CHECK_EQ_INT(mp_gguf_writer_write(w, v, sizeof v), 0);
+	CHECK_EQ_INT(mp_gguf_writer_skip(w, 1000), 0);
+	CHECK_EQ_INT(mp_gguf_writer_skip(w, nbytes(&ht[3]) - 1000), 0);
+	CHECK_EQ_INT(mp_gguf_writer_finish(w), 0);
+	CHECK_EQ_INT(mp_gguf_writer_skip(w, 1), -MP_EARG);   /* beyond the last tensor */
+	mp_gguf_writer_destroy(w);
+	char err[MP_GGUF_ERR_LEN];
+	struct mp_gguf *g;
+	int rc = mp_gguf_open(tpath("holes.gguf"), &g, err, sizeof err);
+	if (rc)
+		MP_TEST_FAIL("open: %s", err);
+	REQUIRE(rc == 0);
+	const struct mp_gguf_tensor *b = mp_gguf_find_tensor(g, "b.weight");
+	const struct mp_gguf_tensor *c = mp_gguf_find_tensor(g, "c.weight");
+	const struct mp_gguf_tensor *d = mp_gguf_find_tensor(g, "d.weight");
+	REQUIRE(b && c && d);
+	CHECK_EQ_U64(mp_gguf_part_size(g, 0), d->offset + d->nbytes);
+	int fd = open(tpath("holes.gguf"), O_RDONLY);
+	REQUIRE(fd >= 0);
+	uint8_t *buf = mp_malloc((size_t)b->nbytes);
+	REQUIRE(buf);
+	CHECK_EQ_U64((uint64_t)pread(fd, buf, (size_t)b->nbytes, (off_t)b->offset), b->nbytes);
+	uint64_t nz = 0;
+	for (uint64_t i = 0; i < b->nbytes; i++)
+		nz += buf[i] != 0;
+	CHECK_EQ_U64(nz, 0);
+	float got[8];
+	CHECK_EQ_U64((uint64_t)pread(fd, got, sizeof got, (off_t)c->offset), sizeof got);
+	CHECK(memcmp(got, v, sizeof v) == 0);
+	close(fd);
+	mp_free(buf);
+	mp_gguf_destroy(g);
+}
+
 static void test_misuse(void)
 {
 	struct mp_gguf_writer *w;
@@ -285,6 +340,7 @@ int main(void)
 	RUN(test_roundtrip);
 	RUN(test_alignment);
 	RUN(test_split);
+	RUN(test_holes);
 	RUN(test_misuse);
 	struct mp_alloc_stats st;
 	mp_alloc_stats(&st);

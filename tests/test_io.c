@@ -3,7 +3,8 @@
  * the file's end, and through the fault shim short transfers, EAGAIN,
  * reordered and delayed completions, EIO at a chosen request, a file
  * truncated under the reader (-ENODATA, never SIGBUS), cancellation, and the
- * auto fallback when io_uring cannot be set up. */
+ * auto fallback when io_uring cannot be set up; io_uring registers only pools
+ * up to reg_max and reports a skipped or refused registration. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +207,38 @@ static void read_and_check(const struct mp_io_ops *ops, const struct mp_io_fault
 	mp_io_close(io);
 }
 
+/* io_uring registers a pool at open only up to reg_max (registration pins all
+ * of it at start); a larger pool is registered piece by piece on first use,
+ * which is reported, as is a refusal.  Reads are right either way. */
+static void test_registration(void)
+{
+	const struct mp_io_ops *u = mp_io_find("uring");
+	char why[256];
+	if (!u || u->probe(why, sizeof why) < 0) {
+		printf("  (no usable io_uring: not run)\n");
+		return;
+	}
+	const uint64_t limits[2] = { 4096, UINT64_MAX };
+	for (int k = 0; k < 2; k++) {
+		struct mp_io_config cfg = { .depth = 4, .buf_base = pool, .buf_len = pool_len,
+		                            .reg_max = limits[k] };
+		struct mp_io *io = NULL;
+		char msg[512] = "";
+		REQUIRE(mp_io_open(u, &cfg, &io, msg, sizeof msg) == 0);
+		CHECK_EQ_INT(mp_io_add_file(io, path, NULL), 0);
+		unsigned fb = mp_io_fallbacks(io);
+		CHECK_EQ_INT(!!(fb & MP_IO_FB_REG_LAZY), k == 0 && !(fb & MP_IO_FB_REG_REFUSED));
+		if (k == 1 && (fb & MP_IO_FB_REG_REFUSED))
+			printf("  (registration refused here, and reported)\n");
+		struct mp_io_req r = { .file = 0, .offset = 8192, .len = 65536, .buf = pool + 4096, .tag = 5 };
+		CHECK_EQ_INT(mp_io_submit(io, &r, 1), 1);
+		struct mp_io_cqe c;
+		CHECK_EQ_INT(mp_io_reap(io, &c, 1, 1), 1);
+		CHECK(c.result == 65536 && !tp_mismatch(pool + 4096, 1, 8192, 65536));
+		mp_io_close(io);
+	}
+}
+
 static void test_read_every_backend(void)
 {
 	const struct mp_io_ops *b[8];
@@ -385,6 +418,7 @@ int main(void)
 	RUN(test_select);
 	RUN(test_fallback);
 	RUN(test_read_every_backend);
+	RUN(test_registration);
 	RUN(test_short_eagain_reorder);
 	RUN(test_eio);
 	RUN(test_truncated);

@@ -3,7 +3,8 @@
  * same logits as the in-memory one, and the pager-backed experts give
  * bit-identical logits for every I/O backend, budget and thread count; a
  * budget below the minimum is refused naming the smallest that works; a file
- * of another architecture is named. */
+ * of another architecture is named; the resident weights read into anonymous
+ * memory (O_DIRECT, or buffered and reported) compute the same logits. */
 #include <fcntl.h>
 #include <math.h>
 #include <string.h>
@@ -102,6 +103,78 @@ static void test_mapped_equals_memory(void)
 	CHECK(memcmp(got, want, sizeof got) == 0);
 	mp_resident_experts_destroy(res);
 	mp_modelfile_close(mf);
+}
+
+static uint64_t tensor_bytes(const struct mp_tensor *t)
+{
+	return t->row_bytes * (uint64_t)(t->ne[1] * t->ne[2] * t->ne[3]);
+}
+
+/* Loads the resident weights of file into anonymous memory: every tensor but
+ * the routed experts moves (same bytes), the experts stay in the mapping, the
+ * logits do not change; returns the report. */
+static void check_resident(const char *file, int buffered, struct mp_load_report *lr)
+{
+	struct mp_modelfile *mf;
+	char err[512];
+	REQUIRE(mp_modelfile_open(file, &mf, err, sizeof err) == 0);
+	size_t per = sizeof(struct mp_layer_weights) / sizeof(struct mp_tensor);
+	const struct mp_weights *w = mp_modelfile_weights(mf);
+	uint32_t nl = mp_modelfile_hparams(mf)->n_layer;
+	size_t n = 3 + per * nl;
+	const void **before = mp_calloc(n, sizeof *before);
+	REQUIRE(before);
+	const struct mp_tensor *all = &w->token_embd;   /* the three globals, then each layer */
+	for (size_t i = 0; i < n; i++) {
+		const struct mp_tensor *t = i < 3 ? all + i : (const struct mp_tensor *)&w->layer[(i - 3) / per] +
+							 (i - 3) % per;
+		before[i] = t->data;
+	}
+	struct mp_load_opts lo = { .progress = 0, .mlock = 1, .buffered = buffered };
+	int rc = mp_modelfile_load_resident(mf, &lo, lr, err, sizeof err);
+	if (rc)
+		MP_TEST_FAIL("load_resident: %s", err);
+	REQUIRE(rc == 0);
+	uint64_t moved = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct mp_tensor *t = i < 3 ? all + i : (const struct mp_tensor *)&w->layer[(i - 3) / per] +
+							 (i - 3) % per;
+		const struct mp_layer_weights *lw = i < 3 ? NULL : &w->layer[(i - 3) / per];
+		int routed = lw && (t == &lw->gate_exps || t == &lw->up_exps || t == &lw->down_exps);
+		if (!t->data) {
+			CHECK(before[i] == NULL);
+			continue;
+		}
+		if (routed) {
+			CHECK(t->data == before[i]);
+			continue;
+		}
+		CHECK(t->data != before[i]);
+		CHECK(memcmp(t->data, before[i], (size_t)tensor_bytes(t)) == 0);
+		moved += tensor_bytes(t);
+	}
+	CHECK_EQ_U64(moved, lr->bytes);
+	CHECK(lr->region_bytes >= lr->bytes && lr->read_bytes >= lr->bytes);
+	struct mp_load_report again;
+	CHECK(mp_modelfile_load_resident(mf, &lo, &again, err, sizeof err) == -MP_EARG);   /* twice */
+	struct mp_resident_experts *res;
+	struct mp_expert_source src;
+	REQUIRE(mp_resident_experts_create(mp_modelfile_hparams(mf), w, &res, &src) == 0);
+	static float got[STEPS][VOCAB];
+	REQUIRE(run_steps(mp_modelfile_hparams(mf), w, &src, NULL, got) == 0);
+	CHECK(memcmp(got, want, sizeof got) == 0);
+	mp_resident_experts_destroy(res);
+	mp_free(before);
+	mp_modelfile_close(mf);
+}
+
+static void test_resident_anonymous(void)
+{
+	struct mp_load_report lr;
+	check_resident(path, 0, &lr);
+	/* buffered reads (what a file system refusing O_DIRECT gets) are reported */
+	check_resident(path, 1, &lr);
+	CHECK_EQ_INT(lr.buffered, 1);
 }
 
 /* Every backend × budget (smallest, a third, everything) × 1 and 2 threads. */
@@ -276,6 +349,7 @@ int main(void)
 	mp_resident_experts_destroy(res);
 	RUN(test_hparams_round_trip);
 	RUN(test_mapped_equals_memory);
+	RUN(test_resident_anonymous);
 	RUN(test_pager_backends_budgets);
 	RUN(test_stale_prefetch_cancelled);
 	RUN(test_wrong_architecture);

@@ -35,7 +35,7 @@ static void make_path(const char *name)
 
 /* ---- The JSON schema of docs/stats.md ---- */
 
-enum jt { J_INT, J_NUMNULL, J_STR, J_BOOL, J_OBJ, J_ARR };
+enum jt { J_INT, J_NUMNULL, J_STR, J_STRNULL, J_BOOL, J_OBJ, J_ARR };
 
 struct field {
 	const char *key;                 /* "a" or "a.b" */
@@ -45,6 +45,7 @@ struct field {
 static const struct field top_fields[] = {
 	{ "schema_version", J_INT }, { "segment_version", J_INT }, { "source", J_STR },
 	{ "pid", J_INT }, { "alive", J_BOOL }, { "backend", J_STR }, { "fingerprint", J_STR },
+	{ "fallbacks", J_STRNULL }, { "fallback_bits", J_INT },
 	{ "start_wall_s", J_INT }, { "n_layers", J_INT }, { "n_experts", J_INT },
 	{ "decode", J_OBJ }, { "decode.tokens", J_INT }, { "decode.decode_ns", J_INT },
 	{ "decode.tokens_per_s", J_NUMNULL },
@@ -57,7 +58,7 @@ static const struct field top_fields[] = {
 	{ "prefetch.wasted", J_INT }, { "prefetch.precision", J_NUMNULL }, { "prefetch.recall", J_NUMNULL },
 	{ "pool", J_OBJ }, { "pool.used_bytes", J_INT }, { "pool.total_bytes", J_INT },
 	{ "pool.occupancy", J_NUMNULL }, { "pool.evictions", J_INT },
-	{ "io", J_OBJ }, { "io.reads", J_INT }, { "io.errors", J_INT }, { "io.disk_bytes", J_INT },
+	{ "io", J_OBJ }, { "io.reads", J_INT }, { "io.errors", J_INT }, { "io.disk_bytes", J_INT }, { "io.pager_cpu_ns", J_INT },
 	{ "io.page_cache_bytes", J_INT }, { "io.page_cache_dropped_bytes", J_INT },
 	{ "io.read_mb_per_s", J_NUMNULL }, { "io.latency_p50_us", J_NUMNULL },
 	{ "io.latency_p90_us", J_NUMNULL }, { "io.latency_p99_us", J_NUMNULL },
@@ -87,6 +88,7 @@ static int type_ok(json_t *v, enum jt t)
 	case J_INT: return json_is_integer(v) && json_integer_value(v) >= 0;
 	case J_NUMNULL: return json_is_number(v) || json_is_null(v);
 	case J_STR: return json_is_string(v);
+	case J_STRNULL: return json_is_string(v) || json_is_null(v);
 	case J_BOOL: return json_is_boolean(v);
 	case J_OBJ: return json_is_object(v);
 	case J_ARR: return json_is_array(v);

@@ -26,6 +26,8 @@
 #include "clock.h"
 #include "err.h"
 #include "gguf.h"
+#include "loader.h"
+#include "model.h"
 #include "plan.h"
 #include "size.h"
 #include "types.h"
@@ -36,6 +38,7 @@ struct args {
 	const char *cmd, *model, *manifest;
 	int json;
 	uint64_t cache_budget, mem_limit, ctx;
+	uint64_t threads, batch;     /* plan: as moepager's -t and -b (0: its defaults) */
 };
 
 static void usage(FILE *f)
@@ -59,6 +62,8 @@ static void usage(FILE *f)
 		"      --cache-budget SIZE  plan: the expert pool\n"
 		"      --mem-limit SIZE     plan: the whole process; the pool gets the rest\n"
 		"      --ctx N              plan: KV cache tokens (default: 4096)\n"
+		"  -t, --threads N          plan: compute threads (default: the online CPUs)\n"
+		"  -b, --batch-size N       plan: prompt tokens per prefill batch (default: 512)\n"
 		"  -m, --manifest FILE      manifest file (default: MODEL.manifest)\n"
 		"      --json               output for scripts\n"
 		"  -h, --help               print this help and exit\n"
@@ -204,9 +209,23 @@ static int cmd_tensors(struct mp_gguf *g, const struct args *a)
 
 static int cmd_plan(struct mp_gguf *g, const struct args *a)
 {
-	struct mp_plan_opts po = {.cache_budget = a->cache_budget, .mem_limit = a->mem_limit, .ctx = a->ctx};
-	struct mp_plan p;
+	/* the plan moepager makes with the same flags: its threads and its
+	 * prefill batch's scratch (moepager's defaults when not given) */
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	uint32_t threads = a->threads ? (uint32_t)a->threads : ncpu > 0 ? (uint32_t)ncpu : 1;
+	uint32_t batch = a->batch ? (uint32_t)a->batch : 512, ctx = a->ctx ? (uint32_t)a->ctx : 4096;
+	struct mp_hparams hp;
 	char err[MP_GGUF_ERR_LEN];
+	if (mp_loader_hparams(g, &hp, err, sizeof err) < 0) {
+		fprintf(stderr, "moepager-gguf: %s\n", err);
+		return 1;
+	}
+	struct mp_plan_opts po = {
+		.cache_budget = a->cache_budget, .mem_limit = a->mem_limit, .ctx = a->ctx,
+		.threads = threads,
+		.batch_scratch = mp_model_batch_bytes(&hp, batch, ctx, (int)threads, 0),
+	};
+	struct mp_plan p;
 	int rc = mp_plan_compute(g, &po, &p, err, sizeof err);
 	if (rc) {
 		fprintf(stderr, "moepager-gguf: %s\n", err);
@@ -216,9 +235,9 @@ static int cmd_plan(struct mp_gguf *g, const struct args *a)
 		printf("{\"resident_bytes\":%" PRIu64 ",\"routed_bytes\":%" PRIu64 ",\"ctx\":%" PRIu64
 		       ",\"kv_bytes\":%" PRIu64 ",\"scratch_bytes\":%" PRIu64 ",\"pool_bytes\":%" PRIu64
 		       ",\"pool_fraction\":%.4f,\"pool_experts\":%" PRIu64 ",\"min_pool_bytes\":%" PRIu64
-		       ",\"min_mem_bytes\":%" PRIu64 ",\"layers\":[", p.resident_bytes, p.routed_bytes, p.ctx,
-		       p.kv_bytes, p.scratch_bytes, p.pool_bytes, p.pool_fraction, p.pool_experts,
-		       p.min_pool_bytes, p.min_mem_bytes);
+		       ",\"min_mem_bytes\":%" PRIu64 ",\"full_pool_bytes\":%" PRIu64 ",\"layers\":[",
+		       p.resident_bytes, p.routed_bytes, p.ctx, p.kv_bytes, p.scratch_bytes, p.pool_bytes,
+		       p.pool_fraction, p.pool_experts, p.min_pool_bytes, p.min_mem_bytes, p.full_pool_bytes);
 		int first = 1;
 		for (uint32_t l = 0; l < p.n_layer; l++)
 			if (p.layers[l].moe) {
@@ -242,6 +261,9 @@ static int cmd_plan(struct mp_gguf *g, const struct args *a)
 				       p.n_expert, mb(p.layers[l].expert_bytes));
 		printf("smallest workable: pool %.1f MB, --mem-limit %.1f MB at this --ctx\n",
 		       mb(p.min_pool_bytes), mb(p.min_mem_bytes));
+		printf("every expert resident: pool %.1f MB, --mem-limit %.1f MB at this --ctx\n",
+		       mb(p.full_pool_bytes),
+		       mb(p.resident_bytes + p.kv_bytes + p.scratch_bytes + p.full_pool_bytes));
 	}
 	mp_plan_free(&p);
 	return 0;
@@ -310,8 +332,30 @@ static int hash_range(struct reader *r, uint32_t part, uint64_t off, uint64_t le
 	XXH3_state_t st;
 	XXH3_INITSTATE(&st);
 	XXH3_64bits_reset(&st);
+	static const uint8_t zeros[1 << 16];
+	off_t data = -1;                 /* next data at or after off (SEEK_DATA), -1: unknown */
 	while (len) {
 		size_t k = len < READ_CHUNK ? (size_t)len : READ_CHUNK;
+		/* A hole of a sparse file reads as zeros: hash zeros without reading
+		 * (the same digest; moepager-mkmodel --sparse makes 400 GB of them). */
+		if (data < (off_t)off) {
+			data = lseek(r->fds[part], (off_t)off, SEEK_DATA);
+			if (data < 0)
+				data = errno == ENXIO ? (off_t)(off + len) : (off_t)off;   /* ENXIO: all hole */
+		}
+		if (data > (off_t)off) {
+			uint64_t z = (uint64_t)data - off;
+			if (z > len)
+				z = len;
+			if (z > sizeof zeros)
+				z = sizeof zeros;
+			XXH3_64bits_update(&st, zeros, (size_t)z);
+			off += z;
+			len -= z;
+			r->done += z;
+			bar(r, 0);
+			continue;
+		}
 		ssize_t n = pread(r->fds[part], r->buf, k, (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -506,9 +550,10 @@ int main(int argc, char **argv)
 		{"json", no_argument, 0, 'j'}, {"cache-budget", required_argument, 0, 'c'},
 		{"mem-limit", required_argument, 0, 'l'}, {"ctx", required_argument, 0, 'x'},
 		{"manifest", required_argument, 0, 'm'}, {"help", no_argument, 0, 'h'},
-		{"version", no_argument, 0, 'V'}, {0, 0, 0, 0}};
+		{"version", no_argument, 0, 'V'}, {"threads", required_argument, 0, 't'},
+		{"batch-size", required_argument, 0, 'b'}, {0, 0, 0, 0}};
 	int c;
-	while ((c = getopt_long(argc, argv, "jm:hV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "jm:hVt:b:", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j': a.json = 1; break;
 		case 'c':
@@ -522,6 +567,15 @@ int main(int argc, char **argv)
 		case 'x':
 			if (sscanf(optarg, "%" SCNu64, &a.ctx) != 1 || !a.ctx) {
 				fprintf(stderr, "moepager-gguf: bad --ctx '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 't':
+		case 'b':
+			if (sscanf(optarg, "%" SCNu64, c == 't' ? &a.threads : &a.batch) != 1 ||
+			    !(c == 't' ? a.threads : a.batch) || (c == 't' ? a.threads : a.batch) > (1u << 24)) {
+				fprintf(stderr, "moepager-gguf: bad --%s '%s': expected a number from 1 to %u\n",
+					c == 't' ? "threads" : "batch-size", optarg, 1u << 24);
 				return 2;
 			}
 			break;

@@ -20,7 +20,8 @@ bin_PROGRAMS += moepager-gguf
 moepager_gguf_CPPFLAGS = $(TOOLS_CPPFLAGS)
 moepager_gguf_SOURCES = tools/gguftool.c
 moepager_gguf_LDADD = $(SRC_LIBS)
-dist_check_SCRIPTS += tests/gguf_tools.test
+dist_check_SCRIPTS += tests/gguf_tools.test tests/plan.test
+dist_check_SCRIPTS += tests/r1sparse.test
 
 bin_PROGRAMS += moepager-stat
 moepager_stat_CPPFLAGS = $(TOOLS_CPPFLAGS)

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "alloc.h"
@@ -76,6 +77,7 @@ struct opts {
 	enum mix mix;
 	uint64_t seed, split_size;
 	int mla_old, group_keys, quiet;
+	int sparse;                  /* holes for every tensor but embd/norms/routers */
 	const char *tokenizer;       /* --tokenizer tokenizer.json, or NULL: built-in */
 	struct dims d;
 	struct knobs k;
@@ -90,6 +92,8 @@ static int preset_dims(const char *name, struct dims *d)
 		{"small", {8, 1, 1024, 16, 384, 256, 64, 128, 128, 2816, 512, 64, 6, 8, 4, 1, 8192, 16384}},
 		{"r1slice", {5, 3, 7168, 128, 1536, 512, 64, 128, 128, 18432, 2048, 256, 8, 8, 4, 1,
 			     129280, 163840}},
+		{"r1", {61, 3, 7168, 128, 1536, 512, 64, 128, 128, 18432, 2048, 256, 8, 8, 4, 1,
+			129280, 163840}},
 	};
 	for (size_t i = 0; i < sizeof presets / sizeof presets[0]; i++)
 		if (strcmp(name, presets[i].name) == 0) {
@@ -406,9 +410,24 @@ static uint64_t bank_threshold(uint32_t t)
 	return 1ull << 18;
 }
 
+/* --sparse: what gets real values (routing must vary from token to token);
+ * everything else is a hole, i.e. zero blocks, valid weights of zero in
+ * every block type (a zero scale), at no disk cost. */
+static int real_in_sparse(enum kind k)
+{
+	return k == K_EMBD || k == K_NORM || k == K_ROUTER || k == K_BIAS;
+}
+
 static int gen_tensor(struct gen *g, const struct tspec *t)
 {
 	struct mp_rng rng;
+	if (g->o->sparse && !real_in_sparse(t->kind)) {
+		uint64_t rb;
+		mp_type_row_bytes(t->type, t->ne[0], &rb);
+		g->done += rb * t->ne[1] * t->ne[2];
+		progress(g, t->name, 0);
+		return mp_gguf_writer_skip(g->w, rb * t->ne[1] * t->ne[2]);
+	}
 	mp_rng_seed(&rng, name_seed(g->o->seed, t->name));
 	uint64_t ne0 = t->ne[0], rows = t->ne[1] * t->ne[2];
 	uint64_t elems = ne0 * rows;
@@ -458,18 +477,32 @@ static int gen_tensor(struct gen *g, const struct tspec *t)
 	return rc;
 }
 
+/* Disk blocks the written parts take (st_blocks), for sparse files. */
+static uint64_t disk_bytes(const struct mp_gguf_writer *w)
+{
+	uint64_t sum = 0;
+	for (uint32_t p = 0; p < mp_gguf_writer_part_count(w); p++) {
+		struct stat st;
+		if (stat(mp_gguf_writer_part_path(w, p), &st) == 0)
+			sum += (uint64_t)st.st_blocks * 512;
+	}
+	return sum;
+}
+
 /* ---- main ------------------------------------------------------------------------ */
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: moepager-mkmodel --preset tiny|small|r1slice -o FILE.gguf [OPTION]...\n"
+		"Usage: moepager-mkmodel --preset tiny|small|r1slice|r1 -o FILE.gguf [OPTION]...\n"
 		"Write a synthetic deepseek2 model laid out exactly like DeepSeek-R1's GGUF files\n"
 		"(R1's metadata keys and tensor names) with seeded random weights and routing\n"
 		"that looks trained, for tests and benchmarks.\n"
 		"\n"
 		"Options:\n"
-		"  -p, --preset NAME      tiny, small or r1slice (docs/mkmodel.md)\n"
+		"  -p, --preset NAME      tiny, small, r1slice or r1 (docs/mkmodel.md); r1 is\n"
+		"                         DeepSeek-R1 whole: 61 layers, old MLA, no group keys,\n"
+		"                         parts of at most 50GB (…-00001-of-00009.gguf)\n"
 		"  -o, --output FILE      the model to write\n"
 		"  --quant MIX            f32, q8_0, q4_k_m (default), q2_k, iq1_s\n"
 		"  --layers N             total layers (dense ones stay first; at least 1 MoE)\n"
@@ -480,6 +513,8 @@ static void usage(FILE *f)
 		"  --mla new|old          attn_k_b+attn_v_b (default) or attn_kv_b\n"
 		"  --group-keys yes|no    write expert_group_count/used (default yes)\n"
 		"  --split-size SIZE      write parts of at most SIZE (…-00001-of-0000N.gguf)\n"
+		"  --sparse               sparse files: embeddings, norms, routers and biases\n"
+		"                         random, every other tensor a hole (zeros, no disk)\n"
 		"  --seed N               weights seed (default 1)\n"
 		"  --router-scale X --router-bias-spread X --router-similarity X\n"
 		"  --embd-shared X --residual-scale X     routing knobs (docs/mkmodel.md)\n"
@@ -535,7 +570,8 @@ int main(int argc, char **argv)
 			 .k = {.router_scale = 3.0, .bias_spread = 0.05, .router_similarity = 0.6,
 			       .embd_shared = 0.1, .residual_scale = 0.5}};
 	enum { O_LAYERS = 256, O_DENSE, O_EXPERTS, O_TOPK, O_EFF, O_HIDDEN, O_HEADS, O_VOCAB, O_MLA,
-	       O_GROUPKEYS, O_SPLIT, O_SEED, O_RSCALE, O_BIAS, O_RSIM, O_EMBD, O_RESID, O_QUIET, O_TOKENIZER };
+	       O_GROUPKEYS, O_SPLIT, O_SEED, O_RSCALE, O_BIAS, O_RSIM, O_EMBD, O_RESID, O_QUIET, O_TOKENIZER,
+	       O_SPARSE };
 	static const struct option longopts[] = {
 		{"preset", required_argument, 0, 'p'}, {"output", required_argument, 0, 'o'},
 		{"quant", required_argument, 0, 'q'}, {"layers", required_argument, 0, O_LAYERS},
@@ -550,7 +586,7 @@ int main(int argc, char **argv)
 		{"router-similarity", required_argument, 0, O_RSIM},
 		{"embd-shared", required_argument, 0, O_EMBD},
 		{"residual-scale", required_argument, 0, O_RESID}, {"quiet", no_argument, 0, O_QUIET},
-		{"tokenizer", required_argument, 0, O_TOKENIZER},
+		{"tokenizer", required_argument, 0, O_TOKENIZER}, {"sparse", no_argument, 0, O_SPARSE},
 		{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -569,10 +605,17 @@ int main(int argc, char **argv)
 		else if (strncmp(argv[i], "--preset=", 9) == 0)
 			o.preset = argv[i] + 9;
 	if (!o.preset || preset_dims(o.preset, &o.d)) {
-		fprintf(stderr, "moepager-mkmodel: %s\n", o.preset ? "unknown preset (tiny, small, r1slice)"
+		fprintf(stderr, "moepager-mkmodel: %s\n", o.preset ? "unknown preset (tiny, small, r1slice, r1)"
 								   : "--preset is required");
 		usage(stderr);
 		return 2;
+	}
+	if (strcmp(o.preset, "r1") == 0) {
+		/* As published (FORMATS.md §1.5, §3.1): January-2025 layout, gguf-split's
+		 * 50G parts (10^9 bytes, as gguf-split counts); flags override. */
+		o.mla_old = 1;
+		o.group_keys = 0;
+		o.split_size = 50000000000ull;
 	}
 	uint32_t layers = 0, dense = UINT32_MAX;
 	int c, bad = 0;
@@ -614,6 +657,7 @@ int main(int argc, char **argv)
 		case O_RESID: dv = &o.k.residual_scale; hi = 10; break;
 		case O_QUIET: o.quiet = 1; break;
 		case O_TOKENIZER: o.tokenizer = optarg; break;
+		case O_SPARSE: o.sparse = 1; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -727,6 +771,9 @@ int main(int argc, char **argv)
 		       mp_gguf_writer_part_path(w, 0), o.preset, o.d.n_layer, o.d.n_dense, o.d.E, nt,
 		       mp_size_format(mp_gguf_writer_bytes(w), sz, sizeof sz), mp_gguf_writer_part_count(w),
 		       mp_gguf_writer_part_count(w) > 1 ? "s" : "", secs);
+		if (o.sparse)
+			printf("sparse: %s of disk blocks\n",
+			       mp_size_format(disk_bytes(w), sz, sizeof sz));
 	}
 	rc = 0;
 fail:

@@ -289,6 +289,9 @@ void mp_statview_text(FILE *out, const struct mp_statview_state *st,
 	if ((int)strlen(line) > cols)
 		line[cols] = 0;
 	fprintf(out, "%s\n", line);
+	char fb[512];
+	fprintf(out, "fallbacks: %s\n", h->version < 2 ? "unknown (segment version 1)" :
+		mp_stats_fallback_names(h->fallbacks, fb, sizeof fb));
 	if (prev)
 		snprintf(a, sizeof a, "last %.1fs", dt_s);
 	row(out, cols, "", prev ? a : NULL, "whole run", st->source);
@@ -405,6 +408,13 @@ void mp_statview_json(FILE *out, const struct mp_statview_state *st,
 	fprintf(out, ", \"pid\": %llu, \"alive\": %s, \"backend\": ", (unsigned long long)h->pid,
 	        st->alive ? "true" : "false");
 	jstr(out, be);
+	char fb[512];
+	fputs(", \"fallbacks\": ", out);
+	if (h->version < 2)
+		fputs("null", out);
+	else
+		jstr(out, mp_stats_fallback_names(h->fallbacks, fb, sizeof fb));
+	fprintf(out, ", \"fallback_bits\": %llu", (unsigned long long)(h->version < 2 ? 0 : h->fallbacks));
 	fprintf(out, ", \"fingerprint\": \"%016llx\", ", (unsigned long long)h->fingerprint);
 	ju(out, "start_wall_s", h->start_wall_s, ", ");
 	ju(out, "n_layers", h->n_layers, ", ");
@@ -438,6 +448,7 @@ void mp_statview_json(FILE *out, const struct mp_statview_state *st,
 	ju(out, "reads", g->io_reads, ", ");
 	ju(out, "errors", g->io_errors, ", ");
 	ju(out, "disk_bytes", g->io_bytes, ", ");
+	ju(out, "pager_cpu_ns", g->pager_cpu_ns, ", ");
 	ju(out, "page_cache_bytes", g->pc_bytes, ", ");
 	ju(out, "page_cache_dropped_bytes", g->pc_dropped, ", ");
 	jd(out, "read_mb_per_s", f.read_mbs, ", ");
