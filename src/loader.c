@@ -605,20 +605,33 @@ static void relocate_all(struct mp_modelfile *mf)
 			relocate(mf, (struct mp_tensor *)&w->layer[L] + i);
 }
 
+/* 1 when the resident tensor name is this process's to load (o's layers;
+ * the embeddings and head unless no_io). */
+static int wanted(const struct mp_load_opts *o, const char *name)
+{
+	if (mp_loader_is_routed(name))
+		return 0;
+	unsigned layer;
+	if (sscanf(name, "blk.%u.", &layer) == 1)
+		return !o->layer_end || (layer >= o->layer_begin && layer < o->layer_end);
+	return !o->no_io;
+}
+
 /* Maps the anonymous region (huge-page advised) and lists every resident
- * tensor, sorted by (part, offset). */
-static int load_place(struct mp_modelfile *mf, struct mp_load_report *r, char *err, size_t len)
+ * tensor this process loads, sorted by (part, offset). */
+static int load_place(struct mp_modelfile *mf, const struct mp_load_opts *o,
+		      struct mp_load_report *r, char *err, size_t len)
 {
 	uint64_t n = 0, total = 0;
 	for (uint64_t i = 0; i < mp_gguf_tensor_count(mf->g); i++)
-		if (!mp_loader_is_routed(mp_gguf_tensor_at(mf->g, i)->name))
+		if (wanted(o, mp_gguf_tensor_at(mf->g, i)->name))
 			n++;
 	mf->placed = mp_calloc(n ? n : 1, sizeof *mf->placed);
 	if (!mf->placed)
 		return say(err, len, -ENOMEM, "out of memory");
 	for (uint64_t i = 0; i < mp_gguf_tensor_count(mf->g); i++) {
 		const struct mp_gguf_tensor *t = mp_gguf_tensor_at(mf->g, i);
-		if (mp_loader_is_routed(t->name))
+		if (!wanted(o, t->name))
 			continue;
 		mf->placed[mf->n_placed++] = (struct placed){ t->part, t->offset, NULL, t };
 		total += mp_loader_resident_span(t->offset, t->nbytes);
@@ -654,7 +667,7 @@ int mp_modelfile_load_resident(struct mp_modelfile *mf, const struct mp_load_opt
 	if (mf->region)
 		return say(err, len, -MP_EARG, "the resident weights are loaded already");
 	uint64_t t0 = mp_clock_now_ns();   /* the region's faulting-in counts too */
-	int rc = load_place(mf, r, err, len);
+	int rc = load_place(mf, o, r, err, len);
 	if (rc < 0)
 		return rc;
 	struct loading ld = { o, r, 0, t0, 0 };

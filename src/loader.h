@@ -69,6 +69,11 @@ struct mp_load_opts {
 	int progress;              /* 1: a progress line on stderr (a terminal) */
 	int mlock;                 /* 1: pin the region (refusal reported, not fatal) */
 	int buffered;              /* 1: never O_DIRECT (tests; reported like a refusal) */
+	/* Several ranks (src/dist.h): only layers [layer_begin, layer_end) are
+	 * loaded, and the embeddings, output norm and head only when !no_io;
+	 * the rest stays mapped and untouched.  layer_end 0: every layer. */
+	uint32_t layer_begin, layer_end;
+	int no_io;
 };
 struct mp_load_report {
 	uint64_t bytes;            /* tensor bytes loaded */

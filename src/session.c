@@ -179,7 +179,10 @@ static void lock_refused(const struct mp_session *s, const char *what, uint64_t 
 static int load_resident(struct mp_session *s)
 {
 	char a[32], b[32];
-	struct mp_load_opts lo = { .progress = isatty(STDERR_FILENO), .mlock = s->o.mlock };
+	/* several ranks: this rank's layers; the embeddings and head are rank 0's */
+	struct mp_load_opts lo = { .progress = isatty(STDERR_FILENO), .mlock = s->o.mlock,
+				   .layer_begin = s->l0, .layer_end = s->l1,
+				   .no_io = mp_dist_rank(s->o.dist) > 0 };
 	struct mp_load_report lr;
 	int rc = mp_modelfile_load_resident(s->mf, &lo, &lr, s->err, sizeof s->err);
 	if (rc < 0)

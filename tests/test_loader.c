@@ -177,6 +177,34 @@ static void test_resident_anonymous(void)
 	CHECK_EQ_INT(lr.buffered, 1);
 }
 
+/* A rank's share (several ranks, src/dist.h): only layers [1, 2) are read,
+ * not the embeddings or the head; everything else stays in the mapping. */
+static void test_resident_layer_range(void)
+{
+	struct mp_modelfile *mf;
+	char err[512];
+	REQUIRE(mp_modelfile_open(path, &mf, err, sizeof err) == 0);
+	const struct mp_weights *w = mp_modelfile_weights(mf);
+	const void *embd = w->token_embd.data, *head = w->output.data;
+	const void *l0 = w->layer[0].attn_norm.data, *l1 = w->layer[1].attn_norm.data;
+	struct mp_load_opts lo = { .layer_begin = 1, .layer_end = 2, .no_io = 1 };
+	struct mp_load_report lr;
+	REQUIRE(mp_modelfile_load_resident(mf, &lo, &lr, err, sizeof err) == 0);
+	CHECK(w->token_embd.data == embd && w->output.data == head);
+	CHECK(w->layer[0].attn_norm.data == l0);
+	CHECK(w->layer[1].attn_norm.data != l1);
+	CHECK(memcmp(w->layer[1].attn_norm.data, l1, (size_t)tensor_bytes(&w->layer[1].attn_norm)) == 0);
+	uint64_t want_bytes = 0;
+	for (uint64_t i = 0; i < mp_gguf_tensor_count(mp_modelfile_gguf(mf)); i++) {
+		const struct mp_gguf_tensor *t = mp_gguf_tensor_at(mp_modelfile_gguf(mf), i);
+		if (!strncmp(t->name, "blk.1.", 6) && !mp_loader_is_routed(t->name))
+			want_bytes += t->nbytes;
+	}
+	CHECK(want_bytes > 0);
+	CHECK_EQ_U64(lr.bytes, want_bytes);
+	mp_modelfile_close(mf);
+}
+
 /* Every backend × budget (smallest, a third, everything) × 1 and 2 threads. */
 static void test_pager_backends_budgets(void)
 {
@@ -350,6 +378,7 @@ int main(void)
 	RUN(test_hparams_round_trip);
 	RUN(test_mapped_equals_memory);
 	RUN(test_resident_anonymous);
+	RUN(test_resident_layer_range);
 	RUN(test_pager_backends_budgets);
 	RUN(test_stale_prefetch_cancelled);
 	RUN(test_wrong_architecture);
