@@ -5,8 +5,9 @@
 # in RAM and with --cache-budget a third of the routed experts; for the pool
 # runs the bytes the pager read or copied during the run against the bytes of
 # the distinct experts the batch routed to, per MoE layer (stats segment;
-# a page-cache copy counts as one expert's bytes).  Prints Markdown.  The out-of-core r1slice part (cgroup, cold page
-# cache, --io mmap) is not scripted yet.
+# a page-cache copy counts as one expert's bytes).  Prints Markdown.  The
+# out-of-core r1slice part (cgroup, cold page cache, --io mmap) is
+# bench/ttft.sh.
 #
 # usage: bench/prefill.sh [--bin DIR] [--threads N]
 set -u
