@@ -24,7 +24,7 @@ static void test_chat_ok(void)
 		"{\"role\":\"assistant\",\"content\":null},{\"role\":\"user\",\"content\":\"again\"}],"
 		"\"stream\":true,\"max_tokens\":12,\"temperature\":0.5,\"top_p\":0.9,\"seed\":7,"
 		"\"stop\":[\"a\",\"bc\"],\"stream_options\":{\"include_usage\":true},\"unknown\":1,"
-		"\"frequency_penalty\":0.5,\"presence_penalty\":-1}";
+		"\"frequency_penalty\":0.5,\"presence_penalty\":-1,\"ignore_eos\":true}";
 	int rc = parse(MP_API_CHAT, body, &r, &e);
 	if (rc < 0)
 		MP_TEST_FAIL("expected a valid request, got %d: %s", e.status, e.message);
@@ -43,12 +43,13 @@ static void test_chat_ok(void)
 	CHECK(strcmp(r.stop[1], "bc") == 0);
 	CHECK_NEAR(r.frequency_penalty, 0.5, 1e-9);
 	CHECK_NEAR(r.presence_penalty, -1, 1e-9);
+	CHECK_EQ_INT(r.ignore_eos, 1);
 	mp_api_request_free(&r);
 	REQUIRE(parse(MP_API_COMPLETION, "{\"prompt\":[\"once\"],\"stop\":\"x\"}", &r, &e) == 0);
 	CHECK(strcmp(r.prompt, "once") == 0);
 	CHECK_EQ_INT(r.max_tokens, -1);
 	CHECK(r.temperature < 0 && r.top_p < 0 && !r.seed_given && !r.stream);
-	CHECK(r.frequency_penalty == 0 && r.presence_penalty == 0);
+	CHECK(r.frequency_penalty == 0 && r.presence_penalty == 0 && !r.ignore_eos);
 	CHECK_EQ_U64(r.n_stop, 1);
 	mp_api_request_free(&r);
 	REQUIRE(parse(MP_API_CHAT, "{\"model\":\"models/tiny.gguf\",\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]}", &r, &e) == 0);

@@ -251,6 +251,7 @@ static int parse_fields(const json_t *root, struct mp_api_request *r, const char
 	if (parse_model(root, name, alias, e) < 0 ||
 	    (r->kind == MP_API_CHAT ? parse_messages(root, r, e) : parse_prompt(root, r, e)) < 0 ||
 	    get_bool(root, "stream", &r->stream, e) < 0 ||
+	    get_bool(root, "ignore_eos", &r->ignore_eos, e) < 0 ||
 	    get_int(root, "max_tokens", 1, &r->max_tokens, NULL, e) < 0 ||
 	    get_int(root, "max_completion_tokens", 1, &r->max_tokens, NULL, e) < 0 ||
 	    get_number(root, "temperature", 0, 2, &r->temperature, e) < 0 ||

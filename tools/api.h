@@ -47,6 +47,7 @@ struct mp_api_request {
 	double presence_penalty;     /* [-2, 2], subtracted once if the token occurred; 0: off */
 	uint64_t seed;               /* valid when seed_given */
 	int seed_given;
+	int ignore_eos;              /* llama-server's extension: never end at end of text */
 	char *stop[MP_API_MAX_STOP]; /* owned, non-empty */
 	size_t n_stop;
 };

@@ -145,7 +145,7 @@ static int make_sampler(struct run *r, struct mp_sampler **sp)
 		p.seed = mp_clock_now_ns() ^ ((uint64_t)getpid() << 32) ^ r->w->n_jobs;
 	char err[256];
 	int rc = mp_sampler_create(&p, mp_session_hparams(r->w->o.session)->n_vocab, sp, err, sizeof err);
-	if (rc == 0 && r->w->o.ignore_eos)
+	if (rc == 0 && (r->w->o.ignore_eos || q->ignore_eos))
 		mp_sampler_ban(*sp, mp_tok_eos(mp_session_tok(r->w->o.session)));
 	return rc;
 }
