@@ -143,25 +143,39 @@ static inline void mp_test_skip(const char *why)
 	exit(77);
 }
 
-/* Path of a file in the test data the project carries (tests/data; the
- * harness sets MP_TESTDATA to it).  The data is part of the test contract: a
- * missing file fails the test loudly rather than skipping it.  Returns a
- * static buffer. */
-static inline const char *mp_test_data(const char *rel)
+/* Path REL under the folder named by the environment variable VAR, which
+ * must exist: a missing file fails the test loudly rather than skipping it.
+ * Returns a static buffer. */
+static inline const char *mp_test_path_in(const char *var, const char *rel)
 {
 	static char path[4096];
-	const char *dir = getenv("MP_TESTDATA");
+	const char *dir = getenv(var);
 	if (!dir || !*dir) {
-		fprintf(stderr, "FAIL: MP_TESTDATA is not set (run the tests through `make check`)\n");
+		fprintf(stderr, "FAIL: %s is not set (run the tests through `make check`)\n", var);
 		exit(1);
 	}
 	snprintf(path, sizeof path, "%s/%s", dir, rel);
 	struct stat st;
 	if (stat(path, &st) != 0) {
-		fprintf(stderr, "FAIL: test data %s is missing (MP_TESTDATA=%s)\n", path, dir);
+		fprintf(stderr, "FAIL: test data %s is missing (%s=%s)\n", path, var, dir);
 		exit(1);
 	}
 	return path;
+}
+
+/* Path of a file in the test data the project carries (tests/data; the
+ * harness sets MP_TESTDATA to it).  The data is part of the test contract. */
+static inline const char *mp_test_data(const char *rel)
+{
+	return mp_test_path_in("MP_TESTDATA", rel);
+}
+
+/* Path of a file unpacked from tests/data into the build tree before the
+ * tests (testdata/; the harness sets MP_TESTDATA_BUILD to it): the reference
+ * trace, committed xz-compressed (tests/local.mk). */
+static inline const char *mp_test_data_build(const char *rel)
+{
+	return mp_test_path_in("MP_TESTDATA_BUILD", rel);
 }
 
 #endif

@@ -34,7 +34,7 @@ static const struct mp_trace *reference(void)
 {
 	if (!ref) {
 		ref = mp_trace_create();
-		if (ref && mp_trace_read(ref, mp_test_data("traces/deepseek-v2-lite.trace")) < 0) {
+		if (ref && mp_trace_read(ref, mp_test_data_build("traces/deepseek-v2-lite.trace")) < 0) {
 			fprintf(stderr, "%s\n", mp_trace_error(ref));
 			exit(1);
 		}

@@ -26,7 +26,7 @@ static void test_reference(void)
 {
 	struct mp_trace *t = mp_trace_create();
 	REQUIRE(t);
-	int rc = mp_trace_read(t, mp_test_data("traces/deepseek-v2-lite.trace"));
+	int rc = mp_trace_read(t, mp_test_data_build("traces/deepseek-v2-lite.trace"));
 	CHECK_EQ_INT(rc, 0);
 	if (rc == 0) {
 		const struct mp_trace_info *in = mp_trace_info(t);

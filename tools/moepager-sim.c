@@ -77,7 +77,7 @@ static const char usage_text[] =
 	"  -V, --version           print the version and exit\n"
 	"\n"
 	"Examples:\n"
-	"  moepager-sim --budgets 27% tests/data/traces/deepseek-v2-lite.trace\n"
+	"  moepager-sim --budgets 27% testdata/traces/deepseek-v2-lite.trace\n"
 	"  moepager-sim --expert-bytes 26.5MB --budgets 27%,40% --compute-ms 90 r1.trace\n";
 
 struct budget {
