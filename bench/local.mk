@@ -8,7 +8,7 @@ bench_kernels_CPPFLAGS = $(KERNELS_CPPFLAGS)
 bench_kernels_SOURCES = bench/kernels.c
 bench_kernels_LDADD = $(KERNELS_LIBS)
 
-EXTRA_DIST += bench/pager.sh bench/prefill.sh bench/mpi.sh bench/resident.sh bench/r1.sh
+EXTRA_DIST += bench/lib.sh bench/pager.sh bench/prefill.sh bench/mpi.sh bench/resident.sh bench/r1.sh
 
 noinst_PROGRAMS += bench/matmul
 bench_matmul_CPPFLAGS = $(KERNELS_CPPFLAGS)

@@ -14,6 +14,7 @@
 # usage: bench/mpi.sh [--tokens N] [--limit SIZE] [--bin DIR]   (root, jq, mpirun)
 set -u
 cd "$(dirname "$0")/.." || exit 1
+. bench/lib.sh
 tokens=64 limit=300M bin=build/plain
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -23,10 +24,11 @@ while [ $# -gt 0 ]; do
 	*) echo "usage: bench/mpi.sh [--tokens N] [--limit SIZE] [--bin DIR]" >&2; exit 2 ;;
 	esac
 done
-[ -x "$bin/moepager" ] || { echo "bench/mpi.sh: build first ($bin/moepager)" >&2; exit 1; }
+bench_need_build "$bin"
 grep -q '^#define HAVE_MPI 1' "$bin/config.h" || { echo "bench/mpi.sh: $bin was built without MPI" >&2; exit 1; }
-for t in mpirun jq; do command -v $t >/dev/null || { echo "bench/mpi.sh: needs $t" >&2; exit 1; }; done
-[ "$(id -u)" = 0 ] || { echo "bench/mpi.sh: needs root (drop_caches)" >&2; exit 1; }
+bench_need mpirun "apt-get install openmpi-bin"
+bench_need jq "apt-get install jq"
+bench_need_root "drop_caches"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mkdir -p models
 model=models/bench-mpi-small12.gguf
@@ -34,7 +36,6 @@ model=models/bench-mpi-small12.gguf
 	--quiet -o "$model" || exit 1
 log=build/bench-mpi
 rm -rf "$log"; mkdir -p "$log"
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 prompt="Explain why the sky is blue, step by step."
 # run_case STATS-FILE LAUNCHER...: one decode, the same flags for every rank
 run_case() {
@@ -46,7 +47,7 @@ run_case() {
 printf '| setup | decode tokens/s | pool hit rate | disk MB/token | per-hop overhead, decode (µs) | link probe per hop (µs) |\n'
 printf '| --- | ---: | ---: | ---: | ---: | ---: |\n'
 for np in 1 2; do
-	drop
+	bench_drop || exit 1
 	err=$log/np$np.err
 	if [ $np = 1 ]; then
 		run_case "$log/st.rank0" env >"$log/np$np.out" 2>"$err"

@@ -16,6 +16,7 @@
 # model alone is ~15 GB and several minutes to write, once).
 set -u
 cd "$(dirname "$0")/.." || exit 1
+. bench/lib.sh
 preset="" tokens=32 bin=build/release
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -25,9 +26,9 @@ while [ $# -gt 0 ]; do
 	*) echo "usage: bench/pager.sh [--preset small|r1slice] [--tokens N] [--bin DIR]" >&2; exit 2 ;;
 	esac
 done
-[ -x "$bin/moepager" ] || { echo "bench/pager.sh: build first (./quickstart builds $bin)" >&2; exit 1; }
-command -v fio >/dev/null || { echo "bench/pager.sh: needs fio (apt-get install fio)" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "bench/pager.sh: needs root (drop_caches, memory cgroup)" >&2; exit 1; }
+bench_need_build "$bin"
+bench_need fio "apt-get install fio"
+bench_need_root "drop_caches, memory cgroup"
 if [ -z "$preset" ]; then
 	free_gb=$(df -Pk models 2>/dev/null | awk 'NR==2 {print int($4 / 1048576)}')
 	[ "${free_gb:-0}" -ge 40 ] && preset=r1slice || preset=small
@@ -42,31 +43,12 @@ size=$(stat -L -c %s "$model")
 limit=$((size / 3))
 log=build/bench-pager
 mkdir -p "$log"
-trap 'cg_remove' EXIT
-
-# ---- a memory cgroup (v2 or v1) holding every case at the same limit ----
-cg=""
-cg_make() {
-	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-		cg=/sys/fs/cgroup/moepager-bench; mkdir -p $cg && echo "$limit" >$cg/memory.max || cg=""
-	elif [ -d /sys/fs/cgroup/memory ]; then
-		cg=/sys/fs/cgroup/memory/moepager-bench
-		mkdir -p $cg && echo "$limit" >$cg/memory.limit_in_bytes || cg=""
-	fi
-}
-cg_remove() { [ -n "$cg" ] && rmdir "$cg" 2>/dev/null; cg=""; }
-cg_run() { # runs "$@" inside the cgroup (or plainly when there is none)
-	if [ -n "$cg" ]; then
-		sh -c 'echo $$ > "$0"/cgroup.procs 2>/dev/null || echo $$ > "$0"/tasks; shift; exec "$@"' "$cg" x "$@"
-	else
-		"$@"
-	fi
-}
-cg_make
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+trap 'bench_cg_remove' EXIT
+# every case in a memory cgroup of the same limit (bench/lib.sh)
+bench_cg_make moepager-bench "$limit"
 
 # ---- fio on the same file: random 1 MiB direct reads, 32 deep (the pager's) ----
-drop
+bench_drop
 fio_mbs=$(fio --name=bench --filename="$model" --rw=randread --bs=1M --iodepth=32 --direct=1 \
 	--ioengine=io_uring --runtime=15 --time_based --size="$size" --output-format=terse 2>/dev/null |
 	awk -F';' '{printf "%.0f", $7 / 1024 * 1.048576}')
@@ -78,10 +60,10 @@ base=""
 for io in mmap uring aio sync; do
 	for pf in none lookahead; do
 		[ $io = mmap ] && [ $pf = lookahead ] && continue
-		drop
+		bench_drop
 		err=$log/$io-$pf.err
 		t0=$(date +%s.%N)
-		cg_run "$bin/moepager" -m "$model" -p "$prompt" -n "$tokens" --temp 0 --no-profile \
+		bench_cg_run "$bin/moepager" -m "$model" -p "$prompt" -n "$tokens" --temp 0 --no-profile \
 			--mem-limit "$limit" --io $io --prefetch $pf >/dev/null 2>"$err" ||
 			{ echo "| $io | $pf | failed: $(tail -n 1 "$err") |"; continue; }
 		t1=$(date +%s.%N)
@@ -106,5 +88,5 @@ for io in mmap uring aio sync; do
 done
 echo
 echo "model $model ($size bytes), --mem-limit $limit (a third), $tokens tokens greedy, page cache dropped"
-echo "before each case$( [ -n "$cg" ] && echo ", every case in a memory cgroup of the same limit")."
+echo "before each case$( [ -n "$bench_cg" ] && echo ", every case in a memory cgroup of the same limit")."
 echo "Each case's moepager report: $log/IO-PREFETCH.err"

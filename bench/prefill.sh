@@ -12,6 +12,7 @@
 # usage: bench/prefill.sh [--bin DIR] [--threads N]
 set -u
 cd "$(dirname "$0")/.." || exit 1
+. bench/lib.sh
 bin=build/plain threads=2
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -20,13 +21,13 @@ while [ $# -gt 0 ]; do
 	*) echo "usage: bench/prefill.sh [--bin DIR] [--threads N]" >&2; exit 2 ;;
 	esac
 done
-[ -x "$bin/moepager" ] || { echo "bench/prefill.sh: build first ($bin/moepager)" >&2; exit 1; }
+bench_need_build "$bin"
 mkdir -p models
 model=models/bench-small-q4_k_m.gguf
 if [ ! -f "$model" ]; then
 	"$bin/moepager-mkmodel" --preset small --quant q4_k_m --quiet -o "$model.tmp" && mv "$model.tmp" "$model" || exit 1
 fi
-command -v python3 >/dev/null || { echo "bench/prefill.sh: needs python3 (the per-layer table)" >&2; exit 1; }
+bench_need python3 "the per-layer table"
 prompt=$(head -c 1500 tests/data/pride-and-prejudice.txt)
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -18,6 +18,7 @@
 # watch `free -g` on a shared machine).  Takes minutes.
 set -u
 cd "$(dirname "$0")/.." || exit 1
+. bench/lib.sh
 bin=build/plain quant=q4_k_m limit=18G tokens=16 verify=1
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
 	   exit 2 ;;
 	esac
 done
-[ -x "$bin/moepager" ] || { echo "bench/r1.sh: build first ($bin/moepager)" >&2; exit 1; }
+bench_need_build "$bin"
 Q=$(echo "$quant" | tr a-z A-Z)
 dir=models/r1 name=DeepSeek-R1-$Q
 m=$dir/$name-00001-of-00009.gguf

@@ -16,6 +16,7 @@
 # Needs root (cgroups).  Prints one markdown table row per run and the check.
 set -u
 cd "$(dirname "$0")/.." || exit 1
+. bench/lib.sh
 model=${1:?usage: bench/resident.sh MODEL.gguf [--bin DIR] [--n1 N] [--n2 N] [--io BACKEND]}
 shift
 bin=build/plain n1=4 n2=16 io=uring
@@ -25,7 +26,8 @@ while [ $# -gt 0 ]; do
 	*) echo "bench/resident.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
-[ "$(id -u)" = 0 ] || { echo "bench/resident.sh: needs root (cgroups)" >&2; exit 1; }
+bench_need_build "$bin"
+bench_need_root "cgroups"
 size=0
 for f in $(dirname "$model")/$(basename "$model" | sed 's/-00001-of-\([0-9]*\)\.gguf$/-*-of-\1.gguf/'); do
 	size=$((size + $(stat -L -c %s "$f")))
@@ -34,25 +36,13 @@ limit=$((size / 3))
 memlimit=$((limit - 128 * 1048576))   # the process's plan, under the cgroup's limit
 log=build/bench-resident; mkdir -p "$log"
 
-mem="" v2=""
-if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-	v2=/sys/fs/cgroup/moepager-resident; mkdir -p $v2; echo "$limit" >$v2/memory.max
-else
-	mem=/sys/fs/cgroup/memory/moepager-resident
-	mkdir -p $mem; echo "$limit" >$mem/memory.limit_in_bytes
-fi
-trap 'for d in $mem $v2; do rmdir "$d" 2>/dev/null; done' EXIT
-drop() {
-	sync
-	echo 1 >/proc/sys/vm/drop_caches 2>/dev/null && return
-	for f in $(dirname "$model")/*.gguf; do dd if="$f" iflag=nocache count=0 status=none; done
-}
+bench_cg_make moepager-resident "$limit" || { echo "bench/resident.sh: no memory cgroup could be made" >&2; exit 1; }
+trap 'bench_cg_remove' EXIT
 run() { # N: one run in the cgroup; prints "disk_bytes pager_bytes"
-	drop
+	bench_drop $(dirname "$model")/*.gguf || exit 1
 	sf=$log/n$1.stats
-	sh -c 'echo $$ >"$0"/cgroup.procs; exec "$@"' "$mem$v2" \
-		"$bin/moepager" -m "$model" -p "Explain why the sky is blue." -n "$1" --temp 0 --no-profile \
-		--mem-limit "$memlimit" --io "$io" --stats-file "$sf" --keep-stats >/dev/null 2>"$log/n$1.err" &
+	( bench_cg_enter && exec "$bin/moepager" -m "$model" -p "Explain why the sky is blue." -n "$1" --temp 0 --no-profile \
+		--mem-limit "$memlimit" --io "$io" --stats-file "$sf" --keep-stats ) >/dev/null 2>"$log/n$1.err" &
 	pid=$! rb=0
 	while kill -0 $pid 2>/dev/null; do
 		r=$(sed -n 's/^read_bytes: //p' /proc/$pid/io 2>/dev/null)

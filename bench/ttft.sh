@@ -26,6 +26,7 @@
 # so: nothing is extrapolated.  Needs root (drop_caches, cgroups) and python3.
 set -u
 cd "$(dirname "$0")/.." || exit 1
+. bench/lib.sh
 bin=build/plain threads=2 layers=4 dense=1 sizes="32 128 512" cases="b512 b1 mmap"
 limit_s=480 sgemm=yes
 usage="usage: bench/ttft.sh [--bin DIR] [--threads N] [--layers L] [--dense D] [--sizes LIST] [--cases LIST] [--timeout S] [--no-sgemm]"
@@ -42,9 +43,9 @@ while [ $# -gt 0 ]; do
 	*) echo "$usage" >&2; exit 2 ;;
 	esac
 done
-[ -x "$bin/moepager" ] || { echo "bench/ttft.sh: build first ($bin/moepager)" >&2; exit 1; }
-[ "$(id -u)" = 0 ] || { echo "bench/ttft.sh: needs root (drop_caches, memory cgroup)" >&2; exit 1; }
-command -v python3 >/dev/null || { echo "bench/ttft.sh: needs python3 (the FLOP count)" >&2; exit 1; }
+bench_need_build "$bin"
+bench_need_root "drop_caches, memory cgroup"
+bench_need python3 "the FLOP count"
 mkdir -p models
 model=models/ttft-r1slice-L$layers-D$dense-q4_k_m.gguf
 if [ ! -f "$model" ]; then
@@ -57,33 +58,21 @@ limit=$((size / 3))
 log=build/bench-ttft
 mkdir -p "$log"
 tmp=$(mktemp -d)
-trap 'cg_remove; rm -rf "$tmp"' EXIT
+trap 'bench_cg_remove; rm -rf "$tmp"' EXIT
 
-# ---- a memory cgroup (v2 or v1) of the same limit for every case ----
-cg=""
-cg_make() {
-	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
-		cg=/sys/fs/cgroup/moepager-ttft; mkdir -p $cg && echo "$limit" >$cg/memory.max || cg=""
-	elif [ -d /sys/fs/cgroup/memory ]; then
-		cg=/sys/fs/cgroup/memory/moepager-ttft
-		mkdir -p $cg && echo "$limit" >$cg/memory.limit_in_bytes || cg=""
-	fi
-}
-cg_remove() { [ -n "$cg" ] && rmdir "$cg" 2>/dev/null; cg=""; }
+# every case in a memory cgroup of the same limit (bench/lib.sh)
+bench_cg_make moepager-ttft "$limit" ||
+	echo "bench/ttft.sh: no memory cgroup could be made; the runs are held by --mem-limit only" >&2
 # cg_run OUT CMD...: runs CMD in the cgroup under `timeout`; writes to OUT the
 # storage bytes read by CMD (the shell's read_bytes gains its reaped child's).
 cg_run() {
 	out=$1; shift
-	sh -c 'cg=$1 out=$2 lim=$3; shift 3
-		if [ -n "$cg" ]; then echo $$ >"$cg"/cgroup.procs 2>/dev/null || echo $$ >"$cg"/tasks; fi
+	bench_cg_run sh -c 'out=$1 lim=$2; shift 2
 		r0=$(sed -n "s/^read_bytes: //p" /proc/$$/io)
 		timeout "$lim" "$@"; rc=$?
 		r1=$(sed -n "s/^read_bytes: //p" /proc/$$/io)
-		echo $((r1 - r0)) >"$out"; exit $rc' x "$cg" "$out" "$limit_s" "$@"
+		echo $((r1 - r0)) >"$out"; exit $rc' x "$out" "$limit_s" "$@"
 }
-cg_make
-[ -n "$cg" ] || echo "bench/ttft.sh: no memory cgroup could be made; the runs are held by --mem-limit only" >&2
-drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 
 # ---- prompts of exactly N tokens: the shortest prefix of the text that the
 # model's tokenizer (the built-in vocabulary depends on the vocab size only)
@@ -149,7 +138,7 @@ bytes_of() { # "12.5 GiB" -> bytes
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(free -g | awk '/^Mem/ {print $2}') GiB RAM, load average $(cut -d' ' -f1 /proc/loadavg) at start"
 echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); command: bench/ttft.sh --bin $bin --threads $threads --layers $layers --dense $dense --sizes \"$sizes\" --cases \"$cases\" --timeout $limit_s"
-echo "model: $model ($size bytes, $dense dense + $((layers - dense)) MoE layers, Q4_K_M); --mem-limit and memory cgroup $limit bytes (a third)$( [ -n "$cg" ] || echo ' (NO cgroup: none could be made)')"
+echo "model: $model ($size bytes, $dense dense + $((layers - dense)) MoE layers, Q4_K_M); --mem-limit and memory cgroup $limit bytes (a third)$( [ -n "$bench_cg" ] || echo ' (NO cgroup: none could be made)')"
 echo
 echo "| prompt tokens | case | time to first token (s) | whole run (s) | pager read from disk (GB) | storage read_bytes (GB) | prefill GFLOP | GFLOP/s |"
 echo "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |"

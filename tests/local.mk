@@ -33,3 +33,4 @@ LOG_DRIVER = $(SHELL) $(top_srcdir)/tests/driver
 TEST_LOG_DRIVER = $(SHELL) $(top_srcdir)/tests/driver
 
 dist_check_SCRIPTS += tests/cli.test
+dist_check_SCRIPTS += tests/bench-lib.test
