@@ -465,16 +465,10 @@ int main(int argc, char **argv)
 		opts[n_opts++] = shared[i];
 	for (size_t i = 0; i < sizeof tail / sizeof tail[0]; i++)
 		opts[n_opts++] = tail[i];
-	char err[256];
-	int rc = mp_opt_parse(opts, n_opts, argc, argv, NULL, 0, NULL, err, sizeof err);
-	if (rc == 1) {
-		mp_opt_help(stdout, usage_line, description, opts, n_opts);
-		return 0;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "moepager: %s\n", err);
-		return 2;
-	}
+	int rc = mp_opt_parse_main("moepager", usage_line, description, opts, n_opts, argc, argv,
+				   NULL, 0, NULL);
+	if (rc >= 0)
+		return rc;
 	if (f.version)
 		return report();
 	if (!f.s.model) {
@@ -494,6 +488,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct mp_dist *dist;   /* several ranks under mpirun (src/dist.h), else NULL */
+	char err[256];
 	if (mp_dist_init(&argc, &argv, &dist, err, sizeof err) < 0) {
 		fprintf(stderr, "moepager: %s\n", err);
 		return 1;

@@ -214,3 +214,21 @@ void mp_opt_help(FILE *out, const char *usage, const char *description,
 	}
 	fprintf(out, "  %-24s %s\n", "-h, --help", "print this help and exit");
 }
+
+int mp_opt_parse_main(const char *prog, const char *usage, const char *description,
+		      const struct mp_opt *opts, size_t n_opts, int argc, char **argv,
+		      const char **positional, size_t max_positional, size_t *n_positional)
+{
+	char err[512];
+	int rc = mp_opt_parse(opts, n_opts, argc, argv, positional, max_positional, n_positional,
+			      err, sizeof err);
+	if (rc == 1) {
+		mp_opt_help(stdout, usage, description, opts, n_opts);
+		return 0;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "%s: %s\n", prog, err);
+		return 2;
+	}
+	return -1;
+}

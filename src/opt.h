@@ -49,4 +49,12 @@ int mp_opt_parse(const struct mp_opt *opts, size_t n_opts, int argc, char **argv
 void mp_opt_help(FILE *out, const char *usage, const char *description,
 		 const struct mp_opt *opts, size_t n_opts);
 
+/* The start of every tool's main: mp_opt_parse, then on --help the help on
+ * stdout, on a bad command line "PROG: sentence" on stderr.  Returns -1 when
+ * main goes on, else the status main returns: 0 after --help, 2 after a bad
+ * command line.  The positional arguments are as for mp_opt_parse. */
+int mp_opt_parse_main(const char *prog, const char *usage, const char *description,
+		      const struct mp_opt *opts, size_t n_opts, int argc, char **argv,
+		      const char **positional, size_t max_positional, size_t *n_positional);
+
 #endif

@@ -1,7 +1,9 @@
 /* test_opt — src/opt: parsing every kind, the errors that name the flag and
  * the value, positional arguments, and the help format with defaults. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "err.h"
 #include "opt.h"
@@ -111,10 +113,60 @@ static void test_help(void)
 	CHECK_CONTAINS(buf, "  -h, --help");
 }
 
+/* Runs mp_opt_parse_main with fd FD (1 or 2) sent to a file whose text is
+ * left in out; returns what mp_opt_parse_main returned. */
+static int parse_main_into(int fd, char **argv, int argc, char *out, size_t out_len)
+{
+	int64_t n = 256;
+	const char *pos[1];
+	size_t np = 0;
+	const struct mp_opt opts[] = {
+		{ "n-predict", 'n', MP_OPT_INT, &n, "N", "tokens to generate", 0, 100, NULL, NULL },
+	};
+	char path[] = "/tmp/mp-test-opt-XXXXXX";
+	int tmp = mkstemp(path);
+	CHECK(tmp >= 0);
+	if (tmp < 0)
+		return -99;
+	unlink(path);
+	fflush(fd == 1 ? stdout : stderr);
+	int saved = dup(fd);
+	CHECK(saved >= 0);
+	if (saved < 0 || dup2(tmp, fd) != fd) {
+		close(tmp);
+		return -99;
+	}
+	int rc = mp_opt_parse_main("prog", "prog [OPTION]... FILE", "Does things.", opts, 1, argc, argv,
+				   pos, 1, &np);
+	fflush(fd == 1 ? stdout : stderr);
+	dup2(saved, fd);
+	close(saved);
+	ssize_t got = pread(tmp, out, out_len - 1, 0);
+	out[got > 0 ? got : 0] = 0;
+	close(tmp);
+	return rc;
+}
+
+static void test_parse_main(void)
+{
+	char out[2048];
+	CHECK_EQ_INT(parse_main_into(1, ARGV("--help"), 2, out, sizeof out), 0);
+	CHECK_CONTAINS(out, "Usage: prog [OPTION]... FILE\nDoes things.\n");
+	CHECK_CONTAINS(out, "  -n, --n-predict N");
+	CHECK_EQ_INT(parse_main_into(2, ARGV("-n", "500"), 3, out, sizeof out), 2);
+	CHECK_CONTAINS(out, "prog: -n 500: expected");
+	CHECK_EQ_INT(parse_main_into(2, ARGV("--frob"), 2, out, sizeof out), 2);
+	CHECK_CONTAINS(out, "prog: ");
+	CHECK_CONTAINS(out, "--frob");
+	CHECK_EQ_INT(parse_main_into(2, ARGV("-n", "5", "a.txt"), 4, out, sizeof out), -1);
+	CHECK_STR(out, "");
+}
+
 int main(void)
 {
 	RUN(test_kinds);
 	RUN(test_errors);
 	RUN(test_help);
+	RUN(test_parse_main);
 	return mp_test_end();
 }

@@ -40,16 +40,10 @@ int main(int argc, char **argv)
 	const size_t n_opts = sizeof opts / sizeof opts[0];
 	const char *files[2];
 	size_t n_files = 0;
-	char err[512];
-	int rc = mp_opt_parse(opts, n_opts, argc, argv, files, 2, &n_files, err, sizeof err);
-	if (rc == 1) {
-		mp_opt_help(stdout, usage_line, description, opts, n_opts);
-		return 0;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "moepager-compare: %s\n", err);
-		return 2;
-	}
+	int rc = mp_opt_parse_main("moepager-compare", usage_line, description, opts, n_opts, argc, argv,
+				   files, 2, &n_files);
+	if (rc >= 0)
+		return rc;
 	if (version) {
 		printf("moepager-compare %s\n", PACKAGE_VERSION);
 		return 0;
@@ -59,6 +53,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct mp_eval_cmp r;
+	char err[512];
 	if (mp_eval_compare(files[0], files[1], &o, &r, err, sizeof err) < 0) {
 		fprintf(stderr, "moepager-compare: %s\n", err);
 		return 2;

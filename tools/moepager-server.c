@@ -165,16 +165,10 @@ int main(int argc, char **argv)
 	};
 	memcpy(opts + MP_SESSION_N_FLAGS, own, sizeof own);
 	const size_t n_opts = sizeof opts / sizeof opts[0];
-	char err[256];
-	int rc = mp_opt_parse(opts, n_opts, argc, argv, NULL, 0, NULL, err, sizeof err);
-	if (rc == 1) {
-		mp_opt_help(stdout, usage_line, description, opts, n_opts);
-		return 0;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "moepager-server: %s\n", err);
-		return 2;
-	}
+	int rc = mp_opt_parse_main("moepager-server", usage_line, description, opts, n_opts, argc, argv,
+				   NULL, 0, NULL);
+	if (rc >= 0)
+		return rc;
 	if (sf.version) {
 		printf("moepager-server %s\n", PACKAGE_VERSION);
 		return 0;
@@ -183,6 +177,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "moepager-server: -m MODEL.gguf is required (see --help)\n");
 		return 2;
 	}
+	char err[256];
 	if (mp_httpd_check_host(sf.host, err, sizeof err) < 0) {
 		fprintf(stderr, "moepager-server: %s\n", err);
 		return 2;

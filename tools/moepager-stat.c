@@ -294,16 +294,10 @@ int main(int argc, char **argv)
 		"segment, 2 for a usage error.";
 	const char *pos[1];
 	size_t npos = 0;
-	char err[256];
-	int rc = mp_opt_parse(opts, n_opts, argc, argv, pos, 1, &npos, err, sizeof err);
-	if (rc == 1) {
-		mp_opt_help(stdout, usage, description, opts, n_opts);
-		return 0;
-	}
-	if (rc < 0) {
-		fprintf(stderr, "moepager-stat: %s\n", err);
-		return 2;
-	}
+	int rc = mp_opt_parse_main("moepager-stat", usage, description, opts, n_opts, argc, argv,
+				   pos, 1, &npos);
+	if (rc >= 0)
+		return rc;
 	if (f.version) {
 		printf("moepager-stat %s\n", PACKAGE_VERSION);
 		return 0;
