@@ -13,6 +13,7 @@
 #include "dist.h"
 #include "err.h"
 #include "model.h"
+#include "model_fixture.h"
 #include "tinymodel.h"
 #include "types.h"
 #include "mp_test.h"
@@ -198,19 +199,15 @@ static void s_hint(void *ctx, uint32_t l, const uint32_t *e, const float *sc, ui
 		c->hints[l]++;
 }
 
-static struct mp_model *make(struct test_model *tm, const struct mp_expert_source *src,
+static struct mp_model *make(struct model_fixture *fx, const struct mp_expert_source *src,
 			     uint32_t l0, uint32_t l1, const struct mp_model_pipe *pipe, uint32_t n_batch)
 {
 	struct mp_model_opts o = { .n_ctx = NCTX, .kv_type = MP_KV_F32, .absorb = 1,
 				   .n_batch = n_batch, .layer_begin = l0, .layer_end = l1,
 				   .pipe = pipe, .prefetch_depth = 2 };
-	struct mp_model *m;
-	char err[256];
-	if (mp_model_create(&tm->hp, tm->w, src, &o, &m, err, sizeof err) < 0) {
-		MP_TEST_FAIL("mp_model_create layers %u-%u: %s", l0, l1, err);
-		return NULL;
-	}
-	return m;
+	char what[48];
+	snprintf(what, sizeof what, "layers %u-%u", l0, l1);
+	return fixture_model(fx, src, &o, what);
 }
 
 /* Prompt (prefill) then greedy decode; every step's logits into out[NTOK][vocab]. */
@@ -235,19 +232,22 @@ static int run(struct mp_model *m, uint32_t nv, float *out)
 
 static void chained(uint32_t wtype, uint32_t n_batch, const uint32_t *cut, int n_stage)
 {
-	struct test_model tm;
-	tiny_build(&tm, wtype, 1, 1, 0, 7 + wtype);
-	uint32_t nv = tm.hp.n_vocab, nl = tm.hp.n_layer;
-	struct mp_resident_experts *res;
+	struct model_fixture fx;
+	if (fixture_open(&fx, wtype, 1, 1, 0, 7 + wtype) < 0) {
+		fixture_close(&fx);
+		return;
+	}
+	const struct test_model *tm = &fx.tm;
+	uint32_t nv = tm->hp.n_vocab, nl = tm->hp.n_layer;
 	struct chain c;
 	memset(&c, 0, sizeof c);
 	c.n = n_stage;
-	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &c.inner) == 0);
+	c.inner = fx.src;
 	struct mp_expert_source src = { .ctx = &c, .acquire = s_acquire, .next_ready = s_next,
 					.release = s_release, .err_msg = s_err, .hint = s_hint };
 	float *want = malloc(sizeof(float) * nv * NTOK), *got = malloc(sizeof(float) * nv * NTOK);
 	REQUIRE(want && got);
-	struct mp_model *whole = make(&tm, &src, 0, 0, NULL, n_batch);
+	struct mp_model *whole = make(&fx, &src, 0, 0, NULL, n_batch);
 	REQUIRE(whole && run(whole, nv, want) == 0);
 	struct mp_model_pipe pipe[3];
 	for (int i = 0; i <= n_stage; i++) {
@@ -255,9 +255,9 @@ static void chained(uint32_t wtype, uint32_t n_batch, const uint32_t *cut, int n
 		pipe[i] = (struct mp_model_pipe){ &c.hop[i], i == 0 ? chain_forward : NULL, chain_err,
 						  chain_early };
 	}
-	struct mp_model *first = make(&tm, &src, 0, cut[0], &pipe[0], n_batch);
+	struct mp_model *first = make(&fx, &src, 0, cut[0], &pipe[0], n_batch);
 	for (int i = 0; i < n_stage; i++)
-		c.stage[i] = make(&tm, &src, cut[i], i + 1 < n_stage ? cut[i + 1] : nl,
+		c.stage[i] = make(&fx, &src, cut[i], i + 1 < n_stage ? cut[i + 1] : nl,
 				  i + 1 < n_stage ? &pipe[i + 1] : NULL, n_batch);
 	REQUIRE(first && c.stage[0] && (n_stage < 2 || c.stage[1]));
 	CHECK(run(first, nv, got) == 0);
@@ -276,17 +276,16 @@ static void chained(uint32_t wtype, uint32_t n_batch, const uint32_t *cut, int n
 	CHECK_EQ_INT(mp_model_step(c.stage[0], 1, &lg), -MP_EARG);
 	CHECK_CONTAINS(mp_model_error(c.stage[0]), "its input is a hidden state");
 	float h[1024] = { 0 };
-	REQUIRE(tm.hp.n_embd <= 1024);
+	REQUIRE(tm->hp.n_embd <= 1024);
 	CHECK(mp_model_stage(c.stage[0], mp_model_pos(c.stage[0]) + 1, h, 1) < 0);
 	CHECK_CONTAINS(mp_model_error(c.stage[0]), "only");
 	for (int i = 0; i < n_stage; i++)
 		mp_model_destroy(c.stage[i]);
 	mp_model_destroy(first);
 	mp_model_destroy(whole);
-	mp_resident_experts_destroy(res);
 	free(want);
 	free(got);
-	tiny_drop(&tm);
+	fixture_close(&fx);
 }
 
 static void test_two_stages_decode(void)
@@ -305,24 +304,24 @@ static void test_three_stages_batches(void)
 
 static void test_range_checked(void)
 {
-	struct test_model tm;
-	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 3);
-	struct mp_resident_experts *res;
-	struct mp_expert_source src;
-	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &src) == 0);
+	struct model_fixture fx;
+	if (fixture_open(&fx, MP_TYPE_F32, 1, 1, 0, 3) < 0) {
+		fixture_close(&fx);
+		return;
+	}
+	const struct test_model *tm = &fx.tm;
 	struct mp_model *m;
 	char err[256];
 	/* the first rank ending early needs a pipe; ranges must be non-empty and inside */
 	struct mp_model_opts o = { .n_ctx = NCTX, .absorb = 1, .layer_begin = 0, .layer_end = 1 };
-	CHECK_EQ_INT(mp_model_create(&tm.hp, tm.w, &src, &o, &m, err, sizeof err), -MP_EARG);
+	CHECK_EQ_INT(mp_model_create(&tm->hp, tm->w, &fx.src, &o, &m, err, sizeof err), -MP_EARG);
 	CHECK_CONTAINS(err, "layers 0-1 of 3");
 	o.layer_begin = 2;
 	o.layer_end = 2;
-	CHECK_EQ_INT(mp_model_create(&tm.hp, tm.w, &src, &o, &m, err, sizeof err), -MP_EARG);
+	CHECK_EQ_INT(mp_model_create(&tm->hp, tm->w, &fx.src, &o, &m, err, sizeof err), -MP_EARG);
 	o.layer_end = 4;
-	CHECK_EQ_INT(mp_model_create(&tm.hp, tm.w, &src, &o, &m, err, sizeof err), -MP_EARG);
-	mp_resident_experts_destroy(res);
-	tiny_drop(&tm);
+	CHECK_EQ_INT(mp_model_create(&tm->hp, tm->w, &fx.src, &o, &m, err, sizeof err), -MP_EARG);
+	fixture_close(&fx);
 }
 
 int main(void)

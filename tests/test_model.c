@@ -14,6 +14,7 @@
 #include "reference.h"
 #include "rng.h"
 #include "router.h"
+#include "model_fixture.h"
 #include "tinymodel.h"
 #include "mp_test.h"
 
@@ -26,29 +27,18 @@
  * expert selection decided the other way by rounding) changes everything after
  * it, so it is excused only where the real path's routing margin was small
  * (< 0.02); a flip at a clear margin is a failure. */
-static double compare(struct test_model *tm, const struct mp_model_opts *opts, int steps,
+static double compare(struct model_fixture *fx, const struct mp_model_opts *opts, int steps,
 		      int *greedy_diff, int *route_diff)
 {
-	struct mp_resident_experts *res;
-	struct mp_expert_source src;
-	char err[256];
-	if (mp_resident_experts_create(&tm->hp, tm->w, &res, &src) < 0) {
-		MP_TEST_FAIL("mp_resident_experts_create failed");
+	const struct test_model *tm = &fx->tm;
+	struct mp_model *m = fixture_model(fx, NULL, opts, "compare");
+	if (!m)
 		return INFINITY;
-	}
-	struct mp_model *m;
-	int rc = mp_model_create(&tm->hp, tm->w, &src, opts, &m, err, sizeof err);
-	if (rc < 0) {
-		MP_TEST_FAIL("mp_model_create: %s", err);
-		mp_resident_experts_destroy(res);
-		return INFINITY;
-	}
 	struct ref_model *ref = ref_create(&tm->hp, tm->w, opts->n_ctx, opts->n_expert_used,
 					   opts->no_groups);
 	if (!ref) {
 		MP_TEST_FAIL("ref_create failed");
 		mp_model_destroy(m);
-		mp_resident_experts_destroy(res);
 		return INFINITY;
 	}
 	float want[MAXT * 2];
@@ -58,7 +48,7 @@ static double compare(struct test_model *tm, const struct mp_model_opts *opts, i
 	int flipped = 0;
 	for (int s = 0; s < steps && !flipped; s++) {
 		const float *got;
-		rc = mp_model_step(m, tok, &got);
+		int rc = mp_model_step(m, tok, &got);
 		if (rc < 0) {
 			MP_TEST_FAIL("step %d: %s", s, mp_model_error(m));
 			break;
@@ -102,7 +92,6 @@ static double compare(struct test_model *tm, const struct mp_model_opts *opts, i
 	}
 	ref_destroy(ref);
 	mp_model_destroy(m);
-	mp_resident_experts_destroy(res);
 	return worst;
 }
 
@@ -111,132 +100,139 @@ static const struct mp_model_opts base_opts = { .n_ctx = 24, .kv_type = MP_KV_F3
 /* f32 weights, f32 KV: only summation order differs from the reference. */
 static void test_f32_matches_reference(void)
 {
-	struct test_model tm;
+	struct model_fixture fx;
 	for (int mla_new = 0; mla_new <= 1; mla_new++) {
-		tiny_build(&tm, MP_TYPE_F32, mla_new, 1, 0, 11 + (uint64_t)mla_new);
+		if (fixture_open(&fx, MP_TYPE_F32, mla_new, 1, 0, 11 + (uint64_t)mla_new) < 0) {
+			fixture_close(&fx);
+			return;
+		}
 		int gd, rd;
-		double err = compare(&tm, &base_opts, 20, &gd, &rd);
+		double err = compare(&fx, &base_opts, 20, &gd, &rd);
 		if (!(err < 1e-4))
 			MP_TEST_FAIL("mla_new=%d: max relative logit error %.3g, tolerance 1e-4", mla_new, err);
 		CHECK_EQ_INT(gd, 0);
 		CHECK_EQ_INT(rd, 0);
-		tiny_drop(&tm);
+		fixture_close(&fx);
 	}
 }
 
 /* KV in f16 and q8_0 add their rounding; still close, still the same routes. */
 static void test_kv_types(void)
 {
-	struct test_model tm;
-	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 21);
+	struct model_fixture fx;
+	if (fixture_open(&fx, MP_TYPE_F32, 1, 1, 0, 21) < 0)
+		goto out;
+	const struct test_model *tm = &fx.tm;
 	struct mp_model_opts o = base_opts;
 	int gd, rd;
 	o.kv_type = MP_KV_F16;
-	double e16 = compare(&tm, &o, 16, &gd, &rd);
+	double e16 = compare(&fx, &o, 16, &gd, &rd);
 	if (!(e16 < 5e-3))
 		MP_TEST_FAIL("f16 KV: max relative logit error %.3g, tolerance 5e-3", e16);
 	CHECK_EQ_INT(rd, 0);   /* "still the same routes": asserted, not only said */
 	o.kv_type = MP_KV_Q8_0;
-	double e8 = compare(&tm, &o, 16, &gd, &rd);
+	double e8 = compare(&fx, &o, 16, &gd, &rd);
 	if (!(e8 < 3e-2))
 		MP_TEST_FAIL("q8_0 KV: max relative logit error %.3g, tolerance 3e-2", e8);
 	CHECK_EQ_INT(rd, 0);
-	CHECK(mp_model_kv_bytes_per_token(&tm.hp, MP_KV_Q8_0) * 2 < mp_model_kv_bytes_per_token(&tm.hp, MP_KV_F16) * 1.2);
-	tiny_drop(&tm);
+	CHECK(mp_model_kv_bytes_per_token(&tm->hp, MP_KV_Q8_0) * 2 < mp_model_kv_bytes_per_token(&tm->hp, MP_KV_F16) * 1.2);
+out:
+	fixture_close(&fx);
 }
 
 /* q8_0 weights: the reference dequantizes the same blocks, the real path also
  * quantizes activations to Q8_0 (FORMATS.md §4.9). */
 static void test_q8_0_matches_reference(void)
 {
-	struct test_model tm;
-	tiny_build(&tm, MP_TYPE_Q8_0, 1, 1, 0, 31);
+	struct model_fixture fx;
 	int gd, rd;
-	double err = compare(&tm, &base_opts, 16, &gd, &rd);
-	if (!(err < 5e-2))
-		MP_TEST_FAIL("q8_0: max relative logit error %.3g, tolerance 5e-2 (greedy diffs %d, route diffs %d)", err, gd, rd);
-	tiny_drop(&tm);
+	if (fixture_open(&fx, MP_TYPE_Q8_0, 1, 1, 0, 31) == 0) {
+		double err = compare(&fx, &base_opts, 16, &gd, &rd);
+		if (!(err < 5e-2))
+			MP_TEST_FAIL("q8_0: max relative logit error %.3g, tolerance 5e-2 (greedy diffs %d, route diffs %d)", err, gd, rd);
+	}
+	fixture_close(&fx);
 }
 
 /* The absorbed and decompressed attention forms agree. */
 static void test_absorbed_equals_naive(void)
 {
-	struct test_model tm;
+	struct model_fixture fx;
 	for (int mla_new = 0; mla_new <= 1; mla_new++) {
-		tiny_build(&tm, MP_TYPE_F32, mla_new, 1, 0, 41);
-		struct mp_resident_experts *res;
-		struct mp_expert_source src;
-		char err[256];
-		REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &src) == 0);
-		struct mp_model *a, *b;
+		int rc = fixture_open(&fx, MP_TYPE_F32, mla_new, 1, 0, 41);
 		struct mp_model_opts oa = base_opts, ob = base_opts;
 		ob.absorb = 0;
-		REQUIRE(mp_model_create(&tm.hp, tm.w, &src, &oa, &a, err, sizeof err) == 0);
-		REQUIRE(mp_model_create(&tm.hp, tm.w, &src, &ob, &b, err, sizeof err) == 0);
+		struct mp_model *a = rc ? NULL : fixture_model(&fx, NULL, &oa, "absorbed");
+		struct mp_model *b = rc ? NULL : fixture_model(&fx, NULL, &ob, "naive");
+		if (!a || !b) {
+			mp_model_destroy(a);
+			mp_model_destroy(b);
+			fixture_close(&fx);
+			return;
+		}
 		double worst = 0;
 		for (uint32_t s = 0; s < 12; s++) {
 			const float *la, *lb;
 			REQUIRE(mp_model_step(a, s % 7 + 2, &la) == 0);
 			REQUIRE(mp_model_step(b, s % 7 + 2, &lb) == 0);
-			for (uint32_t v = 0; v < tm.hp.n_vocab; v++)
+			for (uint32_t v = 0; v < fx.tm.hp.n_vocab; v++)
 				worst = fmax(worst, fabs(la[v] - lb[v]));
 		}
 		if (!(worst < 1e-4))
 			MP_TEST_FAIL("mla_new=%d: absorbed vs naive differ by %.3g", mla_new, worst);
 		mp_model_destroy(a);
 		mp_model_destroy(b);
-		mp_resident_experts_destroy(res);
-		tiny_drop(&tm);
+		fixture_close(&fx);
 	}
 }
 
 /* V2-Lite style: softmax gating, no groups, no query LoRA; and --experts K. */
 static void test_softmax_and_experts_override(void)
 {
-	struct test_model tm;
-	tiny_build(&tm, MP_TYPE_F32, 0, 0, 1, 51);
+	struct model_fixture fx;
+	if (fixture_open(&fx, MP_TYPE_F32, 0, 0, 1, 51) < 0)
+		goto out;
 	int gd, rd;
-	double err = compare(&tm, &base_opts, 12, &gd, &rd);
+	double err = compare(&fx, &base_opts, 12, &gd, &rd);
 	if (!(err < 1e-4))
 		MP_TEST_FAIL("softmax gating: max relative logit error %.3g", err);
 	CHECK_EQ_INT(rd, 0);
 	struct mp_model_opts o = base_opts;
 	o.n_expert_used = 4;
-	err = compare(&tm, &o, 12, &gd, &rd);
+	err = compare(&fx, &o, 12, &gd, &rd);
 	if (!(err < 1e-4))
 		MP_TEST_FAIL("--experts 4: max relative logit error %.3g", err);
 	CHECK_EQ_INT(rd, 0);
-	tiny_drop(&tm);
-	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 52);
+	fixture_close(&fx);
+	if (fixture_open(&fx, MP_TYPE_F32, 1, 1, 0, 52) < 0)
+		goto out;
 	o.no_groups = 1;
-	err = compare(&tm, &o, 12, &gd, &rd);
+	err = compare(&fx, &o, 12, &gd, &rd);
 	if (!(err < 1e-4))
 		MP_TEST_FAIL("no groups: max relative logit error %.3g", err);
-	tiny_drop(&tm);
+out:
+	fixture_close(&fx);
 }
 
 /* A tiny f32 model with resident experts, for the cases that only step it. */
 struct tiny_run {
-	struct test_model tm;
-	struct mp_resident_experts *res;
+	struct model_fixture fx;
 	struct mp_model *m;
 };
 
 static int tiny_open(struct tiny_run *r, uint64_t seed)
 {
-	struct mp_expert_source src;
-	char err[256];
-	tiny_build(&r->tm, MP_TYPE_F32, 1, 1, 0, seed);
-	if (mp_resident_experts_create(&r->tm.hp, r->tm.w, &r->res, &src) < 0)
+	r->m = NULL;
+	if (fixture_open(&r->fx, MP_TYPE_F32, 1, 1, 0, seed) < 0)
 		return -1;
-	return mp_model_create(&r->tm.hp, r->tm.w, &src, &base_opts, &r->m, err, sizeof err);
+	r->m = fixture_model(&r->fx, NULL, &base_opts, "tiny_open");
+	return r->m ? 0 : -1;
 }
 
 static void tiny_close(struct tiny_run *r)
 {
 	mp_model_destroy(r->m);
-	mp_resident_experts_destroy(r->res);
-	tiny_drop(&r->tm);
+	fixture_close(&r->fx);
 }
 
 /* Rewinding: A B C, truncate to 1, then D E gives exactly the logits of a
@@ -246,14 +242,14 @@ static void test_truncate(void)
 	struct tiny_run r;
 	REQUIRE(tiny_open(&r, 31) == 0);
 	struct mp_model *m = r.m;
-	struct test_model tm = r.tm;
+	const struct test_model *tm = &r.fx.tm;
 	const uint32_t fresh[] = { 3, 9, 14 }, first[] = { 3, 5, 7, 11 }, then[] = { 9, 14 };
 	const float *lg;
 	float want[2][MAXT * 2];
 	for (int i = 0; i < 3; i++) {
 		CHECK_EQ_INT(mp_model_step(m, fresh[i], &lg), 0);
 		if (i)
-			memcpy(want[i - 1], lg, sizeof(float) * tm.hp.n_vocab);
+			memcpy(want[i - 1], lg, sizeof(float) * tm->hp.n_vocab);
 	}
 	mp_model_reset(m);
 	for (int i = 0; i < 4; i++)
@@ -264,7 +260,7 @@ static void test_truncate(void)
 	CHECK_EQ_INT(mp_model_pos(m), 1);
 	for (int i = 0; i < 2; i++) {
 		CHECK_EQ_INT(mp_model_step(m, then[i], &lg), 0);
-		CHECK(memcmp(lg, want[i], sizeof(float) * tm.hp.n_vocab) == 0);
+		CHECK(memcmp(lg, want[i], sizeof(float) * tm->hp.n_vocab) == 0);
 	}
 	CHECK_EQ_INT(mp_model_pos(m), 3);
 	tiny_close(&r);
@@ -296,29 +292,30 @@ static void test_timings(void)
 /* Wrong shapes, missing tensors and bad options are named. */
 static void test_bad_input(void)
 {
-	struct test_model tm;
-	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 61);
-	struct mp_resident_experts *res;
-	struct mp_expert_source src;
-	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &src) == 0);
+	struct model_fixture fx;
+	if (fixture_open(&fx, MP_TYPE_F32, 1, 1, 0, 61) < 0) {
+		fixture_close(&fx);
+		return;
+	}
+	struct test_model *tm = &fx.tm;
 	struct mp_model *m;
 	char err[256];
-	struct mp_tensor saved = tm.w->layer[2].attn_out;
-	tm.w->layer[2].attn_out.ne[1] = 64;
-	CHECK(mp_model_create(&tm.hp, tm.w, &src, &base_opts, &m, err, sizeof err) < 0);
+	struct mp_tensor saved = tm->w->layer[2].attn_out;
+	tm->w->layer[2].attn_out.ne[1] = 64;
+	CHECK(mp_model_create(&tm->hp, tm->w, &fx.src, &base_opts, &m, err, sizeof err) < 0);
 	CHECK_CONTAINS(err, "blk.2.attn_output.weight has shape [128, 64, 1, 1]");
-	tm.w->layer[2].attn_out = saved;
-	tm.w->layer[1].k_b.data = NULL;
-	CHECK(mp_model_create(&tm.hp, tm.w, &src, &base_opts, &m, err, sizeof err) < 0);
+	tm->w->layer[2].attn_out = saved;
+	tm->w->layer[1].k_b.data = NULL;
+	CHECK(mp_model_create(&tm->hp, tm->w, &fx.src, &base_opts, &m, err, sizeof err) < 0);
 	CHECK_CONTAINS(err, "blk.1.attn_k_b.weight is missing");
-	tm.w->layer[1].k_b = tm.w->layer[0].k_b;
+	tm->w->layer[1].k_b = tm->w->layer[0].k_b;
 	struct mp_model_opts o = base_opts;
 	o.n_expert_used = 9;
-	CHECK_EQ_INT(mp_model_create(&tm.hp, tm.w, &src, &o, &m, err, sizeof err), -MP_EARG);
+	CHECK_EQ_INT(mp_model_create(&tm->hp, tm->w, &fx.src, &o, &m, err, sizeof err), -MP_EARG);
 	CHECK_CONTAINS(err, "--experts 9");
 	o = base_opts;
 	o.n_ctx = 2;
-	REQUIRE(mp_model_create(&tm.hp, tm.w, &src, &o, &m, err, sizeof err) == 0);
+	REQUIRE(mp_model_create(&tm->hp, tm->w, &fx.src, &o, &m, err, sizeof err) == 0);
 	const float *lg;
 	CHECK_EQ_INT(mp_model_step(m, 1, &lg), 0);
 	CHECK_EQ_INT(mp_model_step(m, 1000, &lg), -MP_EARG);
@@ -329,8 +326,7 @@ static void test_bad_input(void)
 	mp_model_reset(m);
 	CHECK_EQ_INT(mp_model_step(m, 1, &lg), 0);
 	mp_model_destroy(m);
-	mp_resident_experts_destroy(res);
-	tiny_drop(&tm);
+	fixture_close(&fx);
 }
 
 /* Routing: groups, bias used for selection only, normalized and scaled weights. */

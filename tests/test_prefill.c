@@ -16,6 +16,7 @@
 #include "model.h"
 #include "quant.h"
 #include "router.h"
+#include "model_fixture.h"
 #include "tinymodel.h"
 #include "mp_test.h"
 
@@ -85,17 +86,12 @@ static const char *c_err(void *ctx)
 	return c->inner.err_msg(c->inner.ctx);
 }
 
-static struct mp_model *make(struct test_model *tm, const struct mp_expert_source *src,
+/* A model over src (NULL: the fixture's resident experts). */
+static struct mp_model *make(struct model_fixture *fx, const struct mp_expert_source *src,
 			     uint32_t n_batch, enum mp_kv_type kv)
 {
 	struct mp_model_opts o = { .n_ctx = NCTX, .kv_type = kv, .absorb = 1, .n_batch = n_batch };
-	struct mp_model *m;
-	char err[256];
-	if (mp_model_create(&tm->hp, tm->w, src, &o, &m, err, sizeof err) < 0) {
-		MP_TEST_FAIL("mp_model_create: %s", err);
-		return NULL;
-	}
-	return m;
+	return fixture_model(fx, src, &o, "prefill test");
 }
 
 /* Prefills toks (in pieces of `split` tokens per call; 0: one call). */
@@ -151,9 +147,9 @@ static double diff(const struct run *a, const struct run *b, const char *what)
 }
 
 /* The teacher-forced sequence: the one-token path's greedy choices. */
-static void sequence(struct test_model *tm, const struct mp_expert_source *src, uint32_t *toks)
+static void sequence(struct model_fixture *fx, uint32_t *toks)
 {
-	struct mp_model *m = make(tm, src, 1, MP_KV_F32);
+	struct mp_model *m = make(fx, NULL, 1, MP_KV_F32);
 	const float *lg;
 	toks[0] = 1;
 	for (uint32_t i = 0; m && i + 1 < NTOK; i++) {
@@ -165,19 +161,19 @@ static void sequence(struct test_model *tm, const struct mp_expert_source *src, 
 
 static void check_type(uint32_t wtype, int mla_new, enum mp_kv_type kv, double tol)
 {
-	struct test_model tm;
-	tiny_build(&tm, wtype, mla_new, 1, 0, 101 + wtype * 3 + (uint64_t)mla_new);
-	struct mp_resident_experts *res;
-	struct mp_expert_source src;
-	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &src) == 0);
+	struct model_fixture fx;
+	if (fixture_open(&fx, wtype, mla_new, 1, 0, 101 + wtype * 3 + (uint64_t)mla_new) < 0) {
+		fixture_close(&fx);
+		return;
+	}
 	uint32_t toks[NTOK];
-	sequence(&tm, &src, toks);
-	struct mp_model *ref = make(&tm, &src, 1, kv);
+	sequence(&fx, toks);
+	struct mp_model *ref = make(&fx, NULL, 1, kv);
 	REQUIRE(ref);
 	REQUIRE(prefill(ref, toks, NTOK, 0, &want_run) == 0);
 	uint32_t batches[] = { 1, 7, 64, 512 };
 	for (size_t bi = 0; bi < sizeof batches / sizeof batches[0]; bi++) {
-		struct mp_model *m = make(&tm, &src, batches[bi], kv);
+		struct mp_model *m = make(&fx, NULL, batches[bi], kv);
 		REQUIRE(m);
 		memset(&got_run, 0, sizeof got_run);
 		if (prefill(m, toks, NTOK, 0, &got_run) == 0) {
@@ -196,8 +192,7 @@ static void check_type(uint32_t wtype, int mla_new, enum mp_kv_type kv, double t
 		mp_model_destroy(m);
 	}
 	mp_model_destroy(ref);
-	mp_resident_experts_destroy(res);
-	tiny_drop(&tm);
+	fixture_close(&fx);
 }
 
 /* f32 weights: only summation order differs from the one-token path. */
@@ -226,24 +221,25 @@ static void test_q8_0(void)
  * than n_expert_used; greedy continuation after the prompt unchanged. */
 static void test_continue_waves_greedy(void)
 {
-	struct test_model tm;
-	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 131);
-	struct mp_resident_experts *res;
-	struct mp_expert_source inner;
-	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &inner) == 0);
-	struct counting cnt = { .inner = inner };
+	struct model_fixture fx;
+	if (fixture_open(&fx, MP_TYPE_F32, 1, 1, 0, 131) < 0) {
+		fixture_close(&fx);
+		return;
+	}
+	const struct mp_hparams *hp = &fx.tm.hp;
+	struct counting cnt = { .inner = fx.src };
 	struct mp_expert_source src = { &cnt, c_acquire, c_next, c_release, c_err, NULL, NULL, NULL };
 	uint32_t toks[NTOK];
-	sequence(&tm, &inner, toks);
-	struct mp_model *ref = make(&tm, &inner, 1, MP_KV_F32);
+	sequence(&fx, toks);
+	struct mp_model *ref = make(&fx, NULL, 1, MP_KV_F32);
 	REQUIRE(prefill(ref, toks, NTOK, 0, &want_run) == 0);
-	struct mp_model *m = make(&tm, &src, 16, MP_KV_F32);
+	struct mp_model *m = make(&fx, &src, 16, MP_KV_F32);
 	memset(&got_run, 0, sizeof got_run);
 	REQUIRE(prefill(m, toks, 48, 20, &got_run) == 0);   /* batches 16,4 | 16,4 | 8 */
 	CHECK_EQ_INT(mp_model_pos(m), 48);
-	CHECK_EQ_INT(cnt.largest, tm.hp.n_expert_used);
+	CHECK_EQ_INT(cnt.largest, hp->n_expert_used);
 	/* every expert of a batch's union once: no more acquires than batches */
-	for (uint32_t L = tm.hp.n_dense_lead; L < NL; L++)
+	for (uint32_t L = hp->n_dense_lead; L < NL; L++)
 		for (uint32_t e = 0; e < 8; e++)
 			if (cnt.acquired[L][e] > 5)
 				MP_TEST_FAIL("layer %u expert %u acquired %u times in 5 batches", L, e,
@@ -262,7 +258,7 @@ static void test_continue_waves_greedy(void)
 	if (!(e < 1e-4))
 		MP_TEST_FAIL("prefill over several calls: max relative logit error %.3g", e);
 	/* greedy decode after the prompt: the same 16 tokens as the one-token path */
-	struct mp_model *a = make(&tm, &inner, 1, MP_KV_F32), *b = make(&tm, &inner, 512, MP_KV_F32);
+	struct mp_model *a = make(&fx, NULL, 1, MP_KV_F32), *b = make(&fx, NULL, 512, MP_KV_F32);
 	const float *la, *lb;
 	REQUIRE(mp_model_prefill(a, toks, 40, NULL, NULL, &la) == 0);
 	REQUIRE(mp_model_prefill(b, toks, 40, NULL, NULL, &lb) == 0);
@@ -276,8 +272,7 @@ static void test_continue_waves_greedy(void)
 	mp_model_destroy(b);
 	mp_model_destroy(m);
 	mp_model_destroy(ref);
-	mp_resident_experts_destroy(res);
-	tiny_drop(&tm);
+	fixture_close(&fx);
 }
 
 static int stop_at_3(void *ctx, uint32_t pos, const float *logits)
@@ -290,12 +285,12 @@ static int stop_at_3(void *ctx, uint32_t pos, const float *logits)
 /* Bad tokens, a full context and a callback's stop are reported. */
 static void test_errors(void)
 {
-	struct test_model tm;
-	tiny_build(&tm, MP_TYPE_F32, 1, 1, 0, 141);
-	struct mp_resident_experts *res;
-	struct mp_expert_source src;
-	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &src) == 0);
-	struct mp_model *m = make(&tm, &src, 8, MP_KV_F32);
+	struct model_fixture fx;
+	if (fixture_open(&fx, MP_TYPE_F32, 1, 1, 0, 141) < 0) {
+		fixture_close(&fx);
+		return;
+	}
+	struct mp_model *m = make(&fx, NULL, 8, MP_KV_F32);
 	const float *lg;
 	uint32_t toks[NCTX + 1];
 	for (uint32_t i = 0; i <= NCTX; i++)
@@ -311,8 +306,7 @@ static void test_errors(void)
 	CHECK_EQ_INT(mp_model_prefill(m, toks, 6, stop_at_3, NULL, &lg), -MP_ECANCELLED);
 	CHECK_EQ_INT(mp_model_prefill(m, toks, NCTX - 6, NULL, NULL, &lg) < 0 ? 1 : 0, 0);
 	mp_model_destroy(m);
-	mp_resident_experts_destroy(res);
-	tiny_drop(&tm);
+	fixture_close(&fx);
 }
 
 int main(void)
