@@ -10,7 +10,8 @@
 #   bench_need TOOL WHY           TOOL on PATH, or exit 1 saying WHY
 #   bench_cg_make NAME LIMIT      makes /sys/fs/cgroup[/memory]/NAME limited to
 #                                 LIMIT bytes; sets bench_cg to it, or to ""
-#                                 when none could be made (returns 1)
+#                                 when none could be made (returns 1, and
+#                                 removes a folder it made without a limit)
 #   bench_cg_remove               removes it (call it from the script's trap)
 #   bench_cg_enter                moves the calling (sub)shell into it; use as
 #                                 ( bench_cg_enter && exec CMD... ) so that
@@ -36,10 +37,10 @@ bench_need() {
 bench_cg_make() {
 	if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
 		bench_cg=/sys/fs/cgroup/$1
-		mkdir -p "$bench_cg" && echo "$2" >"$bench_cg"/memory.max || bench_cg=""
+		mkdir -p "$bench_cg" && echo "$2" >"$bench_cg"/memory.max || bench_cg_remove
 	elif [ -d /sys/fs/cgroup/memory ]; then
 		bench_cg=/sys/fs/cgroup/memory/$1
-		mkdir -p "$bench_cg" && echo "$2" >"$bench_cg"/memory.limit_in_bytes || bench_cg=""
+		mkdir -p "$bench_cg" && echo "$2" >"$bench_cg"/memory.limit_in_bytes || bench_cg_remove
 	fi
 	[ -n "$bench_cg" ]
 }
