@@ -845,6 +845,16 @@ static int res_next_ready(void *ctx, uint32_t layer, uint32_t *index, struct mp_
 	return 0;
 }
 
+/* Resident experts are always ready. */
+static int res_try_ready(void *ctx, uint32_t layer, uint32_t *index, struct mp_expert_view *out)
+{
+	struct mp_resident_experts *r = ctx;
+	if (r->next >= r->n)
+		return 0;
+	int rc = res_next_ready(ctx, layer, index, out);
+	return rc < 0 ? rc : 1;
+}
+
 static void res_release(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n)
 {
 	struct mp_resident_experts *r = ctx;
@@ -880,7 +890,7 @@ int mp_resident_experts_create(const struct mp_hparams *hp, const struct mp_weig
 	r->hp = hp;
 	r->w = w;
 	*src = (struct mp_expert_source){ r, res_acquire, res_next_ready, res_release, res_err, NULL, NULL,
-					  NULL };
+					  NULL, res_try_ready };
 	*out = r;
 	return 0;
 }

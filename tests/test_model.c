@@ -2,7 +2,8 @@
  * models held in memory: logits at every position within a stated tolerance
  * (f32 and q8_0 weights, f32/f16/q8_0 KV), greedy tokens identical on f32,
  * absorbed vs decompressed attention, old vs new MLA generations, softmax
- * (V2) routing, --experts, and shape errors that name the tensor. */
+ * (V2) routing, --experts, the fused decode step bit for bit the unfused
+ * one, and shape errors that name the tensor. */
 #include <math.h>
 #include <string.h>
 
@@ -188,6 +189,57 @@ static void test_absorbed_equals_naive(void)
 		mp_resident_experts_destroy(res);
 		tiny_drop(&tm);
 	}
+}
+
+/* The fused decode step (one quantization of each input per activation
+ * type, one parallel region per batch of ready experts, merged attention
+ * regions) gives the bits of the one-region-per-matrix step: logits compared
+ * with memcmp at every step, for several weight types, both MLA layouts,
+ * with and without a query LoRA, on the caller alone and on 2 and 3 threads. */
+static void test_fused_equals_unfused(void)
+{
+	static const uint32_t types[] = { MP_TYPE_F32, MP_TYPE_Q8_0, MP_TYPE_Q5_0, MP_TYPE_Q4_1 };
+	struct mp_threads *pool[4] = { NULL };
+	for (int n = 2; n <= 3; n++)
+		REQUIRE(mp_threads_create(n, &pool[n]) == 0);
+	for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+		for (int variant = 0; variant < 3; variant++) {
+			struct test_model tm;
+			int mla_new = variant != 1, q_lora = variant != 2;
+			tiny_build(&tm, types[ti], mla_new, q_lora, 0, 43 + ti);
+			struct mp_resident_experts *ra, *rb;
+			struct mp_expert_source sa, sb;
+			char err[256];
+			REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &ra, &sa) == 0);
+			REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &rb, &sb) == 0);
+			for (int th = 1; th <= 3; th++) {
+				struct mp_model *a, *b;
+				struct mp_model_opts oa = base_opts, ob = base_opts;
+				oa.threads = ob.threads = pool[th];
+				oa.kv_type = ob.kv_type = MP_KV_F16;
+				ob.unfused = 1;
+				REQUIRE(mp_model_create(&tm.hp, tm.w, &sa, &oa, &a, err, sizeof err) == 0);
+				REQUIRE(mp_model_create(&tm.hp, tm.w, &sb, &ob, &b, err, sizeof err) == 0);
+				for (uint32_t s = 0; s < 16; s++) {
+					const float *la, *lb;
+					REQUIRE(mp_model_step(a, s * 5 % 31 + 2, &la) == 0);
+					REQUIRE(mp_model_step(b, s * 5 % 31 + 2, &lb) == 0);
+					if (memcmp(la, lb, sizeof(float) * tm.hp.n_vocab) != 0) {
+						MP_TEST_FAIL("%s mla_new %d q_lora %d, %d threads: step %u logits "
+							     "differ from the unfused step", mp_type_name(types[ti]),
+							     mla_new, q_lora, th, s);
+						break;
+					}
+				}
+				mp_model_destroy(a);
+				mp_model_destroy(b);
+			}
+			mp_resident_experts_destroy(ra);
+			mp_resident_experts_destroy(rb);
+			tiny_drop(&tm);
+		}
+	for (int n = 2; n <= 3; n++)
+		mp_threads_destroy(pool[n]);
 }
 
 /* V2-Lite style: softmax gating, no groups, no query LoRA; and --experts K. */
@@ -403,6 +455,7 @@ int main(void)
 	RUN(test_kv_types);
 	RUN(test_q8_0_matches_reference);
 	RUN(test_absorbed_equals_naive);
+	RUN(test_fused_equals_unfused);
 	RUN(test_softmax_and_experts_override);
 	RUN(test_truncate);
 	RUN(test_timings);

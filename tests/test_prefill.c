@@ -232,7 +232,7 @@ static void test_continue_waves_greedy(void)
 	struct mp_expert_source inner;
 	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &inner) == 0);
 	struct counting cnt = { .inner = inner };
-	struct mp_expert_source src = { &cnt, c_acquire, c_next, c_release, c_err, NULL, NULL, NULL };
+	struct mp_expert_source src = { &cnt, c_acquire, c_next, c_release, c_err, NULL, NULL, NULL, NULL };
 	uint32_t toks[NTOK];
 	sequence(&tm, &inner, toks);
 	struct mp_model *ref = make(&tm, &inner, 1, MP_KV_F32);
