@@ -57,12 +57,23 @@ int mp_model_fail(struct mp_model *m, const char *fmt, ...)
 /* ---- mat-vec over a row range of a weight ---------------------------------- */
 
 /* y[r] = W[row0 + r] · x for r < nrows (x has W->ne[0] elements), rows shared
- * among the threads; bit-identical for any thread count (kernels/matvec.h). */
-static void linear_rows_on(struct mp_model *m, struct mp_threads *pool, const struct mp_tensor *W,
-			   int64_t row0, int64_t nrows, const float *x, float *y)
+ * among the threads; bit-identical for any thread count (kernels/matvec.h).
+ * With xc (a thread's own cache, pool NULL) x is quantized into its buffers
+ * instead of a fresh allocation per call. */
+static void linear_rows_on(struct mp_model *m, struct mp_threads *pool, struct mp_matvec_xcache *xc,
+			   const struct mp_tensor *W, int64_t row0, int64_t nrows, const float *x, float *y)
 {
 	struct mp_mat mat = { mp_tensor_row(W, row0), W->type, nrows, W->ne[0] };
-	int rc = mp_matvec(pool, mp_dispatch_path(), &mat, x, y);
+	int rc;
+	if (xc) {
+		const void *xq = NULL;
+		mp_matvec_xcache_reset(xc, x, W->ne[0]);
+		rc = mp_matvec_xcache_get(xc, W->type, &xq);
+		if (rc == 0)
+			rc = mp_matvec_q(pool, mp_dispatch_path(), &mat, xq, y);
+	} else {
+		rc = mp_matvec(pool, mp_dispatch_path(), &mat, x, y);
+	}
 	if (rc < 0 && !m->err[0])   /* shapes and types were checked at create */
 		mp_model_fail(m, "matvec failed: %s", mp_strerror(rc));
 }
@@ -70,7 +81,7 @@ static void linear_rows_on(struct mp_model *m, struct mp_threads *pool, const st
 static void linear_rows(struct mp_model *m, const struct mp_tensor *W, int64_t row0, int64_t nrows,
 			const float *x, float *y)
 {
-	linear_rows_on(m, m->opts.threads, W, row0, nrows, x, y);
+	linear_rows_on(m, m->opts.threads, NULL, W, row0, nrows, x, y);
 }
 
 static void linear(struct mp_model *m, const struct mp_tensor *W, const float *x, float *y)
@@ -130,13 +141,13 @@ static const float *kv_read(struct mp_model *m, uint32_t layer, uint32_t t)
 /* ---- attention ------------------------------------------------------------------ */
 
 /* q_lat = K_hᵀ q_nope for head h (kv_lora_rank values), on the calling
- * thread; tmp holds kv_lora_rank floats. */
-static void absorb_query(struct mp_model *m, const struct mp_layer_weights *lw, uint32_t h,
-			 const float *q_nope, float *q_lat, float *tmp)
+ * thread (xc its input cache); tmp holds kv_lora_rank floats. */
+static void absorb_query(struct mp_model *m, struct mp_matvec_xcache *xc, const struct mp_layer_weights *lw,
+			 uint32_t h, const float *q_nope, float *q_lat, float *tmp)
 {
 	const struct mp_hparams *hp = m->hp;
 	if (hp->mla_new) {
-		linear_rows_on(m, NULL, &lw->k_b, (int64_t)h * hp->kv_lora_rank, hp->kv_lora_rank, q_nope,
+		linear_rows_on(m, NULL, xc, &lw->k_b, (int64_t)h * hp->kv_lora_rank, hp->kv_lora_rank, q_nope,
 			       q_lat);
 		return;
 	}
@@ -150,15 +161,15 @@ static void absorb_query(struct mp_model *m, const struct mp_layer_weights *lw, 
 	}
 }
 
-/* o_h = U_h · o_lat (d_v values), on the calling thread. */
-static void expand_value(struct mp_model *m, const struct mp_layer_weights *lw, uint32_t h,
-			 const float *o_lat, float *o_h)
+/* o_h = U_h · o_lat (d_v values), on the calling thread (xc its input cache). */
+static void expand_value(struct mp_model *m, struct mp_matvec_xcache *xc, const struct mp_layer_weights *lw,
+			 uint32_t h, const float *o_lat, float *o_h)
 {
 	const struct mp_hparams *hp = m->hp;
 	if (hp->mla_new)
-		linear_rows_on(m, NULL, &lw->v_b, (int64_t)h * hp->d_v, hp->d_v, o_lat, o_h);
+		linear_rows_on(m, NULL, xc, &lw->v_b, (int64_t)h * hp->d_v, hp->d_v, o_lat, o_h);
 	else
-		linear_rows_on(m, NULL, &lw->kv_b, (int64_t)h * (hp->d_nope + hp->d_v) + hp->d_nope,
+		linear_rows_on(m, NULL, xc, &lw->kv_b, (int64_t)h * (hp->d_nope + hp->d_v) + hp->d_nope,
 			       hp->d_v, o_lat, o_h);
 }
 
@@ -168,6 +179,7 @@ struct head_scratch {
 	float *o_lat;   /* [kv_lora_rank] */
 	float *att;     /* [n_ctx] */
 	float *tmp;     /* [kv_lora_rank] */
+	struct mp_matvec_xcache xq; /* the head's small products' inputs, quantized */
 };
 
 struct heads_job {
@@ -214,7 +226,7 @@ static void heads_worker(void *ctx, int ith, int nth)
 		const float *q_nope = m->q + (size_t)h * d_qk, *q_rope = q_nope + hp->d_nope;
 		if (j->qin)
 			head_query(m, j->lw, h, j->qin);
-		absorb_query(m, j->lw, h, q_nope, hs->q_lat, hs->tmp);
+		absorb_query(m, &hs->xq, j->lw, h, q_nope, hs->q_lat, hs->tmp);
 		for (uint32_t t = 0; t < j->n_pos; t++) {
 			const float *kv = m->kvf + (size_t)t * w;
 			hs->att[t] = m->kq_scale * (mp_ops_dot(hs->q_lat, kv, r) +
@@ -224,7 +236,7 @@ static void heads_worker(void *ctx, int ith, int nth)
 		memset(hs->o_lat, 0, sizeof(float) * r);
 		for (uint32_t t = 0; t < j->n_pos; t++)
 			mp_ops_axpy(hs->o_lat, m->kvf + (size_t)t * w, hs->att[t], r);
-		expand_value(m, j->lw, h, hs->o_lat, m->o + (size_t)h * hp->d_v);
+		expand_value(m, &hs->xq, j->lw, h, hs->o_lat, m->o + (size_t)h * hp->d_v);
 	}
 }
 
@@ -884,6 +896,7 @@ void mp_model_destroy(struct mp_model *m)
 		mp_free(m->hs[i].o_lat);
 		mp_free(m->hs[i].att);
 		mp_free(m->hs[i].tmp);
+		mp_matvec_xcache_free(&m->hs[i].xq);
 	}
 	mp_free(m->hs);
 	mp_matvec_xcache_free(&m->ain);
