@@ -24,6 +24,11 @@
  * direct quantized dot loop (bit-identical to the one-token path), more take
  * dequantize + sgemm.  Attention's small f32 products go to mp_sgemm.
  *
+ * One token (a decode step, or a batch of one) takes the fused MoE layer
+ * (moe_fused): the input quantized once per activation type, the gate and up
+ * of every expert ready at once (the shared one with the first) in one
+ * parallel region, their downs in one more — the bits of the general path.
+ *
  * Invariants:
  * 1. A batch at position p writes cache rows p .. p+n-1 of every layer, then
  *    sets pos = p + n; on error pos stays p (rows past pos are never read).
