@@ -152,6 +152,133 @@ int mp_matvec(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *
 	return rc;
 }
 
+/* ---- several matrices in one region ------------------------------------------ */
+
+/* Chunks of ROW_CHUNK rows, numbered across the items: item i owns chunks
+ * end[i-1] .. end[i]-1.  A thread's claims only grow, so its item index
+ * only moves forward. */
+struct multi_job {
+	const struct mp_matvec_item *it;
+	int n;
+	mp_vec_dot_fn dot[MP_MATVEC_MULTI_MAX];
+	uint64_t row_bytes[MP_MATVEC_MULTI_MAX];
+	int64_t end[MP_MATVEC_MULTI_MAX];   /* chunks of items 0..i */
+	_Atomic int64_t next;               /* next unclaimed chunk */
+};
+
+static void multi_worker(void *ctx, int ith, int nth)
+{
+	(void)ith;
+	(void)nth;
+	struct multi_job *j = ctx;
+	int i = 0;
+	for (;;) {
+		int64_t c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+		if (c >= j->end[j->n - 1])
+			return;
+		while (c >= j->end[i])
+			i++;
+		const struct mp_matvec_item *it = &j->it[i];
+		int64_t r0 = (c - (i ? j->end[i - 1] : 0)) * ROW_CHUNK;
+		int64_t r1 = r0 + ROW_CHUNK < it->w.rows ? r0 + ROW_CHUNK : it->w.rows;
+		const uint8_t *w = it->w.data;
+		for (int64_t r = r0; r < r1; r++)
+			it->y[r] = j->dot[i](it->w.cols, w + (uint64_t)r * j->row_bytes[i], it->xq);
+	}
+}
+
+/* At most MP_MATVEC_MULTI_MAX items, checked, in one region. */
+static void multi_region(struct mp_threads *pool, enum mp_kpath path,
+			const struct mp_matvec_item *items, int n)
+{
+	struct multi_job j = { .it = items, .n = n };
+	int64_t chunks = 0;
+	for (int i = 0; i < n; i++) {
+		check_mat(&items[i].w, &j.row_bytes[i]);   /* checked by the caller */
+		j.dot[i] = mp_quant_vec_dot(items[i].w.type, path);
+		chunks += (items[i].w.rows + ROW_CHUNK - 1) / ROW_CHUNK;
+		j.end[i] = chunks;
+	}
+	atomic_init(&j.next, 0);
+	if (chunks > 0)
+		mp_threads_run(pool, multi_worker, &j);
+}
+
+int mp_matvec_multi(struct mp_threads *pool, enum mp_kpath path,
+		    const struct mp_matvec_item *items, int n)
+{
+	if (n < 0 || (n > 0 && !items))
+		return -MP_EARG;
+	if (!mp_dispatch_supported(path, mp_cpu_features()))
+		return -MP_EUNAVAIL;
+	for (int i = 0; i < n; i++) {   /* every item checked before any is run */
+		uint64_t row_bytes;
+		int rc = check_mat(&items[i].w, &row_bytes);
+		if (rc < 0)
+			return rc;
+		if (!items[i].xq || !items[i].y)
+			return -MP_EARG;
+	}
+	for (int i0 = 0; i0 < n; i0 += MP_MATVEC_MULTI_MAX)
+		multi_region(pool, path, items + i0,
+			     n - i0 < MP_MATVEC_MULTI_MAX ? n - i0 : MP_MATVEC_MULTI_MAX);
+	return 0;
+}
+
+/* ---- one vector in the activation types its consumers need ------------------ */
+
+void mp_matvec_xcache_reset(struct mp_matvec_xcache *c, const float *x, int64_t cols)
+{
+	c->x = x;
+	c->cols = cols;
+	c->n = 0;
+}
+
+int mp_matvec_xcache_get(struct mp_matvec_xcache *c, uint32_t wtype, const void **xq)
+{
+	int64_t bytes = mp_matvec_x_bytes(wtype, c->cols);
+	if (bytes < 0)
+		return (int)bytes;
+	if (!c->x)
+		return -MP_EARG;
+	uint32_t vt = mp_type_info(wtype)->vec_dot_type;
+	if (vt == MP_TYPE_F32) {
+		*xq = c->x;
+		return 0;
+	}
+	for (int i = 0; i < c->n; i++)
+		if (c->vtype[i] == vt) {
+			*xq = c->buf[i];
+			return 0;
+		}
+	if (c->n == MP_MATVEC_XCACHE_TYPES)
+		return -MP_EARG;
+	int i = c->n;
+	if (c->cap[i] < (size_t)bytes) {
+		void *p = mp_realloc(c->buf[i], (size_t)bytes);
+		if (!p)
+			return -ENOMEM;
+		c->buf[i] = p;
+		c->cap[i] = (size_t)bytes;
+	}
+	mp_matvec_quantize_x(wtype, c->x, c->cols, c->buf[i]);
+	c->vtype[i] = vt;
+	c->n++;
+	*xq = c->buf[i];
+	return 0;
+}
+
+void mp_matvec_xcache_free(struct mp_matvec_xcache *c)
+{
+	for (int i = 0; i < MP_MATVEC_XCACHE_TYPES; i++) {
+		mp_free(c->buf[i]);
+		c->buf[i] = NULL;
+		c->cap[i] = 0;
+	}
+	c->n = 0;
+	c->x = NULL;
+}
+
 /* One product Y = X·Wᵀ cut into fixed chunks of W's rows: a worker claims a
  * chunk, dequantizes it into its own cache-sized buffer and multiplies it by
  * all the vectors with a single-threaded sgemm.  The chunks do not depend on

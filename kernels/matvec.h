@@ -51,6 +51,56 @@ int64_t mp_matvec_x_bytes(uint32_t wtype, int64_t cols);
 /* Quantizes x (cols floats) into xq for weights of wtype. */
 int mp_matvec_quantize_x(uint32_t wtype, const float *x, int64_t cols, void *xq);
 
+/* One matrix of a multi-matrix product: y = W·x, x already in the vec_dot
+ * type of W's type (mp_matvec_quantize_x; the f32 vector itself when that
+ * type is F32). */
+struct mp_matvec_item {
+	struct mp_mat w;
+	const void *xq;            /* the input, as above */
+	float *y;                  /* [w.rows] */
+};
+
+/* Items per parallel region of mp_matvec_multi (more run in several). */
+#define MP_MATVEC_MULTI_MAX 64
+
+/* y_i = W_i·x_i for every item i < n in one parallel region: the rows of all
+ * the matrices are cut into chunks handed out from one counter, so the
+ * threads share the work of every matrix at once and wake once.  Each row is
+ * one vec_dot call on the same inputs as mp_matvec_q, so every y_i is
+ * bit-identical to mp_matvec_q(W_i, x_i) whatever the thread count.  Items
+ * may differ in type and shape; no y may overlap another item's x or y.
+ * Returns as mp_matvec (-MP_EARG for a NULL input or output); on error no
+ * row is written. */
+int mp_matvec_multi(struct mp_threads *pool, enum mp_kpath path,
+		    const struct mp_matvec_item *items, int n);
+
+/* One vector quantized at most once per activation type that its consumers
+ * need (the layer input of the router, the shared expert and the routed
+ * experts' gate and up): a small cache by vec_dot type.  A value type kept
+ * by its user; buffers are allocated at the first use of a type. */
+#define MP_MATVEC_XCACHE_TYPES 6   /* more than there are activation types */
+struct mp_matvec_xcache {
+	const float *x;            /* the vector (cols floats), NULL: none yet */
+	int64_t cols;
+	int n;                     /* types quantized for the current x */
+	uint32_t vtype[MP_MATVEC_XCACHE_TYPES]; /* vec_dot type of entry i */
+	void *buf[MP_MATVEC_XCACHE_TYPES];      /* its bytes (mp_matvec_x_bytes) */
+	size_t cap[MP_MATVEC_XCACHE_TYPES];     /* bytes allocated in buf[i] */
+};
+
+/* Starts a cache over x (cols floats; x must stay unchanged until the next
+ * reset).  Keeps the buffers allocated before. */
+void mp_matvec_xcache_reset(struct mp_matvec_xcache *c, const float *x, int64_t cols);
+
+/* *xq = x in the vec_dot type of wtype, quantized at the first request for
+ * that type since the reset (x itself for f32 activations).  Returns 0,
+ * -MP_ETYPE, -ENOMEM, or -MP_EARG when the cache holds no vector or is full
+ * of other types. */
+int mp_matvec_xcache_get(struct mp_matvec_xcache *c, uint32_t wtype, const void **xq);
+
+/* Frees the buffers; the cache may be used again after a reset. */
+void mp_matvec_xcache_free(struct mp_matvec_xcache *c);
+
 /* Y[i][r] = Σ_k W[r][k]·X[i][k] for i < m: X is m × cols, Y is m × rows
  * (row-major, ld = rows).  Returns as mp_matvec. */
 int mp_matmul(struct mp_threads *pool, const struct mp_mat *w, const float *x, int64_t m,

@@ -122,6 +122,18 @@ static struct mp_tensor view(const struct mp_tensor *t3, const void *data)
 	return v;
 }
 
+/* Hands out set[i], whose data poll found in ptrs: views over its slot. */
+static void hand_out(struct mp_experts *x, uint32_t layer, int i, const void *const *ptrs,
+		     uint32_t *index, struct mp_expert_view *out)
+{
+	x->taken[i] = 1;
+	*index = (uint32_t)i;
+	const struct mp_layer_weights *lw = &x->w->layer[layer];
+	out->gate = view(&lw->gate_exps, ptrs[0]);
+	out->up = view(&lw->up_exps, ptrs[1]);
+	out->down = view(&lw->down_exps, ptrs[2]);
+}
+
 static int x_next_ready(void *ctx, uint32_t layer, uint32_t *index, struct mp_expert_view *out)
 {
 	struct mp_experts *x = ctx;
@@ -137,16 +149,33 @@ static int x_next_ready(void *ctx, uint32_t layer, uint32_t *index, struct mp_ex
 		snprintf(x->err, sizeof x->err, "%s", mp_pager_message(x->pager));
 		return rc < 0 ? rc : -EIO;
 	}
-	x->taken[i] = 1;
-	*index = (uint32_t)i;
+	hand_out(x, layer, i, ptrs, index, out);
 	if (x->trace) {
 		uint64_t waited = mp_clock_now_ns() - t0;
 		x->stall[i] = waited > UINT32_MAX ? UINT32_MAX : (uint32_t)waited;
 	}
-	const struct mp_layer_weights *lw = &x->w->layer[layer];
-	out->gate = view(&lw->gate_exps, ptrs[0]);
-	out->up = view(&lw->up_exps, ptrs[1]);
-	out->down = view(&lw->down_exps, ptrs[2]);
+	return 0;
+}
+
+/* The first expert of the set not yet handed out that is in memory now (its
+ * stall stays 0: nothing waited for it). */
+static int x_try_ready(void *ctx, uint32_t layer, uint32_t *index, struct mp_expert_view *out)
+{
+	struct mp_experts *x = ctx;
+	for (uint32_t i = 0; i < x->n && i < MP_ROUTER_MAX_USED; i++) {
+		if (x->taken[i])
+			continue;
+		const void *ptrs[3];
+		int rc = mp_pager_poll(x->pager, layer, x->set[i], ptrs, 3);
+		if (rc < 0) {
+			snprintf(x->err, sizeof x->err, "%s", mp_pager_message(x->pager));
+			return rc;
+		}
+		if (rc > 0) {
+			hand_out(x, layer, (int)i, ptrs, index, out);
+			return 1;
+		}
+	}
 	return 0;
 }
 
@@ -414,7 +443,7 @@ int mp_experts_create(struct mp_gguf *g, const struct mp_hparams *hp, const stru
 		load_profile(x, hp, opts->profile);
 	}
 	*src = (struct mp_expert_source){ x, x_acquire, x_next_ready, x_release, x_err, x_hint,
-					  x_end_token, x_batch };
+					  x_end_token, x_batch, x_try_ready };
 	*out = x;
 	return 0;
 fail:

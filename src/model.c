@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,12 +57,23 @@ int mp_model_fail(struct mp_model *m, const char *fmt, ...)
 /* ---- mat-vec over a row range of a weight ---------------------------------- */
 
 /* y[r] = W[row0 + r] · x for r < nrows (x has W->ne[0] elements), rows shared
- * among the threads; bit-identical for any thread count (kernels/matvec.h). */
-static void linear_rows_on(struct mp_model *m, struct mp_threads *pool, const struct mp_tensor *W,
-			   int64_t row0, int64_t nrows, const float *x, float *y)
+ * among the threads; bit-identical for any thread count (kernels/matvec.h).
+ * With xc (a thread's own cache, pool NULL) x is quantized into its buffers
+ * instead of a fresh allocation per call. */
+static void linear_rows_on(struct mp_model *m, struct mp_threads *pool, struct mp_matvec_xcache *xc,
+			   const struct mp_tensor *W, int64_t row0, int64_t nrows, const float *x, float *y)
 {
 	struct mp_mat mat = { mp_tensor_row(W, row0), W->type, nrows, W->ne[0] };
-	int rc = mp_matvec(pool, mp_dispatch_path(), &mat, x, y);
+	int rc;
+	if (xc) {
+		const void *xq = NULL;
+		mp_matvec_xcache_reset(xc, x, W->ne[0]);
+		rc = mp_matvec_xcache_get(xc, W->type, &xq);
+		if (rc == 0)
+			rc = mp_matvec_q(pool, mp_dispatch_path(), &mat, xq, y);
+	} else {
+		rc = mp_matvec(pool, mp_dispatch_path(), &mat, x, y);
+	}
 	if (rc < 0 && !m->err[0])   /* shapes and types were checked at create */
 		mp_model_fail(m, "matvec failed: %s", mp_strerror(rc));
 }
@@ -69,7 +81,7 @@ static void linear_rows_on(struct mp_model *m, struct mp_threads *pool, const st
 static void linear_rows(struct mp_model *m, const struct mp_tensor *W, int64_t row0, int64_t nrows,
 			const float *x, float *y)
 {
-	linear_rows_on(m, m->opts.threads, W, row0, nrows, x, y);
+	linear_rows_on(m, m->opts.threads, NULL, W, row0, nrows, x, y);
 }
 
 static void linear(struct mp_model *m, const struct mp_tensor *W, const float *x, float *y)
@@ -77,12 +89,37 @@ static void linear(struct mp_model *m, const struct mp_tensor *W, const float *x
 	linear_rows(m, W, 0, W->ne[1] * W->ne[2], x, y);
 }
 
-/* y = down · (silu(gate · x) ⊙ (up · x)) */
+/* y[i] = W_i · x for n matrices on x quantized once per activation type
+ * (m->ain), all their rows in one parallel region; the bits of n linear()
+ * calls (kernels/matvec.h). */
+static void linear_multi(struct mp_model *m, const struct mp_tensor *const *W, float *const *y, int n,
+			 const float *x)
+{
+	struct mp_matvec_item it[4];
+	int rc = 0;
+	mp_matvec_xcache_reset(&m->ain, x, W[0]->ne[0]);
+	for (int i = 0; i < n && rc == 0; i++) {
+		const void *xq = NULL;
+		rc = mp_matvec_xcache_get(&m->ain, W[i]->type, &xq);
+		it[i] = (struct mp_matvec_item){ { W[i]->data, W[i]->type, W[i]->ne[1], W[i]->ne[0] }, xq, y[i] };
+	}
+	if (rc == 0)
+		rc = mp_matvec_multi(m->opts.threads, mp_dispatch_path(), it, n);
+	if (rc < 0 && !m->err[0])
+		mp_model_fail(m, "matvec failed: %s", mp_strerror(rc));
+}
+
+/* y = down · (silu(gate · x) ⊙ (up · x)); gate and up in one region unless
+ * opts.unfused */
 static void swiglu(struct mp_model *m, const struct mp_tensor *gate, const struct mp_tensor *up,
 		   const struct mp_tensor *down, const float *x, float *y)
 {
-	linear(m, gate, x, m->ff_a);
-	linear(m, up, x, m->ff_b);
+	if (m->opts.unfused) {
+		linear(m, gate, x, m->ff_a);
+		linear(m, up, x, m->ff_b);
+	} else {
+		linear_multi(m, (const struct mp_tensor *[]){ gate, up }, (float *[]){ m->ff_a, m->ff_b }, 2, x);
+	}
 	mp_ops_silu_mul(m->ff_a, m->ff_b, gate->ne[1]);
 	linear(m, down, m->ff_a, y);
 }
@@ -104,13 +141,13 @@ static const float *kv_read(struct mp_model *m, uint32_t layer, uint32_t t)
 /* ---- attention ------------------------------------------------------------------ */
 
 /* q_lat = K_hᵀ q_nope for head h (kv_lora_rank values), on the calling
- * thread; tmp holds kv_lora_rank floats. */
-static void absorb_query(struct mp_model *m, const struct mp_layer_weights *lw, uint32_t h,
-			 const float *q_nope, float *q_lat, float *tmp)
+ * thread (xc its input cache); tmp holds kv_lora_rank floats. */
+static void absorb_query(struct mp_model *m, struct mp_matvec_xcache *xc, const struct mp_layer_weights *lw,
+			 uint32_t h, const float *q_nope, float *q_lat, float *tmp)
 {
 	const struct mp_hparams *hp = m->hp;
 	if (hp->mla_new) {
-		linear_rows_on(m, NULL, &lw->k_b, (int64_t)h * hp->kv_lora_rank, hp->kv_lora_rank, q_nope,
+		linear_rows_on(m, NULL, xc, &lw->k_b, (int64_t)h * hp->kv_lora_rank, hp->kv_lora_rank, q_nope,
 			       q_lat);
 		return;
 	}
@@ -124,15 +161,15 @@ static void absorb_query(struct mp_model *m, const struct mp_layer_weights *lw, 
 	}
 }
 
-/* o_h = U_h · o_lat (d_v values), on the calling thread. */
-static void expand_value(struct mp_model *m, const struct mp_layer_weights *lw, uint32_t h,
-			 const float *o_lat, float *o_h)
+/* o_h = U_h · o_lat (d_v values), on the calling thread (xc its input cache). */
+static void expand_value(struct mp_model *m, struct mp_matvec_xcache *xc, const struct mp_layer_weights *lw,
+			 uint32_t h, const float *o_lat, float *o_h)
 {
 	const struct mp_hparams *hp = m->hp;
 	if (hp->mla_new)
-		linear_rows_on(m, NULL, &lw->v_b, (int64_t)h * hp->d_v, hp->d_v, o_lat, o_h);
+		linear_rows_on(m, NULL, xc, &lw->v_b, (int64_t)h * hp->d_v, hp->d_v, o_lat, o_h);
 	else
-		linear_rows_on(m, NULL, &lw->kv_b, (int64_t)h * (hp->d_nope + hp->d_v) + hp->d_nope,
+		linear_rows_on(m, NULL, xc, &lw->kv_b, (int64_t)h * (hp->d_nope + hp->d_v) + hp->d_nope,
 			       hp->d_v, o_lat, o_h);
 }
 
@@ -142,17 +179,38 @@ struct head_scratch {
 	float *o_lat;   /* [kv_lora_rank] */
 	float *att;     /* [n_ctx] */
 	float *tmp;     /* [kv_lora_rank] */
+	struct mp_matvec_xcache xq; /* the head's small products' inputs, quantized */
 };
 
 struct heads_job {
 	struct mp_model *m;
 	const struct mp_layer_weights *lw;
 	uint32_t n_pos;
+	const void *qin;   /* fused: q's input in q's activation type, each head's
+			      query computed in the region; NULL: m->q is ready */
+	_Atomic uint32_t next;   /* next unclaimed head */
 };
 
-/* Absorbed attention for heads ith, ith+nth, ...: the cache rows are already
- * dequantized in m->kvf; every head is computed by one thread, so the result
- * does not depend on the thread count. */
+/* Head h's query (d_nope + d_rope values, rope applied) into m->q on the
+ * calling thread: its rows of q_b (or q) on qin, then the rotation — the
+ * bits of the whole-matrix product and the rotation of every head. */
+static void head_query(struct mp_model *m, const struct mp_layer_weights *lw, uint32_t h, const void *qin)
+{
+	const struct mp_hparams *hp = m->hp;
+	const struct mp_tensor *W = hp->q_lora_rank ? &lw->q_b : &lw->q;
+	uint32_t d_qk = hp->d_nope + hp->d_rope;
+	struct mp_mat mat = { mp_tensor_row(W, (int64_t)h * d_qk), W->type, d_qk, W->ne[0] };
+	int rc = mp_matvec_q(NULL, mp_dispatch_path(), &mat, qin, m->q + (size_t)h * d_qk);
+	if (rc < 0 && !m->err[0])
+		mp_model_fail(m, "matvec failed: %s", mp_strerror(rc));
+	mp_rope_apply(&m->rope, m->q + (size_t)h * d_qk + hp->d_nope, m->pos);
+}
+
+/* Absorbed attention for the heads this thread claims (one at a time from a
+ * counter, so a preempted thread does not hold the others up): the cache
+ * rows are already dequantized in m->kvf; every head is computed by one
+ * thread with the same calls, so the result does not depend on the thread
+ * count or on which thread took it. */
 static void heads_worker(void *ctx, int ith, int nth)
 {
 	struct heads_job *j = ctx;
@@ -160,9 +218,15 @@ static void heads_worker(void *ctx, int ith, int nth)
 	const struct mp_hparams *hp = m->hp;
 	struct head_scratch *hs = &m->hs[ith];
 	uint32_t d_qk = hp->d_nope + hp->d_rope, r = hp->kv_lora_rank, w = m->kv_width;
-	for (uint32_t h = (uint32_t)ith; h < hp->n_head; h += (uint32_t)nth) {
+	(void)nth;
+	for (;;) {
+		uint32_t h = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+		if (h >= hp->n_head)
+			return;
 		const float *q_nope = m->q + (size_t)h * d_qk, *q_rope = q_nope + hp->d_nope;
-		absorb_query(m, j->lw, h, q_nope, hs->q_lat, hs->tmp);
+		if (j->qin)
+			head_query(m, j->lw, h, j->qin);
+		absorb_query(m, &hs->xq, j->lw, h, q_nope, hs->q_lat, hs->tmp);
 		for (uint32_t t = 0; t < j->n_pos; t++) {
 			const float *kv = m->kvf + (size_t)t * w;
 			hs->att[t] = m->kq_scale * (mp_ops_dot(hs->q_lat, kv, r) +
@@ -172,7 +236,7 @@ static void heads_worker(void *ctx, int ith, int nth)
 		memset(hs->o_lat, 0, sizeof(float) * r);
 		for (uint32_t t = 0; t < j->n_pos; t++)
 			mp_ops_axpy(hs->o_lat, m->kvf + (size_t)t * w, hs->att[t], r);
-		expand_value(m, j->lw, h, hs->o_lat, m->o + (size_t)h * hp->d_v);
+		expand_value(m, &hs->xq, j->lw, h, hs->o_lat, m->o + (size_t)h * hp->d_v);
 	}
 }
 
@@ -198,14 +262,32 @@ static void decompress(struct mp_model *m, const struct mp_layer_weights *lw, ui
 	}
 }
 
-static void attention(struct mp_model *m, uint32_t L, const float *x, float *out)
+/* The fused start of attention: kv_a and q_a (with a query LoRA) on x
+ * quantized once, in one parallel region, then q_a's norm.  Returns q's
+ * input (the normed q_a, or x) in q's activation type for the heads region,
+ * or NULL after an error (in m->err). */
+static const void *attn_inputs(struct mp_model *m, const struct mp_layer_weights *lw, const float *x)
 {
 	const struct mp_hparams *hp = m->hp;
-	const struct mp_layer_weights *lw = &m->w->layer[L];
-	uint32_t d_qk = hp->d_nope + hp->d_rope, r = hp->kv_lora_rank;
-	uint32_t n_pos = m->pos + 1;
+	const struct mp_tensor *W[2] = { &lw->kv_a_mqa, &lw->q_a };
+	float *y[2] = { m->kv_a, m->qa };
+	linear_multi(m, W, y, hp->q_lora_rank ? 2 : 1, x);
+	if (hp->q_lora_rank) {
+		mp_ops_rmsnorm(m->qa, m->qa, lw->q_a_norm.data, hp->q_lora_rank, hp->eps);
+		mp_matvec_xcache_reset(&m->ain, m->qa, hp->q_lora_rank);
+	}
+	const void *qin = NULL;
+	int rc = mp_matvec_xcache_get(&m->ain, hp->q_lora_rank ? lw->q_b.type : lw->q.type, &qin);
+	if (rc < 0 && !m->err[0])
+		mp_model_fail(m, "matvec failed: %s", mp_strerror(rc));
+	return rc < 0 ? NULL : qin;
+}
 
-	/* query */
+/* The unfused start: q (rotated) and kv_a, one region per matrix. */
+static void attn_inputs_unfused(struct mp_model *m, const struct mp_layer_weights *lw, const float *x)
+{
+	const struct mp_hparams *hp = m->hp;
+	uint32_t d_qk = hp->d_nope + hp->d_rope;
 	if (hp->q_lora_rank) {
 		linear(m, &lw->q_a, x, m->qa);
 		mp_ops_rmsnorm(m->qa, m->qa, lw->q_a_norm.data, hp->q_lora_rank, hp->eps);
@@ -213,12 +295,30 @@ static void attention(struct mp_model *m, uint32_t L, const float *x, float *out
 	} else {
 		linear(m, &lw->q, x, m->q);
 	}
-	/* latent and rope key, cached for this position */
 	linear(m, &lw->kv_a_mqa, x, m->kv_a);
-	mp_ops_rmsnorm(m->kv_a, m->kv_a, lw->kv_a_norm.data, r, hp->eps);
-	mp_rope_apply(&m->rope, m->kv_a + r, m->pos);
 	for (uint32_t h = 0; h < hp->n_head; h++)
 		mp_rope_apply(&m->rope, m->q + (size_t)h * d_qk + hp->d_nope, m->pos);
+}
+
+static void attention(struct mp_model *m, uint32_t L, const float *x, float *out)
+{
+	const struct mp_hparams *hp = m->hp;
+	const struct mp_layer_weights *lw = &m->w->layer[L];
+	uint32_t d_qk = hp->d_nope + hp->d_rope, r = hp->kv_lora_rank;
+	uint32_t n_pos = m->pos + 1;
+
+	/* query (fused: its input only; each head's rows come in the heads'
+	 * region), latent and rope key */
+	const void *qin = NULL;
+	if (m->opts.absorb && !m->opts.unfused) {
+		if (!(qin = attn_inputs(m, lw, x)))
+			return;
+	} else {
+		attn_inputs_unfused(m, lw, x);
+	}
+	/* the latent and rope key, cached for this position */
+	mp_ops_rmsnorm(m->kv_a, m->kv_a, lw->kv_a_norm.data, r, hp->eps);
+	mp_rope_apply(&m->rope, m->kv_a + r, m->pos);
 	mp_quant_ops((uint32_t)m->opts.kv_type)->quantize(m->kv_a, mp_model_kv_slot(m, L, m->pos), m->kv_width);
 
 	if (m->opts.absorb) {
@@ -226,7 +326,8 @@ static void attention(struct mp_model *m, uint32_t L, const float *x, float *out
 		const struct mp_quant_ops *kv_ops = mp_quant_ops((uint32_t)m->opts.kv_type);
 		for (uint32_t t = 0; t < n_pos; t++)
 			kv_ops->dequant(mp_model_kv_slot(m, L, t), m->kvf + (size_t)t * m->kv_width, m->kv_width);
-		struct heads_job job = { m, lw, n_pos };
+		struct heads_job job = { .m = m, .lw = lw, .n_pos = n_pos, .qin = qin };
+		atomic_init(&job.next, 0);
 		mp_threads_run(m->opts.threads, heads_worker, &job);
 	} else {
 		for (uint32_t h = 0; h < hp->n_head; h++) {
@@ -795,8 +896,10 @@ void mp_model_destroy(struct mp_model *m)
 		mp_free(m->hs[i].o_lat);
 		mp_free(m->hs[i].att);
 		mp_free(m->hs[i].tmp);
+		mp_matvec_xcache_free(&m->hs[i].xq);
 	}
 	mp_free(m->hs);
+	mp_matvec_xcache_free(&m->ain);
 	mp_batch_destroy(m->batch);
 	mp_free(m);
 }
@@ -845,6 +948,16 @@ static int res_next_ready(void *ctx, uint32_t layer, uint32_t *index, struct mp_
 	return 0;
 }
 
+/* Resident experts are always ready. */
+static int res_try_ready(void *ctx, uint32_t layer, uint32_t *index, struct mp_expert_view *out)
+{
+	struct mp_resident_experts *r = ctx;
+	if (r->next >= r->n)
+		return 0;
+	int rc = res_next_ready(ctx, layer, index, out);
+	return rc < 0 ? rc : 1;
+}
+
 static void res_release(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n)
 {
 	struct mp_resident_experts *r = ctx;
@@ -880,7 +993,7 @@ int mp_resident_experts_create(const struct mp_hparams *hp, const struct mp_weig
 	r->hp = hp;
 	r->w = w;
 	*src = (struct mp_expert_source){ r, res_acquire, res_next_ready, res_release, res_err, NULL, NULL,
-					  NULL };
+					  NULL, res_try_ready };
 	*out = r;
 	return 0;
 }

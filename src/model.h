@@ -101,6 +101,11 @@ struct mp_expert_source {
 	 * routing is given token-major as batch(ctx, 0, layer, experts, k) for its
 	 * MoE layers in order, then batch(ctx, 0, UINT32_MAX, NULL, 0) ends it. */
 	void (*batch)(void *ctx, uint32_t n, uint32_t layer, const uint32_t *experts, uint32_t k);
+	/* Optional (NULL: none): next_ready that never blocks — 1 and an expert
+	 * of the set not yet handed out when one is in memory now, 0 when none
+	 * is (or none is left), or a negative error.  A decode step gathers
+	 * every ready expert with it and computes them in one parallel region. */
+	int (*try_ready)(void *ctx, uint32_t layer, uint32_t *index, struct mp_expert_view *out);
 };
 
 /* A source serving experts from resident 3-D expert tensors (w must outlive
@@ -130,6 +135,9 @@ struct mp_model_opts {
 	 * before the last layer) needs pipe; later ranks run mp_model_stage. */
 	uint32_t layer_begin, layer_end;
 	const struct mp_model_pipe *pipe;
+	int unfused;              /* 1: a decode step runs one parallel region per matrix,
+				     as before the fused layer (tests compare the two bit
+				     for bit); 0 (default): fused */
 };
 
 /* Carries hidden states through the layers other ranks own: h holds n rows

@@ -6,6 +6,7 @@
 #ifndef MP_MODEL_IMPL_H
 #define MP_MODEL_IMPL_H
 
+#include "matvec.h"
 #include "model.h"
 #include "ops.h"
 
@@ -35,6 +36,8 @@ struct mp_model {
 	float *k_dec, *v_dec;         /* absorb == 0 only: one position's keys / values */
 	float *kvf;                   /* [n_ctx][kv_width]: the current layer's cache in f32 */
 	struct head_scratch *hs;      /* [threads]: per-thread attention scratch */
+	struct mp_matvec_xcache ain;  /* an attention or dense FFN input, quantized once
+					 per activation type (fused decode) */
 	float *la_x;                  /* [n_embd]: look-ahead normed state */
 	int depth;                    /* current prefetch depth */
 	uint64_t wait_ns;             /* ns waiting for experts, this step */

@@ -24,6 +24,11 @@
  * direct quantized dot loop (bit-identical to the one-token path), more take
  * dequantize + sgemm.  Attention's small f32 products go to mp_sgemm.
  *
+ * One token (a decode step, or a batch of one) takes the fused MoE layer
+ * (moe_fused): the input quantized once per activation type, the gate and up
+ * of every expert ready at once (the shared one with the first) in one
+ * parallel region, their downs in one more — the bits of the general path.
+ *
  * Invariants:
  * 1. A batch at position p writes cache rows p .. p+n-1 of every layer, then
  *    sets pos = p + n; on error pos stays p (rows past pos are never read).
@@ -80,6 +85,10 @@ struct mp_batch {
 	uint32_t *use;                /* [cap·n_used]: i·n_used + k, grouped by expert */
 	uint32_t *uni;                /* [n_expert]: the layer's union, ascending */
 	float *sc;                    /* [n_expert]: hint scores */
+	/* the fused one-token MoE layer: slot 0 the shared expert, 1..K routed */
+	struct mp_matvec_xcache xin;  /* the layer input in each activation type */
+	float *fg, *fu;               /* [K+1][F]: gate (then silu(gate)·up), up */
+	uint8_t *fq;                  /* [K+1][4F]: fg in the down matrix's activation type */
 };
 
 void mp_batch_destroy(struct mp_batch *b)
@@ -93,8 +102,9 @@ void mp_batch_destroy(struct mp_batch *b)
 			mp_free(hbufs[k]);
 	}
 	mp_free(b->hb);
+	mp_matvec_xcache_free(&b->xin);
 	void *bufs[] = { b->h, b->x, b->f, b->q, b->qa, b->kv, b->o, b->ffa, b->ffb, b->rl, b->routes, b->eout, b->xe,
-			 b->ye, b->logits, b->cnt, b->first, b->fill, b->use, b->uni, b->sc };
+			 b->ye, b->logits, b->cnt, b->first, b->fill, b->use, b->uni, b->sc, b->fg, b->fu, b->fq };
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
 		mp_free(bufs[i]);
 	mp_free(b);
@@ -151,7 +161,7 @@ uint64_t mp_model_batch_bytes(const struct mp_hparams *hp, uint32_t n_batch, uin
 	uint64_t per_tok = 4 * (token_floats(hp, K, hp->kv_lora_rank + hp->d_rope) +
 				th * head_floats(hp)) +
 			   hp->n_layer * sizeof(struct mp_route) + K * sizeof(uint32_t);
-	uint64_t fixed = 4ull * 2 * ff_floats(hp, cap) + 4ull * LOGIT_CHUNK * hp->n_vocab + 16ull * (hp->n_expert + 1) +
+	uint64_t fixed = 4ull * 2 * ff_floats(hp, cap) + 4ull * 3 * (K + 1) * expert_ff(hp) + 4ull * LOGIT_CHUNK * hp->n_vocab + 16ull * (hp->n_expert + 1) +
 			 th * (4ull * QBLOCK * n_ctx) +   /* each thread's scores */
 			 th * (1ull << 20);   /* each worker's dequantized chunk (matvec.c) */
 	return cap * per_tok + fixed;
@@ -191,10 +201,11 @@ static int batch_create(struct mp_model *m)
 	b->use = mp_calloc(cap * K, sizeof(uint32_t));
 	b->uni = mp_calloc(E, sizeof(uint32_t));
 	b->sc = fa(E, 1);
+	b->fg = fa(K + 1, expert_ff(hp)), b->fu = fa(K + 1, expert_ff(hp)), b->fq = fa(K + 1, expert_ff(hp));
 	m->batch = b;
 	if (!b->h || !b->x || !b->f || !b->q || !b->qa || !b->kv || !hb_ok || !b->o || !b->ffa || !b->ffb || !b->rl || !b->routes ||
 	    !b->eout || !b->xe || !b->ye || !b->logits || !b->cnt || !b->first || !b->fill ||
-	    !b->use || !b->uni || !b->sc) {
+	    !b->use || !b->uni || !b->sc || !b->fg || !b->fu || !b->fq) {
 		mp_batch_destroy(b);
 		m->batch = NULL;
 		return -ENOMEM;
@@ -478,8 +489,171 @@ static int wave(struct mp_model *m, uint32_t L, const struct mp_moe_io *io, cons
 	return 0;
 }
 
+/* ---- the fused one-token layer ---------------------------------------------------- */
+
+/* One expert of a fused batch: its matrices and where its output goes. */
+struct fslot {
+	const struct mp_tensor *gate, *up, *down;
+	float *out;                   /* [n_embd] */
+};
+
+/* down · (silu(gate · x) ⊙ (up · x)) for every slot: all gates and ups in one
+ * parallel region on the layer input quantized once per activation type
+ * (b->xin), then all downs in one region.  Each row is one vec_dot call on
+ * the inputs the one-matrix path gives it, so every output has its bits. */
+static int fused_batch(struct mp_model *m, const struct fslot *sl, uint32_t ns)
+{
+	struct mp_batch *b = m->batch;
+	struct mp_matvec_item it[2 * (MP_ROUTER_MAX_USED + 1)];
+	size_t F = expert_ff(m->hp);
+	int rc = 0;
+	for (uint32_t s = 0; s < ns && rc == 0; s++) {
+		const struct mp_tensor *g = sl[s].gate, *u = sl[s].up;
+		const void *xg = NULL, *xu = NULL;
+		if ((rc = mp_matvec_xcache_get(&b->xin, g->type, &xg)) == 0)
+			rc = mp_matvec_xcache_get(&b->xin, u->type, &xu);
+		it[2 * s] = (struct mp_matvec_item){ { g->data, g->type, g->ne[1], g->ne[0] }, xg, b->fg + s * F };
+		it[2 * s + 1] = (struct mp_matvec_item){ { u->data, u->type, u->ne[1], u->ne[0] }, xu,
+							 b->fu + s * F };
+	}
+	if (rc < 0 || (rc = mp_matvec_multi(m->opts.threads, mp_dispatch_path(), it, (int)(2 * ns))) < 0)
+		return rc;
+	for (uint32_t s = 0; s < ns; s++) {
+		const struct mp_tensor *d = sl[s].down;
+		float *h = b->fg + s * F;
+		uint8_t *hq = b->fq + s * 4 * F;
+		mp_ops_silu_mul(h, b->fu + s * F, sl[s].gate->ne[1]);
+		int64_t xb = mp_matvec_x_bytes(d->type, d->ne[0]);
+		if (xb < 0 || (size_t)xb > 4 * F)   /* no activation type takes more than f32 */
+			return xb < 0 ? (int)xb : -MP_EFORMAT;
+		int f32 = mp_type_info(d->type)->vec_dot_type == MP_TYPE_F32;
+		if (!f32)
+			mp_matvec_quantize_x(d->type, h, d->ne[0], hq);
+		it[s] = (struct mp_matvec_item){ { d->data, d->type, d->ne[1], d->ne[0] },
+						 f32 ? (const void *)h : hq, sl[s].out };
+	}
+	return mp_matvec_multi(m->opts.threads, mp_dispatch_path(), it, (int)ns);
+}
+
+/* Adds to sl the experts of the set ready now (try_ready), after waiting for
+ * one when block; k[] gets each one's selection slot.  Returns the count
+ * added or a negative error (the sentence in m->err). */
+static int gather(struct mp_model *m, uint32_t L, int block, uint32_t left, struct fslot *sl,
+		  struct mp_expert_view *ev, uint32_t *k)
+{
+	uint32_t got = 0;
+	if (block && left) {
+		uint64_t t0 = mp_clock_now_ns();
+		int rc = m->src.next_ready(m->src.ctx, L, &k[0], &ev[0]);
+		uint64_t waited = mp_clock_now_ns() - t0;
+		m->wait_ns += waited;
+		m->ph[MP_PHASE_WAIT] += waited;
+		if (rc < 0)
+			return mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
+		got = 1;
+	}
+	while (got < left && m->src.try_ready) {
+		int rc = m->src.try_ready(m->src.ctx, L, &k[got], &ev[got]);
+		if (rc < 0)
+			return mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
+		if (rc == 0)
+			break;
+		got++;
+	}
+	for (uint32_t i = 0; i < got; i++)
+		sl[i] = (struct fslot){ &ev[i].gate, &ev[i].up, &ev[i].down,
+					m->batch->eout + (size_t)k[i] * m->hp->n_embd };
+	return (int)got;
+}
+
+/* Bytes of a slot's three matrices. */
+static uint64_t slot_bytes(const struct fslot *sl)
+{
+	return sl->gate->row_bytes * (uint64_t)sl->gate->ne[1] + sl->up->row_bytes * (uint64_t)sl->up->ne[1] +
+	       sl->down->row_bytes * (uint64_t)sl->down->ne[1];
+}
+
+/* The shared and routed experts of one token after its acquire: every
+ * batch of experts ready at once in two parallel regions; the shared expert
+ * joins the first batch (alone, if no routed expert is ready yet, so it
+ * overlaps the reads).  A batch's time (less waits) is split between the
+ * shared and the routed experts' phases by their bytes of weights: the
+ * products read each byte once, so time follows bytes. */
+static int fused_experts(struct mp_model *m, uint32_t L, const struct mp_moe_io *io)
+{
+	const struct mp_layer_weights *lw = &m->w->layer[L];
+	uint32_t n = io->rt->n, done = 0;
+	int shared = 1;
+	while (shared || done < n) {
+		struct fslot sl[MP_ROUTER_MAX_USED + 1];
+		struct mp_expert_view ev[MP_ROUTER_MAX_USED];
+		uint32_t k[MP_ROUTER_MAX_USED], ns = 0;
+		uint64_t t = mp_clock_now_ns(), w0 = m->ph[MP_PHASE_WAIT];
+		if (shared)
+			sl[ns++] = (struct fslot){ &lw->gate_shexp, &lw->up_shexp, &lw->down_shexp, io->out };
+		int got = gather(m, L, !shared, n - done, sl + ns, ev, k);
+		if (got < 0)
+			return got;
+		int rc = fused_batch(m, sl, ns + (uint32_t)got);
+		if (rc < 0)
+			return mp_model_fail(m, "layer %u: %s", L, mp_strerror(rc)), rc;
+		uint64_t spent = mp_clock_now_ns() - t, waited = m->ph[MP_PHASE_WAIT] - w0;
+		spent = spent > waited ? spent - waited : 0;
+		uint64_t all = 0, sh = shared ? slot_bytes(&sl[0]) : 0;
+		for (uint32_t i = 0; i < ns + (uint32_t)got; i++)
+			all += slot_bytes(&sl[i]);
+		uint64_t to_sh = all ? (uint64_t)((double)spent * (double)sh / (double)all) : 0;
+		m->ph[MP_PHASE_SHARED] += to_sh;
+		m->ph[MP_PHASE_EXPERTS] += spent - to_sh;
+		done += (uint32_t)got;
+		shared = 0;
+	}
+	return 0;
+}
+
+/* mp_model_moe for one token: the router on the layer input quantized once
+ * for it and the experts (b->xin), the fused experts, the sum in selection
+ * order (invariant 2) — the bits of the general path with n = 1. */
+static int moe_fused(struct mp_model *m, uint32_t L, const struct mp_moe_io *io)
+{
+	const struct mp_hparams *hp = m->hp;
+	const struct mp_layer_weights *lw = &m->w->layer[L];
+	struct mp_batch *b = m->batch;
+	const struct mp_route *rt = io->rt;
+	uint64_t t = mp_clock_now_ns();
+	const void *xq;
+	mp_matvec_xcache_reset(&b->xin, io->x, hp->n_embd);
+	struct mp_mat gi = { lw->gate_inp.data, lw->gate_inp.type, hp->n_expert, hp->n_embd };
+	int rc = mp_matvec_xcache_get(&b->xin, gi.type, &xq);
+	if (rc < 0 || (rc = mp_matvec_q(m->opts.threads, mp_dispatch_path(), &gi, xq, b->rl)) < 0)
+		return mp_model_fail(m, "layer %u: router: %s", L, mp_strerror(rc)), rc;
+	mp_router_select(&m->router, b->rl, lw->exp_probs_b.data, io->rt);
+	if (!io->decode)
+		m->pf_experts += rt->n;
+	uint64_t now = mp_clock_now_ns();
+	m->ph[MP_PHASE_ROUTER] += now - t;
+	if ((rc = m->src.acquire(m->src.ctx, L, rt->expert, rt->n)) < 0)
+		return mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
+	t = mp_clock_now_ns();
+	m->ph[MP_PHASE_EXPERTS] += t - now;
+	hint_after(m, L, io, NULL, 0);
+	now = mp_clock_now_ns();
+	m->ph[MP_PHASE_ROUTER] += now - t;
+	rc = fused_experts(m, L, io);
+	m->src.release(m->src.ctx, L, rt->expert, rt->n);
+	if (rc < 0)
+		return rc;
+	t = mp_clock_now_ns();
+	for (uint32_t k = 0; k < rt->n; k++)
+		mp_ops_axpy(io->out, b->eout + (size_t)k * hp->n_embd, rt->weight[k], (int64_t)hp->n_embd);
+	m->ph[MP_PHASE_EXPERTS] += mp_clock_now_ns() - t;
+	return 0;
+}
+
 int mp_model_moe(struct mp_model *m, uint32_t L, const struct mp_moe_io *io)
 {
+	if (io->n == 1 && !m->opts.unfused)
+		return moe_fused(m, L, io);
 	const struct mp_hparams *hp = m->hp;
 	const struct mp_layer_weights *lw = &m->w->layer[L];
 	struct mp_batch *b = m->batch;

@@ -3,7 +3,9 @@
  * is bit-identical for 1..4 threads and for each row against its own vec_dot
  * call, works on every dispatch path the CPU has and on the process-wide
  * path (MOEPAGER_CPU, see kernels_paths.test); the batched sgemm path agrees
- * with the f32 reference and with matvec; bad shapes and types are refused. */
+ * with the f32 reference and with matvec; several matrices in one region
+ * (mp_matvec_multi) give each matrix's mp_matvec_q bits; the input cache
+ * quantizes once per activation type; bad shapes and types are refused. */
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
@@ -301,6 +303,134 @@ static void test_matmul_tiles(void)
 	mp_free(y);
 }
 
+/* Several matrices of different types and odd shapes in one region: each
+ * output bit for bit mp_matvec_q's, for 1..4 threads, for more threads than
+ * rows, and for more items than one region takes; nothing past an output
+ * written. */
+enum { N_ITEMS = 9 };
+static const struct { enum mp_type t; int rows, cols; } items_spec[N_ITEMS] = {
+	{ MP_TYPE_Q4_K, 37, 512 }, { MP_TYPE_Q4_K, 17, 512 }, { MP_TYPE_Q6_K, 1, 256 },
+	{ MP_TYPE_Q5_0, 33, 512 }, { MP_TYPE_F32, 3, 64 },   { MP_TYPE_Q8_0, 0, 64 },
+	{ MP_TYPE_F16, 19, 96 },   { MP_TYPE_Q4_1, 2, 128 }, { MP_TYPE_BF16, 16, 32 },
+};
+
+static void multi_check(struct mp_threads *pool, const struct mp_matvec_item *it, int n,
+			float *const *want, const char *what)
+{
+	static float ys[3 * MP_MATVEC_MULTI_MAX][40];
+	struct mp_matvec_item cp[3 * MP_MATVEC_MULTI_MAX];
+	REQUIRE(n <= 3 * MP_MATVEC_MULTI_MAX);
+	for (int i = 0; i < n; i++) {
+		cp[i] = it[i];
+		cp[i].y = ys[i];
+		for (int r = 0; r < 40; r++)
+			ys[i][r] = -777.0f;
+	}
+	REQUIRE(mp_matvec_multi(pool, mp_dispatch_path(), cp, n) == 0);
+	for (int i = 0; i < n; i++) {
+		int rows = (int)it[i].w.rows;
+		if (memcmp(ys[i], want[i], sizeof(float) * (size_t)rows) != 0)
+			MP_TEST_FAIL("%s, %d threads: item %d (%s, %d rows) differs from mp_matvec_q", what,
+				     mp_threads_count(pool), i, mp_type_name(it[i].w.type), rows);
+		if (ys[i][rows] != -777.0f)
+			MP_TEST_FAIL("%s: item %d written past its %d rows", what, i, rows);
+	}
+}
+
+static void test_matvec_multi(void)
+{
+	static uint8_t wq[N_ITEMS][37 * 512 * 4], xq[N_ITEMS][512 * 4];
+	static float x[512], want[N_ITEMS][40];
+	struct mp_matvec_item it[3 * MP_MATVEC_MULTI_MAX];
+	float *wantp[3 * MP_MATVEC_MULTI_MAX];
+	for (int k = 0; k < 512; k++)
+		x[k] = (float)mp_rng_normal(&rng);
+	for (int i = 0; i < N_ITEMS; i++) {
+		enum mp_type t = items_spec[i].t;
+		int rows = items_spec[i].rows, cols = items_spec[i].cols;
+		static float src[37 * 512];
+		for (int k = 0; k < rows * cols; k++)
+			src[k] = (float)mp_rng_normal(&rng) * 0.05f;
+		mp_quant_ops(t)->quantize(src, wq[i], (int64_t)rows * cols);
+		REQUIRE(mp_matvec_quantize_x(t, x, cols, xq[i]) == 0);
+		const void *in = mp_type_info(t)->vec_dot_type == MP_TYPE_F32 ? (const void *)x : xq[i];
+		it[i] = (struct mp_matvec_item){ { wq[i], t, rows, cols }, in, want[i] };
+		REQUIRE(mp_matvec_q(NULL, mp_dispatch_path(), &it[i].w, in, want[i]) == 0);
+		wantp[i] = want[i];
+	}
+	struct mp_threads *pool[9] = { NULL };
+	for (int n = 2; n <= 8; n++)
+		REQUIRE(mp_threads_create(n, &pool[n]) == 0);
+	for (int n = 1; n <= 4; n++)
+		multi_check(pool[n], it, N_ITEMS, wantp, "nine items");
+	/* more threads than rows: one and three rows only */
+	struct mp_matvec_item few[2] = { it[2], it[4] };
+	float *fewp[2] = { want[2], want[4] };
+	multi_check(pool[8], few, 2, fewp, "four rows on eight threads");
+	/* more items than one region takes (several regions, the same bits) */
+	int n = 0;
+	for (; n + N_ITEMS <= 2 * MP_MATVEC_MULTI_MAX + 5; n += N_ITEMS)
+		for (int i = 0; i < N_ITEMS; i++) {
+			it[n + i] = it[i];
+			wantp[n + i] = want[i];
+		}
+	multi_check(pool[2], it, n, wantp, "several regions");
+	multi_check(pool[2], it, 0, wantp, "no items");
+	/* refused before anything is written */
+	struct mp_matvec_item bad[2] = { it[0], it[1] };
+	float y0[40];
+	bad[0].y = y0;
+	y0[0] = -777.0f;
+	bad[1].xq = NULL;
+	CHECK_EQ_INT(mp_matvec_multi(pool[2], mp_dispatch_path(), bad, 2), -MP_EARG);
+	bad[1] = it[1];
+	bad[1].w.cols = 100;
+	CHECK_EQ_INT(mp_matvec_multi(pool[2], mp_dispatch_path(), bad, 2), -MP_EFORMAT);
+	CHECK(y0[0] == -777.0f);
+	CHECK_EQ_INT(mp_matvec_multi(pool[2], MP_KPATH_COUNT, it, 1), -MP_EUNAVAIL);
+	for (int k = 2; k <= 8; k++)
+		mp_threads_destroy(pool[k]);
+}
+
+/* The layer-input cache: one quantization per activation type, the same
+ * bytes as mp_matvec_quantize_x, x itself for f32, redone after a reset. */
+static void test_xcache(void)
+{
+	static float x[512], x2[512];
+	static uint8_t ref[512 * 4];
+	for (int k = 0; k < 512; k++) {
+		x[k] = (float)mp_rng_normal(&rng);
+		x2[k] = -x[k] * 0.5f;
+	}
+	struct mp_matvec_xcache c = { 0 };
+	const void *p1, *p2, *p3;
+	CHECK_EQ_INT(mp_matvec_xcache_get(&c, MP_TYPE_Q4_K, &p1), -MP_EARG);   /* no vector yet */
+	mp_matvec_xcache_reset(&c, x, 512);
+	REQUIRE(mp_matvec_xcache_get(&c, MP_TYPE_Q4_K, &p1) == 0);
+	REQUIRE(mp_matvec_xcache_get(&c, MP_TYPE_Q6_K, &p2) == 0);
+	CHECK(p1 == p2);   /* both Q8_K: quantized once */
+	CHECK_EQ_INT(c.n, 1);
+	mp_matvec_quantize_x(MP_TYPE_Q4_K, x, 512, ref);
+	CHECK(memcmp(p1, ref, (size_t)mp_matvec_x_bytes(MP_TYPE_Q4_K, 512)) == 0);
+	REQUIRE(mp_matvec_xcache_get(&c, MP_TYPE_F32, &p3) == 0);
+	CHECK(p3 == x);
+	static const enum mp_type others[] = { MP_TYPE_Q5_0, MP_TYPE_Q4_1, MP_TYPE_F16, MP_TYPE_BF16 };
+	for (size_t i = 0; i < 4; i++) {
+		REQUIRE(mp_matvec_xcache_get(&c, others[i], &p3) == 0);
+		mp_matvec_quantize_x(others[i], x, 512, ref);
+		if (memcmp(p3, ref, (size_t)mp_matvec_x_bytes(others[i], 512)) != 0)
+			MP_TEST_FAIL("%s: cached input differs from mp_matvec_quantize_x", mp_type_name(others[i]));
+	}
+	CHECK_EQ_INT(c.n, 5);
+	mp_matvec_xcache_reset(&c, x2, 512);
+	REQUIRE(mp_matvec_xcache_get(&c, MP_TYPE_Q6_K, &p2) == 0);
+	mp_matvec_quantize_x(MP_TYPE_Q6_K, x2, 512, ref);
+	CHECK(memcmp(p2, ref, (size_t)mp_matvec_x_bytes(MP_TYPE_Q6_K, 512)) == 0);
+	CHECK_EQ_INT(mp_matvec_xcache_get(&c, MP_TYPE_TQ1_0, &p2), -MP_ETYPE);
+	mp_matvec_xcache_free(&c);
+	mp_matvec_xcache_free(&c);   /* twice is fine */
+}
+
 static void test_errors(void)
 {
 	float x[COLS] = { 0 }, y[ROWS];
@@ -340,6 +470,8 @@ int main(void)
 	RUN(test_matmul);
 	RUN(test_matmul_tiles);
 	RUN(test_matmul_direct_auto_xw);
+	RUN(test_matvec_multi);
+	RUN(test_xcache);
 	RUN(test_errors);
 	return mp_test_end();
 }

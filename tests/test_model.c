@@ -2,8 +2,10 @@
  * models held in memory: logits at every position within a stated tolerance
  * (f32 and q8_0 weights, f32/f16/q8_0 KV), greedy tokens identical on f32,
  * absorbed vs decompressed attention, old vs new MLA generations, softmax
- * (V2) routing, --experts, and shape errors that name the tensor. */
+ * (V2) routing, --experts, the fused decode step bit for bit the unfused
+ * one, and shape errors that name the tensor. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "alloc.h"
@@ -184,6 +186,188 @@ static void test_absorbed_equals_naive(void)
 		mp_model_destroy(b);
 		fixture_close(&fx);
 	}
+}
+
+/* The fused decode step (one quantization of each input per activation
+ * type, one parallel region per batch of ready experts, merged attention
+ * regions) gives the bits of the one-region-per-matrix step: logits compared
+ * with memcmp at every step, for several weight types, both MLA layouts,
+ * with and without a query LoRA, on the caller alone and on 2 and 3 threads. */
+static void test_fused_equals_unfused(void)
+{
+	static const uint32_t types[] = { MP_TYPE_F32, MP_TYPE_Q8_0, MP_TYPE_Q5_0, MP_TYPE_Q4_1 };
+	struct mp_threads *pool[4] = { NULL };
+	for (int n = 2; n <= 3; n++)
+		REQUIRE(mp_threads_create(n, &pool[n]) == 0);
+	for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+		for (int variant = 0; variant < 3; variant++) {
+			struct test_model tm;
+			int mla_new = variant != 1, q_lora = variant != 2;
+			tiny_build(&tm, types[ti], mla_new, q_lora, 0, 43 + ti);
+			struct mp_resident_experts *ra, *rb;
+			struct mp_expert_source sa, sb;
+			char err[256];
+			REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &ra, &sa) == 0);
+			REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &rb, &sb) == 0);
+			for (int th = 1; th <= 3; th++) {
+				struct mp_model *a, *b;
+				struct mp_model_opts oa = base_opts, ob = base_opts;
+				oa.threads = ob.threads = pool[th];
+				oa.kv_type = ob.kv_type = MP_KV_F16;
+				ob.unfused = 1;
+				REQUIRE(mp_model_create(&tm.hp, tm.w, &sa, &oa, &a, err, sizeof err) == 0);
+				REQUIRE(mp_model_create(&tm.hp, tm.w, &sb, &ob, &b, err, sizeof err) == 0);
+				for (uint32_t s = 0; s < 16; s++) {
+					const float *la, *lb;
+					REQUIRE(mp_model_step(a, s * 5 % 31 + 2, &la) == 0);
+					REQUIRE(mp_model_step(b, s * 5 % 31 + 2, &lb) == 0);
+					if (memcmp(la, lb, sizeof(float) * tm.hp.n_vocab) != 0) {
+						MP_TEST_FAIL("%s mla_new %d q_lora %d, %d threads: step %u logits "
+							     "differ from the unfused step", mp_type_name(types[ti]),
+							     mla_new, q_lora, th, s);
+						break;
+					}
+				}
+				mp_model_destroy(a);
+				mp_model_destroy(b);
+			}
+			mp_resident_experts_destroy(ra);
+			mp_resident_experts_destroy(rb);
+			tiny_drop(&tm);
+		}
+	for (int n = 2; n <= 3; n++)
+		mp_threads_destroy(pool[n]);
+}
+
+/* A source whose experts become ready in stages: mode 0 none until waited
+ * for, 1 every second one of the set at once, 2 all at once. */
+struct staged {
+	const struct mp_weights *w;
+	const uint32_t *set;
+	uint32_t n, waits, polled;
+	uint8_t taken[MP_ROUTER_MAX_USED];
+	int mode;
+	char err[64];
+};
+
+static struct mp_tensor st_view(const struct mp_tensor *t3, uint32_t e)
+{
+	struct mp_tensor v = *t3;
+	v.ne[2] = 1;
+	v.data = mp_tensor_row(t3, (int64_t)e * t3->ne[1]);
+	return v;
+}
+
+static void st_give(struct staged *s, uint32_t layer, uint32_t i, uint32_t *index, struct mp_expert_view *out)
+{
+	const struct mp_layer_weights *lw = &s->w->layer[layer];
+	s->taken[i] = 1;
+	*index = i;
+	out->gate = st_view(&lw->gate_exps, s->set[i]);
+	out->up = st_view(&lw->up_exps, s->set[i]);
+	out->down = st_view(&lw->down_exps, s->set[i]);
+}
+
+static int st_acquire(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n)
+{
+	struct staged *s = ctx;
+	(void)layer;
+	s->set = experts;
+	s->n = n;
+	memset(s->taken, 0, sizeof s->taken);
+	return 0;
+}
+
+static int st_next(void *ctx, uint32_t layer, uint32_t *index, struct mp_expert_view *out)
+{
+	struct staged *s = ctx;
+	for (uint32_t i = 0; i < s->n; i++)
+		if (!s->taken[i]) {
+			s->waits++;
+			st_give(s, layer, i, index, out);
+			return 0;
+		}
+	snprintf(s->err, sizeof s->err, "nothing left");
+	return -MP_EARG;
+}
+
+static int st_try(void *ctx, uint32_t layer, uint32_t *index, struct mp_expert_view *out)
+{
+	struct staged *s = ctx;
+	for (uint32_t i = 0; i < s->n; i++)
+		if (!s->taken[i] && (s->mode == 2 || (s->mode == 1 && i % 2 == 1))) {
+			s->polled++;
+			st_give(s, layer, i, index, out);
+			return 1;
+		}
+	return 0;
+}
+
+static void st_release(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n)
+{
+	struct staged *s = ctx;
+	(void)layer;
+	(void)experts;
+	for (uint32_t i = 0; i < n; i++)
+		if (!s->taken[i])
+			MP_TEST_FAIL("expert %u of the set released without being handed out", i);
+	s->set = NULL;
+}
+
+static const char *st_err(void *ctx)
+{
+	return ((struct staged *)ctx)->err;
+}
+
+/* Experts handed out in stages (none ready, every second one, all): each
+ * ready batch is taken without waiting, an expert not ready is waited for,
+ * and the logits are those of the resident source, bit for bit. */
+static void test_fused_ready_batches(void)
+{
+	struct test_model tm;
+	tiny_build(&tm, MP_TYPE_Q8_0, 1, 1, 0, 47);
+	struct mp_resident_experts *res;
+	struct mp_expert_source rsrc;
+	char err[256];
+	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &rsrc) == 0);
+	struct mp_threads *pool;
+	REQUIRE(mp_threads_create(2, &pool) == 0);
+	struct mp_model_opts o = base_opts;
+	o.threads = pool;
+	enum { STEPS = 10 };
+	static float want[STEPS][256];
+	REQUIRE(tm.hp.n_vocab <= 256);
+	struct mp_model *r;
+	REQUIRE(mp_model_create(&tm.hp, tm.w, &rsrc, &o, &r, err, sizeof err) == 0);
+	for (uint32_t s = 0; s < STEPS; s++) {
+		const float *lg;
+		REQUIRE(mp_model_step(r, s * 3 % 29 + 1, &lg) == 0);
+		memcpy(want[s], lg, sizeof(float) * tm.hp.n_vocab);
+	}
+	mp_model_destroy(r);
+	uint32_t K = tm.hp.n_expert_used, uses = STEPS * (tm.hp.n_layer - tm.hp.n_dense_lead) * K;
+	for (int mode = 0; mode <= 2; mode++) {
+		struct staged st = { .w = tm.w, .mode = mode };
+		struct mp_expert_source src = { .ctx = &st, .acquire = st_acquire, .next_ready = st_next,
+						.release = st_release, .err_msg = st_err, .try_ready = st_try };
+		struct mp_model *m;
+		REQUIRE(mp_model_create(&tm.hp, tm.w, &src, &o, &m, err, sizeof err) == 0);
+		for (uint32_t s = 0; s < STEPS; s++) {
+			const float *lg;
+			REQUIRE(mp_model_step(m, s * 3 % 29 + 1, &lg) == 0);
+			if (memcmp(lg, want[s], sizeof(float) * tm.hp.n_vocab) != 0) {
+				MP_TEST_FAIL("mode %d step %u: logits differ from the resident source's", mode, s);
+				break;
+			}
+		}
+		uint32_t want_waits = mode == 2 ? 0 : mode == 1 ? uses - uses / K * (K / 2) : uses;
+		CHECK_EQ_INT(st.waits, want_waits);
+		CHECK_EQ_INT(st.waits + st.polled, uses);
+		mp_model_destroy(m);
+	}
+	mp_threads_destroy(pool);
+	mp_resident_experts_destroy(res);
+	tiny_drop(&tm);
 }
 
 /* V2-Lite style: softmax gating, no groups, no query LoRA; and --experts K. */
@@ -399,6 +583,8 @@ int main(void)
 	RUN(test_kv_types);
 	RUN(test_q8_0_matches_reference);
 	RUN(test_absorbed_equals_naive);
+	RUN(test_fused_equals_unfused);
+	RUN(test_fused_ready_batches);
 	RUN(test_softmax_and_experts_override);
 	RUN(test_truncate);
 	RUN(test_timings);

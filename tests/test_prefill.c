@@ -228,7 +228,7 @@ static void test_continue_waves_greedy(void)
 	}
 	const struct mp_hparams *hp = &fx.tm.hp;
 	struct counting cnt = { .inner = fx.src };
-	struct mp_expert_source src = { &cnt, c_acquire, c_next, c_release, c_err, NULL, NULL, NULL };
+	struct mp_expert_source src = { &cnt, c_acquire, c_next, c_release, c_err, NULL, NULL, NULL, NULL };
 	uint32_t toks[NTOK];
 	sequence(&fx, toks);
 	struct mp_model *ref = make(&fx, NULL, 1, MP_KV_F32);
