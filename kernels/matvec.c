@@ -213,7 +213,7 @@ int mp_matmul(struct mp_threads *pool, const struct mp_mat *w, const float *x, i
 	if (nth > MP_MATMUL_MAX_THREADS)
 		return -MP_EARG;
 	struct matmul_job j = {
-		.dequant = w->type == MP_TYPE_F32 ? NULL : mp_quant_ops(w->type)->dequant,
+		.dequant = w->type == MP_TYPE_F32 ? NULL : mp_quant_dequant(w->type, mp_dispatch_path()),
 		.w = w->data, .row_bytes = row_bytes, .rows = w->rows, .cols = w->cols, .m = m,
 		.chunk = chunk, .x = x, .y = y, .buf = bufs,
 	};
@@ -329,7 +329,7 @@ int mp_matmul_xw(const struct mp_mat *w, const float *x, int64_t m, float *y)
 	float *buf = mp_malloc_array((size_t)w->rows * (size_t)w->cols + 1, sizeof(float));
 	if (!buf)
 		return -ENOMEM;
-	mp_dequant_fn dq = mp_quant_ops(w->type)->dequant;
+	mp_dequant_fn dq = mp_quant_dequant(w->type, mp_dispatch_path());
 	for (int64_t r = 0; r < w->rows; r++)
 		dq((const uint8_t *)w->data + (uint64_t)r * row_bytes, buf + r * w->cols, w->cols);
 	mp_sgemm(0, m, w->cols, w->rows, 1.0f, x, w->rows, buf, w->cols, 0.0f, y, w->cols);

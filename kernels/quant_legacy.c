@@ -261,8 +261,8 @@ static float q5_1_dot(int64_t n, const void *w, const void *a)
 
 void mp_quant_fill_legacy(struct mp_quant_ops *tab)
 {
-	tab[MP_TYPE_Q4_0] = (struct mp_quant_ops){ q4_0_dequant, q4_0_quantize, { q4_0_dot } };
-	tab[MP_TYPE_Q4_1] = (struct mp_quant_ops){ q4_1_dequant, q4_1_quantize, { q4_1_dot } };
-	tab[MP_TYPE_Q5_0] = (struct mp_quant_ops){ q5_0_dequant, q5_0_quantize, { q5_0_dot } };
-	tab[MP_TYPE_Q5_1] = (struct mp_quant_ops){ q5_1_dequant, q5_1_quantize, { q5_1_dot } };
+	tab[MP_TYPE_Q4_0] = (struct mp_quant_ops){ q4_0_dequant, q4_0_quantize, { q4_0_dot }, { NULL } };
+	tab[MP_TYPE_Q4_1] = (struct mp_quant_ops){ q4_1_dequant, q4_1_quantize, { q4_1_dot }, { NULL } };
+	tab[MP_TYPE_Q5_0] = (struct mp_quant_ops){ q5_0_dequant, q5_0_quantize, { q5_0_dot }, { NULL } };
+	tab[MP_TYPE_Q5_1] = (struct mp_quant_ops){ q5_1_dequant, q5_1_quantize, { q5_1_dot }, { NULL } };
 }
