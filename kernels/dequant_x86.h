@@ -17,6 +17,8 @@
  * NaN that the scalar conversion passes through (a NaN stays a NaN).
  */
 
+#include "x86_codes.h"
+
 /* How the 32 codes of a chunk become floats: c·d, c·d + m, or c·d − m. */
 enum { X86_DQ_MUL = 0, X86_DQ_ADD = 1, X86_DQ_SUB = 2 };
 
@@ -38,28 +40,6 @@ X86_TARGET static inline void X86(dq_store32)(float *dst, __m256i q, int sgn, in
 			v = _mm256_sub_ps(v, m);
 		_mm256_storeu_ps(dst + 8 * k, v);
 	}
-}
-
-/* The 32 nibbles of a 32-element block's 16 bytes: low nibbles are elements
- * 0..15, high nibbles 16..31 (Q4_0, Q4_1, Q5_0, Q5_1). */
-X86_TARGET static inline __m256i X86(nibbles32)(const uint8_t *qs)
-{
-	__m128i q = _mm_loadu_si128((const __m128i *)qs);
-	return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
-}
-
-/* The 5-bit codes of a Q5_0 / Q5_1 block: nibble | fifth bit << 4, where
- * byte i of the bit mask is 0xFF when bit i of qh is set. */
-X86_TARGET static inline __m256i X86(q5_codes)(const uint8_t *qs, const uint8_t *qh)
-{
-	const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-					      2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-	uint32_t h;
-	memcpy(&h, qh, 4);
-	__m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)h), shuf);
-	__m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
-	return _mm256_or_si256(X86(nibbles32)(qs), _mm256_and_si256(set, _mm256_set1_epi8(16)));
 }
 
 X86_TARGET static void X86(q8_0_dequant)(const void *src, float *dst, int64_t n)
