@@ -3,7 +3,8 @@
  * 3): for each weight type, the time of Y = X·Wᵀ for m tokens by the direct
  * quantized dot loop (mp_matmul_q) and by dequantize + sgemm (mp_matmul), on
  * an expert-sized matrix (2048 × 7168, R1's expert gate/up), m = 1 .. 512; the
- * crossover is the first m where sgemm wins.  Also the GFLOP/s mp_matmul
+ * crossover is the first m from which sgemm wins at every larger m measured
+ * (0: it never wins from some m on), so one noisy small m does not count.  Also the GFLOP/s mp_matmul
  * reaches at m = 512 (prefill's batch) next to plain f32 sgemm on the same
  * shape, single-threaded and with the pool (one sgemm per row chunk per
  * thread).  Before that, the dequantization rate of each type and each
@@ -159,7 +160,7 @@ usage:
 	strftime(date_s, sizeof date_s, "%Y-%m-%d %H:%M UTC", gmtime(&now));
 	printf("machine: %s, %d online CPUs; %d threads; kernels %s; %s\n", mp_cpu_brand(),
 	       (int)sysconf(_SC_NPROCESSORS_ONLN), nth, mp_dispatch_name(mp_dispatch_path()), date_s);
-	printf("matrix %d × %d; times in ms (best of ≥ 3); crossover = first m where sgemm wins\n\n",
+	printf("matrix %d × %d; times in ms (best of ≥ 3); crossover = first m from which sgemm wins at every larger m\n\n",
 	       ROWS, COLS);
 	static const enum mp_type list[] = { MP_TYPE_F32, MP_TYPE_F16, MP_TYPE_BF16, MP_TYPE_Q8_0,
 					     MP_TYPE_Q4_0, MP_TYPE_Q4_1, MP_TYPE_Q5_0, MP_TYPE_Q5_1,
@@ -201,7 +202,9 @@ usage:
 			td[k] = best(&r);
 			r.direct = 0;
 			ts[k] = best(&r);
-			if (!cross && ts[k] < td[k])
+			if (ts[k] >= td[k])
+				cross = 0;   /* sgemm must win at every larger m too */
+			else if (!cross)
 				cross = ms[k];
 		}
 		r.m = MAXM;

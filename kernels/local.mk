@@ -30,7 +30,8 @@ libmpkernels_la_SOURCES = \
 	kernels/quant_x86.h \
 	kernels/simd.h \
 	kernels/types.c \
-	kernels/types.h
+	kernels/types.h \
+	kernels/x86_codes.h
 
 check_PROGRAMS += tests/test_dispatch
 tests_test_dispatch_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests

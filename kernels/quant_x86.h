@@ -318,13 +318,15 @@ X86_TARGET static inline __m128i X86(hsum4_i32)(__m256i a, __m256i b, __m256i c,
 }
 
 /* The f16 fields at p, p + stride, ... of n ≤ 4 consecutive blocks as
- * floats (lanes k >= n are 0: blocks past the end are never read). */
+ * floats (lanes k >= n are 0: blocks past the end are never read).  n is a
+ * constant where it is inlined: the loads become four register inserts. */
 X86_TARGET static inline __m128 X86(f16x4)(const void *p, size_t stride, int n)
 {
-	uint16_t h[8] = { 0 };
-	for (int k = 0; k < n; k++)
-		memcpy(&h[k], (const char *)p + (size_t)k * stride, 2);
-	return _mm_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
+	uint16_t h[4] = { 0, 0, 0, 0 };
+	for (int k = 0; k < 4; k++)
+		if (k < n)
+			memcpy(&h[k], (const char *)p + (size_t)k * stride, 2);
+	return _mm_cvtph_ps(_mm_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3], 0, 0, 0, 0));
 }
 
 /* s + Σ_k ((d_w[k]·d_a[k])·isum[k] + m[k]·s_a[k]) over the k < n ≤ 4 blocks
@@ -346,31 +348,37 @@ X86_TARGET static inline float X86(blocks_add)(float s, __m128i isum, __m128 dw,
 	return s;
 }
 
-/* The dots of the 32-element types, four blocks per horizontal sum: CODES(j)
- * gives block b+j's unsigned codes, OFF their offset (8, 16 or 0), HAS_M
+/* The dots of the 32-element types: NAME_step adds k ≤ 4 blocks to s (one
+ * horizontal sum for all), NAME runs it four blocks at a time, then block by
+ * block (k constant in both: the step is inlined without branches).  CODES(j)
+ * gives block j's unsigned codes, OFF their offset (8, 16 or 0), HAS_M
  * whether the activation type is Q8_1 (the m·s term). */
 #define X86_LEGACY_DOT(NAME, WT, AT, CODES, OFF, HAS_M)                                       \
+	X86_TARGET static inline float X86(NAME##_step)(float s, const WT *x, const AT *y, int k) \
+	{                                                                                      \
+		const __m128 z = _mm_setzero_ps();                                             \
+		__m256i is[4];                                                                 \
+		for (int j = 0; j < 4; j++)                                                    \
+			is[j] = j < k ? X86(isum_off)(CODES(j), y[j].qs, OFF) : _mm256_setzero_si256(); \
+		__m128i isum = X86(hsum4_i32)(is[0], is[1], is[2], is[3]);                     \
+		return X86(blocks_add)(s, isum, X86(f16x4)(&x->d, sizeof *x, k),               \
+				       X86(f16x4)(&y->d, sizeof *y, k),                        \
+				       HAS_M ? X86(f16x4)((const uint16_t *)&x->d + 1, sizeof *x, k) : z, \
+				       HAS_M ? X86(f16x4)((const uint16_t *)&y->d + 1, sizeof *y, k) : z, \
+				       HAS_M, k);                                              \
+	}                                                                                      \
 	X86_TARGET static float X86(NAME)(int64_t n, const void *w, const void *a)           \
 	{                                                                                      \
 		const WT *x = w;                                                               \
 		const AT *y = a;                                                               \
-		const __m128 z = _mm_setzero_ps();                                             \
 		float s = 0;                                                                   \
-		int64_t nb = n / MP_QK8;                                                       \
-		for (int64_t b = 0; b < nb; b += 4) {                                          \
-			int k = nb - b < 4 ? (int)(nb - b) : 4;                                \
+		int64_t nb = n / MP_QK8, b = 0;                                                \
+		for (; b + 4 <= nb; b += 4) {                                                  \
 			X86(prefetch)(&x[b], 4 * (int)sizeof x[b]);                            \
-			__m256i is[4];                                                         \
-			for (int j = 0; j < 4; j++)                                            \
-				is[j] = j < k ? X86(isum_off)(CODES(j), y[b + j].qs, OFF)      \
-					      : _mm256_setzero_si256();                        \
-			__m128i isum = X86(hsum4_i32)(is[0], is[1], is[2], is[3]);             \
-			s = X86(blocks_add)(s, isum, X86(f16x4)(&x[b].d, sizeof *x, k),        \
-					    X86(f16x4)(&y[b].d, sizeof *y, k),                 \
-					    HAS_M ? X86(f16x4)((const uint16_t *)&x[b].d + 1, sizeof *x, k) : z, \
-					    HAS_M ? X86(f16x4)((const uint16_t *)&y[b].d + 1, sizeof *y, k) : z, \
-					    HAS_M, k);                                         \
+			s = X86(NAME##_step)(s, &x[b], &y[b], 4);                              \
 		}                                                                              \
+		for (; b < nb; b++)                                                            \
+			s = X86(NAME##_step)(s, &x[b], &y[b], 1);                              \
 		return s;                                                                      \
 	}
 
@@ -378,8 +386,8 @@ X86_TARGET static inline float X86(blocks_add)(float s, __m128i isum, __m128 dw,
 _Static_assert(offsetof(struct mp_block_q4_1, m) == 2 && offsetof(struct mp_block_q5_1, m) == 2 &&
 	       offsetof(struct mp_block_q8_1, s) == 2, "m and s follow d");
 
-#define X86_NIB(j) X86(nibbles32)(x[b + (j)].qs)
-#define X86_Q5(j) X86(q5_codes)(x[b + (j)].qs, x[b + (j)].qh)
+#define X86_NIB(j) X86(nibbles32)(x[(j)].qs)
+#define X86_Q5(j) X86(q5_codes)(x[(j)].qs, x[(j)].qh)
 /* Q4_0 and Q5_0 · Q8_0 (Q5_0: attn_k_b and attn_q_b in Q4_K_M files),
  * Q4_1 and Q5_1 · Q8_1 (Q5_1: attn_k_b in Q5_K_M files). */
 X86_LEGACY_DOT(q4_0_dot, struct mp_block_q4_0, struct mp_block_q8_0, X86_NIB, 8, 0)
