@@ -370,12 +370,13 @@ int main(int argc, char **argv)
 	bench_pool(b.pooln, b.nthreads);
 	print_table_head(&b);
 	/* the Q4_K_M types, then those of the 1.6-2.7-bit R1 files (IQ1_S ...
-	 * Q3_K), then the float types */
+	 * Q3_K), then the float types, then the other 32-element types (Q5_1:
+	 * attn_k_b of Q5_K_M files) */
 	static const enum mp_type hot[] = { MP_TYPE_Q4_K, MP_TYPE_Q6_K, MP_TYPE_Q8_0, MP_TYPE_Q5_0,
 					    MP_TYPE_Q5_K, MP_TYPE_IQ1_S, MP_TYPE_IQ1_M,
 					    MP_TYPE_IQ2_XXS, MP_TYPE_IQ2_XS, MP_TYPE_IQ3_XXS,
 					    MP_TYPE_Q2_K, MP_TYPE_Q3_K, MP_TYPE_BF16, MP_TYPE_F16,
-					    MP_TYPE_F32 };
+					    MP_TYPE_F32, MP_TYPE_Q5_1, MP_TYPE_Q4_0, MP_TYPE_Q4_1 };
 	int rc = 0;
 	for (size_t k = 0; k < sizeof hot / sizeof hot[0] && rc == 0; k++)
 		if (in_list(b.types, mp_type_name(hot[k])))

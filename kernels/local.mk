@@ -5,6 +5,9 @@ libmpkernels_la_CPPFLAGS = $(KERNELS_CPPFLAGS)
 libmpkernels_la_SOURCES = \
 	kernels/blocks.h \
 	kernels/blocks_iq.h \
+	kernels/dequant_avx2.c \
+	kernels/dequant_avx512.c \
+	kernels/dequant_x86.h \
 	kernels/dispatch.c \
 	kernels/dispatch.h \
 	kernels/fp16.h \
@@ -27,7 +30,8 @@ libmpkernels_la_SOURCES = \
 	kernels/quant_x86.h \
 	kernels/simd.h \
 	kernels/types.c \
-	kernels/types.h
+	kernels/types.h \
+	kernels/x86_codes.h
 
 check_PROGRAMS += tests/test_dispatch
 tests_test_dispatch_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
@@ -43,6 +47,11 @@ check_PROGRAMS += tests/test_quant_simd
 tests_test_quant_simd_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_quant_simd_SOURCES = tests/test_quant_simd.c tests/mp_test.h
 tests_test_quant_simd_LDADD = $(KERNELS_LIBS)
+
+check_PROGRAMS += tests/test_dequant_simd
+tests_test_dequant_simd_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_dequant_simd_SOURCES = tests/test_dequant_simd.c tests/mp_test.h tests/quant_ref.h
+tests_test_dequant_simd_LDADD = $(KERNELS_LIBS)
 
 check_PROGRAMS += tests/test_matvec
 tests_test_matvec_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests

@@ -340,7 +340,7 @@ int mp_matmul(struct mp_threads *pool, const struct mp_mat *w, const float *x, i
 	if (nth > MP_MATMUL_MAX_THREADS)
 		return -MP_EARG;
 	struct matmul_job j = {
-		.dequant = w->type == MP_TYPE_F32 ? NULL : mp_quant_ops(w->type)->dequant,
+		.dequant = w->type == MP_TYPE_F32 ? NULL : mp_quant_dequant(w->type, mp_dispatch_path()),
 		.w = w->data, .row_bytes = row_bytes, .rows = w->rows, .cols = w->cols, .m = m,
 		.chunk = chunk, .x = x, .y = y, .buf = bufs,
 	};
@@ -421,18 +421,38 @@ int mp_matmul_auto_pair(struct mp_threads *pool, enum mp_kpath path, const struc
 	return rc < 0 ? rc : mp_matmul_auto(pool, path, w2, x, m, y2);
 }
 
-int64_t mp_matmul_crossover(uint32_t wtype)
+int64_t mp_matmul_crossover_path(uint32_t wtype, enum mp_kpath path)
 {
 	/* bench/matmul on the 2-core development machine (bench/README.md,
-	 * 2026-12-03, an expert-sized 2048 × 7168 matrix): f32 weights need no
-	 * conversion and sgemm wins from 1-2 vectors; otherwise the scalar
-	 * dequantization of the whole matrix is the price, and the direct int8
-	 * dot loop stays ahead up to about 64 vectors for F16 and Q8_0 and
-	 * 128-256 for Q4_K and Q6_K (256-element blocks; IQ types alike) */
+	 * 2026-12-03, an expert-sized 2048 × 7168 matrix, 2 threads, loaded):
+	 * f32 weights need no conversion and sgemm wins from 1-2 vectors.
+	 * With a SIMD dequantizer (4-10 G elements/s per thread) the direct int8
+	 * loop stays ahead up to 16-32 vectors for the 32-element types and F16,
+	 * 32-64 for Q8_0 and the K-quants (three runs; the first m from which
+	 * sgemm wins at every larger m: F16 32, Q8_0 64, Q4_0 16, Q5_0 32, Q5_1
+	 * 16, Q4_K 64, Q5_K 32, Q6_K 64).  With the scalar reference (no SIMD
+	 * path, or the i-quants) the dequantization of the whole matrix is the
+	 * price: 64 for the 32-element types and 128-256 for 256-element blocks. */
 	const struct mp_type_info *ti = mp_type_info(wtype);
 	if (wtype == MP_TYPE_F32 || !ti)
 		return 2;
-	return ti->block_elems >= 256 ? 192 : 64;
+	const struct mp_quant_ops *ops = mp_quant_ops(wtype);
+	int simd = ops && mp_quant_dequant(wtype, path) != ops->dequant;
+	if (!simd)
+		return ti->block_elems >= 256 ? 192 : 64;
+	switch (wtype) {
+	case MP_TYPE_F16: case MP_TYPE_BF16:
+	case MP_TYPE_Q4_0: case MP_TYPE_Q4_1: case MP_TYPE_Q5_0: case MP_TYPE_Q5_1:
+	case MP_TYPE_Q5_K:
+		return 32;
+	default:   /* Q8_0, Q2_K, Q3_K, Q4_K, Q6_K */
+		return 64;
+	}
+}
+
+int64_t mp_matmul_crossover(uint32_t wtype)
+{
+	return mp_matmul_crossover_path(wtype, mp_dispatch_path());
 }
 
 int mp_matmul_auto(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
@@ -456,7 +476,7 @@ int mp_matmul_xw(const struct mp_mat *w, const float *x, int64_t m, float *y)
 	float *buf = mp_malloc_array((size_t)w->rows * (size_t)w->cols + 1, sizeof(float));
 	if (!buf)
 		return -ENOMEM;
-	mp_dequant_fn dq = mp_quant_ops(w->type)->dequant;
+	mp_dequant_fn dq = mp_quant_dequant(w->type, mp_dispatch_path());
 	for (int64_t r = 0; r < w->rows; r++)
 		dq((const uint8_t *)w->data + (uint64_t)r * row_bytes, buf + r * w->cols, w->cols);
 	mp_sgemm(0, m, w->cols, w->rows, 1.0f, x, w->rows, buf, w->cols, 0.0f, y, w->cols);

@@ -114,8 +114,11 @@ int mp_matmul_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat
 		const float *x, int64_t m, float *y);
 
 /* Below this many vectors the direct path beats dequantize + sgemm for
- * weights of type wtype (measured by bench/kernels --matmul; f32 weights
- * need no dequantization and cross over earlier). */
+ * weights of type wtype (measured by bench/matmul; f32 weights need no
+ * dequantization and cross over earlier; a SIMD dequantizer moves it down).
+ * _path: for the kernel path given; without: for mp_dispatch_path(), the
+ * path mp_matmul's dequantization runs. */
+int64_t mp_matmul_crossover_path(uint32_t wtype, enum mp_kpath path);
 int64_t mp_matmul_crossover(uint32_t wtype);
 
 /* mp_matmul_q when m < mp_matmul_crossover(w->type), else mp_matmul. */

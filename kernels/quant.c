@@ -86,9 +86,9 @@ static float bf16_dot(int64_t n, const void *w, const void *a)
 
 void mp_quant_fill_float(struct mp_quant_ops *tab)
 {
-	tab[MP_TYPE_F32] = (struct mp_quant_ops){ f32_dequant, f32_quantize, { f32_dot } };
-	tab[MP_TYPE_F16] = (struct mp_quant_ops){ f16_dequant, f16_quantize, { f16_dot } };
-	tab[MP_TYPE_BF16] = (struct mp_quant_ops){ bf16_dequant, bf16_quantize, { bf16_dot } };
+	tab[MP_TYPE_F32] = (struct mp_quant_ops){ f32_dequant, f32_quantize, { f32_dot }, { NULL } };
+	tab[MP_TYPE_F16] = (struct mp_quant_ops){ f16_dequant, f16_quantize, { f16_dot }, { NULL } };
+	tab[MP_TYPE_BF16] = (struct mp_quant_ops){ bf16_dequant, bf16_quantize, { bf16_dot }, { NULL } };
 }
 
 /* ---- the table ---------------------------------------------------------- */
@@ -105,6 +105,8 @@ static void build_table(void)
 	mp_quant_fill_iq(table);
 	mp_quant_fill_avx2(table);
 	mp_quant_fill_avx512(table);
+	mp_dequant_fill_avx2(table);
+	mp_dequant_fill_avx512(table);
 }
 
 const struct mp_quant_ops *mp_quant_ops(uint32_t t)
@@ -124,4 +126,15 @@ mp_vec_dot_fn mp_quant_vec_dot(uint32_t t, enum mp_kpath path)
 		if (p < MP_KPATH_COUNT && ops->vec_dot[p])
 			return ops->vec_dot[p];
 	return NULL;
+}
+
+mp_dequant_fn mp_quant_dequant(uint32_t t, enum mp_kpath path)
+{
+	const struct mp_quant_ops *ops = mp_quant_ops(t);
+	if (!ops)
+		return NULL;
+	for (int p = (int)path; p > 0; p--)
+		if (p < MP_KPATH_COUNT && ops->dequant_simd[p])
+			return ops->dequant_simd[p];
+	return ops->dequant;
 }

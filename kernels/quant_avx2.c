@@ -4,6 +4,7 @@
  * table's MP_KPATH_AVX2 slots; dispatch only hands them out on CPUs that run
  * them.
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -24,6 +25,9 @@ void mp_quant_fill_avx2(struct mp_quant_ops *tab)
 	tab[MP_TYPE_BF16].vec_dot[MP_KPATH_AVX2] = bf16_dot_avx2;
 	tab[MP_TYPE_Q8_0].vec_dot[MP_KPATH_AVX2] = q8_0_dot_avx2;
 	tab[MP_TYPE_Q5_0].vec_dot[MP_KPATH_AVX2] = q5_0_dot_avx2;
+	tab[MP_TYPE_Q4_0].vec_dot[MP_KPATH_AVX2] = q4_0_dot_avx2;
+	tab[MP_TYPE_Q4_1].vec_dot[MP_KPATH_AVX2] = q4_1_dot_avx2;
+	tab[MP_TYPE_Q5_1].vec_dot[MP_KPATH_AVX2] = q5_1_dot_avx2;
 	tab[MP_TYPE_Q2_K].vec_dot[MP_KPATH_AVX2] = q2_K_dot_avx2;
 	tab[MP_TYPE_Q3_K].vec_dot[MP_KPATH_AVX2] = q3_K_dot_avx2;
 	tab[MP_TYPE_Q4_K].vec_dot[MP_KPATH_AVX2] = q4_K_dot_avx2;

@@ -1,6 +1,7 @@
 /*
  * quant_avx512.c — the AVX-512 (F/BW/DQ/VL) dot products.  Q4_K, Q6_K, Q8_0,
- * Q5_0 and the float types have 512-bit kernels here; Q2_K, Q3_K and Q5_K use the
+ * Q5_0 and the float types have 512-bit kernels here; Q2_K, Q3_K, Q5_K, Q4_0,
+ * Q4_1 and Q5_1 use the
  * shared 256-bit kernels of quant_x86.h recompiled for AVX-512VL (EVEX, 32
  * registers).  Everything carries MP_TARGET_AVX512_BASE, so it runs on every
  * CPU that dispatch admits to MP_KPATH_AVX512.
@@ -10,6 +11,7 @@
  * reference bit for bit.  A 64-byte register holds two 32-element pieces; the
  * per-sub-block scales are broadcast to the matching i16 lanes.
  */
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -142,7 +144,7 @@ T512 static float q8_0_dot512(int64_t n, const void *w, const void *a)
 
 /* The block sums (16 i32 lanes) of two Q5_0 blocks in one 512-bit register:
  * the fifth bits of both are one 64-bit byte mask (AVX-512BW) that blends 16
- * into the low nibbles; otherwise as q5_0_isum of quant_x86.h. */
+ * into the low nibbles; otherwise as quant_x86.h's isum_off of Q5_0 codes. */
 T512 static inline __m512i q5_0_isum2(const struct mp_block_q5_0 *x, const struct mp_block_q8_0 *y)
 {
 	const __m512i m4 = _mm512_set1_epi8(0x0F), c16 = _mm512_set1_epi8(16);
@@ -162,7 +164,7 @@ T512 static inline __m512i q5_0_isum2(const struct mp_block_q5_0 *x, const struc
 }
 
 /* Q5_0: four blocks per iteration in two 512-bit registers; exact block sums
- * combined in the scalar order by quant_x86.h's q5_0_add (bit for bit the
+ * combined in the scalar order by quant_x86.h's blocks_add (bit for bit the
  * scalar reference); the last n mod 4 blocks by its 256-bit q5_0_dot, which
  * continues the sum exactly (0 + p is p). */
 T512 static float q5_0_dot512(int64_t n, const void *w, const void *a)
@@ -176,7 +178,8 @@ T512 static float q5_0_dot512(int64_t n, const void *w, const void *a)
 		__m512i p01 = q5_0_isum2(&x[b], &y[b]), p23 = q5_0_isum2(&x[b + 2], &y[b + 2]);
 		__m128i is = hsum4_i32_avx512(_mm512_castsi512_si256(p01), _mm512_extracti64x4_epi64(p01, 1),
 					      _mm512_castsi512_si256(p23), _mm512_extracti64x4_epi64(p23, 1));
-		s = q5_0_add_avx512(s, &x[b], &y[b], is, 4);
+		s = blocks_add_avx512(s, is, f16x4_avx512(&x[b].d, sizeof *x, 4),
+				      f16x4_avx512(&y[b].d, sizeof *y, 4), _mm_setzero_ps(), _mm_setzero_ps(), 0, 4);
 	}
 	for (; b < nb; b++)
 		s += q5_0_dot_avx512(MP_QK8, &x[b], &y[b]);
@@ -222,6 +225,9 @@ void mp_quant_fill_avx512(struct mp_quant_ops *tab)
 	tab[MP_TYPE_BF16].vec_dot[MP_KPATH_AVX512] = bf16_dot512;
 	tab[MP_TYPE_Q8_0].vec_dot[MP_KPATH_AVX512] = q8_0_dot512;
 	tab[MP_TYPE_Q5_0].vec_dot[MP_KPATH_AVX512] = q5_0_dot512;
+	tab[MP_TYPE_Q4_0].vec_dot[MP_KPATH_AVX512] = q4_0_dot_avx512;
+	tab[MP_TYPE_Q4_1].vec_dot[MP_KPATH_AVX512] = q4_1_dot_avx512;
+	tab[MP_TYPE_Q5_1].vec_dot[MP_KPATH_AVX512] = q5_1_dot_avx512;
 	tab[MP_TYPE_Q2_K].vec_dot[MP_KPATH_AVX512] = q2_K_dot_avx512;
 	tab[MP_TYPE_Q3_K].vec_dot[MP_KPATH_AVX512] = q3_K_dot_avx512;
 	tab[MP_TYPE_Q4_K].vec_dot[MP_KPATH_AVX512] = q4_K_dot512;

@@ -924,15 +924,15 @@ void mp_quant_fill_iq(struct mp_quant_ops *tab)
 	gridq_init(&gq_iq3xxs, mp_iq3xxs_grid, 256, 2, l3xxs, 8);
 	gridq_init(&gq_iq3s, mp_iq3s_grid, 512, 2, l3s, 8);
 	gridq_init(&gq_iq1s, mp_iq1s_grid, MP_IQ1S_NGRID, 4, l1, 3);
-	tab[MP_TYPE_IQ2_XXS] = (struct mp_quant_ops){ iq2_xxs_dequant, iq2_xxs_quantize, { iq2_xxs_dot } };
-	tab[MP_TYPE_IQ2_XS] = (struct mp_quant_ops){ iq2_xs_dequant, iq2_xs_quantize, { iq2_xs_dot } };
-	tab[MP_TYPE_IQ2_S] = (struct mp_quant_ops){ iq2_s_dequant, iq2_s_quantize, { iq2_s_dot } };
-	tab[MP_TYPE_IQ3_XXS] = (struct mp_quant_ops){ iq3_xxs_dequant, iq3_xxs_quantize, { iq3_xxs_dot } };
-	tab[MP_TYPE_IQ3_S] = (struct mp_quant_ops){ iq3_s_dequant, iq3_s_quantize, { iq3_s_dot } };
-	tab[MP_TYPE_IQ1_S] = (struct mp_quant_ops){ iq1_s_dequant, iq1_s_quantize, { iq1_s_dot } };
-	tab[MP_TYPE_IQ1_M] = (struct mp_quant_ops){ iq1_m_dequant, iq1_m_quantize, { iq1_m_dot } };
-	tab[MP_TYPE_IQ4_NL] = (struct mp_quant_ops){ iq4_nl_dequant, iq4_nl_quantize, { iq4_nl_dot } };
-	tab[MP_TYPE_IQ4_XS] = (struct mp_quant_ops){ iq4_xs_dequant, iq4_xs_quantize, { iq4_xs_dot } };
+	tab[MP_TYPE_IQ2_XXS] = (struct mp_quant_ops){ iq2_xxs_dequant, iq2_xxs_quantize, { iq2_xxs_dot }, { NULL } };
+	tab[MP_TYPE_IQ2_XS] = (struct mp_quant_ops){ iq2_xs_dequant, iq2_xs_quantize, { iq2_xs_dot }, { NULL } };
+	tab[MP_TYPE_IQ2_S] = (struct mp_quant_ops){ iq2_s_dequant, iq2_s_quantize, { iq2_s_dot }, { NULL } };
+	tab[MP_TYPE_IQ3_XXS] = (struct mp_quant_ops){ iq3_xxs_dequant, iq3_xxs_quantize, { iq3_xxs_dot }, { NULL } };
+	tab[MP_TYPE_IQ3_S] = (struct mp_quant_ops){ iq3_s_dequant, iq3_s_quantize, { iq3_s_dot }, { NULL } };
+	tab[MP_TYPE_IQ1_S] = (struct mp_quant_ops){ iq1_s_dequant, iq1_s_quantize, { iq1_s_dot }, { NULL } };
+	tab[MP_TYPE_IQ1_M] = (struct mp_quant_ops){ iq1_m_dequant, iq1_m_quantize, { iq1_m_dot }, { NULL } };
+	tab[MP_TYPE_IQ4_NL] = (struct mp_quant_ops){ iq4_nl_dequant, iq4_nl_quantize, { iq4_nl_dot }, { NULL } };
+	tab[MP_TYPE_IQ4_XS] = (struct mp_quant_ops){ iq4_xs_dequant, iq4_xs_quantize, { iq4_xs_dot }, { NULL } };
 	mp_quant_fill_iq_avx2(tab);
 	mp_quant_fill_iq_avx512(tab);
 }

@@ -628,9 +628,9 @@ static float q6_K_dot(int64_t n, const void *w, const void *a)
 
 void mp_quant_fill_k(struct mp_quant_ops *tab)
 {
-	tab[MP_TYPE_Q2_K] = (struct mp_quant_ops){ q2_K_dequant, q2_K_quantize, { q2_K_dot } };
-	tab[MP_TYPE_Q3_K] = (struct mp_quant_ops){ q3_K_dequant, q3_K_quantize, { q3_K_dot } };
-	tab[MP_TYPE_Q4_K] = (struct mp_quant_ops){ q4_K_dequant, q4_K_quantize, { q4_K_dot } };
-	tab[MP_TYPE_Q5_K] = (struct mp_quant_ops){ q5_K_dequant, q5_K_quantize, { q5_K_dot } };
-	tab[MP_TYPE_Q6_K] = (struct mp_quant_ops){ q6_K_dequant, q6_K_quantize, { q6_K_dot } };
+	tab[MP_TYPE_Q2_K] = (struct mp_quant_ops){ q2_K_dequant, q2_K_quantize, { q2_K_dot }, { NULL } };
+	tab[MP_TYPE_Q3_K] = (struct mp_quant_ops){ q3_K_dequant, q3_K_quantize, { q3_K_dot }, { NULL } };
+	tab[MP_TYPE_Q4_K] = (struct mp_quant_ops){ q4_K_dequant, q4_K_quantize, { q4_K_dot }, { NULL } };
+	tab[MP_TYPE_Q5_K] = (struct mp_quant_ops){ q5_K_dequant, q5_K_quantize, { q5_K_dot }, { NULL } };
+	tab[MP_TYPE_Q6_K] = (struct mp_quant_ops){ q6_K_dequant, q6_K_quantize, { q6_K_dot }, { NULL } };
 }

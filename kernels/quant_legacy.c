@@ -8,8 +8,9 @@
  *   Q4_1:  y = q·d + m              vec_dot with Q8_1: Σ_b d_w·d_a·Σ q·a + m·s_a
  *   Q5_0:  y = (q − 16)·d           as Q4_0
  *   Q5_1:  y = q·d + m              as Q4_1
- * (s_a = d_a·Σ a is stored in the Q8_1 block.)  These are small types in R1
- * files (a few 128-wide tensors), so they have no SIMD paths.
+ * (s_a = d_a·Σ a is stored in the Q8_1 block.)  The SIMD dots
+ * (quant_x86.h) compute the same exact int32 block sums and combine them in
+ * this order, so every path gives these results bit for bit.
  */
 #include <math.h>
 #include <string.h>
@@ -261,8 +262,8 @@ static float q5_1_dot(int64_t n, const void *w, const void *a)
 
 void mp_quant_fill_legacy(struct mp_quant_ops *tab)
 {
-	tab[MP_TYPE_Q4_0] = (struct mp_quant_ops){ q4_0_dequant, q4_0_quantize, { q4_0_dot } };
-	tab[MP_TYPE_Q4_1] = (struct mp_quant_ops){ q4_1_dequant, q4_1_quantize, { q4_1_dot } };
-	tab[MP_TYPE_Q5_0] = (struct mp_quant_ops){ q5_0_dequant, q5_0_quantize, { q5_0_dot } };
-	tab[MP_TYPE_Q5_1] = (struct mp_quant_ops){ q5_1_dequant, q5_1_quantize, { q5_1_dot } };
+	tab[MP_TYPE_Q4_0] = (struct mp_quant_ops){ q4_0_dequant, q4_0_quantize, { q4_0_dot }, { NULL } };
+	tab[MP_TYPE_Q4_1] = (struct mp_quant_ops){ q4_1_dequant, q4_1_quantize, { q4_1_dot }, { NULL } };
+	tab[MP_TYPE_Q5_0] = (struct mp_quant_ops){ q5_0_dequant, q5_0_quantize, { q5_0_dot }, { NULL } };
+	tab[MP_TYPE_Q5_1] = (struct mp_quant_ops){ q5_1_dequant, q5_1_quantize, { q5_1_dot }, { NULL } };
 }

@@ -134,8 +134,8 @@ static void q8_K_quantize(const float *src, void *dst, int64_t n)
 
 void mp_quant_fill_q8(struct mp_quant_ops *tab)
 {
-	tab[MP_TYPE_Q8_0] = (struct mp_quant_ops){ q8_0_dequant, q8_0_quantize, { q8_0_dot } };
+	tab[MP_TYPE_Q8_0] = (struct mp_quant_ops){ q8_0_dequant, q8_0_quantize, { q8_0_dot }, { NULL } };
 	/* Activation-only formats: no weight dot product. */
-	tab[MP_TYPE_Q8_1] = (struct mp_quant_ops){ q8_1_dequant, q8_1_quantize, { NULL } };
-	tab[MP_TYPE_Q8_K] = (struct mp_quant_ops){ q8_K_dequant, q8_K_quantize, { NULL } };
+	tab[MP_TYPE_Q8_1] = (struct mp_quant_ops){ q8_1_dequant, q8_1_quantize, { NULL }, { NULL } };
+	tab[MP_TYPE_Q8_K] = (struct mp_quant_ops){ q8_K_dequant, q8_K_quantize, { NULL }, { NULL } };
 }

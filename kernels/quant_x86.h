@@ -1,6 +1,6 @@
 /*
  * quant_x86.h — the 256-bit x86 dot products of the K-quants Q2_K, Q3_K,
- * Q5_K, Q4_K and Q6_K, Q8_0, Q5_0 and the float types, written once and compiled
+ * Q5_K, Q4_K and Q6_K, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and the float types, written once and compiled
  * twice: by quant_avx2.c (AVX2) and by quant_avx512.c (the same code with
  * EVEX encoding, for the types it has no 512-bit kernel of its own).  Not a
  * public header: the includer defines
@@ -17,6 +17,8 @@
  * codes are unsigned codes minus an offset, subtracted once per super-block
  * through the activation sums: 4·Σ S·bsums (Q3_K), 32·Σ sc·bsums (Q6_K).
  */
+
+#include "x86_codes.h"
 
 X86_TARGET static inline float X86(hsum_ps)(__m256 v)
 {
@@ -293,17 +295,17 @@ X86_TARGET static float X86(q8_0_dot)(int64_t n, const void *w, const void *a)
 	return X86(hsum_ps)(_mm256_add_ps(acc0, acc1));
 }
 
-/* The 32 fifth bits of a Q5_0 block (element j = bit j of qh) as bytes:
- * 0xFF where the bit is set, 0x00 where not.  Each 128-bit lane holds qh
- * four times, the shuffle gives byte i of the result qh's byte i/8, and the
- * AND picks bit i%8. */
-X86_TARGET static inline __m256i X86(q5_bits)(uint32_t qh)
+/* Σ (u − off)·a over one 32-element block in 8 i32 lanes: the unsigned
+ * codes u (0..31) go through maddubs against the activation bytes, minus
+ * off·Σa by a second maddubs (pairs stay within ±2·31·128: exact, and a −128
+ * activation cannot overflow a sign trick). */
+X86_TARGET static inline __m256i X86(isum_off)(__m256i u, const int8_t *act, int off)
 {
-	const __m256i shuf = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
-					      2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
-	const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
-	__m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)qh), shuf);
-	return _mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit);
+	__m256i av = X86(loadu)(act);
+	__m256i p16 = _mm256_maddubs_epi16(u, av);
+	if (off)
+		p16 = _mm256_sub_epi16(p16, _mm256_maddubs_epi16(_mm256_set1_epi8((char)off), av));
+	return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
 /* The sums of the 8 i32 lanes of a, b, c and d, as lanes 0..3 (exact). */
@@ -315,64 +317,85 @@ X86_TARGET static inline __m128i X86(hsum4_i32)(__m256i a, __m256i b, __m256i c,
 	return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
 }
 
-/* Σ (u − 16)·a of one Q5_0 block in 8 i32 lanes: the unsigned codes u =
- * low nibble | fifth bit << 4 (0..31) go through maddubs against the
- * activation bytes, minus 16·Σa by a second maddubs (pairs stay within
- * ±2·31·128: exact, and a −128 activation cannot overflow a sign trick). */
-X86_TARGET static inline __m256i X86(q5_0_isum)(const struct mp_block_q5_0 *x, const struct mp_block_q8_0 *y)
+/* The f16 fields at p, p + stride, ... of n ≤ 4 consecutive blocks as
+ * floats (lanes k >= n are 0: blocks past the end are never read).  n is a
+ * constant where it is inlined: the loads become four register inserts. */
+X86_TARGET static inline __m128 X86(f16x4)(const void *p, size_t stride, int n)
 {
-	const __m256i m4 = _mm256_set1_epi8(0x0F), c16 = _mm256_set1_epi8(16);
-	__m128i q = _mm_loadu_si128((const __m128i *)x->qs);
-	__m256i lo = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), m4);
-	uint32_t qh;
-	memcpy(&qh, x->qh, 4);
-	__m256i u = _mm256_or_si256(lo, _mm256_and_si256(X86(q5_bits)(qh), c16));
-	__m256i av = X86(loadu)(y->qs);
-	__m256i p16 = _mm256_sub_epi16(_mm256_maddubs_epi16(u, av), _mm256_maddubs_epi16(c16, av));
-	return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+	uint16_t h[4] = { 0, 0, 0, 0 };
+	for (int k = 0; k < 4; k++)
+		if (k < n)
+			memcpy(&h[k], (const char *)p + (size_t)k * stride, 2);
+	return _mm_cvtph_ps(_mm_setr_epi16((short)h[0], (short)h[1], (short)h[2], (short)h[3], 0, 0, 0, 0));
 }
 
-/* s + Σ_k isum[k]·(d_w[k]·d_a[k]) over the k < n ≤ 4 blocks from x, y: the
- * products as the scalar reference forms them (int to float, f16 scales
- * multiplied first: the same IEEE operations lane by lane), then added to s
- * one at a time in block order (no FMA contraction under -std=c11), so the
- * dot equals the scalar one bit for bit. */
-X86_TARGET static inline float X86(q5_0_add)(float s, const struct mp_block_q5_0 *x,
-                                             const struct mp_block_q8_0 *y, __m128i isum, int n)
+/* s + Σ_k ((d_w[k]·d_a[k])·isum[k] + m[k]·s_a[k]) over the k < n ≤ 4 blocks
+ * (the m·s_a term only for Q4_1/Q5_1: has_m): each block's term formed as
+ * the scalar reference forms it (int to float, f16 scales multiplied first:
+ * the same IEEE operations lane by lane), then added to s one at a time in
+ * block order (no FMA contraction under -std=c11), so the dot equals the
+ * scalar one bit for bit. */
+X86_TARGET static inline float X86(blocks_add)(float s, __m128i isum, __m128 dw, __m128 da, __m128 m,
+					       __m128 sa, int has_m, int n)
 {
-	/* lanes k >= n are 0 and never added (x[k] may lie past the end) */
-	__m128i hw = _mm_setr_epi16((short)x[0].d, (short)(n > 1 ? x[1].d : 0), (short)(n > 2 ? x[2].d : 0),
-				    (short)(n > 3 ? x[3].d : 0), 0, 0, 0, 0);
-	__m128i ha = _mm_setr_epi16((short)y[0].d, (short)(n > 1 ? y[1].d : 0), (short)(n > 2 ? y[2].d : 0),
-				    (short)(n > 3 ? y[3].d : 0), 0, 0, 0, 0);
-	__m128 d = _mm_mul_ps(_mm_cvtph_ps(hw), _mm_cvtph_ps(ha));
+	__m128 v = _mm_mul_ps(_mm_cvtepi32_ps(isum), _mm_mul_ps(dw, da));
+	if (has_m)
+		v = _mm_add_ps(v, _mm_mul_ps(m, sa));
 	float p[4];
-	_mm_storeu_ps(p, _mm_mul_ps(_mm_cvtepi32_ps(isum), d));
+	_mm_storeu_ps(p, v);
 	for (int k = 0; k < n; k++)
 		s += p[k];
 	return s;
 }
 
-/* Q5_0 · Q8_0 (attn_k_b and attn_q_b in Q4_K_M files): exact int32 block
- * sums, four blocks per horizontal sum, combined in the scalar order. */
-X86_TARGET static float X86(q5_0_dot)(int64_t n, const void *w, const void *a)
-{
-	const struct mp_block_q5_0 *x = w;
-	const struct mp_block_q8_0 *y = a;
-	const __m256i z = _mm256_setzero_si256();
-	float s = 0;
-	int64_t nb = n / MP_QK8, b = 0;
-	for (; b + 4 <= nb; b += 4) {
-		X86(prefetch)(&x[b], 4 * (int)sizeof x[b]);
-		__m128i is = X86(hsum4_i32)(X86(q5_0_isum)(&x[b], &y[b]), X86(q5_0_isum)(&x[b + 1], &y[b + 1]),
-					    X86(q5_0_isum)(&x[b + 2], &y[b + 2]),
-					    X86(q5_0_isum)(&x[b + 3], &y[b + 3]));
-		s = X86(q5_0_add)(s, &x[b], &y[b], is, 4);
+/* The dots of the 32-element types: NAME_step adds k ≤ 4 blocks to s (one
+ * horizontal sum for all), NAME runs it four blocks at a time, then block by
+ * block (k constant in both: the step is inlined without branches).  CODES(j)
+ * gives block j's unsigned codes, OFF their offset (8, 16 or 0), HAS_M
+ * whether the activation type is Q8_1 (the m·s term). */
+#define X86_LEGACY_DOT(NAME, WT, AT, CODES, OFF, HAS_M)                                       \
+	X86_TARGET static inline float X86(NAME##_step)(float s, const WT *x, const AT *y, int k) \
+	{                                                                                      \
+		const __m128 z = _mm_setzero_ps();                                             \
+		__m256i is[4];                                                                 \
+		for (int j = 0; j < 4; j++)                                                    \
+			is[j] = j < k ? X86(isum_off)(CODES(j), y[j].qs, OFF) : _mm256_setzero_si256(); \
+		__m128i isum = X86(hsum4_i32)(is[0], is[1], is[2], is[3]);                     \
+		return X86(blocks_add)(s, isum, X86(f16x4)(&x->d, sizeof *x, k),               \
+				       X86(f16x4)(&y->d, sizeof *y, k),                        \
+				       HAS_M ? X86(f16x4)((const uint16_t *)&x->d + 1, sizeof *x, k) : z, \
+				       HAS_M ? X86(f16x4)((const uint16_t *)&y->d + 1, sizeof *y, k) : z, \
+				       HAS_M, k);                                              \
+	}                                                                                      \
+	X86_TARGET static float X86(NAME)(int64_t n, const void *w, const void *a)           \
+	{                                                                                      \
+		const WT *x = w;                                                               \
+		const AT *y = a;                                                               \
+		float s = 0;                                                                   \
+		int64_t nb = n / MP_QK8, b = 0;                                                \
+		for (; b + 4 <= nb; b += 4) {                                                  \
+			X86(prefetch)(&x[b], 4 * (int)sizeof x[b]);                            \
+			s = X86(NAME##_step)(s, &x[b], &y[b], 4);                              \
+		}                                                                              \
+		for (; b < nb; b++)                                                            \
+			s = X86(NAME##_step)(s, &x[b], &y[b], 1);                              \
+		return s;                                                                      \
 	}
-	for (; b < nb; b++)
-		s = X86(q5_0_add)(s, &x[b], &y[b], X86(hsum4_i32)(X86(q5_0_isum)(&x[b], &y[b]), z, z, z), 1);
-	return s;
-}
+
+/* Q4_1/Q5_1 keep m right after d, Q8_1 keeps s right after d. */
+_Static_assert(offsetof(struct mp_block_q4_1, m) == 2 && offsetof(struct mp_block_q5_1, m) == 2 &&
+	       offsetof(struct mp_block_q8_1, s) == 2, "m and s follow d");
+
+#define X86_NIB(j) X86(nibbles32)(x[(j)].qs)
+#define X86_Q5(j) X86(q5_codes)(x[(j)].qs, x[(j)].qh)
+/* Q4_0 and Q5_0 · Q8_0 (Q5_0: attn_k_b and attn_q_b in Q4_K_M files),
+ * Q4_1 and Q5_1 · Q8_1 (Q5_1: attn_k_b in Q5_K_M files). */
+X86_LEGACY_DOT(q4_0_dot, struct mp_block_q4_0, struct mp_block_q8_0, X86_NIB, 8, 0)
+X86_LEGACY_DOT(q5_0_dot, struct mp_block_q5_0, struct mp_block_q8_0, X86_Q5, 16, 0)
+X86_LEGACY_DOT(q4_1_dot, struct mp_block_q4_1, struct mp_block_q8_1, X86_NIB, 0, 1)
+X86_LEGACY_DOT(q5_1_dot, struct mp_block_q5_1, struct mp_block_q8_1, X86_Q5, 0, 1)
+#undef X86_NIB
+#undef X86_Q5
 
 /* Float dots: four 8-lane FMA chains, then the tail in scalar order. */
 #define X86_FLOAT_DOT(NAME, T, LOAD8, TOF32)                                          \

@@ -207,6 +207,63 @@ static void test_matmul(void)
 	mp_threads_destroy(pool);
 }
 
+/* mp_matmul dequantizes with the process's path: every path it can take
+ * gives the same Y bit for bit (the SIMD dequantizers equal the reference). */
+static void test_matmul_paths_identical(void)
+{
+	static char why[256];
+	struct mp_threads *pool;
+	REQUIRE(mp_threads_create(2, &pool) == 0);
+	static struct fixture f;
+	static const char *const names[] = { "scalar", "avx2", "avx512" };
+	for (size_t k = 0; k < N_TYPES; k++) {
+		setup(&f, types[k]);
+		static float y0[M * ROWS], y1[M * ROWS];
+		setenv("MOEPAGER_CPU", "scalar", 1);
+		REQUIRE(mp_dispatch_init(why, sizeof why) == 0);
+		REQUIRE(mp_matmul(pool, &f.w, f.x, M, y0) == 0);
+		for (int p = 1; p < MP_KPATH_COUNT; p++) {
+			setenv("MOEPAGER_CPU", names[p], 1);
+			if (mp_dispatch_init(why, sizeof why) != 0) {
+				mp_test_skip_part(names[p], why);
+				continue;
+			}
+			REQUIRE(mp_matmul(pool, &f.w, f.x, M, y1) == 0);
+			if (memcmp(y0, y1, sizeof y0) != 0)
+				MP_TEST_FAIL("%s: mp_matmul with %s dequantization differs from scalar",
+					     mp_type_name(f.t), names[p]);
+		}
+		mp_free(f.wq);
+	}
+	unsetenv("MOEPAGER_CPU");
+	REQUIRE(mp_dispatch_init(why, sizeof why) == 0);
+	mp_threads_destroy(pool);
+}
+
+/* The crossover: 2 for f32; with a SIMD dequantizer no higher than with the
+ * scalar reference (lower for the K-quants, whose scalar one was slowest); the same on every path for a type without
+ * one (IQ2_XXS); mp_matmul_crossover follows the process's path. */
+static void test_crossover(void)
+{
+	for (int p = 0; p < MP_KPATH_COUNT; p++)
+		CHECK(mp_matmul_crossover_path(MP_TYPE_F32, (enum mp_kpath)p) == 2);
+	CHECK(mp_matmul_crossover_path(MP_TYPE_IQ2_XXS, MP_KPATH_AVX2) ==
+	      mp_matmul_crossover_path(MP_TYPE_IQ2_XXS, MP_KPATH_SCALAR));
+	for (size_t k = 1; k < N_TYPES; k++) {
+		enum mp_type t = types[k];
+		int64_t sc = mp_matmul_crossover_path(t, MP_KPATH_SCALAR);
+		CHECK(sc >= 1);
+		CHECK_EQ_INT(mp_matmul_crossover(t), mp_matmul_crossover_path(t, mp_dispatch_path()));
+#if defined(__x86_64__)
+		int64_t simd = mp_matmul_crossover_path(t, MP_KPATH_AVX2);
+		int k_quant = mp_type_info(t)->block_elems == 256;
+		if (!(simd >= 1 && (k_quant ? simd < sc : simd <= sc)))
+			MP_TEST_FAIL("%s: crossover %lld with AVX2 dequantization, %lld with scalar",
+				     mp_type_name(t), (long long)simd, (long long)sc);
+#endif
+	}
+}
+
 /* The direct batched path is bit-identical to matvec per vector for every
  * type (any thread count); auto picks it below the crossover and sgemm above;
  * X·W (not Wᵀ) against the dequantized reference. */
@@ -472,6 +529,8 @@ int main(void)
 	RUN(test_matmul_direct_auto_xw);
 	RUN(test_matvec_multi);
 	RUN(test_xcache);
+	RUN(test_matmul_paths_identical);
+	RUN(test_crossover);
 	RUN(test_errors);
 	return mp_test_end();
 }

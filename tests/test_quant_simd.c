@@ -2,8 +2,9 @@
  * reference, forcing each path directly through the table: random block
  * bytes, quantized data, odd lengths and edge cases (zero and negative-zero
  * scales, all-max and all-min codes, ±127/−128 activations, f16 and bf16
- * subnormals).  K-quant and Q5_0 paths must match the scalar result bit for
- * bit (exact integer sums, combined in the scalar order); Q8_0 and the float
+ * subnormals).  K-quant, Q4_0, Q4_1, Q5_0 and Q5_1 paths must match the
+ * scalar result bit for bit (exact integer sums, combined in the scalar
+ * order); Q8_0 and the float
  * types to float rounding.  One case per path and check; a path the CPU
  * lacks is a skipped case. */
 #include <math.h>
@@ -21,8 +22,9 @@
 #include "mp_test.h"
 
 static const enum mp_type simd_types[] = {
-	MP_TYPE_F32, MP_TYPE_F16, MP_TYPE_BF16, MP_TYPE_Q8_0, MP_TYPE_Q5_0, MP_TYPE_Q2_K,
-	MP_TYPE_Q3_K, MP_TYPE_Q4_K, MP_TYPE_Q5_K, MP_TYPE_Q6_K,
+	MP_TYPE_F32, MP_TYPE_F16, MP_TYPE_BF16, MP_TYPE_Q8_0, MP_TYPE_Q4_0, MP_TYPE_Q4_1,
+	MP_TYPE_Q5_0, MP_TYPE_Q5_1, MP_TYPE_Q2_K, MP_TYPE_Q3_K, MP_TYPE_Q4_K, MP_TYPE_Q5_K,
+	MP_TYPE_Q6_K,
 };
 #define N_SIMD (sizeof simd_types / sizeof simd_types[0])
 
@@ -46,10 +48,11 @@ static const int *f16_fields(enum mp_type t)
 	static const int q8_0[] = { 0, -1 }, q2k[] = { 80, 82, -1 }, q3k[] = { 108, -1 },
 			 q45k[] = { 0, 2, -1 }, q6k[] = { 208, -1 }, none[] = { -1 };
 	switch (t) {
-	case MP_TYPE_Q8_0: case MP_TYPE_Q5_0: return q8_0;   /* d first in both */
+	case MP_TYPE_Q8_0: case MP_TYPE_Q4_0: case MP_TYPE_Q5_0: return q8_0;   /* d first */
 	case MP_TYPE_Q2_K: return q2k;
 	case MP_TYPE_Q3_K: return q3k;
 	case MP_TYPE_Q4_K: case MP_TYPE_Q5_K: return q45k;
+	case MP_TYPE_Q4_1: case MP_TYPE_Q5_1: case MP_TYPE_Q8_1: return q45k;   /* d, then m or s */
 	case MP_TYPE_Q6_K: return q6k;
 	default: return none;
 	}
@@ -128,7 +131,8 @@ static double rounding_bound(enum mp_type t, const void *w, const void *a, int64
 
 static int exact_type(enum mp_type t)
 {
-	return mp_type_info(t)->block_elems == MP_QK_K || t == MP_TYPE_Q5_0;
+	return mp_type_info(t)->block_elems == MP_QK_K || t == MP_TYPE_Q4_0 || t == MP_TYPE_Q4_1 ||
+	       t == MP_TYPE_Q5_0 || t == MP_TYPE_Q5_1;
 }
 
 /* Compares path p with scalar on (w, a); what names the case in messages. */
@@ -224,6 +228,13 @@ static void fill_acts(enum mp_type t, int8_t c, int64_t n)
 			y[b].d = 0x3800;   /* 0.5 */
 			memset(y[b].qs, (uint8_t)c, MP_QK8);
 		}
+	} else if (at == MP_TYPE_Q8_1) {
+		struct mp_block_q8_1 *y = (struct mp_block_q8_1 *)abuf;
+		for (int64_t b = 0; b < n / MP_QK8; b++) {
+			y[b].d = 0x3800;   /* 0.5 */
+			y[b].s = mp_f32_to_f16(0.5f * 32 * c);
+			memset(y[b].qs, (uint8_t)c, MP_QK8);
+		}
 	}
 }
 
@@ -286,9 +297,14 @@ static void test_table(void)
 		CHECK(ops->vec_dot[MP_KPATH_AVX512] != NULL);
 #endif
 	}
-	/* Q4_0 has only a scalar kernel: every path falls back to it */
-	CHECK(mp_quant_vec_dot(MP_TYPE_Q4_0, MP_KPATH_AVX512) ==
+	/* the scalar path is the scalar kernel */
+	CHECK(mp_quant_vec_dot(MP_TYPE_Q4_0, MP_KPATH_SCALAR) ==
 	      mp_quant_ops(MP_TYPE_Q4_0)->vec_dot[MP_KPATH_SCALAR]);
+#if defined(__x86_64__)
+	/* IQ2_XXS has no AVX-512 kernel: that path falls back to AVX2's */
+	CHECK(mp_quant_vec_dot(MP_TYPE_IQ2_XXS, MP_KPATH_AVX512) ==
+	      mp_quant_ops(MP_TYPE_IQ2_XXS)->vec_dot[MP_KPATH_AVX2]);
+#endif
 	CHECK(mp_quant_vec_dot(MP_TYPE_Q8_K, MP_KPATH_SCALAR) == NULL);
 }
 
