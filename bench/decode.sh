@@ -3,7 +3,7 @@
 # report in Markdown:
 #
 #  1. the machine's read bandwidth with --threads threads (bench/kernels'
-#     STREAM-like sum over 256 MiB) and the cost of one thread-pool region;
+#     STREAM-like sum over 1 GiB) and the cost of one thread-pool region;
 #  2. in RAM (page cache warmed, no pool): decode ms per token on `small` and
 #     on an r1slice of --ram-layers layers, each next to its bound = bytes a
 #     token touches ÷ that read bandwidth.  Bytes a token touches, from the
@@ -27,7 +27,8 @@
 #
 # usage: bench/decode.sh [--bin DIR] [--threads N] [--tokens N] [--models DIR]
 #                        [--ram-layers L] [--ooc-layers L] [--dense D]
-#                        [--parts "bw ram ooc"] [--timeout S]
+#                        [--parts "bw ram ooc"] [--cases "auto nopf mmap"]
+#                        [--timeout S]
 # Models are made once into --models DIR (default models/; the out-of-core
 # r1slice is ~6.5 GB per MoE layer: check df).  Needs root (drop_caches,
 # cgroups), python3 and fio.  The memory cgroup and drop-cache preamble is
@@ -35,8 +36,8 @@
 set -u
 cd "$(dirname "$0")/.." || exit 1
 bin=build/plain threads=2 tokens=48 models=models ram_layers=2 ooc_layers=6 dense=1
-parts="bw ram ooc" limit_s=300
-usage="usage: bench/decode.sh [--bin DIR] [--threads N] [--tokens N] [--models DIR] [--ram-layers L] [--ooc-layers L] [--dense D] [--parts LIST] [--timeout S]"
+parts="bw ram ooc" cases="auto nopf mmap" limit_s=300
+usage="usage: bench/decode.sh [--bin DIR] [--threads N] [--tokens N] [--models DIR] [--ram-layers L] [--ooc-layers L] [--dense D] [--parts LIST] [--cases LIST] [--timeout S]"
 while [ $# -gt 0 ]; do
 	[ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }
 	case $1 in
@@ -48,6 +49,7 @@ while [ $# -gt 0 ]; do
 	--ooc-layers) ooc_layers=$2 ;;
 	--dense) dense=$2 ;;
 	--parts) parts=$2 ;;
+	--cases) cases=$2 ;;
 	--timeout) limit_s=$2 ;;
 	*) echo "$usage" >&2; exit 2 ;;
 	esac
@@ -130,18 +132,18 @@ PY
 }
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $(free -g | awk '/^Mem/ {print $2}') GiB RAM, load average $(cut -d' ' -f1-3 /proc/loadavg) at start (shared: other jobs run on it)"
-echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); command: bench/decode.sh --bin $bin --threads $threads --tokens $tokens --models $models --ram-layers $ram_layers --ooc-layers $ooc_layers --dense $dense --parts \"$parts\" --timeout $limit_s"
+echo "date: $(date -u '+%Y-%m-%d %H:%M UTC'); command: bench/decode.sh --bin $bin --threads $threads --tokens $tokens --models $models --ram-layers $ram_layers --ooc-layers $ooc_layers --dense $dense --parts \"$parts\" --cases \"$cases\" --timeout $limit_s"
 echo "prompt: --raw -p Once, then $tokens tokens (--ignore-eos --temp 0), -t $threads"
 echo
 
 # ---- 1. read bandwidth and the thread pool's cost ----
 bw=""
 if has bw || has ram; then
-	"$bin/bench/kernels" --threads "$threads" --types Q4_K --paths none >"$log/kernels.txt" 2>&1 ||
+	"$bin/bench/kernels" --threads "$threads" --mb 1024 --types Q4_K --paths none >"$log/kernels.txt" 2>&1 ||
 		{ echo "bench/decode.sh: bench/kernels failed: $(tail -n 1 "$log/kernels.txt")" >&2; exit 1; }
 	bw=$(awk -F'|' '/\(memory read\)/ { gsub(/ /, "", $7); print $7 }' "$log/kernels.txt")
 	[ -n "$bw" ] || { echo "bench/decode.sh: no read bandwidth in $log/kernels.txt" >&2; exit 1; }
-	echo "Read bandwidth, $threads threads (bench/kernels, 256 MiB): **$bw GB/s**. One thread-pool region (wake, run, join), median µs after the caller worked alone for a gap:"
+	echo "Read bandwidth, $threads threads (bench/kernels, 1 GiB): **$bw GB/s**. One thread-pool region (wake, run, join), median µs after the caller worked alone for a gap:"
 	echo
 	sed -n '/^| gap before/,/^$/p' "$log/kernels.txt"
 fi
@@ -191,6 +193,18 @@ if has ooc; then
 	fi
 	[ -n "$cg" ] || echo "bench/decode.sh: no memory cgroup could be made; the pool cases are held by --mem-limit only" >&2
 	drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+	# snap SEG: "decode steps timed, disk bytes, page-cache bytes, decode ns" of a stats segment
+	snap() {
+		"$bin/moepager-stat" --json "$1" 2>/dev/null | python3 -c 'import json, sys
+d = json.load(sys.stdin); t = d["timings"] or {}
+print(t.get("tokens", 0), d["io"]["disk_bytes"], d["io"]["page_cache_bytes"], t.get("total_ns", 0))'
+	}
+	poll() { # poll SEG OUT: a snapshot every 0.5 s until killed
+		while :; do
+			[ -f "$1" ] && snap "$1" >>"$2"
+			sleep 0.5
+		done
+	}
 	# cg_run OUT CMD...: CMD in the cgroup under timeout; OUT gets its storage read_bytes
 	cg_run() {
 		out=$1; shift
@@ -210,20 +224,35 @@ if has ooc; then
 	res=${b% *}
 	echo "Out of core: $(basename "$m") ($(awk -v s="$size" 'BEGIN { printf "%.1f GB", s / 1e9 }'), $dense dense + $((ooc_layers - dense)) MoE layers, Q4_K_M; $(awk -v r="$res" 'BEGIN { printf "%.2f GB", r / 1e9 }') resident), --mem-limit and memory cgroup $limit bytes (a third)$( [ -n "$cg" ] || echo ' (NO cgroup)'), page cache dropped before each case; fio random 4 MiB reads, depth 16, O_DIRECT, io_uring, on the same file: **$fio_mbs MB/s**."
 	echo
-	echo "| case | tokens/s | ms per token | stall share | disk MB per token | bound ms | ÷ bound | tokens/s ÷ mmap's |"
-	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+	echo "| case | tokens/s | ms per token | stall share | disk MB per token | disk MB/s in decode | bound ms | ÷ bound | tokens/s ÷ mmap's |"
+	echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 	: >"$tmp/ooc"
-	for c in auto nopf mmap; do
+	for c in $cases; do
 		case $c in
 		auto) name="--io auto, prefetch on"; args="--mem-limit $limit" ;;
 		nopf) name="--io auto, --prefetch none"; args="--mem-limit $limit --prefetch none" ;;
 		mmap) name="--io mmap (cgroup only)"; args="--io mmap" ;;
+		*) echo "bench/decode.sh: unknown case '$c' (expected auto, nopf or mmap)" >&2; exit 2 ;;
 		esac
 		drop
+		seg=$tmp/$c.stats
+		rm -f "$seg" "$tmp/poll"
+		[ $c = mmap ] || args="$args --keep-stats --stats-file $seg"
+		[ $c = mmap ] || { poll "$seg" "$tmp/poll" & poller=$!; }
 		# shellcheck disable=SC2086
 		cg_run "$tmp/rb" "$bin/moepager" -m "$m" --raw -p "Once" -n "$tokens" --ignore-eos --temp 0 \
 			-t "$threads" --no-profile --timings $args >/dev/null 2>"$log/ooc-$c.err"
 		rc=$?
+		[ $c = mmap ] || { kill $poller; wait $poller 2>/dev/null; }
+		dec="0 0 0 0"
+		if [ $c != mmap ] && [ -f "$seg" ]; then
+			snap "$seg" >>"$tmp/poll"
+			# the decode's own reads: from the first snapshot with a decode step to the last
+			dec=$(awk '$1 >= 1 && !a { a = $0 } END { split(a, f, " ")
+				if (a && $1 > f[1]) print $1 - f[1], $2 - f[2], $3 - f[3], $4 - f[4]; else print 0, 0, 0, 0 }' "$tmp/poll")
+			cp "$tmp/poll" "$log/ooc-$c.poll"
+		fi
+		rm -f "$seg"
 		if [ $rc != 0 ]; then
 			why=$( [ $rc = 124 ] && echo "stopped after $limit_s s" || echo "failed (exit $rc): $(tail -n 1 "$log/ooc-$c.err")")
 			echo "| $name | $why | | | | | | |"
@@ -231,32 +260,35 @@ if has ooc; then
 		fi
 		r=$(parse "$log/ooc-$c.err")
 		[ "$r" != FAIL ] || { echo "| $name | no figures in $log/ooc-$c.err | | | | | | |"; continue; }
-		echo "$c $r $(cat "$tmp/rb")" >>"$tmp/ooc"
+		echo "$c $r $(cat "$tmp/rb") $dec" >>"$tmp/ooc"
 		phase_row "out of core, $name" "$r"
 	done
 	# columns of $tmp/ooc: 1 case, 2 tokens, 3 ms/token, 4 step ms, 5-12 phases,
-	# 13 wait share, 14 pager disk bytes, 15 page-cache bytes, 16 steps, 17 read_bytes
+	# 13 wait share, 14 pager disk bytes, 15 page-cache bytes, 16 steps, 17 read_bytes,
+	# 18-21 the decode's own: steps, disk bytes, page-cache bytes, ns (stats segment)
 	awk -v fio="$fio_mbs" -v res="$res" '
 		{ c[NR] = $0 } $1 == "mmap" { mm = 1000 / $3 }
 		END {
 			for (i = 1; i <= NR; i++) {
 				split(c[i], f, " ")
 				name = f[1] == "auto" ? "--io auto, prefetch on" : f[1] == "nopf" ? "--io auto, --prefetch none" : "--io mmap (cgroup only)"
-				if (f[1] == "mmap") {
-					disk = (f[17] - res) / f[16]; bound = "–"; ratio = "–"; stall = "n/a (faults)"
+				if (f[1] == "mmap" || !f[18]) {
+					disk = (f[17] - res) / f[16]; bound = "–"; ratio = "–"; rate = "–"
+					dtxt = sprintf("%.0f (whole run)", disk / 1e6)
 				} else {
-					disk = (f[14] + f[15]) / f[16]
+					disk = (f[19] + f[20]) / f[18]; dtxt = sprintf("%.0f", disk / 1e6)
+					rate = sprintf("%.0f", f[19] / 1e6 / (f[21] / 1e9))
 					b = disk / (fio * 1e6) * 1e3; comp = f[4] - f[10]
 					if (comp > b) b = comp
 					bound = sprintf("%.0f", b); ratio = sprintf("%.2f×", f[3] / b)
-					stall = sprintf("%.1f%%", 100 * f[13])
 				}
-				printf "| %s | %.2f | %.0f | %s | %.0f | %s | %s | %s |\n", name, 1000 / f[3], f[3], stall,
-				       disk / 1e6, bound, ratio, mm ? sprintf("%.2f×", 1000 / f[3] / mm) : "–"
+				stall = f[1] == "mmap" ? "n/a (faults)" : sprintf("%.1f%%", 100 * f[13])
+				printf "| %s | %.2f | %.0f | %s | %s | %s | %s | %s | %s |\n", name, 1000 / f[3], f[3], stall,
+				       dtxt, rate, bound, ratio, mm ? sprintf("%.2f×", 1000 / f[3] / mm) : "–"
 			}
 		}' "$tmp/ooc"
 	echo
-	echo "bound = max(disk bytes per token ÷ fio's MB/s, step time − waits); disk bytes per token: the pager's disk reads and page-cache copies over all steps (prompt included); for mmap, storage read_bytes less the resident weights, over all steps."
+	echo "stall share: the 'waiting for experts' phase over the decode step time (--timings). Disk bytes per token: the pager's disk reads and page-cache copies between the first stats-segment snapshot (every 0.5 s) that shows a decode step and the run's end, over the decode steps between them; disk MB/s in decode: those disk bytes over those steps' time. For mmap (no segment): the process's storage read_bytes less the resident weights, over all steps, the prompt's included. bound = max(disk bytes per token ÷ fio's MB/s, step time − waits)."
 	echo
 fi
 
