@@ -52,6 +52,19 @@
  * Threads that find io_mu taken sleep on cv, broadcast after each batch of
  * completions.
  *
+ * Warming the pool.  The first touch of a pool page costs the kernel a zeroed
+ * page (on a VM also the host's backing): ≈ 75% of an out-of-core run's CPU
+ * samples here were clear_page under io_uring's lazy buffer registration and
+ * MADV_POPULATE_WRITE of fresh slots, 12-29 s per run whatever its length
+ * (bench/README.md, issue 15).  So mp_pager_start starts a warmer thread
+ * that faults the slots in, in the order the free lists hand them out,
+ * while the resident weights load and the prompt runs; issue_load still
+ * faults in a slot the warmer has not reached.  The warmer touches only slot
+ * pages and the slots' `populated` flags (atomics, both sides; a slot
+ * faulted in twice costs nothing the second time), never takes mu, and is
+ * joined before the pool is unmapped.  Not started when the start already
+ * touched the whole pool (mlock, or the preload of a model that fits).
+ *
  * Page-cache tier.  Before a disk read the pager asks mincore (on a
  * read-only mapping of the file) whether every page of every range is in
  * the page cache; then it copies the ranges with a buffered pread (which
@@ -118,7 +131,8 @@ struct expert {
 struct slot {
 	uint8_t state;                   /* enum slot_state */
 	uint8_t prefetched;              /* 1: loaded by a hint, not acquired since */
-	uint8_t populated;               /* 1: its pool pages were faulted in (first load) */
+	uint8_t populated;               /* 1: its pool pages were faulted in (first load or
+	                                  * the warmer; atomic loads and stores) */
 	uint32_t cls;                    /* size class */
 	uint32_t expert;                 /* global expert id, or NONE */
 	uint32_t pending;                /* reads queued or in flight */
@@ -187,6 +201,10 @@ struct mp_pager {
 	pthread_mutex_t mu;              /* guards all below and above */
 	pthread_mutex_t io_mu;           /* serialises mp_io calls (see Locking) */
 	pthread_cond_t cv;               /* completions were applied */
+	pthread_t warmer;                /* faults the pool in (see Warming the pool) */
+	int warmer_running;              /* 1: the warmer is to be joined */
+	int warm_stop;                   /* atomic: 1 asks the warmer to stop */
+	uint64_t warmed;                 /* atomic: pool bytes the warmer faulted in */
 	/* ---- changes every step ---- */
 	struct queue demand, prefetch;   /* reads not yet submitted */
 	uint32_t read_free;              /* free read records */
@@ -601,6 +619,28 @@ static void free_list_push(struct mp_pager *p, uint32_t s)
 static int issue_load(struct mp_pager *p, uint32_t id, uint32_t s, int demand);
 static int progress(struct mp_pager *p, int block);
 
+/* The warmer (see Warming the pool): every slot not yet faulted in, in slot
+ * order (the order the free lists hand them out), until asked to stop. */
+static void *warm_pool(void *arg)
+{
+	struct mp_pager *p = arg;
+	for (uint32_t s = 0; s < p->n_slots && !__atomic_load_n(&p->warm_stop, __ATOMIC_RELAXED); s++) {
+		struct slot *sl = &p->slots[s];
+		if (__atomic_load_n(&sl->populated, __ATOMIC_RELAXED))
+			continue;
+		uint64_t n = p->classes[sl->cls].slot_bytes;
+#ifdef MADV_POPULATE_WRITE
+		if (madvise(sl->base, n, MADV_POPULATE_WRITE) != 0)
+			break;                   /* an older kernel: issue_load's way only */
+#else
+		break;
+#endif
+		__atomic_store_n(&sl->populated, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&p->warmed, n, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
 int mp_pager_start(struct mp_pager *p)
 {
 	pthread_mutex_lock(&p->mu);
@@ -789,6 +829,8 @@ int mp_pager_start(struct mp_pager *p)
 			}
 		}
 		stats_end(p);
+	} else if (p->pool && !p->info.pool_locked) {
+		p->warmer_running = pthread_create(&p->warmer, NULL, warm_pool, p) == 0;
 	}
 out:
 	if (rc == 0) {
@@ -1101,13 +1143,13 @@ static int issue_load(struct mp_pager *p, uint32_t id, uint32_t s, int demand)
 	sl->state = S_LOADING;
 	sl->expert = id;
 	sl->prefetched = !demand;
-	if (!sl->populated && sl->base) {
+	if (!__atomic_load_n(&sl->populated, __ATOMIC_RELAXED) && sl->base) {
 		/* O_DIRECT into unfaulted huge pages crawls (≈200 MB/s here, the
 		 * read faults them in); faulted in first, 1-4 GB/s (bench/README.md) */
 #ifdef MADV_POPULATE_WRITE
 		madvise(sl->base, p->classes[sl->cls].slot_bytes, MADV_POPULATE_WRITE);
 #endif
-		sl->populated = 1;
+		__atomic_store_n(&sl->populated, 1, __ATOMIC_RELAXED);
 	}
 	sl->last_use = p->tick;
 	sl->err = 0;
@@ -1578,6 +1620,7 @@ void mp_pager_info(struct mp_pager *p, struct mp_pager_info *out)
 {
 	pthread_mutex_lock(&p->mu);
 	*out = p->info;
+	out->warmed_bytes = __atomic_load_n(&p->warmed, __ATOMIC_RELAXED);
 	out->pool_bytes = p->pool_bytes;
 	out->min_budget = p->min_budget;
 	out->full_budget = p->full_budget;
@@ -1718,6 +1761,10 @@ void mp_pager_destroy(struct mp_pager *p)
 {
 	if (!p)
 		return;
+	if (p->warmer_running) {             /* before the pool goes */
+		__atomic_store_n(&p->warm_stop, 1, __ATOMIC_RELAXED);
+		pthread_join(p->warmer, NULL);
+	}
 	mp_io_close(p->io);                  /* cancels and drains what is in flight */
 	if (p->pool)
 		munmap(p->pool, p->pool_bytes);

@@ -13,7 +13,8 @@
  *     mp_pager_register(layer, expert, ranges, n)    every routed expert
  *     mp_pager_start()                               sizes the pool, checks the budget,
  *                                                    opens the backend; a model that fits
- *                                                    is read whole in the background
+ *                                                    is read whole in the background, else
+ *                                                    a thread faults the pool in ahead
  *     per MoE layer of a token:
  *         mp_pager_acquire(layer, experts, n)        hits pinned at once, misses demand-read
  *         mp_pager_wait_any / mp_pager_wait          pointers per range as experts land
@@ -99,6 +100,7 @@ struct mp_pager_info {
 	uint32_t pool_locked;            /* 1: the pool is mlock()ed (config mlock) */
 	uint32_t fallbacks;              /* MP_STATS_FB_* bits (stats.h): what the I/O gave up */
 	uint64_t cpu_ns;                 /* thread CPU time spent in the pager's calls */
+	uint64_t warmed_bytes;           /* pool bytes the background warmer faulted in */
 	int lock_errno;                  /* why mlock of the pool failed; 0: not asked or locked */
 };
 

@@ -179,6 +179,10 @@ void mp_stats_add_fallbacks(struct mp_stats *s, uint64_t bits)
 	mp_stats_end(s);
 }
 
+const char *const mp_stats_phase_names[MP_STATS_PHASES] = {
+	"attn", "ffn", "shared", "router", "routed", "wait", "head", "other",
+};
+
 const char *mp_stats_fallback_names(uint64_t bits, char *buf, size_t len)
 {
 	static const char *const names[MP_STATS_FB_COUNT] = {

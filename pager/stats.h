@@ -21,7 +21,8 @@
 #include <stdint.h>
 
 #define MP_STATS_MAGIC "MOEPSTAT"        /* 8 bytes, no NUL */
-#define MP_STATS_VERSION 2u              /* 2 added header.fallbacks; readers read 1 and 2 */
+#define MP_STATS_VERSION 3u              /* 2 added header.fallbacks, 3 the decode phases;
+                                          * readers read 1 to 3 */
 #define MP_STATS_VERSION_MIN 1u          /* the oldest version this reader reads */
 #define MP_STATS_HIST 32                 /* latency buckets: [2^i, 2^(i+1)) µs; 0 also < 1 µs */
 
@@ -75,8 +76,20 @@ struct mp_stats_global {
 	uint64_t evictions;              /* slots evicted (READY -> FREE) */
 	uint64_t io_hist[MP_STATS_HIST]; /* read latency, submit to reap: log2 µs buckets */
 	uint64_t pager_cpu_ns;           /* v2: thread CPU ns spent in the pager's calls */
-	uint64_t reserved[21];           /* zero */
+	/* v3: where the decode steps' time went (src/model.h enum mp_phase, in
+	 * that order), summed since the start; set after every step.  The
+	 * phases sum to phase_total_ns (OTHER is the rest of the step).  Zero
+	 * in v1 and v2 segments: readers show them as unknown there. */
+	uint64_t phase_tokens;           /* v3: decode steps timed (prompt batches are not) */
+	uint64_t phase_total_ns;         /* v3: their whole time */
+	uint64_t phase_ns[8];            /* v3: by phase, MP_STATS_PHASES of them */
+	uint64_t reserved[11];           /* zero */
 };
+
+/* The decode phases of the global record (v3), in src/model.h's order; the
+ * short names are the JSON keys and the screen's labels. */
+#define MP_STATS_PHASES 8
+extern const char *const mp_stats_phase_names[MP_STATS_PHASES];
 
 struct mp_stats_layer {
 	uint64_t hits;                   /* acquires served from the pool */
@@ -103,6 +116,7 @@ _Static_assert(offsetof(struct mp_stats_header, backend) == 96, "stats backend o
 _Static_assert(offsetof(struct mp_stats_header, fallbacks) == 112, "stats fallbacks offset");
 _Static_assert(sizeof(struct mp_stats_global) == 512, "stats global layout");
 _Static_assert(offsetof(struct mp_stats_global, io_hist) == 80, "stats hist offset");
+_Static_assert(offsetof(struct mp_stats_global, phase_tokens) == 344, "stats phases offset");
 _Static_assert(sizeof(struct mp_stats_layer) == 128, "stats layer layout");
 _Static_assert(sizeof(struct mp_stats_expert) == 32, "stats expert layout");
 

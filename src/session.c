@@ -461,15 +461,24 @@ int mp_session_encode(struct mp_session *s, const char *text, unsigned flags, in
 	return 0;
 }
 
-/* Counts one decoded token in the stats segment. */
+_Static_assert(MP_PHASE_N == MP_STATS_PHASES, "the stats segment's phases are the model's");
+
+/* Counts one decoded token in the stats segment, with the model's phase
+ * timings so far (plain stores: a struct copy and ten words per token). */
 static void count_token(struct mp_session *s, uint64_t ns)
 {
 	if (!s->stats)
 		return;
+	struct mp_model_timings t;
+	mp_model_timings(s->model, &t);
 	mp_stats_begin(s->stats);
 	struct mp_stats_global *g = mp_stats_global(s->stats);
 	mp_stats_add(&g->tokens, 1);
 	mp_stats_add(&g->decode_ns, ns);
+	mp_stats_set(&g->phase_tokens, t.tokens);
+	mp_stats_set(&g->phase_total_ns, t.total_ns);
+	for (int p = 0; p < MP_PHASE_N; p++)
+		mp_stats_set(&g->phase_ns[p], t.ns[p]);
 	mp_stats_end(s->stats);
 }
 

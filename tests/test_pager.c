@@ -14,9 +14,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "alloc.h"
+#include "clock.h"
 #include "err.h"
 #include "io.h"
 #include "mp_test.h"
@@ -249,12 +251,51 @@ static void test_fits_whole(void)
 		if (!(backends[b]->caps & MP_IO_CAP_NOPOOL)) {
 			CHECK_EQ_U64(in.pool_bytes, NE * (slot1 + slot2));   /* not the whole budget */
 			CHECK_EQ_U64(in.pf_issued, 2 * NE);                  /* preloaded */
+			CHECK_EQ_U64(in.warmed_bytes, 0);                    /* so no warmer */
 		}
 		CHECK_EQ_INT(decode(p, 10, 3, 0), 0);
 		mp_pager_info(p, &in);
 		if (!(backends[b]->caps & MP_IO_CAP_NOPOOL))
 			CHECK_EQ_U64(in.misses + in.pc_hits, 0);
 		CHECK_EQ_U64(in.evictions, 0);
+		mp_pager_destroy(p);
+	}
+}
+
+/* The warmer faults the whole pool in on its own (no acquire needed), the
+ * experts read into warmed slots are right, and a pager destroyed while its
+ * warmer runs joins it before unmapping the pool. */
+static void test_warm_pool(void)
+{
+	const struct mp_io_ops *ops = tp_pool_backend(backends, n_backends);
+	if (!ops)
+		SKIP_CASE("no backend with a pool");
+#ifdef MADV_POPULATE_WRITE
+	void *probe = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	REQUIRE(probe != MAP_FAILED);
+	int can = madvise(probe, 4096, MADV_POPULATE_WRITE) == 0;
+	munmap(probe, 4096);
+	if (!can)
+		SKIP_CASE("MADV_POPULATE_WRITE refused by this kernel (before 5.14)");
+#else
+	SKIP_CASE("built without MADV_POPULATE_WRITE");
+#endif
+	struct opts o = { .ops = ops, .budget = 3 * slot1 + 3 * slot2, .io_block = 8192, .depth = 8 };
+	int rc;
+	struct mp_pager *p = make(&o, &rc);
+	REQUIRE(p && rc == 0);
+	struct mp_pager_info in;
+	uint64_t until = mp_clock_now_ns() + 10000000000ull;
+	do {
+		mp_pager_info(p, &in);
+	} while (in.warmed_bytes < in.pool_bytes && mp_clock_now_ns() < until && usleep(1000) == 0);
+	CHECK_EQ_U64(in.warmed_bytes, o.budget);
+	CHECK_EQ_U64(in.misses + in.hits + in.pc_hits, 0);   /* warmed before any acquire */
+	CHECK_EQ_INT(decode(p, 10, 8, 1), 0);
+	mp_pager_destroy(p);
+	for (int i = 0; i < 5; i++) {                        /* destroyed at once */
+		p = make(&o, &rc);
+		REQUIRE(p && rc == 0);
 		mp_pager_destroy(p);
 	}
 }
@@ -765,6 +806,7 @@ int main(void)
 	RUN(test_budget_minimum);
 	RUN(test_decode_every_backend);
 	RUN(test_fits_whole);
+	RUN(test_warm_pool);
 	RUN(test_page_cache_tiers);
 	RUN(test_eio);
 	RUN(test_short_reorder_delay);

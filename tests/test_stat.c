@@ -8,9 +8,11 @@
  * Also a helper for tests/stat.test:
  *   test_stat --writer PATH SECONDS   a segment at PATH updated until SIGTERM
  *                                     or SECONDS pass (removed at exit)
- *   test_stat --validate FILE [--invariants]
+ *   test_stat --validate FILE [--invariants|--decoded]
  *                                     FILE (JSON) against the schema, and the
- *                                     writer's invariants; exit 0 or 1 */
+ *                                     writer's invariants, or every decode
+ *                                     phase timed (after a real run); exit 0
+ *                                     or 1 */
 #include <errno.h>
 #include <jansson.h>
 #include <math.h>
@@ -131,9 +133,49 @@ static uint64_t arr_sum(json_t *a, size_t want_len, int *bad)
 	return s;
 }
 
+/* "timings" (null only for segment versions 1 and 2): its keys, the phases
+ * summing to total_ns, and with invariants the writer's rule (phase p is
+ * (p + 1) µs of a 36 µs step); with decoded, every phase non-zero after a
+ * real decode.  0, or -1 with why. */
+static int validate_timings(json_t *doc, int invariants, int decoded, char *why, size_t len)
+{
+	json_t *t = get(doc, "timings");
+	if (json_is_null(t) && u(doc, "segment_version") < 3 && !decoded)
+		return 0;
+	static const struct field tf[] = { { "tokens", J_INT }, { "total_ns", J_INT },
+	                                   { "ms_per_token", J_NUMNULL }, { "ns", J_OBJ }, { "ms", J_OBJ } };
+	if (!json_is_object(t) || check_fields(t, tf, sizeof tf / sizeof tf[0], why, len) < 0) {
+		snprintf(why + strlen(why), len - strlen(why), " (timings: expected an object)");
+		return -1;
+	}
+	uint64_t tokens = u(t, "tokens"), sum = 0;
+	for (int p = 0; p < MP_STATS_PHASES; p++) {
+		const char *k = mp_stats_phase_names[p];
+		json_t *ns = json_object_get(get(t, "ns"), k), *ms = json_object_get(get(t, "ms"), k);
+		if (!type_ok(ns, J_INT) || !type_ok(ms, J_NUMNULL) || (tokens && !json_is_number(ms))) {
+			snprintf(why, len, "timings.ns.%s or timings.ms.%s missing or of the wrong type", k, k);
+			return -1;
+		}
+		uint64_t v = (uint64_t)json_integer_value(ns);
+		if ((invariants && v != 1000ull * (uint64_t)(p + 1) * tokens) || (decoded && v == 0)) {
+			snprintf(why, len, "timings.ns.%s is %llu after %llu steps", k, (unsigned long long)v,
+			         (unsigned long long)tokens);
+			return -1;
+		}
+		sum += v;
+	}
+	if (sum != u(t, "total_ns") || (decoded && !tokens)) {
+		snprintf(why, len, "timings: the phases sum to %llu ns, total_ns is %llu, %llu steps",
+		         (unsigned long long)sum, (unsigned long long)u(t, "total_ns"),
+		         (unsigned long long)tokens);
+		return -1;
+	}
+	return 0;
+}
+
 /* Checks the schema, the sums it promises, and with invariants the writer's
  * rules (see writer_step).  0, or -1 with why. */
-static int validate(json_t *doc, int invariants, char *why, size_t len)
+static int validate(json_t *doc, int invariants, int decoded, char *why, size_t len)
 {
 	if (check_fields(doc, top_fields, sizeof top_fields / sizeof top_fields[0], why, len) < 0)
 		return -1;
@@ -190,7 +232,7 @@ static int validate(json_t *doc, int invariants, char *why, size_t len)
 		         (unsigned long long)hist, (unsigned long long)tokens);
 		return -1;
 	}
-	return 0;
+	return validate_timings(doc, invariants, decoded, why, len);
 }
 
 /* ---- The writer: one update per step, keeping invariants a torn read breaks ---- */
@@ -215,6 +257,11 @@ static void writer_step(struct mp_stats *s, uint32_t nl, uint32_t ne, uint64_t k
 		mp_stats_add(&g->io_bytes, 4096);
 		mp_stats_latency(s, (k % 4096) * 1000);
 	}
+	/* phase p takes (p + 1) µs of each 36 µs step */
+	mp_stats_add(&g->phase_tokens, 1);
+	mp_stats_add(&g->phase_total_ns, 36000);
+	for (int p = 0; p < MP_STATS_PHASES; p++)
+		mp_stats_add(&g->phase_ns[p], 1000ull * (uint64_t)(p + 1));
 	mp_stats_end(s);
 }
 
@@ -251,8 +298,10 @@ static int run_writer(const char *p, double seconds)
 	return 0;
 }
 
-static int run_validate(const char *file, int invariants)
+static int run_validate(const char *file, const char *mode)
 {
+	int invariants = mode && strcmp(mode, "--invariants") == 0;
+	int decoded = mode && strcmp(mode, "--decoded") == 0;
 	json_error_t je;
 	json_t *doc = json_load_file(file, 0, &je);
 	if (!doc) {
@@ -260,7 +309,7 @@ static int run_validate(const char *file, int invariants)
 		return 1;
 	}
 	char why[256];
-	int rc = validate(doc, invariants, why, sizeof why);
+	int rc = validate(doc, invariants, decoded, why, sizeof why);
 	json_decref(doc);
 	if (rc < 0)
 		fprintf(stderr, "test_stat: %s: %s\n", file, why);
@@ -452,6 +501,58 @@ static void test_screen_fits(void)
 	fixture_close(&f);
 }
 
+/* The decode phases: n/a before the first step, per step over the whole run
+ * or the interval (one line at 160 columns, two at 80), in the JSON, and
+ * "unknown" / null for a version-2 segment. */
+static void test_phases(void)
+{
+	struct fixture f;
+	REQUIRE(fixture_open(&f, "phases", 4, 16) == 0);
+	REQUIRE(fixture_snap(&f) == 0);
+	struct mp_statview_state st = { path, 1, 0, 80, 0 };
+	char *txt = render(0, &st, NULL, &f.snap, 0);
+	REQUIRE(txt);
+	CHECK_CONTAINS(txt, "time per token: n/a (no decode step yet)");
+	free(txt);
+	struct mp_stats_snap first = f.snap;
+	memset(&f.snap, 0, sizeof f.snap);
+	for (uint64_t k = 0; k < 4; k++)
+		writer_step(f.w, 4, 16, k);
+	REQUIRE(fixture_snap(&f) == 0);
+	struct mp_statview_fig fig;
+	mp_statview_figures(NULL, &f.snap, 0, &fig);
+	CHECK(fig.phases_known);
+	CHECK_EQ_U64(fig.phase_tokens, 4);
+	CHECK_NEAR(fig.step_ms, 0.036, 1e-12);
+	CHECK_NEAR(fig.phase_ms[4], 0.005, 1e-12);
+	txt = render(0, &st, NULL, &f.snap, 0);
+	REQUIRE(txt);
+	CHECK_CONTAINS(txt, "time per token 0.036 ms: attn 0.001 ms, ffn 0.002, shared 0.003, router 0.004,\n"
+	               "  routed 0.005, wait 0.006, head 0.007, other 0.008 (4 steps)\n");
+	free(txt);
+	st.cols = 160;
+	txt = render(0, &st, &first, &f.snap, 1.0);
+	REQUIRE(txt);
+	CHECK_CONTAINS(txt, "router 0.004, routed 0.005, wait 0.006, head 0.007, other 0.008 (last 1.0s)\n");
+	free(txt);
+	char *js = render(1, &st, NULL, &f.snap, 0);
+	REQUIRE(js);
+	CHECK_CONTAINS(js, "\"timings\": {\"tokens\": 4, \"total_ns\": 144000, \"ms_per_token\": 0.036,");
+	CHECK_CONTAINS(js, "\"routed\": 20000,");
+	free(js);
+	/* The same segment read as version 2: the phases are unknown, not zero. */
+	((struct mp_stats_header *)f.snap.buf)->version = 2;
+	txt = render(0, &st, NULL, &f.snap, 0);
+	js = render(1, &st, NULL, &f.snap, 0);
+	REQUIRE(txt && js);
+	CHECK_CONTAINS(txt, "time per token: unknown (segment version 1 or 2)");
+	CHECK_CONTAINS(js, "\"timings\": null,");
+	free(txt);
+	free(js);
+	mp_stats_snap_free(&first);
+	fixture_close(&f);
+}
+
 static void test_json_schema(void)
 {
 	struct fixture f;
@@ -468,7 +569,7 @@ static void test_json_schema(void)
 		fprintf(stderr, "not JSON: %s\n%s", je.text, js);
 	REQUIRE(doc);
 	char why[256] = "";
-	CHECK(validate(doc, 1, why, sizeof why) == 0);
+	CHECK(validate(doc, 1, 0, why, sizeof why) == 0);
 	if (why[0])
 		fprintf(stderr, "%s\n", why);
 	CHECK_STR(json_string_value(get(doc, "source")), "a \"quoted\"\\path");
@@ -478,7 +579,7 @@ static void test_json_schema(void)
 	CHECK_EQ_U64(u(doc, "decode.tokens"), 7);
 	/* A key removed fails the validator (the check can fail). */
 	json_object_del(get(doc, "io"), "reads");
-	CHECK(validate(doc, 0, why, sizeof why) < 0);
+	CHECK(validate(doc, 0, 0, why, sizeof why) < 0);
 	CHECK_CONTAINS(why, "io.reads");
 	json_decref(doc);
 	free(js);
@@ -522,7 +623,7 @@ static void test_racing_writer(void)
 		char *js = render(1, &st, NULL, &f.snap, 0);
 		json_t *doc = js ? json_loads(js, 0, NULL) : NULL;
 		char why[256];
-		if (doc && validate(doc, 1, why, sizeof why) == 0) {
+		if (doc && validate(doc, 1, 0, why, sizeof why) == 0) {
 			ok++;
 			grew += u(doc, "decode.tokens") > last;
 			last = u(doc, "decode.tokens");
@@ -549,10 +650,11 @@ int main(int argc, char **argv)
 	if (argc == 4 && strcmp(argv[1], "--writer") == 0)
 		return run_writer(argv[2], atof(argv[3]));
 	if ((argc == 3 || argc == 4) && strcmp(argv[1], "--validate") == 0)
-		return run_validate(argv[2], argc == 4 && strcmp(argv[3], "--invariants") == 0);
+		return run_validate(argv[2], argc == 4 ? argv[3] : NULL);
 	RUN(test_percentile);
 	RUN(test_figures);
 	RUN(test_screen_fits);
+	RUN(test_phases);
 	RUN(test_json_schema);
 	RUN(test_racing_writer);
 	return mp_test_end();

@@ -1,7 +1,8 @@
 /* test_stats — pager/stats: the shared-memory stats segment.  Header fields
  * and layout, the default path and its removal (or not, with keep), snapshots
- * taken while a writer thread updates every record (never torn), a segment
- * of an unknown version refused with the version found, a file that is not a
+ * taken while a writer thread updates every record (never torn), versions 1
+ * and 2 still opened, a segment of an unknown version refused with the
+ * version found, a file that is not a
  * segment, and the latency histogram's buckets. */
 #include <errno.h>
 #include <fcntl.h>
@@ -36,6 +37,8 @@ static void test_header(void)
 	mp_stats_latency(s, 500);          /* < 1 µs: bucket 0 */
 	mp_stats_latency(s, 3000);         /* 3 µs: bucket 1 */
 	mp_stats_latency(s, 1500000);      /* 1500 µs: bucket 10 */
+	mp_stats_set(&mp_stats_global(s)->phase_tokens, 3);     /* v3: the decode phases */
+	mp_stats_set(&mp_stats_global(s)->phase_ns[MP_STATS_PHASES - 1], 99);
 	mp_stats_end(s);
 
 	struct mp_stats_reader *r = NULL;
@@ -57,6 +60,11 @@ static void test_header(void)
 	CHECK_EQ_U64(snap.g->io_hist[0], 1);
 	CHECK_EQ_U64(snap.g->io_hist[1], 1);
 	CHECK_EQ_U64(snap.g->io_hist[10], 1);
+	CHECK_EQ_U64(snap.g->phase_tokens, 3);
+	CHECK_EQ_U64(snap.g->phase_ns[7], 99);
+	CHECK_EQ_U64(snap.g->phase_ns[0], 0);
+	CHECK_STR(mp_stats_phase_names[0], "attn");
+	CHECK_STR(mp_stats_phase_names[7], "other");
 	mp_stats_snap_free(&snap);
 	mp_stats_close(r);
 	mp_stats_destroy(s);
@@ -173,9 +181,15 @@ static void test_version_and_format(void)
 	mp_stats_destroy(s);
 	int fd = open(path, O_WRONLY);
 	REQUIRE(fd >= 0);
+	struct mp_stats_reader *r = NULL;
+	for (uint32_t old = 1; old < MP_STATS_VERSION; old++) {    /* older versions still read */
+		CHECK(pwrite(fd, &old, 4, offsetof(struct mp_stats_header, version)) == 4);
+		CHECK_EQ_INT(mp_stats_open(path, &r, msg, sizeof msg), 0);
+		mp_stats_close(r);
+		r = NULL;
+	}
 	uint32_t v = 7;
 	CHECK(pwrite(fd, &v, 4, offsetof(struct mp_stats_header, version)) == 4);
-	struct mp_stats_reader *r = NULL;
 	CHECK_EQ_INT(mp_stats_open(path, &r, msg, sizeof msg), -MP_EVERSION);
 	CHECK_CONTAINS(msg, "version 7");
 	CHECK_CONTAINS(msg, path);

@@ -55,6 +55,24 @@ double mp_statview_percentile(const uint64_t *hist, unsigned n, double q)
 	return ldexp(1.0, (int)n);
 }
 
+/* The decode phases (segment version 3) of cur, minus prev when given. */
+static void phase_figures(const struct mp_stats_snap *prev, const struct mp_stats_snap *cur,
+                          struct mp_statview_fig *f)
+{
+	const struct mp_stats_global *g = cur->g, *pg = prev ? prev->g : NULL;
+	f->phases_known = cur->h->version >= 3 && (!prev || prev->h->version >= 3);
+	if (f->phases_known) {
+		f->phase_tokens = g->phase_tokens - (pg ? pg->phase_tokens : 0);
+		f->phase_total_ns = g->phase_total_ns - (pg ? pg->phase_total_ns : 0);
+		for (int p = 0; p < MP_STATS_PHASES; p++)
+			f->phase_ns[p] = g->phase_ns[p] - (pg ? pg->phase_ns[p] : 0);
+	}
+	double n = f->phase_tokens ? (double)f->phase_tokens * 1e6 : NAN;
+	f->step_ms = (double)f->phase_total_ns / n;
+	for (int p = 0; p < MP_STATS_PHASES; p++)
+		f->phase_ms[p] = (double)f->phase_ns[p] / n;
+}
+
 void mp_statview_figures(const struct mp_stats_snap *prev, const struct mp_stats_snap *cur,
                          double dt_s, struct mp_statview_fig *f)
 {
@@ -100,6 +118,7 @@ void mp_statview_figures(const struct mp_stats_snap *prev, const struct mp_stats
 	static const double qs[3] = { 0.50, 0.90, 0.99 };
 	for (int i = 0; i < 3; i++)
 		f->lat_us[i] = mp_statview_percentile(hist, MP_STATS_HIST, qs[i]);
+	phase_figures(prev, cur, f);
 }
 
 /* ---- Text ---- */
@@ -263,6 +282,46 @@ static void layer_bars(FILE *out, const struct mp_stats_snap *s, int cols, int r
 		        used - shown);
 }
 
+/* "time per token: attn x ms, ffn y, ..." over the interval (now) when it
+ * has decode steps, else over the whole run; on two lines when one does not
+ * fit in cols.  Returns the lines written. */
+static int phase_lines(FILE *out, int cols, const struct mp_statview_fig *now,
+                       const struct mp_statview_fig *run, double dt_s)
+{
+	if (!run->phases_known) {
+		fprintf(out, "time per token: unknown (segment version 1 or 2)\n");
+		return 1;
+	}
+	if (!run->phase_tokens) {
+		fprintf(out, "time per token: n/a (no decode step yet)\n");
+		return 1;
+	}
+	const struct mp_statview_fig *f = now && now->phase_tokens ? now : run;
+	char a[256], b[256];
+	int n = snprintf(a, sizeof a, "time per token %.3g ms: %s %.3g ms", f->step_ms,
+	                 mp_stats_phase_names[0], f->phase_ms[0]);
+	for (int p = 1; p < MP_STATS_PHASES / 2; p++)
+		n += snprintf(a + n, sizeof a - (size_t)n, ", %s %.3g", mp_stats_phase_names[p], f->phase_ms[p]);
+	n = 0;
+	for (int p = MP_STATS_PHASES / 2; p < MP_STATS_PHASES; p++)
+		n += snprintf(b + n, sizeof b - (size_t)n, "%s%s %.3g", n ? ", " : "",
+		              mp_stats_phase_names[p], f->phase_ms[p]);
+	if (f == now)
+		snprintf(b + n, sizeof b - (size_t)n, " (last %.1fs)", dt_s);
+	else
+		snprintf(b + n, sizeof b - (size_t)n, " (%llu steps)", (unsigned long long)f->phase_tokens);
+	if ((int)(strlen(a) + 2 + strlen(b)) <= cols) {
+		fprintf(out, "%s, %s\n", a, b);
+		return 1;
+	}
+	if ((int)strlen(a) > cols)
+		a[cols] = 0;
+	if ((int)strlen(b) + 2 > cols)
+		b[cols > 2 ? cols - 2 : 0] = 0;
+	fprintf(out, "%s,\n  %s\n", a, b);
+	return 2;
+}
+
 void mp_statview_text(FILE *out, const struct mp_statview_state *st,
                       const struct mp_stats_snap *prev, const struct mp_stats_snap *cur,
                       double dt_s)
@@ -337,9 +396,10 @@ void mp_statview_text(FILE *out, const struct mp_statview_state *st,
 	if (cols < (int)sizeof line)
 		line[cols] = 0;
 	fprintf(out, "%s\n", line);
-	/* Lines above the bars: 11 or 12 so far, and the bars' caption; one
-	 * more is left free for the caller's status line. */
-	int above = 12 + (run.pf_issued || run.pf_used ? 1 : 0) + 1;
+	int tl = phase_lines(out, cols, prev ? &now : NULL, &run, dt_s);
+	/* Lines above the bars: 11 or 12 so far, the time per token, and the
+	 * bars' caption; one more is left free for the caller's status line. */
+	int above = 12 + (run.pf_issued || run.pf_used ? 1 : 0) + tl + 1;
 	layer_bars(out, cur, cols, st->rows ? (st->rows - above - 1 > 1 ? st->rows - above - 1 : 1) : 0);
 }
 
@@ -391,6 +451,24 @@ static void jexperts(FILE *out, const struct mp_stats_snap *s, uint32_t l, size_
 		fprintf(out, "%s%llu", e ? "," : "", (unsigned long long)v);
 	}
 	fputc(']', out);
+}
+
+/* "timings": the decode phases (null before segment version 3). */
+static void json_timings(FILE *out, const struct mp_statview_fig *f)
+{
+	if (!f->phases_known) {
+		fputs(" \"timings\": null,\n", out);
+		return;
+	}
+	fputs(" \"timings\": {", out);
+	ju(out, "tokens", f->phase_tokens, ", ");
+	ju(out, "total_ns", f->phase_total_ns, ", ");
+	jd(out, "ms_per_token", f->step_ms, ",\n  \"ns\": {");
+	for (int p = 0; p < MP_STATS_PHASES; p++)
+		ju(out, mp_stats_phase_names[p], f->phase_ns[p], p + 1 < MP_STATS_PHASES ? ", " : "},\n");
+	fputs("  \"ms\": {", out);
+	for (int p = 0; p < MP_STATS_PHASES; p++)
+		jd(out, mp_stats_phase_names[p], f->phase_ms[p], p + 1 < MP_STATS_PHASES ? ", " : "}},\n");
 }
 
 void mp_statview_json(FILE *out, const struct mp_statview_state *st,
@@ -458,7 +536,9 @@ void mp_statview_json(FILE *out, const struct mp_statview_state *st,
 	fputs("\"latency_hist\": [", out);
 	for (unsigned i = 0; i < MP_STATS_HIST; i++)
 		fprintf(out, "%s%llu", i ? "," : "", (unsigned long long)g->io_hist[i]);
-	fputs("]},\n \"layers\": [", out);
+	fputs("]},\n", out);
+	json_timings(out, &f);
+	fputs(" \"layers\": [", out);
 	for (uint32_t l = 0; l < h->n_layers; l++) {
 		const struct mp_stats_layer *r = mp_stats_snap_layer(cur, l);
 		fprintf(out, "%s\n  {\"layer\": %u, ", l ? "," : "", l);

@@ -47,6 +47,14 @@ struct mp_statview_fig {
 	double read_mbs;                 /* MB/s (10^6): over the interval's wall time, or
 	                                  * for a whole run over the decode time */
 	double lat_us[3];                /* p50, p90, p99 I/O latency: bucket upper bounds, µs */
+	/* Where the decode steps' time went (segment version 3; before it every
+	 * figure below is 0 or NAN and phases_known is 0). */
+	int phases_known;                /* 1: the segment has the phase counters */
+	uint64_t phase_tokens;           /* decode steps timed */
+	uint64_t phase_total_ns;         /* their time */
+	uint64_t phase_ns[MP_STATS_PHASES];      /* by phase (they sum to phase_total_ns) */
+	double step_ms;                  /* ms per timed step; NAN without steps */
+	double phase_ms[MP_STATS_PHASES];        /* ms per timed step by phase; NAN likewise */
 };
 
 /* Fills f from cur, minus prev when given (dt_s: seconds between them). */
