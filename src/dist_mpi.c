@@ -200,6 +200,17 @@ out:
 	return rc;
 }
 
+int mp_dist_merge_max(struct mp_dist *d, uint64_t *v, size_t n, char *err, size_t err_len)
+{
+	int rc = n > INT32_MAX ? MPI_ERR_COUNT
+			       : MPI_Allreduce(MPI_IN_PLACE, v, (int)n, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+	if (rc == MPI_SUCCESS)
+		return 0;
+	mpi_fail(d, rc, "merging the split parts' tables with", 0);
+	snprintf(err, err_len, "%s", d->err);
+	return -EIO;
+}
+
 static const char *pipe_err(void *ctx)
 {
 	return ((struct mp_dist *)ctx)->err;

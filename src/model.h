@@ -258,6 +258,9 @@ const struct mp_route *mp_model_route(const struct mp_model *m, uint32_t layer);
 
 /* KV bytes per cached token (all layers) for a cache type. */
 uint64_t mp_model_kv_bytes_per_token(const struct mp_hparams *hp, enum mp_kv_type t);
+/* Bytes of the KV cache m allocated: its own layers' rows only (several ranks:
+ * [layer_begin, layer_end), src/dist.h). */
+uint64_t mp_model_kv_bytes(const struct mp_model *m);
 
 /* kq_scale and the rope parameters derived from hp (FORMATS.md §4.5). */
 float mp_hparams_kq_scale(const struct mp_hparams *hp);

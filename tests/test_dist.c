@@ -85,16 +85,23 @@ static struct mp_plan plan_of(struct mp_plan_layer *ly)
 				 .min_pool_bytes = 2000, .layers = ly };
 }
 
+/* Three parts' merged table, two layers: per part the layers' bytes, the
+ * embeddings' and head's, "present"; layer 1 straddles parts 1 and 2. */
+static void test_parts_sum(void)
+{
+	const uint64_t w[3][4] = { { 1000, 0, 200, 1 }, { 0, 4000, 0, 1 }, { 0, 4500, 100, 1 } };
+	uint64_t weight[2], fixed;
+	mp_dist_parts_sum(&w[0][0], 3, 2, weight, &fixed);
+	CHECK_EQ_U64(weight[0], 1000);
+	CHECK_EQ_U64(weight[1], 8500);
+	CHECK_EQ_U64(fixed, 300);
+}
+
 static void test_rank_plan(void)
 {
 	struct mp_plan_layer ly[2];
 	char err[512];
-	uint64_t w[2], fixed;
 	struct mp_plan p = plan_of(ly);
-	mp_dist_weights(&p, w, &fixed);
-	CHECK_EQ_U64(w[0], 1000);
-	CHECK_EQ_U64(w[1], 8500);
-	CHECK_EQ_U64(fixed, 300);
 	/* rank 0, the dense layer: embeddings + layer 0, half the KV, no pool */
 	REQUIRE(mp_dist_plan(&p, 0, "h0", 0, 1, 0, 5000, err, sizeof err) == 0);
 	CHECK_EQ_U64(p.resident_bytes, 1300);
@@ -210,6 +217,9 @@ static struct mp_model *make(struct test_model *tm, const struct mp_expert_sourc
 		MP_TEST_FAIL("mp_model_create layers %u-%u: %s", l0, l1, err);
 		return NULL;
 	}
+	/* the KV cache holds this range's layers only */
+	uint64_t all = mp_model_kv_bytes_per_token(&tm->hp, MP_KV_F32) * NCTX;
+	CHECK_EQ_U64(mp_model_kv_bytes(m), all / tm->hp.n_layer * ((l1 ? l1 : tm->hp.n_layer) - l0));
 	return m;
 }
 
@@ -330,6 +340,7 @@ int main(void)
 	RUN(test_equal_split);
 	RUN(test_memory_follows);
 	RUN(test_too_many_ranks);
+	RUN(test_parts_sum);
 	RUN(test_rank_plan);
 	RUN(test_two_stages_decode);
 	RUN(test_three_stages_batches);
