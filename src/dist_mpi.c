@@ -11,9 +11,13 @@
  * other one, so no rank waits for ever.
  *
  * Invariants:
- * 1. Only rank 0 starts a RUN, and it waits for the answer before the next:
- *    at most one RUN is in the pipeline, so every rank sees positions in the
- *    order rank 0 ran them.
+ * 1. Only rank 0 starts a RUN.  It waits for the answer of every RUN but
+ *    those flagged FLAG_NO_REPLY (prefill batches nobody reads, sent with
+ *    pipe->send), which the last rank keeps; MPI keeps the order of messages
+ *    between two ranks, so every rank sees positions in the order rank 0 ran
+ *    them, and rank r runs batch k while rank r-1 runs batch k+1.  At most
+ *    N_SENDBUF such batches sit in rank 0's own send buffers; a buffer is
+ *    reused only once its send completed.
  * 2. A rank that cannot go on never returns to its caller's loop: it prints
  *    why and calls MPI_Abort (mp_dist_finish with a non-zero status).
  */
@@ -33,11 +37,13 @@
 
 enum { TAG_HDR = 1, TAG_ROWS = 2 };
 enum { MSG_RUN = 1, MSG_STOP = 2, MSG_HINT = 3 };   /* HINT: one row, look-ahead only */
+enum { FLAG_NO_REPLY = 1 };   /* RUN: the last rank keeps the rows (pipelined prefill) */
+enum { N_SENDBUF = 2 };       /* rank 0's prefill batches in its own sends at once */
 
 struct hdr {
 	uint32_t kind;                /* MSG_* */
 	uint32_t pos, n;              /* first position, rows */
-	uint32_t pad;
+	uint32_t flags;               /* FLAG_* */
 	uint64_t stage_ns;            /* ns the ranks after 0 computed, summed on the way */
 };
 
@@ -49,6 +55,14 @@ struct mp_dist {
 	struct mp_model_pipe pipe;
 	float *rows;                  /* serve: the received rows */
 	size_t rows_cap;              /* floats */
+	/* rank 0, pipelined prefill (invariant 1): batches sent without a reply */
+	struct sendbuf {
+		struct hdr h;
+		float *rows;
+		size_t cap;                 /* floats */
+		MPI_Request req[2];         /* header, rows; MPI_REQUEST_NULL when done */
+	} sb[N_SENDBUF];
+	uint32_t sb_next;             /* the buffer the next send uses */
 	uint64_t tokens, fwd_ns, stage_ns;
 	char err[2048];
 };
@@ -87,6 +101,8 @@ int mp_dist_init(int *argc, char ***argv, struct mp_dist **out, char *err, size_
 		MPI_Abort(MPI_COMM_WORLD, 1);
 		return -ENOMEM;
 	}
+	for (int i = 0; i < N_SENDBUF; i++)
+		d->sb[i].req[0] = d->sb[i].req[1] = MPI_REQUEST_NULL;
 	MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &d->size);
 	int len = 0;
@@ -263,6 +279,47 @@ static int recv_msg(struct mp_dist *d, int from, struct hdr *h)
 	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "receiving hidden states from", from);
 }
 
+/* Waits for send buffer i's messages (rank 1 took them). */
+static int sendbuf_wait(struct mp_dist *d, struct sendbuf *b)
+{
+	int rc = MPI_SUCCESS, done = 0;
+	uint64_t t0 = mp_clock_now_ns();
+	while (rc == MPI_SUCCESS && !done) {   /* sleeping, as recv_sleeping */
+		rc = MPI_Testall(2, b->req, &done, MPI_STATUSES_IGNORE);
+		if (rc == MPI_SUCCESS && !done && mp_clock_now_ns() - t0 > 50000)
+			nanosleep(&(struct timespec){ 0, 20000 }, NULL);
+	}
+	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "sending hidden states to", 1);
+}
+
+/* A prefill batch to rank 1 without a reply (invariant 1). */
+static int pipe_send(void *ctx, uint32_t pos, const float *h, uint32_t n)
+{
+	struct mp_dist *d = ctx;
+	struct sendbuf *b = &d->sb[d->sb_next];
+	d->sb_next = (d->sb_next + 1) % N_SENDBUF;
+	int rc = sendbuf_wait(d, b);
+	if (rc < 0)
+		return rc;
+	size_t need = (size_t)n * d->n_embd;
+	if (need > b->cap) {
+		float *bigger = mp_realloc(b->rows, need * sizeof(float));
+		if (!bigger) {
+			snprintf(d->err, sizeof d->err, "rank 0 on %s: out of memory for %" PRIu32
+				 " hidden states", d->host, n);
+			return -ENOMEM;
+		}
+		b->rows = bigger;
+		b->cap = need;
+	}
+	memcpy(b->rows, h, need * sizeof(float));
+	b->h = (struct hdr){ MSG_RUN, pos, n, FLAG_NO_REPLY, 0 };
+	int mrc = MPI_Isend(&b->h, sizeof b->h, MPI_BYTE, 1, TAG_HDR, MPI_COMM_WORLD, &b->req[0]);
+	if (mrc == MPI_SUCCESS)
+		mrc = MPI_Isend(b->rows, (int)need, MPI_FLOAT, 1, TAG_ROWS, MPI_COMM_WORLD, &b->req[1]);
+	return mrc == MPI_SUCCESS ? 0 : mpi_fail(d, mrc, "sending hidden states to", 1);
+}
+
 static int pipe_forward(void *ctx, uint32_t pos, float *h, uint32_t n)
 {
 	struct mp_dist *d = ctx;
@@ -302,7 +359,8 @@ const struct mp_model_pipe *mp_dist_pipe(struct mp_dist *d)
 {
 	if (!d || d->size < 2 || d->rank + 1 == d->size)
 		return NULL;
-	d->pipe = (struct mp_model_pipe){ d, d->rank == 0 ? pipe_forward : NULL, pipe_err, pipe_early };
+	d->pipe = (struct mp_model_pipe){ d, d->rank == 0 ? pipe_forward : NULL, pipe_err, pipe_early,
+					  d->rank == 0 ? pipe_send : NULL };
 	return &d->pipe;
 }
 
@@ -328,6 +386,8 @@ int mp_dist_serve(struct mp_dist *d, struct mp_model *m)
 			return -1;
 		}
 		msg.stage_ns += mp_clock_now_ns() - t0;
+		if (next == 0 && (msg.flags & FLAG_NO_REPLY))
+			continue;   /* a pipelined prefill batch: nobody reads its rows */
 		if (send_msg(d, next, &msg, d->rows) < 0) {
 			fprintf(stderr, "moepager: %s\n", d->err);
 			return -1;
@@ -353,6 +413,11 @@ void mp_dist_finish(struct mp_dist *d, int status)
 		MPI_Abort(MPI_COMM_WORLD, status);
 		exit(status);   /* MPI_Abort does not return */
 	}
+	for (int i = 0; i < N_SENDBUF; i++)   /* rank 1 takes every batch before the stop */
+		if (sendbuf_wait(d, &d->sb[i]) < 0) {
+			fprintf(stderr, "moepager: %s\n", d->err);
+			mp_dist_finish(d, 1);
+		}
 	if (d->rank == 0 && d->size > 1) {
 		struct hdr stop = { MSG_STOP, 0, 0, 0, 0 };
 		if (send_msg(d, 1, &stop, NULL) < 0) {
@@ -362,6 +427,8 @@ void mp_dist_finish(struct mp_dist *d, int status)
 	}
 	MPI_Finalize();
 	mp_free(d->rows);
+	for (int i = 0; i < N_SENDBUF; i++)
+		mp_free(d->sb[i].rows);
 	mp_free(d->hosts);
 	mp_free(d);
 }

@@ -145,6 +145,13 @@ struct mp_model_pipe {
 	 * on before that layer runs so the next rank's look-ahead starts one
 	 * layer early (mp_model_stage_hint there). */
 	void (*early)(void *ctx, uint32_t pos, const float *h);
+	/* Optional (NULL: forward every batch): a prefill batch whose rows
+	 * leaving the last layer nobody reads (not the prompt's last batch, no
+	 * logits per position) is handed on without waiting for it to come back,
+	 * so this rank runs the next batch while the others run this one.  h may
+	 * be reused on return.  The next forward comes back after every batch
+	 * sent before it. */
+	int (*send)(void *ctx, uint32_t pos, const float *h, uint32_t n);
 };
 
 

@@ -7,6 +7,7 @@
  * chained in one process, bit-identical to the whole model for decode,
  * prefill batches and a reset.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -142,6 +143,8 @@ struct chain {
 	struct mp_expert_source inner;   /* the resident experts, hints counted */
 	uint32_t hints[8];               /* hint calls per layer */
 	uint32_t early, early_hinted;    /* early() calls; of those, hints they caused */
+	uint32_t sent;                   /* send() calls: prefill batches without a reply */
+	uint32_t n_embd;
 	char err[256];
 };
 
@@ -154,6 +157,22 @@ static int chain_forward(void *ctx, uint32_t pos, float *h, uint32_t n)
 			return -MP_EARG;
 		}
 	return 0;
+}
+
+/* A batch nobody reads: the stages run it (their KV caches need it), the
+ * rows leaving the last layer are dropped. */
+static int chain_send(void *ctx, uint32_t pos, const float *h, uint32_t n)
+{
+	struct chain *c = ((struct hop *)ctx)->c;
+	size_t bytes = sizeof(float) * n * c->n_embd;
+	float *rows = malloc(bytes);
+	if (!rows)
+		return -ENOMEM;
+	memcpy(rows, h, bytes);
+	c->sent++;
+	int rc = chain_forward(ctx, pos, rows, n);
+	free(rows);
+	return rc;
 }
 
 static void chain_early(void *ctx, uint32_t pos, const float *h)
@@ -252,6 +271,7 @@ static void chained(uint32_t wtype, uint32_t n_batch, const uint32_t *cut, int n
 	struct chain c;
 	memset(&c, 0, sizeof c);
 	c.n = n_stage;
+	c.n_embd = tm.hp.n_embd;
 	REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &res, &c.inner) == 0);
 	struct mp_expert_source src = { .ctx = &c, .acquire = s_acquire, .next_ready = s_next,
 					.release = s_release, .err_msg = s_err, .hint = s_hint };
@@ -263,7 +283,7 @@ static void chained(uint32_t wtype, uint32_t n_batch, const uint32_t *cut, int n
 	for (int i = 0; i <= n_stage; i++) {
 		c.hop[i] = (struct hop){ &c, i };
 		pipe[i] = (struct mp_model_pipe){ &c.hop[i], i == 0 ? chain_forward : NULL, chain_err,
-						  chain_early };
+						  chain_early, i == 0 ? chain_send : NULL };
 	}
 	struct mp_model *first = make(&tm, &src, 0, cut[0], &pipe[0], n_batch);
 	for (int i = 0; i < n_stage; i++)
@@ -275,6 +295,9 @@ static void chained(uint32_t wtype, uint32_t n_batch, const uint32_t *cut, int n
 	/* each decode token's state went ahead to every stage and hinted its experts */
 	CHECK(c.early >= (uint32_t)(NTOK - 1) * (uint32_t)n_stage);
 	CHECK_EQ_INT(c.early_hinted, c.early);
+	/* a prompt of several batches: all but the last went on without a reply */
+	uint32_t n_pf = n_batch > 1 ? (6 + n_batch - 1) / n_batch : 0;
+	CHECK_EQ_INT(c.sent, n_pf ? n_pf - 1 : 0);
 	/* a new sequence: rank 0 resets, the stages rewind with the positions */
 	mp_model_reset(first);
 	memset(got, 0, sizeof(float) * nv * NTOK);
