@@ -189,7 +189,9 @@ static int load_resident(struct mp_session *s)
 {
 	char a[32], b[32];
 	/* several ranks: this rank's layers; the embeddings and head are rank 0's */
-	struct mp_load_opts lo = { .progress = isatty(STDERR_FILENO), .mlock = s->o.mlock,
+	/* no progress line under mpirun: the ranks' standard error is Open MPI's */
+	struct mp_load_opts lo = { .progress = isatty(STDERR_FILENO) && mp_dist_size(s->o.dist) < 2,
+				   .mlock = s->o.mlock,
 				   .layer_begin = s->l0, .layer_end = s->l1,
 				   .no_io = mp_dist_rank(s->o.dist) > 0 };
 	struct mp_load_report lr;
