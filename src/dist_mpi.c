@@ -241,19 +241,35 @@ static int send_msg(struct mp_dist *d, int to, const struct hdr *h, const float 
 	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "sending hidden states to", to);
 }
 
-/* MPI_Recv that sleeps while it waits: a blocking receive polls the network at
- * full speed, and a rank waiting for the others (or rank 1 waiting while rank
- * 0 reads the next chat line) would take a core from the rank computing when
- * they share one.  Polls for the first 50 µs, then every 20 µs (asleep). */
+/* Waits for n requests, sleeping: a blocking call polls the network at full
+ * speed, and a rank waiting for the others (or rank 1 waiting while rank 0
+ * reads the next chat line) would take a core from the rank computing when
+ * they share one.  Polls for the first 50 µs, then sleeps between polls for
+ * 1/200 of the time waited so far (20 µs to 500 µs): a wait of seconds (a long
+ * prompt on the other rank) costs two wake-ups per millisecond, not fifty, and
+ * adds at most 0.5% (+ the timer slack) to a wait longer than 4 ms; shorter
+ * waits sleep 20 µs as before. */
+static int wait_sleeping(MPI_Request *req, int n)
+{
+	int rc = MPI_SUCCESS, done = 0;
+	uint64_t t0 = mp_clock_now_ns();
+	while (rc == MPI_SUCCESS && !(rc = MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE)) && !done) {
+		uint64_t waited = mp_clock_now_ns() - t0;
+		if (waited <= 50000)
+			continue;
+		uint64_t ns = waited / 200;
+		ns = ns < 20000 ? 20000 : ns > 500000 ? 500000 : ns;
+		nanosleep(&(struct timespec){ 0, (long)ns }, NULL);
+	}
+	return rc;
+}
+
+/* MPI_Recv that sleeps while it waits (wait_sleeping). */
 static int recv_sleeping(void *buf, int count, MPI_Datatype type, int from, int tag)
 {
 	MPI_Request req;
-	int rc = MPI_Irecv(buf, count, type, from, tag, MPI_COMM_WORLD, &req), done = 0;
-	uint64_t t0 = mp_clock_now_ns();
-	while (rc == MPI_SUCCESS && !(rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE)) && !done)
-		if (mp_clock_now_ns() - t0 > 50000)
-			nanosleep(&(struct timespec){ 0, 20000 }, NULL);
-	return rc;
+	int rc = MPI_Irecv(buf, count, type, from, tag, MPI_COMM_WORLD, &req);
+	return rc == MPI_SUCCESS ? wait_sleeping(&req, 1) : rc;
 }
 
 /* Receives a header from rank from and, for RUN, its rows into *rows (grown). */
@@ -279,16 +295,10 @@ static int recv_msg(struct mp_dist *d, int from, struct hdr *h)
 	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "receiving hidden states from", from);
 }
 
-/* Waits for send buffer i's messages (rank 1 took them). */
+/* Waits for a send buffer's messages (rank 1 took them). */
 static int sendbuf_wait(struct mp_dist *d, struct sendbuf *b)
 {
-	int rc = MPI_SUCCESS, done = 0;
-	uint64_t t0 = mp_clock_now_ns();
-	while (rc == MPI_SUCCESS && !done) {   /* sleeping, as recv_sleeping */
-		rc = MPI_Testall(2, b->req, &done, MPI_STATUSES_IGNORE);
-		if (rc == MPI_SUCCESS && !done && mp_clock_now_ns() - t0 > 50000)
-			nanosleep(&(struct timespec){ 0, 20000 }, NULL);
-	}
+	int rc = wait_sleeping(b->req, 2);
 	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "sending hidden states to", 1);
 }
 
