@@ -1,13 +1,17 @@
 /*
  * dist_split.c — which layers each rank runs, and the memory plan of one
  * rank's share (dist.h).  Plain arithmetic: every rank computes the same
- * split from the same file and the gathered capacities.
+ * split from the same merged table of the split parts (each host may hold
+ * only some parts) and the gathered capacities.
  *
  * Invariants:
  * 1. begin[0] = 0 < begin[1] < … < begin[n_rank] = n_layer: the ranges are
  *    contiguous, cover every layer once, and none is empty.
  * 2. A rank's plan counts only its own layers: resident bytes, KV rows and
  *    the pool's experts outside [l0, l1) are zero.
+ * 3. A rank goes on only when its host holds every part with tensors of its
+ *    layers (rank 0: and of the embeddings and head), and every part is on
+ *    some rank's host (mp_dist_parts_check, mp_dist_parts_somewhere).
  */
 #include <errno.h>
 #include <inttypes.h>
