@@ -11,19 +11,29 @@
 # decode), per-hop overhead per token, from the stats segments (merged with
 # tools/moepager-stat-merge.jq) and rank 0's pipeline line.
 #
-# usage: bench/mpi.sh [--tokens N] [--limit SIZE] [--bin DIR]   (root, jq, mpirun)
+# --model FILE runs another model instead (an r1slice with several MoE layers:
+# moepager-mkmodel --preset r1slice --layers 6 --dense 1 --quant q4_k_m), with
+# --limit sized for it; --threads N per process (default 1).
+#
+# usage: bench/mpi.sh [--tokens N] [--limit SIZE] [--model FILE] [--threads N] [--bin DIR]
+#        (root, jq, mpirun)
 set -u
 cd "$(dirname "$0")/.." || exit 1
 . bench/lib.sh
-tokens=64 limit=300M bin=build/plain
+tokens=64 limit=300M bin=build/plain model="" threads=1
+usage="usage: bench/mpi.sh [--tokens N] [--limit SIZE] [--model FILE] [--threads N] [--bin DIR]"
 while [ $# -gt 0 ]; do
+	[ $# -ge 2 ] || { echo "$usage" >&2; exit 2; }
 	case $1 in
 	--tokens) tokens=$2; shift 2 ;;
 	--limit) limit=$2; shift 2 ;;
+	--model) model=$2; shift 2 ;;
+	--threads) threads=$2; shift 2 ;;
 	--bin) bin=$2; shift 2 ;;
-	*) echo "usage: bench/mpi.sh [--tokens N] [--limit SIZE] [--bin DIR]" >&2; exit 2 ;;
+	*) echo "$usage" >&2; exit 2 ;;
 	esac
 done
+[ -z "$model" ] || [ -f "$model" ] || { echo "bench/mpi.sh: --model $model: no such file" >&2; exit 1; }
 bench_need_build "$bin"
 grep -q '^#define HAVE_MPI 1' "$bin/config.h" || { echo "bench/mpi.sh: $bin was built without MPI" >&2; exit 1; }
 bench_need mpirun "apt-get install openmpi-bin"
@@ -31,7 +41,7 @@ bench_need jq "apt-get install jq"
 bench_need_root "drop_caches"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 mkdir -p models
-model=models/bench-mpi-small12.gguf
+[ -n "$model" ] || model=models/bench-mpi-small12.gguf
 [ -f "$model" ] || "$bin/moepager-mkmodel" --preset small --layers 12 --dense 1 --quant q4_k_m \
 	--quiet -o "$model" || exit 1
 log=build/bench-mpi
@@ -40,12 +50,12 @@ prompt="Explain why the sky is blue, step by step."
 # run_case STATS-FILE LAUNCHER...: one decode, the same flags for every rank
 run_case() {
 	st=$1; shift
-	"$@" "$bin/moepager" -m "$model" -p "$prompt" -n "$tokens" --temp 0 --no-profile -t 1 -c 1024 \
+	"$@" "$bin/moepager" -m "$model" -p "$prompt" -n "$tokens" --temp 0 --no-profile -t "$threads" -c 1024 \
 		--mem-limit "$limit" --keep-stats --stats-file "$st"
 }
 
-printf '| setup | decode tokens/s | pool hit rate | disk MB/token | per-hop overhead, decode (µs) | link probe per hop (µs) |\n'
-printf '| --- | ---: | ---: | ---: | ---: | ---: |\n'
+printf '| setup | prompt (s) | decode tokens/s | pool hit rate | disk MB/token | per-hop overhead, decode (µs) | link probe per hop (µs) |\n'
+printf '| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n'
 for np in 1 2; do
 	bench_drop || exit 1
 	err=$log/np$np.err
@@ -54,6 +64,7 @@ for np in 1 2; do
 	else
 		run_case "$log/st" mpirun -np 2 --oversubscribe --bind-to none >"$log/np$np.out" 2>"$err"
 	fi || { echo "| $np | failed: $(grep moepager "$err" | tail -n 1) |"; continue; }
+	pro=$(sed -n 's/.*prompt [0-9]* tokens in \([0-9.]*\) s.*/\1/p' "$err")
 	tps=$(sed -n 's/.*decode [0-9]* tokens in [0-9.]* s (\([0-9.]*\) tokens\/s).*/\1/p' "$err")
 	for s in "$log"/st.rank*; do "$bin/moepager-stat" --json "$s"; done |
 		jq -s -f tools/moepager-stat-merge.jq >"$log/np$np.json"
@@ -62,7 +73,7 @@ for np in 1 2; do
 	hop=$(sed -n 's/.*(\([0-9]*\) hops, \([0-9.]*\) us per hop).*/\2/p' "$err")
 	link=$(sed -n 's/.*goes rank to rank in \([0-9.]*\) us.*/\1/p' "$err")
 	label=$([ $np = 1 ] && echo "1 process, --mem-limit $limit" || echo "2 ranks, --mem-limit $limit each")
-	printf '| %s | %s | %s | %s | %s | %s |\n' "$label" "$tps" "$hit" "$mbt" "${hop:-—}" "${link:-—}"
+	printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$pro" "$tps" "$hit" "$mbt" "${hop:-—}" "${link:-—}"
 	rm -f "$log"/st.rank*
 done
 sed 's/\x1b\[[0-9]*m//g' "$log/np2.out" | cmp -s "$log/np1.out" - && echo "(same greedy text from both)" ||

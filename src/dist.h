@@ -44,9 +44,25 @@ int mp_dist_split(uint32_t n_layer, const uint64_t *weight, uint64_t fixed, uint
 int mp_dist_plan(struct mp_plan *p, uint32_t rank, const char *host, uint32_t l0, uint32_t l1,
 		 uint64_t cache_budget, uint64_t mem_limit, char *err, size_t err_len);
 
-/* The bytes every layer weighs (resident + routed) and rank 0's fixed bytes,
- * from a plan; weight has p->n_layer entries. */
-void mp_dist_weights(const struct mp_plan *p, uint64_t *weight, uint64_t *fixed);
+
+/* Which split parts hold what (a host may hold only some parts: g opened with
+ * mp_gguf_open_partial).  w is [n_parts][n_layer + 2] (zeroed by the caller):
+ * per part, the bytes of each layer's tensors, then the embeddings' and
+ * head's bytes, then 1 when the part is on this host.  Merged over the ranks
+ * with the maximum, it describes every part some rank holds. */
+void mp_dist_part_weights(const struct mp_gguf *g, uint32_t n_layer, uint64_t *w);
+/* The layers' bytes and rank 0's fixed bytes from a merged w. */
+void mp_dist_parts_sum(const uint64_t *w, uint32_t n_parts, uint32_t n_layer, uint64_t *weight,
+		       uint64_t *fixed);
+/* Every part is on some rank's host (a merged w).  Returns 0, or -ENOENT
+ * with a sentence naming the part in err. */
+int mp_dist_parts_somewhere(const struct mp_gguf *g, const uint64_t *w, uint32_t n_layer, char *err,
+			    size_t err_len);
+/* This rank's host holds every part with tensors of its layers [l0, l1)
+ * (rank 0: and of the embeddings and head).  Returns 0, or -ENOENT with a
+ * sentence naming the rank, host and file in err. */
+int mp_dist_parts_check(const struct mp_gguf *g, const uint64_t *w, uint32_t n_layer, uint32_t rank,
+			const char *host, uint32_t l0, uint32_t l1, char *err, size_t err_len);
 
 /* ---- the ranks (dist_mpi.c / dist_none.c) ------------------------------------------ */
 
@@ -63,6 +79,10 @@ uint32_t mp_dist_rank(const struct mp_dist *d);
 uint32_t mp_dist_size(const struct mp_dist *d);
 const char *mp_dist_host(const struct mp_dist *d);
 
+/* Every rank's v[n] replaced by the element-wise maximum over the ranks.
+ * Returns 0 or -EIO (err). */
+int mp_dist_merge_max(struct mp_dist *d, uint64_t *v, size_t n, char *err, size_t err_len);
+
 /* Agrees on the split of hp's layers and measures the link (rank 0 prints the
  * mean time per hop of a hidden state): every rank gives its capacity (its memory: --mem-limit,
  * or --cache-budget, or 0) and gets its range [*l0, *l1); rank 0 prints the
@@ -70,10 +90,11 @@ const char *mp_dist_host(const struct mp_dist *d);
 int mp_dist_layers(struct mp_dist *d, const struct mp_hparams *hp, const uint64_t *weight,
 		   uint64_t fixed, uint64_t cap, uint32_t *l0, uint32_t *l1, char *err, size_t err_len);
 
-/* A rank's start: the layer weights from g's plan (po as for mp_plan_compute;
- * its --mem-limit, else --cache-budget, is this rank's capacity) and the
- * agreed split into [*l0, *l1), and a measure of the link (a hidden state
- * around the ranks, printed by rank 0).  One process: all layers.  Returns 0 or an
+/* A rank's start: every layer's bytes from the parts the ranks hold
+ * (mp_dist_part_weights, merged; po's --mem-limit, else --cache-budget, is
+ * this rank's capacity), the agreed split into [*l0, *l1), a measure of the
+ * link (a hidden state around the ranks, printed by rank 0), and the check
+ * that this host holds the parts of its layers (mp_dist_parts_check).  One process: all layers.  Returns 0 or an
  * error (err). */
 struct mp_gguf;
 int mp_dist_start(struct mp_dist *d, struct mp_gguf *g, const struct mp_hparams *hp,

@@ -11,9 +11,13 @@
  * other one, so no rank waits for ever.
  *
  * Invariants:
- * 1. Only rank 0 starts a RUN, and it waits for the answer before the next:
- *    at most one RUN is in the pipeline, so every rank sees positions in the
- *    order rank 0 ran them.
+ * 1. Only rank 0 starts a RUN.  It waits for the answer of every RUN but
+ *    those flagged FLAG_NO_REPLY (prefill batches nobody reads, sent with
+ *    pipe->send), which the last rank keeps; MPI keeps the order of messages
+ *    between two ranks, so every rank sees positions in the order rank 0 ran
+ *    them, and rank r runs batch k while rank r-1 runs batch k+1.  At most
+ *    N_SENDBUF such batches sit in rank 0's own send buffers; a buffer is
+ *    reused only once its send completed.
  * 2. A rank that cannot go on never returns to its caller's loop: it prints
  *    why and calls MPI_Abort (mp_dist_finish with a non-zero status).
  */
@@ -33,11 +37,13 @@
 
 enum { TAG_HDR = 1, TAG_ROWS = 2 };
 enum { MSG_RUN = 1, MSG_STOP = 2, MSG_HINT = 3 };   /* HINT: one row, look-ahead only */
+enum { FLAG_NO_REPLY = 1 };   /* RUN: the last rank keeps the rows (pipelined prefill) */
+enum { N_SENDBUF = 2 };       /* rank 0's prefill batches in its own sends at once */
 
 struct hdr {
 	uint32_t kind;                /* MSG_* */
 	uint32_t pos, n;              /* first position, rows */
-	uint32_t pad;
+	uint32_t flags;               /* FLAG_* */
 	uint64_t stage_ns;            /* ns the ranks after 0 computed, summed on the way */
 };
 
@@ -49,6 +55,14 @@ struct mp_dist {
 	struct mp_model_pipe pipe;
 	float *rows;                  /* serve: the received rows */
 	size_t rows_cap;              /* floats */
+	/* rank 0, pipelined prefill (invariant 1): batches sent without a reply */
+	struct sendbuf {
+		struct hdr h;
+		float *rows;
+		size_t cap;                 /* floats */
+		MPI_Request req[2];         /* header, rows; MPI_REQUEST_NULL when done */
+	} sb[N_SENDBUF];
+	uint32_t sb_next;             /* the buffer the next send uses */
 	uint64_t tokens, fwd_ns, stage_ns;
 	char err[2048];
 };
@@ -87,6 +101,8 @@ int mp_dist_init(int *argc, char ***argv, struct mp_dist **out, char *err, size_
 		MPI_Abort(MPI_COMM_WORLD, 1);
 		return -ENOMEM;
 	}
+	for (int i = 0; i < N_SENDBUF; i++)
+		d->sb[i].req[0] = d->sb[i].req[1] = MPI_REQUEST_NULL;
 	MPI_Comm_rank(MPI_COMM_WORLD, &d->rank);
 	MPI_Comm_size(MPI_COMM_WORLD, &d->size);
 	int len = 0;
@@ -200,6 +216,17 @@ out:
 	return rc;
 }
 
+int mp_dist_merge_max(struct mp_dist *d, uint64_t *v, size_t n, char *err, size_t err_len)
+{
+	int rc = n > INT32_MAX ? MPI_ERR_COUNT
+			       : MPI_Allreduce(MPI_IN_PLACE, v, (int)n, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+	if (rc == MPI_SUCCESS)
+		return 0;
+	mpi_fail(d, rc, "merging the split parts' tables with", 0);
+	snprintf(err, err_len, "%s", d->err);
+	return -EIO;
+}
+
 static const char *pipe_err(void *ctx)
 {
 	return ((struct mp_dist *)ctx)->err;
@@ -214,19 +241,35 @@ static int send_msg(struct mp_dist *d, int to, const struct hdr *h, const float 
 	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "sending hidden states to", to);
 }
 
-/* MPI_Recv that sleeps while it waits: a blocking receive polls the network at
- * full speed, and a rank waiting for the others (or rank 1 waiting while rank
- * 0 reads the next chat line) would take a core from the rank computing when
- * they share one.  Polls for the first 50 µs, then every 20 µs (asleep). */
+/* Waits for n requests, sleeping: a blocking call polls the network at full
+ * speed, and a rank waiting for the others (or rank 1 waiting while rank 0
+ * reads the next chat line) would take a core from the rank computing when
+ * they share one.  Polls for the first 50 µs, then sleeps between polls for
+ * 1/200 of the time waited so far (20 µs to 500 µs): a wait of seconds (a long
+ * prompt on the other rank) costs two wake-ups per millisecond, not fifty, and
+ * adds at most 0.5% (+ the timer slack) to a wait longer than 4 ms; shorter
+ * waits sleep 20 µs as before. */
+static int wait_sleeping(MPI_Request *req, int n)
+{
+	int rc = MPI_SUCCESS, done = 0;
+	uint64_t t0 = mp_clock_now_ns();
+	while (rc == MPI_SUCCESS && !(rc = MPI_Testall(n, req, &done, MPI_STATUSES_IGNORE)) && !done) {
+		uint64_t waited = mp_clock_now_ns() - t0;
+		if (waited <= 50000)
+			continue;
+		uint64_t ns = waited / 200;
+		ns = ns < 20000 ? 20000 : ns > 500000 ? 500000 : ns;
+		nanosleep(&(struct timespec){ 0, (long)ns }, NULL);
+	}
+	return rc;
+}
+
+/* MPI_Recv that sleeps while it waits (wait_sleeping). */
 static int recv_sleeping(void *buf, int count, MPI_Datatype type, int from, int tag)
 {
 	MPI_Request req;
-	int rc = MPI_Irecv(buf, count, type, from, tag, MPI_COMM_WORLD, &req), done = 0;
-	uint64_t t0 = mp_clock_now_ns();
-	while (rc == MPI_SUCCESS && !(rc = MPI_Test(&req, &done, MPI_STATUS_IGNORE)) && !done)
-		if (mp_clock_now_ns() - t0 > 50000)
-			nanosleep(&(struct timespec){ 0, 20000 }, NULL);
-	return rc;
+	int rc = MPI_Irecv(buf, count, type, from, tag, MPI_COMM_WORLD, &req);
+	return rc == MPI_SUCCESS ? wait_sleeping(&req, 1) : rc;
 }
 
 /* Receives a header from rank from and, for RUN, its rows into *rows (grown). */
@@ -250,6 +293,41 @@ static int recv_msg(struct mp_dist *d, int from, struct hdr *h)
 	}
 	rc = MPI_Recv(d->rows, (int)need, MPI_FLOAT, from, TAG_ROWS, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
 	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "receiving hidden states from", from);
+}
+
+/* Waits for a send buffer's messages (rank 1 took them). */
+static int sendbuf_wait(struct mp_dist *d, struct sendbuf *b)
+{
+	int rc = wait_sleeping(b->req, 2);
+	return rc == MPI_SUCCESS ? 0 : mpi_fail(d, rc, "sending hidden states to", 1);
+}
+
+/* A prefill batch to rank 1 without a reply (invariant 1). */
+static int pipe_send(void *ctx, uint32_t pos, const float *h, uint32_t n)
+{
+	struct mp_dist *d = ctx;
+	struct sendbuf *b = &d->sb[d->sb_next];
+	d->sb_next = (d->sb_next + 1) % N_SENDBUF;
+	int rc = sendbuf_wait(d, b);
+	if (rc < 0)
+		return rc;
+	size_t need = (size_t)n * d->n_embd;
+	if (need > b->cap) {
+		float *bigger = mp_realloc(b->rows, need * sizeof(float));
+		if (!bigger) {
+			snprintf(d->err, sizeof d->err, "rank 0 on %s: out of memory for %" PRIu32
+				 " hidden states", d->host, n);
+			return -ENOMEM;
+		}
+		b->rows = bigger;
+		b->cap = need;
+	}
+	memcpy(b->rows, h, need * sizeof(float));
+	b->h = (struct hdr){ MSG_RUN, pos, n, FLAG_NO_REPLY, 0 };
+	int mrc = MPI_Isend(&b->h, sizeof b->h, MPI_BYTE, 1, TAG_HDR, MPI_COMM_WORLD, &b->req[0]);
+	if (mrc == MPI_SUCCESS)
+		mrc = MPI_Isend(b->rows, (int)need, MPI_FLOAT, 1, TAG_ROWS, MPI_COMM_WORLD, &b->req[1]);
+	return mrc == MPI_SUCCESS ? 0 : mpi_fail(d, mrc, "sending hidden states to", 1);
 }
 
 static int pipe_forward(void *ctx, uint32_t pos, float *h, uint32_t n)
@@ -291,7 +369,8 @@ const struct mp_model_pipe *mp_dist_pipe(struct mp_dist *d)
 {
 	if (!d || d->size < 2 || d->rank + 1 == d->size)
 		return NULL;
-	d->pipe = (struct mp_model_pipe){ d, d->rank == 0 ? pipe_forward : NULL, pipe_err, pipe_early };
+	d->pipe = (struct mp_model_pipe){ d, d->rank == 0 ? pipe_forward : NULL, pipe_err, pipe_early,
+					  d->rank == 0 ? pipe_send : NULL };
 	return &d->pipe;
 }
 
@@ -317,6 +396,8 @@ int mp_dist_serve(struct mp_dist *d, struct mp_model *m)
 			return -1;
 		}
 		msg.stage_ns += mp_clock_now_ns() - t0;
+		if (next == 0 && (msg.flags & FLAG_NO_REPLY))
+			continue;   /* a pipelined prefill batch: nobody reads its rows */
 		if (send_msg(d, next, &msg, d->rows) < 0) {
 			fprintf(stderr, "moepager: %s\n", d->err);
 			return -1;
@@ -342,6 +423,11 @@ void mp_dist_finish(struct mp_dist *d, int status)
 		MPI_Abort(MPI_COMM_WORLD, status);
 		exit(status);   /* MPI_Abort does not return */
 	}
+	for (int i = 0; i < N_SENDBUF; i++)   /* rank 1 takes every batch before the stop */
+		if (sendbuf_wait(d, &d->sb[i]) < 0) {
+			fprintf(stderr, "moepager: %s\n", d->err);
+			mp_dist_finish(d, 1);
+		}
 	if (d->rank == 0 && d->size > 1) {
 		struct hdr stop = { MSG_STOP, 0, 0, 0, 0 };
 		if (send_msg(d, 1, &stop, NULL) < 0) {
@@ -351,6 +437,8 @@ void mp_dist_finish(struct mp_dist *d, int status)
 	}
 	MPI_Finalize();
 	mp_free(d->rows);
+	for (int i = 0; i < N_SENDBUF; i++)
+		mp_free(d->sb[i].rows);
 	mp_free(d->hosts);
 	mp_free(d);
 }

@@ -1,13 +1,17 @@
 /*
  * dist_split.c — which layers each rank runs, and the memory plan of one
  * rank's share (dist.h).  Plain arithmetic: every rank computes the same
- * split from the same file and the gathered capacities.
+ * split from the same merged table of the split parts (each host may hold
+ * only some parts) and the gathered capacities.
  *
  * Invariants:
  * 1. begin[0] = 0 < begin[1] < … < begin[n_rank] = n_layer: the ranges are
  *    contiguous, cover every layer once, and none is empty.
  * 2. A rank's plan counts only its own layers: resident bytes, KV rows and
  *    the pool's experts outside [l0, l1) are zero.
+ * 3. A rank goes on only when its host holds every part with tensors of its
+ *    layers (rank 0: and of the embeddings and head), and every part is on
+ *    some rank's host (mp_dist_parts_check, mp_dist_parts_somewhere).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -16,16 +20,8 @@
 #include "alloc.h"
 #include "dist.h"
 #include "err.h"
-
-void mp_dist_weights(const struct mp_plan *p, uint64_t *weight, uint64_t *fixed)
-{
-	uint64_t layers = 0;
-	for (uint32_t L = 0; L < p->n_layer; L++) {
-		weight[L] = p->layers[L].resident_bytes + p->layers[L].routed_bytes;
-		layers += p->layers[L].resident_bytes;
-	}
-	*fixed = p->resident_bytes > layers ? p->resident_bytes - layers : 0;
-}
+#include "gguf.h"
+#include "loader.h"
 
 int mp_dist_split(uint32_t n_layer, const uint64_t *weight, uint64_t fixed, uint32_t n_rank,
 		  const uint64_t *cap, uint32_t *begin)
@@ -128,6 +124,72 @@ static int layer_plan(struct mp_gguf *g, const struct mp_plan_opts *po, struct m
 	return mp_plan_compute(g, &all, p, err, err_len);
 }
 
+void mp_dist_part_weights(const struct mp_gguf *g, uint32_t n_layer, uint64_t *w)
+{
+	uint32_t n_parts = mp_gguf_part_count(g);
+	for (uint32_t k = 0; k < n_parts; k++)
+		w[(size_t)k * (n_layer + 2) + n_layer + 1] = mp_gguf_part_present(g, k);
+	for (uint64_t i = 0; i < mp_gguf_tensor_count(g); i++) {
+		const struct mp_gguf_tensor *t = mp_gguf_tensor_at(g, i);
+		unsigned L;
+		size_t row = (size_t)t->part * (n_layer + 2);
+		if (sscanf(t->name, "blk.%u.", &L) == 1 && L < n_layer)
+			w[row + L] += t->nbytes;
+		else
+			w[row + n_layer] += mp_loader_resident_span(t->offset, t->nbytes);
+	}
+}
+
+void mp_dist_parts_sum(const uint64_t *w, uint32_t n_parts, uint32_t n_layer, uint64_t *weight,
+		       uint64_t *fixed)
+{
+	*fixed = 0;
+	for (uint32_t L = 0; L < n_layer; L++)
+		weight[L] = 0;
+	for (uint32_t k = 0; k < n_parts; k++) {
+		const uint64_t *row = w + (size_t)k * (n_layer + 2);
+		for (uint32_t L = 0; L < n_layer; L++)
+			weight[L] += row[L];
+		*fixed += row[n_layer];
+	}
+}
+
+int mp_dist_parts_somewhere(const struct mp_gguf *g, const uint64_t *w, uint32_t n_layer, char *err,
+			    size_t err_len)
+{
+	uint32_t n_parts = mp_gguf_part_count(g);
+	for (uint32_t k = 0; k < n_parts; k++)
+		if (!w[(size_t)k * (n_layer + 2) + n_layer + 1]) {
+			snprintf(err, err_len, "split part %" PRIu32 " of %" PRIu32 " (%s) is on no rank's "
+				 "host: every part must be on the host of a rank that runs its layers",
+				 k + 1, n_parts, mp_gguf_part_path(g, k));
+			return -ENOENT;
+		}
+	return 0;
+}
+
+int mp_dist_parts_check(const struct mp_gguf *g, const uint64_t *w, uint32_t n_layer, uint32_t rank,
+			const char *host, uint32_t l0, uint32_t l1, char *err, size_t err_len)
+{
+	uint32_t n_parts = mp_gguf_part_count(g);
+	for (uint32_t k = 0; k < n_parts; k++) {
+		const uint64_t *row = w + (size_t)k * (n_layer + 2);
+		if (mp_gguf_part_present(g, k))
+			continue;
+		int needed = rank == 0 && row[n_layer];
+		for (uint32_t L = l0; L < l1 && !needed; L++)
+			needed = row[L] != 0;
+		if (needed) {
+			snprintf(err, err_len, "rank %" PRIu32 " on %s (layers %" PRIu32 "-%" PRIu32 "%s) "
+				 "needs %s (split part %" PRIu32 " of %" PRIu32 "), which is not on this "
+				 "host", rank, host, l0, l1 - 1, rank == 0 ? ", embeddings and head" : "",
+				 mp_gguf_part_path(g, k), k + 1, n_parts);
+			return -ENOENT;
+		}
+	}
+	return 0;
+}
+
 int mp_dist_start(struct mp_dist *d, struct mp_gguf *g, const struct mp_hparams *hp,
 		  const struct mp_plan_opts *po, uint32_t *l0, uint32_t *l1, char *err, size_t err_len)
 {
@@ -135,21 +197,28 @@ int mp_dist_start(struct mp_dist *d, struct mp_gguf *g, const struct mp_hparams 
 	*l1 = hp->n_layer;
 	if (mp_dist_size(d) < 2)
 		return 0;
-	struct mp_plan p;
-	int rc = layer_plan(g, po, &p, err, err_len);
-	if (rc < 0)
-		return rc;
-	uint64_t *weight = mp_calloc(p.n_layer ? p.n_layer : 1, sizeof *weight), fixed;
-	if (!weight) {
-		mp_plan_free(&p);
+	uint32_t n_layer = hp->n_layer, n_parts = mp_gguf_part_count(g);
+	size_t n = (size_t)n_parts * (n_layer + 2);
+	uint64_t *w = mp_calloc(n, sizeof *w), *weight = mp_calloc(n_layer, sizeof *weight), fixed;
+	int rc = -ENOMEM;
+	if (!w || !weight) {
 		snprintf(err, err_len, "out of memory");
-		return -ENOMEM;
+		goto out;
 	}
-	mp_dist_weights(&p, weight, &fixed);
+	/* each host knows the parts it holds: the ranks agree on every part's bytes */
+	mp_dist_part_weights(g, n_layer, w);
+	if ((rc = mp_dist_merge_max(d, w, n, err, err_len)) < 0 ||
+	    (rc = mp_dist_parts_somewhere(g, w, n_layer, err, err_len)) < 0)
+		goto out;
+	mp_dist_parts_sum(w, n_parts, n_layer, weight, &fixed);
 	uint64_t cap = po->mem_limit ? po->mem_limit : po->cache_budget;
-	rc = mp_dist_layers(d, hp, weight, fixed, cap, l0, l1, err, err_len);
+	if ((rc = mp_dist_layers(d, hp, weight, fixed, cap, l0, l1, err, err_len)) < 0)
+		goto out;
+	rc = mp_dist_parts_check(g, w, n_layer, mp_dist_rank(d), mp_dist_host(d), *l0, *l1, err,
+				 err_len);
+out:
+	mp_free(w);
 	mp_free(weight);
-	mp_plan_free(&p);
 	return rc;
 }
 

@@ -406,7 +406,18 @@ int mp_experts_create(struct mp_gguf *g, const struct mp_hparams *hp, const stru
 		rc = -MP_EUNAVAIL;
 		goto fail;
 	}
+	/* only the parts holding this range's experts (a host may hold no others) */
+	uint8_t used[sizeof file_id / sizeof file_id[0]] = { 0 };
+	for (uint32_t L = x->l_begin; L < x->l_end; L++)
+		for (int m = 0; m < 3; m++) {
+			struct mp_gguf_range gr;
+			if (mp_gguf_expert_range(g, L, 0, (enum mp_gguf_expert_mat)m, &gr) == 0)
+				used[gr.part] = 1;
+		}
 	for (uint32_t p = 0; p < parts; p++) {
+		file_id[p] = -1;
+		if (!used[p])
+			continue;
 		file_id[p] = mp_pager_add_file(x->pager, mp_gguf_part_path(g, p));
 		if (file_id[p] < 0) {
 			rc = file_id[p];

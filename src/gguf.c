@@ -75,6 +75,7 @@ struct part {
 	uint64_t n_kv;
 	uint64_t first_tensor;    /* index into mp_gguf.tensors */
 	uint64_t n_tensors;
+	int absent;               /* partial open: the file is not here (size and tensors 0) */
 };
 
 struct mp_gguf {
@@ -84,6 +85,8 @@ struct mp_gguf {
 	uint64_t n_tensors;
 	uint64_t cap_tensors;
 	uint32_t *hash;           /* tensor index + 1 per slot, 0 empty */
+	int partial;              /* mp_gguf_open_partial: absent parts allowed */
+	uint32_t n_absent;
 	uint64_t hash_mask;
 	char err[MP_GGUF_ERR_LEN];
 };
@@ -905,6 +908,14 @@ static int open_split(struct mp_gguf *g, const char *path, char *err, size_t err
 			return errf(err, errlen, -ENOMEM, "%s: out of memory", path);
 		snprintf(pp, plen + 32, "%.*s-%05u-of-%05u.gguf", (int)plen, path, i + 1, (unsigned)count);
 		int rc = open_one(g, pp, NULL, 0, i, err, errlen);
+		if ((rc == -ENOENT || rc == -EACCES) && g->partial) {
+			/* another host's part (several ranks): recorded, no tensors known */
+			g->parts[i].absent = 1;
+			g->parts[i].first_tensor = g->n_tensors;
+			g->n_absent++;
+			mp_free(pp);
+			continue;
+		}
 		if (rc == -ENOENT)
 			rc = errf(err, errlen, rc, "%s: split part %u of %" PRId64 " is missing (named by %s)",
 				  pp, i + 1, count, path);
@@ -929,14 +940,14 @@ static int open_split(struct mp_gguf *g, const char *path, char *err, size_t err
 				    ", part 1 says %" PRId64 ": a part of another model?", pt->path,
 				    h3 ? ptotal : -1, total);
 	}
-	if ((uint64_t)total != g->n_tensors)
+	if (!g->n_absent && (uint64_t)total != g->n_tensors)
 		return errf(err, errlen, -MP_EFORMAT, "%s: metadata key 'split.tensors.count' says %" PRId64
 			    " tensors, the %" PRId64 " parts hold %" PRIu64, path, total, count, g->n_tensors);
 	return 0;
 }
 
-static int open_common(const char *path, const void *mem, size_t len, struct mp_gguf **out,
-		       char *err, size_t errlen)
+static int open_common(const char *path, const void *mem, size_t len, int partial,
+		       struct mp_gguf **out, char *err, size_t errlen)
 {
 	struct mp_gguf *g = mp_calloc(1, sizeof *g);
 	int rc;
@@ -950,6 +961,7 @@ static int open_common(const char *path, const void *mem, size_t len, struct mp_
 		rc = errf(err, errlen, -ENOMEM, "%s: out of memory", path);
 		goto fail;
 	}
+	g->partial = partial;
 	if ((rc = open_one(g, path, mem, len, 0, err, errlen)))
 		goto fail;
 	if (!mem && (rc = open_split(g, path, err, errlen)))
@@ -965,14 +977,19 @@ fail:
 
 int mp_gguf_open(const char *path, struct mp_gguf **out, char *err, size_t errlen)
 {
-	return open_common(path, NULL, 0, out, err, errlen);
+	return open_common(path, NULL, 0, 0, out, err, errlen);
+}
+
+int mp_gguf_open_partial(const char *path, struct mp_gguf **out, char *err, size_t errlen)
+{
+	return open_common(path, NULL, 0, 1, out, err, errlen);
 }
 
 int mp_gguf_open_mem(const void *buf, size_t len, const char *name, struct mp_gguf **out,
 		     char *err, size_t errlen)
 {
 	static const uint8_t empty[1];
-	return open_common(name, buf ? buf : empty, buf ? len : 0, out, err, errlen);
+	return open_common(name, buf ? buf : empty, buf ? len : 0, 0, out, err, errlen);
 }
 
 /* ---- accessors -------------------------------------------------------------- */
@@ -990,6 +1007,13 @@ const char *mp_gguf_part_path(const struct mp_gguf *g, uint32_t part)
 {
 	return part < g->n_parts ? g->parts[part].path : NULL;
 }
+
+int mp_gguf_part_present(const struct mp_gguf *g, uint32_t part)
+{
+	return part < g->n_parts && !g->parts[part].absent;
+}
+
+uint32_t mp_gguf_parts_absent(const struct mp_gguf *g) { return g->n_absent; }
 
 uint64_t mp_gguf_part_size(const struct mp_gguf *g, uint32_t part)
 {

@@ -84,6 +84,12 @@ struct mp_gguf_array {
  * -MP_ENOTFOUND with the reason in err (file, field, what was wrong). */
 int mp_gguf_open(const char *path, struct mp_gguf **out, char *err, size_t errlen);
 
+/* As mp_gguf_open, but split parts other than the first that are not there
+ * (ENOENT, EACCES) are recorded as absent instead of failing: several ranks on
+ * several hosts, each holding the first part and its own (src/dist.h).  An
+ * absent part has size 0 and no tensors; the tensor count check is skipped. */
+int mp_gguf_open_partial(const char *path, struct mp_gguf **out, char *err, size_t errlen);
+
 /* The same parser over a memory image (fuzzing, tests); name is used in
  * messages.  No split handling: a multi-part header is read as one file. */
 int mp_gguf_open_mem(const void *buf, size_t len, const char *name,
@@ -100,6 +106,8 @@ uint32_t mp_gguf_alignment(const struct mp_gguf *g);            /* of part 0 */
 uint32_t mp_gguf_part_count(const struct mp_gguf *g);
 const char *mp_gguf_part_path(const struct mp_gguf *g, uint32_t part);
 uint64_t mp_gguf_part_size(const struct mp_gguf *g, uint32_t part);  /* bytes */
+int mp_gguf_part_present(const struct mp_gguf *g, uint32_t part);   /* 0: absent (partial open) */
+uint32_t mp_gguf_parts_absent(const struct mp_gguf *g);              /* how many */
 uint64_t mp_gguf_data_start(const struct mp_gguf *g, uint32_t part); /* bytes */
 
 /* Metadata of part 0 (where llama.cpp keeps all model keys). */

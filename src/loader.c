@@ -200,7 +200,12 @@ static void view(struct mp_gguf *g, const uint8_t *const *base, const char *name
 	for (int d = 0; d < 4; d++)
 		t->ne[d] = (int64_t)gt->ne[d];
 	t->row_bytes = gt->row_bytes;
-	/* an absent mapping still marks the tensor present */
+	/* no mappings at all still mark the tensor present; a part not mapped
+	 * (another rank's, mp_modelfile_map) leaves it absent */
+	if (base && !base[gt->part]) {
+		memset(t, 0, sizeof *t);
+		return;
+	}
 	t->data = base ? base[gt->part] + gt->offset : (const void *)(uintptr_t)1;
 }
 
@@ -405,13 +410,15 @@ struct mp_modelfile {
 	int locked;             /* region is mlock()ed */
 };
 
-int mp_modelfile_open(const char *path, struct mp_modelfile **out, char *err, size_t len)
+/* Opens the header(s) and reads the hyperparameters; maps nothing. */
+static int modelfile_begin(const char *path, int partial, struct mp_modelfile **out, char *err,
+			   size_t len)
 {
 	*out = NULL;
 	struct mp_modelfile *mf = mp_calloc(1, sizeof *mf);
 	if (!mf)
 		return say(err, len, -ENOMEM, "out of memory");
-	int rc = mp_gguf_open(path, &mf->g, err, len);
+	int rc = partial ? mp_gguf_open_partial(path, &mf->g, err, len) : mp_gguf_open(path, &mf->g, err, len);
 	if (rc < 0)
 		goto fail;
 	if ((rc = mp_loader_hparams(mf->g, &mf->hp, err, len)) < 0)
@@ -424,31 +431,84 @@ int mp_modelfile_open(const char *path, struct mp_modelfile **out, char *err, si
 		rc = say(err, len, -ENOMEM, "out of memory");
 		goto fail;
 	}
-	for (uint32_t p = 0; p < mf->n_parts; p++) {
-		const char *pp = mp_gguf_part_path(mf->g, p);
-		int fd = open(pp, O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			rc = say(err, len, -errno, "%s: %s", pp, strerror(errno));
-			goto fail;
-		}
-		uint64_t size = mp_gguf_part_size(mf->g, p);
-		void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
-		close(fd);
-		if (m == MAP_FAILED) {
-			rc = say(err, len, -errno, "%s: mmap of %llu bytes failed: %s", pp,
-				 (unsigned long long)size, strerror(errno));
-			goto fail;
-		}
-		mf->map[p] = m;
-		mf->map_len[p] = size;
-	}
-	if ((rc = mp_loader_weights(mf->g, &mf->hp, (const uint8_t *const *)mf->map, mf->w, err, len)) < 0)
-		goto fail;
 	*out = mf;
 	return 0;
 fail:
 	mp_modelfile_close(mf);
 	return rc;
+}
+
+/* Maps part p read-only. */
+static int map_part(struct mp_modelfile *mf, uint32_t p, char *err, size_t len)
+{
+	const char *pp = mp_gguf_part_path(mf->g, p);
+	int fd = open(pp, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return say(err, len, -errno, "%s: %s", pp, strerror(errno));
+	uint64_t size = mp_gguf_part_size(mf->g, p);
+	void *m = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (m == MAP_FAILED)
+		return say(err, len, -errno, "%s: mmap of %llu bytes failed: %s", pp,
+			   (unsigned long long)size, strerror(errno));
+	mf->map[p] = m;
+	mf->map_len[p] = size;
+	return 0;
+}
+
+int mp_modelfile_open(const char *path, struct mp_modelfile **out, char *err, size_t len)
+{
+	struct mp_modelfile *mf;
+	int rc = modelfile_begin(path, 0, &mf, err, len);
+	for (uint32_t p = 0; rc == 0 && p < mf->n_parts; p++)
+		rc = map_part(mf, p, err, len);
+	if (rc == 0)
+		rc = mp_loader_weights(mf->g, &mf->hp, (const uint8_t *const *)mf->map, mf->w, err, len);
+	if (rc < 0) {
+		mp_modelfile_close(mf);   /* NULL when the header failed */
+		mf = NULL;
+	}
+	*out = mf;
+	return rc;
+}
+
+int mp_modelfile_open_partial(const char *path, struct mp_modelfile **out, char *err, size_t len)
+{
+	return modelfile_begin(path, 1, out, err, len);
+}
+
+/* 1 when tensor name belongs to layers [l0, l1), or is an embedding/head
+ * tensor and io is set. */
+static int in_range(const char *name, uint32_t l0, uint32_t l1, int io)
+{
+	unsigned layer;
+	if (sscanf(name, "blk.%u.", &layer) == 1)
+		return layer >= l0 && layer < l1;
+	return io;
+}
+
+int mp_modelfile_map(struct mp_modelfile *mf, uint32_t l0, uint32_t l1, int io, char *err, size_t len)
+{
+	uint8_t *need = mp_calloc(mf->n_parts, 1);
+	if (!need)
+		return say(err, len, -ENOMEM, "out of memory");
+	for (uint64_t i = 0; i < mp_gguf_tensor_count(mf->g); i++) {
+		const struct mp_gguf_tensor *t = mp_gguf_tensor_at(mf->g, i);
+		need[t->part] |= in_range(t->name, l0, l1, io);
+	}
+	int rc = 0;
+	for (uint32_t p = 0; rc == 0 && p < mf->n_parts; p++)
+		if (need[p] && !mf->map[p])
+			rc = map_part(mf, p, err, len);
+	mp_free(need);
+	if (rc == 0)
+		rc = mp_loader_weights(mf->g, &mf->hp, (const uint8_t *const *)mf->map, mf->w, err, len);
+	return rc;
+}
+
+int mp_modelfile_part_mapped(const struct mp_modelfile *mf, uint32_t part)
+{
+	return part < mf->n_parts && mf->map[part] != NULL;
 }
 
 void mp_modelfile_close(struct mp_modelfile *mf)

@@ -4,7 +4,8 @@
  * metadata and by tensor presence, never by the file name) and tensor views
  * whose data pointers lie in a mapping of the files.
  *
- * mp_modelfile_open maps every part read-only and points the weights into
+ * mp_modelfile_open maps every part read-only (mp_modelfile_open_partial and
+ * mp_modelfile_map: only the parts of a layer range, several ranks) and points the weights into
  * the mappings (models that fit in memory).  With the pager, the routed
  * experts are registered as byte ranges (src/experts.c) and
  * mp_modelfile_load_resident reads every other tensor once into anonymous
@@ -53,6 +54,15 @@ uint64_t mp_loader_resident_span(uint64_t offset, uint64_t nbytes);
 struct mp_modelfile;
 
 int mp_modelfile_open(const char *path, struct mp_modelfile **out, char *err, size_t err_len);
+/* Several ranks (src/dist.h): opens the headers only — split parts that are
+ * not on this host are absent (mp_gguf_open_partial) — and maps nothing;
+ * mp_modelfile_map then maps only the parts holding tensors of layers
+ * [l0, l1) (and of the embeddings and head when io), and points the weights
+ * at them.  Tensors in parts not mapped stay absent (data NULL). */
+int mp_modelfile_open_partial(const char *path, struct mp_modelfile **out, char *err, size_t err_len);
+int mp_modelfile_map(struct mp_modelfile *mf, uint32_t l0, uint32_t l1, int io, char *err,
+		     size_t err_len);
+int mp_modelfile_part_mapped(const struct mp_modelfile *mf, uint32_t part);   /* 1: mapped */
 void mp_modelfile_close(struct mp_modelfile *mf);
 struct mp_gguf *mp_modelfile_gguf(struct mp_modelfile *mf);
 const struct mp_hparams *mp_modelfile_hparams(const struct mp_modelfile *mf);

@@ -126,9 +126,14 @@ static void swiglu(struct mp_model *m, const struct mp_tensor *gate, const struc
 
 /* ---- KV cache ----------------------------------------------------------------- */
 
+uint64_t mp_model_kv_bytes(const struct mp_model *m)
+{
+	return m->kv_row_bytes * (m->l_end - m->l_begin) * m->opts.n_ctx;
+}
+
 uint8_t *mp_model_kv_slot(struct mp_model *m, uint32_t layer, uint32_t pos)
 {
-	return m->kv + ((uint64_t)layer * m->opts.n_ctx + pos) * m->kv_row_bytes;
+	return m->kv + ((uint64_t)(layer - m->l_begin) * m->opts.n_ctx + pos) * m->kv_row_bytes;
 }
 
 /* Reads cached position t of layer L as f32 into m->kv_row ([c | k_rope]). */
@@ -775,11 +780,14 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 		rc = -MP_EARG;
 		goto fail;
 	}
-	if (expect(m, "token_embd.weight", &w->token_embd, hp->n_embd, hp->n_vocab, 1) < 0 ||
-	    expect_f32(m, "output_norm.weight", &w->output_norm, hp->n_embd) < 0 ||
-	    expect(m, "output.weight", &w->output, hp->n_embd, hp->n_vocab, 1) < 0)
+	/* a rank checks what it runs: the embeddings and head are the first rank's,
+	 * other layers' tensors may be on other hosts (src/dist.h) */
+	if (m->l_begin == 0 &&
+	    (expect(m, "token_embd.weight", &w->token_embd, hp->n_embd, hp->n_vocab, 1) < 0 ||
+	     expect_f32(m, "output_norm.weight", &w->output_norm, hp->n_embd) < 0 ||
+	     expect(m, "output.weight", &w->output, hp->n_embd, hp->n_vocab, 1) < 0))
 		goto fail;
-	for (uint32_t L = 0; L < hp->n_layer; L++)
+	for (uint32_t L = m->l_begin; L < m->l_end; L++)
 		if (check_layer(m, L) < 0)
 			goto fail;
 	if (opts->n_expert_used && (opts->n_expert_used > hp->n_expert ||
@@ -818,9 +826,10 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 		goto fail;
 	}
 
-	/* KV cache and scratch */
+	/* KV cache (this rank's layers only) and scratch */
 	uint64_t kv_bytes;
-	if (__builtin_mul_overflow(m->kv_row_bytes, (uint64_t)hp->n_layer * m->opts.n_ctx, &kv_bytes))
+	if (__builtin_mul_overflow(m->kv_row_bytes, (uint64_t)(m->l_end - m->l_begin) * m->opts.n_ctx,
+				   &kv_bytes))
 		goto nomem;
 	m->kv = mp_malloc(kv_bytes);
 	m->routes = mp_calloc(hp->n_layer, sizeof *m->routes);

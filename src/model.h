@@ -153,6 +153,13 @@ struct mp_model_pipe {
 	 * on before that layer runs so the next rank's look-ahead starts one
 	 * layer early (mp_model_stage_hint there). */
 	void (*early)(void *ctx, uint32_t pos, const float *h);
+	/* Optional (NULL: forward every batch): a prefill batch whose rows
+	 * leaving the last layer nobody reads (not the prompt's last batch, no
+	 * logits per position) is handed on without waiting for it to come back,
+	 * so this rank runs the next batch while the others run this one.  h may
+	 * be reused on return.  The next forward comes back after every batch
+	 * sent before it. */
+	int (*send)(void *ctx, uint32_t pos, const float *h, uint32_t n);
 };
 
 
@@ -266,6 +273,9 @@ const struct mp_route *mp_model_route(const struct mp_model *m, uint32_t layer);
 
 /* KV bytes per cached token (all layers) for a cache type. */
 uint64_t mp_model_kv_bytes_per_token(const struct mp_hparams *hp, enum mp_kv_type t);
+/* Bytes of the KV cache m allocated: its own layers' rows only (several ranks:
+ * [layer_begin, layer_end), src/dist.h). */
+uint64_t mp_model_kv_bytes(const struct mp_model *m);
 
 /* kq_scale and the rope parameters derived from hp (FORMATS.md §4.5). */
 float mp_hparams_kq_scale(const struct mp_hparams *hp);

@@ -24,7 +24,7 @@ struct mp_model {
 	uint32_t l_begin, l_end;      /* the layers this model runs (opts, 0/0 = all) */
 	uint32_t kv_width;            /* kv_lora_rank + d_rope values per cached token */
 	uint64_t kv_row_bytes;        /* bytes per cached token per layer */
-	uint8_t *kv;                  /* [n_layer][n_ctx][kv_row_bytes] */
+	uint8_t *kv;                  /* [l_end - l_begin][n_ctx][kv_row_bytes]: own layers */
 	char err[512];
 
 	/* ---- changes every step ---- */

@@ -50,13 +50,31 @@ struct flags {
 };
 
 static volatile sig_atomic_t interrupted;
+static volatile sig_atomic_t terminated;   /* SIGTERM: mpirun ends the job (Ctrl-C there) */
 
 static void on_sigint(int sig)
 {
-	(void)sig;
 	if (interrupted)
 		_exit(130);          /* second Ctrl-C: leave now */
 	interrupted = 1;
+	terminated = sig == SIGTERM;
+}
+
+/* Under mpirun (src/dist.h) the ranks run in process groups of their own, so
+ * Ctrl-C reaches mpirun only, which sends SIGTERM to every rank (SIGKILL a
+ * while later).  Rank 0 takes SIGTERM as Ctrl-C and ends the session: the
+ * answer stops at the next token, the summary is printed and the other ranks
+ * are told to stop (mp_dist_finish), so every rank exits 0.  The other ranks
+ * ignore both signals and wait for that stop; a rank 0 that died is noticed by
+ * mpirun, which kills them. */
+static void rank_signals(const struct mp_dist *dist)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = mp_dist_rank(dist) == 0 ? on_sigint : SIG_IGN;
+	sigaction(SIGTERM, &sa, NULL);
+	if (mp_dist_rank(dist) > 0)
+		sigaction(SIGINT, &sa, NULL);
 }
 
 /* Prints the build and machine report; returns the exit status. */
@@ -142,7 +160,8 @@ static int generate(struct cli *c, const float *logits, int64_t n_predict)
 	if (rc < 0)
 		snprintf(c->stopped, sizeof c->stopped, "an error (above)");
 	else if (interrupted || g.end == MP_SESSION_STOPPED)
-		snprintf(c->stopped, sizeof c->stopped, "interrupted (Ctrl-C)");
+		snprintf(c->stopped, sizeof c->stopped, "%s", terminated ? "interrupted (SIGTERM: "
+			 "Ctrl-C on mpirun, or the job was ended)" : "interrupted (Ctrl-C)");
 	else if (g.end == MP_SESSION_EOS)
 		snprintf(c->stopped, sizeof c->stopped, "end of text");
 	else if (g.end == MP_SESSION_CTX_FULL)
@@ -279,6 +298,8 @@ static int chat(struct cli *c, int64_t n_predict)
 	struct mp_model *model = mp_session_model(c->s);
 	for (;;) {
 		interrupted = 0;
+		if (terminated)
+			break;
 		fputs("> ", stdout);
 		fflush(stdout);
 		if (!fgets(line, sizeof line, stdin))
@@ -411,7 +432,9 @@ static int run(const struct flags *f, struct mp_dist *dist)
 		mp_sampler_ban(c.sampler, c.eos);
 	c.think_open = mp_tok_find(tok, "<think>", 7);
 	c.think_close = mp_tok_find(tok, "</think>", 8);
-	c.tty = isatty(STDOUT_FILENO);
+	/* under mpirun rank 0's output is a pseudo-terminal of Open MPI's whatever
+	 * mpirun's own output is (a file, a pipe): no escape codes there */
+	c.tty = isatty(STDOUT_FILENO) && mp_dist_size(dist) < 2;
 	c.hide_think = f->hide_think;
 	if (f->perplexity || f->logits_out || f->force_tokens) {
 		status = evaluate(f, &c);
@@ -493,6 +516,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "moepager: %s\n", err);
 		return 1;
 	}
+	if (dist)
+		rank_signals(dist);
 	rc = run(&f, dist);
 	mp_dist_finish(dist, rc);   /* on failure: names this rank and stops every rank */
 	return rc;

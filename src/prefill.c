@@ -811,8 +811,10 @@ static int batch_layers(struct mp_model *m, uint32_t l0, uint32_t l1, uint32_t n
 	return 0;
 }
 
+/* One batch of the prompt; last: the prompt's last batch (its rows come back
+ * from the other ranks; earlier ones are only sent on when nobody reads them). */
 static int run_batch(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_model_pos_fn on_pos,
-		     void *ctx)
+		     void *ctx, int last)
 {
 	const struct mp_hparams *hp = m->hp;
 	const struct mp_weights *w = m->w;
@@ -828,8 +830,13 @@ static int run_batch(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_mo
 	int rc = batch_layers(m, 0, m->l_end, n);
 	if (rc < 0)
 		return rc;
-	/* the other ranks' layers (src/dist.c) */
-	if (m->opts.pipe && (rc = m->opts.pipe->forward(m->opts.pipe->ctx, p0, b->h, n)) < 0)
+	/* the other ranks' layers (src/dist.c): pipelined while nobody reads the rows */
+	const struct mp_model_pipe *pp = m->opts.pipe;
+	if (pp && !last && !on_pos && pp->send)
+		rc = pp->send(pp->ctx, p0, b->h, n);
+	else if (pp)
+		rc = pp->forward(pp->ctx, p0, b->h, n);
+	if (rc < 0)
 		return batch_failed(m, (mp_model_fail(m, "%s", m->opts.pipe->err_msg(m->opts.pipe->ctx)), rc));
 	m->wait_total_ns += m->wait_ns;
 	m->pos = p0 + n;   /* invariant 1 */
@@ -914,7 +921,7 @@ int mp_model_prefill(struct mp_model *m, const uint32_t *toks, uint32_t n, mp_mo
 		return rc;
 	for (uint32_t i = 0; i < n; i += m->batch->cap) {
 		uint32_t nb = n - i < m->batch->cap ? n - i : m->batch->cap;
-		rc = run_batch(m, toks + i, nb, on_pos, ctx);
+		rc = run_batch(m, toks + i, nb, on_pos, ctx, i + nb == n);
 		if (rc < 0)
 			return rc;
 	}

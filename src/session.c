@@ -37,6 +37,7 @@ struct mp_session {
 	/* ---- fixed at open ---- */
 	struct mp_session_opts o;
 	struct mp_modelfile *mf;
+	struct mp_hparams res_hp;     /* the resident expert source's view: layers [l0, l1) */
 	struct mp_tok *tok;
 	struct mp_resident_experts *res;  /* NULL with the pager */
 	struct mp_experts *experts;       /* NULL without the pager */
@@ -150,16 +151,24 @@ void mp_session_flags_apply(const struct mp_session_flags *f, const char *prog,
 
 /* ---- opening ----------------------------------------------------------------------- */
 
+enum { MP_SESSION_WHO_LEN = 320 };   /* "rank R on HOST (layers A-B): " */
+
 static void print_plan(const struct mp_session *s)
 {
 	const struct mp_plan *p = &s->plan;
-	char a[32], b[32], c[32], d[32], e[32];
-	fprintf(stderr, "%s: memory plan: resident weights %s + KV cache %s (%u tokens) + "
-		"scratch %s + expert pool %s (%.0f%% of %s of routed experts)\n", s->o.prog,
+	char a[32], b[32], c[32], d[32], e[32], f[32], who[MP_SESSION_WHO_LEN] = "";
+	/* several ranks: each prints its own share (its layers' weights and KV rows) */
+	if (mp_dist_size(s->o.dist) > 1)
+		snprintf(who, sizeof who, "rank %u on %s (layers %u-%u): ", mp_dist_rank(s->o.dist),
+			 mp_dist_host(s->o.dist), s->l0, s->l1 - 1);
+	fprintf(stderr, "%s: %smemory plan: resident weights %s + KV cache %s (%u tokens) + "
+		"scratch %s + expert pool %s (%.0f%% of %s of routed experts) = %s\n", s->o.prog, who,
 		mp_size_format(p->resident_bytes, a, sizeof a), mp_size_format(p->kv_bytes, b, sizeof b),
 		s->o.n_ctx, mp_size_format(p->scratch_bytes, c, sizeof c),
 		mp_size_format(p->pool_bytes, d, sizeof d), 100.0 * p->pool_fraction,
-		mp_size_format(p->routed_bytes, e, sizeof e));
+		mp_size_format(p->routed_bytes, e, sizeof e),
+		mp_size_format(p->resident_bytes + p->kv_bytes + p->scratch_bytes + p->pool_bytes, f,
+			       sizeof f));
 }
 
 /* A refused --mlock is reported, not fatal. */
@@ -180,7 +189,9 @@ static int load_resident(struct mp_session *s)
 {
 	char a[32], b[32];
 	/* several ranks: this rank's layers; the embeddings and head are rank 0's */
-	struct mp_load_opts lo = { .progress = isatty(STDERR_FILENO), .mlock = s->o.mlock,
+	/* no progress line under mpirun: the ranks' standard error is Open MPI's */
+	struct mp_load_opts lo = { .progress = isatty(STDERR_FILENO) && mp_dist_size(s->o.dist) < 2,
+				   .mlock = s->o.mlock,
 				   .layer_begin = s->l0, .layer_end = s->l1,
 				   .no_io = mp_dist_rank(s->o.dist) > 0 };
 	struct mp_load_report lr;
@@ -284,10 +295,18 @@ static int start_model(struct mp_session *s)
 	const struct mp_session_opts *o = &s->o;
 	const struct mp_hparams *hp = mp_modelfile_hparams(s->mf);
 	int rc;
+	/* the resident source checks this rank's layers only (the others' tensors
+	 * may be on other hosts): hp cut to [l0, l1) */
+	s->res_hp = *hp;
+	s->res_hp.n_layer = s->l1;
+	s->res_hp.n_dense_lead = hp->n_dense_lead > s->l0 ? hp->n_dense_lead : s->l0;
+	if (s->res_hp.n_dense_lead > s->l1)
+		s->res_hp.n_dense_lead = s->l1;
 	if ((o->cache_budget || o->mem_limit) && hp->n_dense_lead < hp->n_layer) {
 		if ((rc = start_pager(s)) < 0 || (rc = load_resident(s)) < 0)
 			return rc;
-	} else if (mp_resident_experts_create(hp, mp_modelfile_weights(s->mf), &s->res, &s->src) < 0 &&
+	} else if (mp_resident_experts_create(&s->res_hp, mp_modelfile_weights(s->mf), &s->res,
+					      &s->src) < 0 &&
 		   hp->n_dense_lead < hp->n_layer) {
 		return fail(s, -MP_EFORMAT, "%s: the routed-expert tensors do not match the metadata",
 			    o->model);
@@ -354,7 +373,11 @@ int mp_session_open(const struct mp_session_opts *o, struct mp_session **out, ch
 		fail(s, rc, "%s", why);
 		goto fail;
 	}
-	if ((rc = mp_modelfile_open(o->model, &s->mf, s->err, sizeof s->err)) < 0)
+	/* several ranks: each host may hold only its own split parts; the headers
+	 * first, the parts of this rank's layers mapped once the split is known */
+	int ranks = mp_dist_size(o->dist) > 1;
+	if ((rc = ranks ? mp_modelfile_open_partial(o->model, &s->mf, s->err, sizeof s->err)
+			: mp_modelfile_open(o->model, &s->mf, s->err, sizeof s->err)) < 0)
 		goto fail;
 	const struct mp_hparams *hp = mp_modelfile_hparams(s->mf);
 	if ((rc = mp_loader_tokenizer(mp_modelfile_gguf(s->mf), &s->tok, s->err, sizeof s->err)) < 0)
@@ -366,6 +389,9 @@ int mp_session_open(const struct mp_session_opts *o, struct mp_session **out, ch
 				    .n_used = s->top_k };
 	if ((rc = mp_dist_start(o->dist, mp_modelfile_gguf(s->mf), hp, &dpo, &s->l0, &s->l1, s->err,
 				sizeof s->err)) < 0)
+		goto fail;
+	if (ranks && (rc = mp_modelfile_map(s->mf, s->l0, s->l1, mp_dist_rank(o->dist) == 0, s->err,
+					    sizeof s->err)) < 0)
 		goto fail;
 	if ((rc = start_model(s)) < 0)
 		goto fail;

@@ -7,6 +7,7 @@
  * chained in one process, bit-identical to the whole model for decode,
  * prefill batches and a reset.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -86,16 +87,23 @@ static struct mp_plan plan_of(struct mp_plan_layer *ly)
 				 .min_pool_bytes = 2000, .layers = ly };
 }
 
+/* Three parts' merged table, two layers: per part the layers' bytes, the
+ * embeddings' and head's, "present"; layer 1 straddles parts 1 and 2. */
+static void test_parts_sum(void)
+{
+	const uint64_t w[3][4] = { { 1000, 0, 200, 1 }, { 0, 4000, 0, 1 }, { 0, 4500, 100, 1 } };
+	uint64_t weight[2], fixed;
+	mp_dist_parts_sum(&w[0][0], 3, 2, weight, &fixed);
+	CHECK_EQ_U64(weight[0], 1000);
+	CHECK_EQ_U64(weight[1], 8500);
+	CHECK_EQ_U64(fixed, 300);
+}
+
 static void test_rank_plan(void)
 {
 	struct mp_plan_layer ly[2];
 	char err[512];
-	uint64_t w[2], fixed;
 	struct mp_plan p = plan_of(ly);
-	mp_dist_weights(&p, w, &fixed);
-	CHECK_EQ_U64(w[0], 1000);
-	CHECK_EQ_U64(w[1], 8500);
-	CHECK_EQ_U64(fixed, 300);
 	/* rank 0, the dense layer: embeddings + layer 0, half the KV, no pool */
 	REQUIRE(mp_dist_plan(&p, 0, "h0", 0, 1, 0, 5000, err, sizeof err) == 0);
 	CHECK_EQ_U64(p.resident_bytes, 1300);
@@ -136,6 +144,8 @@ struct chain {
 	struct mp_expert_source inner;   /* the resident experts, hints counted */
 	uint32_t hints[8];               /* hint calls per layer */
 	uint32_t early, early_hinted;    /* early() calls; of those, hints they caused */
+	uint32_t sent;                   /* send() calls: prefill batches without a reply */
+	uint32_t n_embd;
 	char err[256];
 };
 
@@ -148,6 +158,22 @@ static int chain_forward(void *ctx, uint32_t pos, float *h, uint32_t n)
 			return -MP_EARG;
 		}
 	return 0;
+}
+
+/* A batch nobody reads: the stages run it (their KV caches need it), the
+ * rows leaving the last layer are dropped. */
+static int chain_send(void *ctx, uint32_t pos, const float *h, uint32_t n)
+{
+	struct chain *c = ((struct hop *)ctx)->c;
+	size_t bytes = sizeof(float) * n * c->n_embd;
+	float *rows = malloc(bytes);
+	if (!rows)
+		return -ENOMEM;
+	memcpy(rows, h, bytes);
+	c->sent++;
+	int rc = chain_forward(ctx, pos, rows, n);
+	free(rows);
+	return rc;
 }
 
 static void chain_early(void *ctx, uint32_t pos, const float *h)
@@ -207,7 +233,14 @@ static struct mp_model *make(struct model_fixture *fx, const struct mp_expert_so
 				   .pipe = pipe, .prefetch_depth = 2 };
 	char what[48];
 	snprintf(what, sizeof what, "layers %u-%u", l0, l1);
-	return fixture_model(fx, src, &o, what);
+	struct mp_model *m = fixture_model(fx, src, &o, what);
+	if (!m)
+		return NULL;
+	/* the KV cache holds this range's layers only */
+	const struct mp_hparams *hp = &fx->tm.hp;
+	uint64_t all = mp_model_kv_bytes_per_token(hp, MP_KV_F32) * NCTX;
+	CHECK_EQ_U64(mp_model_kv_bytes(m), all / hp->n_layer * ((l1 ? l1 : hp->n_layer) - l0));
+	return m;
 }
 
 /* Prompt (prefill) then greedy decode; every step's logits into out[NTOK][vocab]. */
@@ -243,6 +276,7 @@ static void chained(uint32_t wtype, uint32_t n_batch, const uint32_t *cut, int n
 	memset(&c, 0, sizeof c);
 	c.n = n_stage;
 	c.inner = fx.src;
+	c.n_embd = fx.tm.hp.n_embd;
 	struct mp_expert_source src = { .ctx = &c, .acquire = s_acquire, .next_ready = s_next,
 					.release = s_release, .err_msg = s_err, .hint = s_hint };
 	float *want = malloc(sizeof(float) * nv * NTOK), *got = malloc(sizeof(float) * nv * NTOK);
@@ -253,7 +287,7 @@ static void chained(uint32_t wtype, uint32_t n_batch, const uint32_t *cut, int n
 	for (int i = 0; i <= n_stage; i++) {
 		c.hop[i] = (struct hop){ &c, i };
 		pipe[i] = (struct mp_model_pipe){ &c.hop[i], i == 0 ? chain_forward : NULL, chain_err,
-						  chain_early };
+						  chain_early, i == 0 ? chain_send : NULL };
 	}
 	struct mp_model *first = make(&fx, &src, 0, cut[0], &pipe[0], n_batch);
 	for (int i = 0; i < n_stage; i++)
@@ -265,6 +299,9 @@ static void chained(uint32_t wtype, uint32_t n_batch, const uint32_t *cut, int n
 	/* each decode token's state went ahead to every stage and hinted its experts */
 	CHECK(c.early >= (uint32_t)(NTOK - 1) * (uint32_t)n_stage);
 	CHECK_EQ_INT(c.early_hinted, c.early);
+	/* a prompt of several batches: all but the last went on without a reply */
+	uint32_t n_pf = n_batch > 1 ? (6 + n_batch - 1) / n_batch : 0;
+	CHECK_EQ_INT(c.sent, n_pf ? n_pf - 1 : 0);
 	/* a new sequence: rank 0 resets, the stages rewind with the positions */
 	mp_model_reset(first);
 	memset(got, 0, sizeof(float) * nv * NTOK);
@@ -329,6 +366,7 @@ int main(void)
 	RUN(test_equal_split);
 	RUN(test_memory_follows);
 	RUN(test_too_many_ranks);
+	RUN(test_parts_sum);
 	RUN(test_rank_plan);
 	RUN(test_two_stages_decode);
 	RUN(test_three_stages_batches);

@@ -682,6 +682,43 @@ static void test_split(void)
 	CHECK_CONTAINS(err, "file name says part 1 of 4");
 }
 
+/* Several ranks (src/dist.h): a host holds part 1 and only some others. */
+static void test_split_partial(void)
+{
+	char err[MP_GGUF_ERR_LEN], path[512];
+	write_part("q-00001-of-00003.gguf", 0, 3, 3, "a");
+	write_part("q-00003-of-00003.gguf", 2, 3, 3, "c");   /* part 2 is another host's */
+	snprintf(path, sizeof path, "%s/q-00001-of-00003.gguf", tmpdir);
+	struct mp_gguf *g;
+	CHECK_EQ_INT(open_err("q-00001-of-00003.gguf", err), -ENOENT);   /* strict: named */
+	CHECK_CONTAINS(err, "q-00002-of-00003.gguf: split part 2 of 3 is missing");
+	int rc = mp_gguf_open_partial(path, &g, err, sizeof err);
+	if (rc)
+		MP_TEST_FAIL("partial open: %s", err);
+	REQUIRE(rc == 0);
+	CHECK_EQ_INT(mp_gguf_part_count(g), 3);
+	CHECK_EQ_INT(mp_gguf_parts_absent(g), 1);
+	CHECK_EQ_INT(mp_gguf_part_present(g, 0), 1);
+	CHECK_EQ_INT(mp_gguf_part_present(g, 1), 0);
+	CHECK_EQ_INT(mp_gguf_part_present(g, 2), 1);
+	CHECK_EQ_U64(mp_gguf_part_size(g, 1), 0);
+	CHECK_CONTAINS(mp_gguf_part_path(g, 1), "q-00002-of-00003.gguf");
+	CHECK_EQ_U64(mp_gguf_tensor_count(g), 2);
+	CHECK(mp_gguf_find_tensor(g, "b") == NULL);
+	const struct mp_gguf_tensor *t = mp_gguf_find_tensor(g, "c");
+	REQUIRE(t);
+	CHECK_EQ_INT(t->part, 2);
+	CHECK_EQ_U64(t->offset, mp_gguf_data_start(g, 2));
+	mp_gguf_destroy(g);
+	/* a part that is there is still checked */
+	write_part("q-00003-of-00003.gguf", 2, 4, 3, "c");
+	CHECK_EQ_INT(mp_gguf_open_partial(path, &g, err, sizeof err), -MP_EFORMAT);
+	CHECK_CONTAINS(err, "metadata key 'split.count' is 4, part 1 says 3");
+	/* and part 1 itself is required */
+	snprintf(path, sizeof path, "%s/r-00001-of-00002.gguf", tmpdir);
+	CHECK_EQ_INT(mp_gguf_open_partial(path, &g, err, sizeof err), -ENOENT);
+}
+
 static void test_not_found(void)
 {
 	char err[MP_GGUF_ERR_LEN];
@@ -718,6 +755,7 @@ int main(void)
 	RUN(test_types);
 	RUN(test_offsets);
 	RUN(test_split);
+	RUN(test_split_partial);
 	RUN(test_not_found);
 	struct mp_alloc_stats st;
 	mp_alloc_stats(&st);
