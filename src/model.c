@@ -44,6 +44,7 @@
 #include "ops.h"
 #include "quant.h"
 #include "types.h"
+#include "vecf32.h"
 
 int mp_model_fail(struct mp_model *m, const char *fmt, ...)
 {
@@ -175,7 +176,7 @@ static void expand_value(struct mp_model *m, struct mp_matvec_xcache *xc, const 
 
 /* One thread's scratch for the per-head attention work. */
 struct head_scratch {
-	float *q_lat;   /* [kv_lora_rank] */
+	float *q_lat;   /* [kv_width]: the absorbed query, then the rope query */
 	float *o_lat;   /* [kv_lora_rank] */
 	float *att;     /* [n_ctx] */
 	float *tmp;     /* [kv_lora_rank] */
@@ -218,6 +219,7 @@ static void heads_worker(void *ctx, int ith, int nth)
 	const struct mp_hparams *hp = m->hp;
 	struct head_scratch *hs = &m->hs[ith];
 	uint32_t d_qk = hp->d_nope + hp->d_rope, r = hp->kv_lora_rank, w = m->kv_width;
+	const struct mp_vf32_ops *vf = mp_vf32();
 	(void)nth;
 	for (;;) {
 		uint32_t h = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
@@ -226,16 +228,15 @@ static void heads_worker(void *ctx, int ith, int nth)
 		const float *q_nope = m->q + (size_t)h * d_qk, *q_rope = q_nope + hp->d_nope;
 		if (j->qin)
 			head_query(m, j->lw, h, j->qin);
+		/* q_lat | q_rope against each cached [c | k_rope]: one dot of w */
 		absorb_query(m, &hs->xq, j->lw, h, q_nope, hs->q_lat, hs->tmp);
-		for (uint32_t t = 0; t < j->n_pos; t++) {
-			const float *kv = m->kvf + (size_t)t * w;
-			hs->att[t] = m->kq_scale * (mp_ops_dot(hs->q_lat, kv, r) +
-						    mp_ops_dot(q_rope, kv + r, hp->d_rope));
-		}
+		memcpy(hs->q_lat + r, q_rope, sizeof(float) * hp->d_rope);
+		vf->dot_rows(hs->q_lat, m->kvf, w, j->n_pos, w, hs->att);
+		for (uint32_t t = 0; t < j->n_pos; t++)
+			hs->att[t] *= m->kq_scale;
 		mp_ops_softmax(hs->att, j->n_pos);
 		memset(hs->o_lat, 0, sizeof(float) * r);
-		for (uint32_t t = 0; t < j->n_pos; t++)
-			mp_ops_axpy(hs->o_lat, m->kvf + (size_t)t * w, hs->att[t], r);
+		vf->axpy_rows(hs->o_lat, m->kvf, w, hs->att, j->n_pos, r);
 		expand_value(m, &hs->xq, j->lw, h, hs->o_lat, m->o + (size_t)h * hp->d_v);
 	}
 }
@@ -323,9 +324,9 @@ static void attention(struct mp_model *m, uint32_t L, const float *x, float *out
 
 	if (m->opts.absorb) {
 		/* dequantize this layer's cache once, then share the heads out */
-		const struct mp_quant_ops *kv_ops = mp_quant_ops((uint32_t)m->opts.kv_type);
+		mp_dequant_fn kv_dq = mp_quant_dequant((uint32_t)m->opts.kv_type, mp_dispatch_path());
 		for (uint32_t t = 0; t < n_pos; t++)
-			kv_ops->dequant(mp_model_kv_slot(m, L, t), m->kvf + (size_t)t * m->kv_width, m->kv_width);
+			kv_dq(mp_model_kv_slot(m, L, t), m->kvf + (size_t)t * m->kv_width, m->kv_width);
 		struct heads_job job = { .m = m, .lw = lw, .n_pos = n_pos, .qin = qin };
 		atomic_init(&job.next, 0);
 		mp_threads_run(m->opts.threads, heads_worker, &job);
@@ -850,7 +851,7 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->hs = mp_calloc((size_t)m->n_hs, sizeof *m->hs);
 	for (int i = 0; m->hs && i < m->n_hs; i++) {
 		struct head_scratch *h = &m->hs[i];
-		h->q_lat = mp_calloc(hp->kv_lora_rank, sizeof(float));
+		h->q_lat = mp_calloc(m->kv_width, sizeof(float));
 		h->o_lat = mp_calloc(hp->kv_lora_rank, sizeof(float));
 		h->att = mp_calloc(m->opts.n_ctx, sizeof(float));
 		h->tmp = mp_calloc(hp->kv_lora_rank, sizeof(float));
