@@ -39,7 +39,18 @@ struct mp_vf32_ops {
 	 * bits of n_rows axpy calls */
 	void (*axpy_rows)(float *y, const float *rows, int64_t stride, const float *w, int64_t n_rows,
 			  int64_t n);
+	/* The same for MP_VF32_HEADS queries at once (each cached row read once
+	 * for all of them): out[k][t] = dot(q[k], rows + t·stride, n). */
+	void (*dot_heads)(const float *const *q, const float *rows, int64_t stride, int64_t n_rows,
+			  int64_t n, float *const *out);
+	/* y[k] += w[k][t]·(rows + t·stride) for t in order, k < MP_VF32_HEADS:
+	 * the bits of axpy_rows on each k. */
+	void (*axpy_heads)(float *const *y, const float *rows, int64_t stride, const float *const *w,
+			   int64_t n_rows, int64_t n);
 };
+
+/* How many queries dot_heads and axpy_heads take. */
+#define MP_VF32_HEADS 4   /* the SIMD kernels are written out for 4 */
 
 /* The kernels of path (the best one at or below it that exists). */
 const struct mp_vf32_ops *mp_vf32_ops(enum mp_kpath path);

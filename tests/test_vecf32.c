@@ -11,12 +11,13 @@
 #include "rng.h"
 #include "vecf32.h"
 
-#define MAXN 700
+#define MAXN 700   /* longest vector; MAXROWS + MAXN fits hw/hg */
 #define MAXROWS 11
 
 static struct mp_rng rng;
 static float xa[MAXN], rows[MAXROWS * (MAXN + 5)];
 static float want[MAXN + 16], got[MAXN + 16];
+static float qs[MP_VF32_HEADS][MAXN], hw[MP_VF32_HEADS][MAXN + 16], hg[MP_VF32_HEADS][MAXN + 16];
 
 /* A random float: mostly normal-sized, sometimes huge, tiny (subnormal),
  * zero, ±inf or NaN when wild. */
@@ -108,6 +109,47 @@ static int have_path(enum mp_kpath p)
 	return mp_dispatch_supported(p, mp_cpu_features());
 }
 
+/* dot_heads and axpy_heads of path p against the scalar ones, on rows
+ * (nr of n, stride apart) already filled. */
+static int compare_heads(const struct mp_vf32_ops *ref, const struct mp_vf32_ops *simd, const char *name,
+			 int64_t n, int64_t nr, int64_t stride, int wild)
+{
+	const float *q[MP_VF32_HEADS];
+	float *ow[MP_VF32_HEADS], *og[MP_VF32_HEADS];
+	for (int k = 0; k < MP_VF32_HEADS; k++) {
+		fill(qs[k], n, wild);
+		q[k] = qs[k], ow[k] = hw[k], og[k] = hg[k];
+	}
+	ref->dot_heads(q, rows, stride, nr, n, ow);
+	simd->dot_heads(q, rows, stride, nr, n, og);
+	for (int k = 0; k < MP_VF32_HEADS; k++)
+		for (int64_t t = 0; t < nr; t++)
+			if (!same(hw[k][t], hg[k][t])) {
+				MP_TEST_FAIL("%s dot_heads n=%lld rows=%lld: query %d row %lld is %.9g, scalar %.9g",
+					     name, (long long)n, (long long)nr, k, (long long)t, hg[k][t], hw[k][t]);
+				return -1;
+			}
+	/* weights: the scores just computed (any floats do) */
+	for (int k = 0; k < MP_VF32_HEADS; k++) {
+		fill(hw[k] + MAXROWS, n, 0);
+		memcpy(hg[k] + MAXROWS, hw[k] + MAXROWS, sizeof(float) * (size_t)n);
+		ow[k] = hw[k] + MAXROWS, og[k] = hg[k] + MAXROWS;
+		q[k] = hw[k];
+	}
+	ref->axpy_heads(ow, rows, stride, q, nr, n);
+	for (int k = 0; k < MP_VF32_HEADS; k++)
+		q[k] = hg[k];
+	simd->axpy_heads(og, rows, stride, q, nr, n);
+	for (int k = 0; k < MP_VF32_HEADS; k++)
+		for (int64_t i = 0; i < n; i++)
+			if (!same(ow[k][i], og[k][i])) {
+				MP_TEST_FAIL("%s axpy_heads n=%lld rows=%lld: query %d element %lld is %.9g, scalar %.9g",
+					     name, (long long)n, (long long)nr, k, (long long)i, og[k][i], ow[k][i]);
+				return -1;
+			}
+	return 0;
+}
+
 /* One random problem: every kernel of path p against the scalar one. */
 static int compare_once(const struct mp_vf32_ops *ref, const struct mp_vf32_ops *simd, const char *name, int wild)
 {
@@ -142,7 +184,7 @@ static int compare_once(const struct mp_vf32_ops *ref, const struct mp_vf32_ops 
 				     name, (long long)n, (long long)nr, (long long)i, got[i], want[i]);
 			return -1;
 		}
-	return 0;
+	return compare_heads(ref, simd, name, n, nr, stride, wild);
 }
 
 static void same_bits(enum mp_kpath p)
