@@ -153,11 +153,10 @@ static void absorb_query(struct mp_model *m, struct mp_matvec_xcache *xc, const 
 		return;
 	}
 	/* old files: accumulate q_nope[d] × kv_b row (h·(d_nope+d_v) + d) */
-	const struct mp_quant_ops *ops = mp_quant_ops(lw->kv_b.type);
+	mp_dequant_fn dequant = mp_quant_dequant(lw->kv_b.type, mp_dispatch_path());
 	memset(q_lat, 0, sizeof(float) * hp->kv_lora_rank);
 	for (uint32_t d = 0; d < hp->d_nope; d++) {
-		ops->dequant(mp_tensor_row(&lw->kv_b, (int64_t)h * (hp->d_nope + hp->d_v) + d), tmp,
-			     hp->kv_lora_rank);
+		dequant(mp_tensor_row(&lw->kv_b, (int64_t)h * (hp->d_nope + hp->d_v) + d), tmp, hp->kv_lora_rank);
 		mp_ops_axpy(q_lat, tmp, q_nope[d], hp->kv_lora_rank);
 	}
 }
@@ -286,11 +285,10 @@ static void decompress(struct mp_model *m, const struct mp_layer_weights *lw, ui
 	const struct mp_hparams *hp = m->hp;
 	if (hp->mla_new) {
 		/* k_b head h is [kv_lora][d_nope]: k_nope[d] = Σ_c k_b[h][c][d] · c[c] */
-		const struct mp_quant_ops *ops = mp_quant_ops(lw->k_b.type);
+		mp_dequant_fn dequant = mp_quant_dequant(lw->k_b.type, mp_dispatch_path());
 		memset(k_nope, 0, sizeof(float) * hp->d_nope);
 		for (uint32_t cc = 0; cc < hp->kv_lora_rank; cc++) {
-			ops->dequant(mp_tensor_row(&lw->k_b, (int64_t)h * hp->kv_lora_rank + cc), m->tmp,
-				     hp->d_nope);
+			dequant(mp_tensor_row(&lw->k_b, (int64_t)h * hp->kv_lora_rank + cc), m->tmp, hp->d_nope);
 			mp_ops_axpy(k_nope, m->tmp, c[cc], hp->d_nope);
 		}
 		linear_rows(m, &lw->v_b, (int64_t)h * hp->d_v, hp->d_v, c, v);

@@ -25,9 +25,11 @@ void mp_ops_silu_mul(float *a, const float *b, int64_t n)
 
 double mp_ops_softmax(float *x, int64_t n)
 {
+	/* x[i] > mx skips NaNs as fmaxf does, without its libm call per element
+	 * (the max's sign of zero cannot change an exp) */
 	float mx = -INFINITY;
 	for (int64_t i = 0; i < n; i++)
-		mx = fmaxf(mx, x[i]);
+		mx = x[i] > mx ? x[i] : mx;
 	double sum = 0;
 	for (int64_t i = 0; i < n; i++) {
 		x[i] = expf(x[i] - mx);
