@@ -337,6 +337,37 @@ static void attn_inputs_unfused(struct mp_model *m, const struct mp_layer_weight
 		mp_rope_apply(&m->rope, m->q + (size_t)h * d_qk + hp->d_nope, m->pos);
 }
 
+/* Rows of a layer's cache dequantized into m->kvf in one region, split in
+ * contiguous shares (element-wise: the bits do not depend on the split). */
+struct kv_job {
+	struct mp_model *m;
+	uint32_t layer, n_pos;
+	mp_dequant_fn dequant;
+};
+
+static void kv_worker(void *ctx, int ith, int nth)
+{
+	struct kv_job *j = ctx;
+	uint32_t t0 = (uint32_t)((uint64_t)j->n_pos * (uint32_t)ith / (uint32_t)nth);
+	uint32_t t1 = (uint32_t)((uint64_t)j->n_pos * (uint32_t)(ith + 1) / (uint32_t)nth);
+	for (uint32_t t = t0; t < t1; t++)
+		j->dequant(mp_model_kv_slot(j->m, j->layer, t), j->m->kvf + (size_t)t * j->m->kv_width,
+			   j->m->kv_width);
+}
+
+/* Below this many rows the caller dequantizes alone: the region would cost
+ * more than the work (a few µs per hundred rows of 576 f16 values). */
+enum { KV_PARALLEL_ROWS = 512 };
+
+static void kv_dequant(struct mp_model *m, uint32_t L, uint32_t n_pos)
+{
+	struct kv_job job = { m, L, n_pos, mp_quant_dequant((uint32_t)m->opts.kv_type, mp_dispatch_path()) };
+	if (n_pos >= KV_PARALLEL_ROWS)
+		mp_threads_run(m->opts.threads, kv_worker, &job);
+	else
+		kv_worker(&job, 0, 1);
+}
+
 static void attention(struct mp_model *m, uint32_t L, const float *x, float *out)
 {
 	const struct mp_hparams *hp = m->hp;
@@ -360,9 +391,7 @@ static void attention(struct mp_model *m, uint32_t L, const float *x, float *out
 
 	if (m->opts.absorb) {
 		/* dequantize this layer's cache once, then share the heads out */
-		mp_dequant_fn kv_dq = mp_quant_dequant((uint32_t)m->opts.kv_type, mp_dispatch_path());
-		for (uint32_t t = 0; t < n_pos; t++)
-			kv_dq(mp_model_kv_slot(m, L, t), m->kvf + (size_t)t * m->kv_width, m->kv_width);
+		kv_dequant(m, L, n_pos);
 		struct heads_job job = { .m = m, .lw = lw, .n_pos = n_pos, .qin = qin };
 		atomic_init(&job.next, 0);
 		mp_threads_run(m->opts.threads, heads_worker, &job);

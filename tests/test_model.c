@@ -250,7 +250,8 @@ static void test_fused_equals_unfused(void)
 
 /* Heads in groups of four (one thread, 10 heads: two groups, then two
  * single heads) give the bits of one head at a time (3 threads: too few
- * heads per thread to group), for both MLA layouts, f32 and q8_0 caches. */
+ * heads per thread to group), for both MLA layouts, f16, f32 and q8_0
+ * caches, and at 540 positions a cache dequantized by 3 threads. */
 static void test_head_groups(void)
 {
 	struct mp_threads *pool;
@@ -266,10 +267,14 @@ static void test_head_groups(void)
 		struct mp_model *a, *b;
 		struct mp_model_opts oa = base_opts, ob = base_opts;
 		ob.threads = pool;
-		oa.kv_type = ob.kv_type = variant & 2 ? MP_KV_Q8_0 : MP_KV_F32;
+		oa.kv_type = ob.kv_type = variant & 2 ? MP_KV_Q8_0 : variant ? MP_KV_F32 : MP_KV_F16;
+		/* variant 0 goes past 512 positions: the cache rows are then
+		 * dequantized in a region of 3 threads on b, by the caller on a */
+		uint32_t steps = variant ? 24 : 540;
+		oa.n_ctx = ob.n_ctx = steps;
 		REQUIRE(mp_model_create(&tm.hp, tm.w, &sa, &oa, &a, err, sizeof err) == 0);
 		REQUIRE(mp_model_create(&tm.hp, tm.w, &sb, &ob, &b, err, sizeof err) == 0);
-		int s = differing_step(a, b, 24, 7, tm.hp.n_vocab);
+		int s = differing_step(a, b, steps, 7, tm.hp.n_vocab);
 		if (s != -1)
 			MP_TEST_FAIL("variant %d: step %d logits of grouped heads differ", variant, s);
 		mp_model_destroy(a);
