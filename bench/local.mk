@@ -15,3 +15,8 @@ bench_matmul_CPPFLAGS = $(KERNELS_CPPFLAGS)
 bench_matmul_SOURCES = bench/matmul.c
 bench_matmul_LDADD = $(KERNELS_LIBS)
 EXTRA_DIST += bench/server.sh bench/ttft.sh bench/decode.sh
+
+noinst_PROGRAMS += bench/attention
+bench_attention_CPPFLAGS = $(KERNELS_CPPFLAGS)
+bench_attention_SOURCES = bench/attention.c
+bench_attention_LDADD = $(KERNELS_LIBS)

@@ -31,6 +31,8 @@ libmpkernels_la_SOURCES = \
 	kernels/simd.h \
 	kernels/types.c \
 	kernels/types.h \
+	kernels/vecf32.c \
+	kernels/vecf32.h \
 	kernels/x86_codes.h
 
 check_PROGRAMS += tests/test_dispatch
@@ -52,6 +54,11 @@ check_PROGRAMS += tests/test_dequant_simd
 tests_test_dequant_simd_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
 tests_test_dequant_simd_SOURCES = tests/test_dequant_simd.c tests/mp_test.h tests/quant_ref.h
 tests_test_dequant_simd_LDADD = $(KERNELS_LIBS)
+
+check_PROGRAMS += tests/test_vecf32
+tests_test_vecf32_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests
+tests_test_vecf32_SOURCES = tests/test_vecf32.c tests/mp_test.h
+tests_test_vecf32_LDADD = $(KERNELS_LIBS)
 
 check_PROGRAMS += tests/test_matvec
 tests_test_matvec_CPPFLAGS = $(KERNELS_CPPFLAGS) -I$(top_srcdir)/tests

@@ -44,6 +44,7 @@
 #include "ops.h"
 #include "quant.h"
 #include "types.h"
+#include "vecf32.h"
 
 int mp_model_fail(struct mp_model *m, const char *fmt, ...)
 {
@@ -157,11 +158,10 @@ static void absorb_query(struct mp_model *m, struct mp_matvec_xcache *xc, const 
 		return;
 	}
 	/* old files: accumulate q_nope[d] × kv_b row (h·(d_nope+d_v) + d) */
-	const struct mp_quant_ops *ops = mp_quant_ops(lw->kv_b.type);
+	mp_dequant_fn dequant = mp_quant_dequant(lw->kv_b.type, mp_dispatch_path());
 	memset(q_lat, 0, sizeof(float) * hp->kv_lora_rank);
 	for (uint32_t d = 0; d < hp->d_nope; d++) {
-		ops->dequant(mp_tensor_row(&lw->kv_b, (int64_t)h * (hp->d_nope + hp->d_v) + d), tmp,
-			     hp->kv_lora_rank);
+		dequant(mp_tensor_row(&lw->kv_b, (int64_t)h * (hp->d_nope + hp->d_v) + d), tmp, hp->kv_lora_rank);
 		mp_ops_axpy(q_lat, tmp, q_nope[d], hp->kv_lora_rank);
 	}
 }
@@ -178,11 +178,12 @@ static void expand_value(struct mp_model *m, struct mp_matvec_xcache *xc, const 
 			       hp->d_v, o_lat, o_h);
 }
 
-/* One thread's scratch for the per-head attention work. */
+/* One thread's scratch for the per-head attention work: slot k (of
+ * MP_VF32_HEADS) serves the k-th head of the group the thread claimed. */
 struct head_scratch {
-	float *q_lat;   /* [kv_lora_rank] */
-	float *o_lat;   /* [kv_lora_rank] */
-	float *att;     /* [n_ctx] */
+	float *q_lat;   /* [MP_VF32_HEADS][kv_width]: absorbed query | rope query */
+	float *o_lat;   /* [MP_VF32_HEADS][kv_lora_rank] */
+	float *att;     /* [MP_VF32_HEADS][n_ctx] */
 	float *tmp;     /* [kv_lora_rank] */
 	struct mp_matvec_xcache xq; /* the head's small products' inputs, quantized */
 };
@@ -211,11 +212,44 @@ static void head_query(struct mp_model *m, const struct mp_layer_weights *lw, ui
 	mp_rope_apply(&m->rope, m->q + (size_t)h * d_qk + hp->d_nope, m->pos);
 }
 
-/* Absorbed attention for the heads this thread claims (one at a time from a
- * counter, so a preempted thread does not hold the others up): the cache
- * rows are already dequantized in m->kvf; every head is computed by one
- * thread with the same calls, so the result does not depend on the thread
- * count or on which thread took it. */
+/* Scores, softmax and latent output of the n heads (1 or MP_VF32_HEADS) in
+ * slots k0 .. k0+n-1 of hs, whose queries are ready: [q_lat | q_rope]
+ * against each cached [c | k_rope] as one dot of kv_width, a group reading
+ * each cached row once for all its heads (vecf32.h: the same bits as one
+ * head at a time). */
+static void heads_attend(struct mp_model *m, struct head_scratch *hs, uint32_t k0, uint32_t n, uint32_t n_pos,
+			 const struct mp_vf32_ops *vf)
+{
+	uint32_t r = m->hp->kv_lora_rank, w = m->kv_width;
+	const float *q[MP_VF32_HEADS];
+	float *att[MP_VF32_HEADS], *o[MP_VF32_HEADS];
+	for (uint32_t k = 0; k < n; k++) {
+		q[k] = hs->q_lat + (size_t)(k0 + k) * w;
+		att[k] = hs->att + (size_t)(k0 + k) * m->opts.n_ctx;
+		o[k] = hs->o_lat + (size_t)(k0 + k) * r;
+	}
+	if (n == MP_VF32_HEADS)
+		vf->dot_heads(q, m->kvf, w, n_pos, w, att);
+	else
+		vf->dot_rows(q[0], m->kvf, w, n_pos, w, att[0]);
+	for (uint32_t k = 0; k < n; k++) {
+		for (uint32_t t = 0; t < n_pos; t++)
+			att[k][t] *= m->kq_scale;
+		mp_ops_softmax(att[k], n_pos);
+		memset(o[k], 0, sizeof(float) * r);
+	}
+	if (n == MP_VF32_HEADS)
+		vf->axpy_heads(o, m->kvf, w, (const float *const *)att, n_pos, r);
+	else
+		vf->axpy_rows(o[0], m->kvf, w, att[0], n_pos, r);
+}
+
+/* Absorbed attention for the heads this thread claims (a group of
+ * MP_VF32_HEADS at a time from a counter when there are at least two groups
+ * per thread, else one, so a preempted thread does not hold the others up):
+ * the cache rows are already dequantized in m->kvf; every head is computed
+ * by one thread with the same operations, so the result does not depend on
+ * the thread count, the grouping or on which thread took it. */
 static void heads_worker(void *ctx, int ith, int nth)
 {
 	struct heads_job *j = ctx;
@@ -223,25 +257,29 @@ static void heads_worker(void *ctx, int ith, int nth)
 	const struct mp_hparams *hp = m->hp;
 	struct head_scratch *hs = &m->hs[ith];
 	uint32_t d_qk = hp->d_nope + hp->d_rope, r = hp->kv_lora_rank, w = m->kv_width;
-	(void)nth;
+	uint32_t step = hp->n_head >= 2u * (uint32_t)nth * MP_VF32_HEADS ? MP_VF32_HEADS : 1;
+	const struct mp_vf32_ops *vf = mp_vf32();
 	for (;;) {
-		uint32_t h = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-		if (h >= hp->n_head)
+		uint32_t h0 = atomic_fetch_add_explicit(&j->next, step, memory_order_relaxed);
+		if (h0 >= hp->n_head)
 			return;
-		const float *q_nope = m->q + (size_t)h * d_qk, *q_rope = q_nope + hp->d_nope;
-		if (j->qin)
-			head_query(m, j->lw, h, j->qin);
-		absorb_query(m, &hs->xq, j->lw, h, q_nope, hs->q_lat, hs->tmp);
-		for (uint32_t t = 0; t < j->n_pos; t++) {
-			const float *kv = m->kvf + (size_t)t * w;
-			hs->att[t] = m->kq_scale * (mp_ops_dot(hs->q_lat, kv, r) +
-						    mp_ops_dot(q_rope, kv + r, hp->d_rope));
+		uint32_t n = hp->n_head - h0 < step ? hp->n_head - h0 : step;
+		for (uint32_t k = 0; k < n; k++) {
+			const float *q_nope = m->q + (size_t)(h0 + k) * d_qk;
+			float *q_lat = hs->q_lat + (size_t)k * w;
+			if (j->qin)
+				head_query(m, j->lw, h0 + k, j->qin);
+			absorb_query(m, &hs->xq, j->lw, h0 + k, q_nope, q_lat, hs->tmp);
+			memcpy(q_lat + r, q_nope + hp->d_nope, sizeof(float) * hp->d_rope);
 		}
-		mp_ops_softmax(hs->att, j->n_pos);
-		memset(hs->o_lat, 0, sizeof(float) * r);
-		for (uint32_t t = 0; t < j->n_pos; t++)
-			mp_ops_axpy(hs->o_lat, m->kvf + (size_t)t * w, hs->att[t], r);
-		expand_value(m, &hs->xq, j->lw, h, hs->o_lat, m->o + (size_t)h * hp->d_v);
+		if (n == MP_VF32_HEADS)
+			heads_attend(m, hs, 0, n, j->n_pos, vf);
+		else
+			for (uint32_t k = 0; k < n; k++)
+				heads_attend(m, hs, k, 1, j->n_pos, vf);
+		for (uint32_t k = 0; k < n; k++)
+			expand_value(m, &hs->xq, j->lw, h0 + k, hs->o_lat + (size_t)k * r,
+				     m->o + (size_t)(h0 + k) * hp->d_v);
 	}
 }
 
@@ -252,11 +290,10 @@ static void decompress(struct mp_model *m, const struct mp_layer_weights *lw, ui
 	const struct mp_hparams *hp = m->hp;
 	if (hp->mla_new) {
 		/* k_b head h is [kv_lora][d_nope]: k_nope[d] = Σ_c k_b[h][c][d] · c[c] */
-		const struct mp_quant_ops *ops = mp_quant_ops(lw->k_b.type);
+		mp_dequant_fn dequant = mp_quant_dequant(lw->k_b.type, mp_dispatch_path());
 		memset(k_nope, 0, sizeof(float) * hp->d_nope);
 		for (uint32_t cc = 0; cc < hp->kv_lora_rank; cc++) {
-			ops->dequant(mp_tensor_row(&lw->k_b, (int64_t)h * hp->kv_lora_rank + cc), m->tmp,
-				     hp->d_nope);
+			dequant(mp_tensor_row(&lw->k_b, (int64_t)h * hp->kv_lora_rank + cc), m->tmp, hp->d_nope);
 			mp_ops_axpy(k_nope, m->tmp, c[cc], hp->d_nope);
 		}
 		linear_rows(m, &lw->v_b, (int64_t)h * hp->d_v, hp->d_v, c, v);
@@ -305,6 +342,37 @@ static void attn_inputs_unfused(struct mp_model *m, const struct mp_layer_weight
 		mp_rope_apply(&m->rope, m->q + (size_t)h * d_qk + hp->d_nope, m->pos);
 }
 
+/* Rows of a layer's cache dequantized into m->kvf in one region, split in
+ * contiguous shares (element-wise: the bits do not depend on the split). */
+struct kv_job {
+	struct mp_model *m;
+	uint32_t layer, n_pos;
+	mp_dequant_fn dequant;
+};
+
+static void kv_worker(void *ctx, int ith, int nth)
+{
+	struct kv_job *j = ctx;
+	uint32_t t0 = (uint32_t)((uint64_t)j->n_pos * (uint32_t)ith / (uint32_t)nth);
+	uint32_t t1 = (uint32_t)((uint64_t)j->n_pos * (uint32_t)(ith + 1) / (uint32_t)nth);
+	for (uint32_t t = t0; t < t1; t++)
+		j->dequant(mp_model_kv_slot(j->m, j->layer, t), j->m->kvf + (size_t)t * j->m->kv_width,
+			   j->m->kv_width);
+}
+
+/* Below this many rows the caller dequantizes alone: the region would cost
+ * more than the work (a few µs per hundred rows of 576 f16 values). */
+enum { KV_PARALLEL_ROWS = 512 };
+
+static void kv_dequant(struct mp_model *m, uint32_t L, uint32_t n_pos)
+{
+	struct kv_job job = { m, L, n_pos, mp_quant_dequant((uint32_t)m->opts.kv_type, mp_dispatch_path()) };
+	if (n_pos >= KV_PARALLEL_ROWS)
+		mp_threads_run(m->opts.threads, kv_worker, &job);
+	else
+		kv_worker(&job, 0, 1);
+}
+
 static void attention(struct mp_model *m, uint32_t L, const float *x, float *out)
 {
 	const struct mp_hparams *hp = m->hp;
@@ -328,9 +396,7 @@ static void attention(struct mp_model *m, uint32_t L, const float *x, float *out
 
 	if (m->opts.absorb) {
 		/* dequantize this layer's cache once, then share the heads out */
-		const struct mp_quant_ops *kv_ops = mp_quant_ops((uint32_t)m->opts.kv_type);
-		for (uint32_t t = 0; t < n_pos; t++)
-			kv_ops->dequant(mp_model_kv_slot(m, L, t), m->kvf + (size_t)t * m->kv_width, m->kv_width);
+		kv_dequant(m, L, n_pos);
 		struct heads_job job = { .m = m, .lw = lw, .n_pos = n_pos, .qin = qin };
 		atomic_init(&job.next, 0);
 		mp_threads_run(m->opts.threads, heads_worker, &job);
@@ -859,9 +925,9 @@ int mp_model_create(const struct mp_hparams *hp, const struct mp_weights *w,
 	m->hs = mp_calloc((size_t)m->n_hs, sizeof *m->hs);
 	for (int i = 0; m->hs && i < m->n_hs; i++) {
 		struct head_scratch *h = &m->hs[i];
-		h->q_lat = mp_calloc(hp->kv_lora_rank, sizeof(float));
-		h->o_lat = mp_calloc(hp->kv_lora_rank, sizeof(float));
-		h->att = mp_calloc(m->opts.n_ctx, sizeof(float));
+		h->q_lat = mp_calloc((size_t)MP_VF32_HEADS * m->kv_width, sizeof(float));
+		h->o_lat = mp_calloc((size_t)MP_VF32_HEADS * hp->kv_lora_rank, sizeof(float));
+		h->att = mp_calloc((size_t)MP_VF32_HEADS * m->opts.n_ctx, sizeof(float));
 		h->tmp = mp_calloc(hp->kv_lora_rank, sizeof(float));
 		if (!h->q_lat || !h->o_lat || !h->att || !h->tmp)
 			goto nomem;

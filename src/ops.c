@@ -5,6 +5,7 @@
 #include <math.h>
 
 #include "ops.h"
+#include "vecf32.h"
 
 void mp_ops_rmsnorm(float *y, const float *x, const float *g, int64_t n, float eps)
 {
@@ -24,9 +25,11 @@ void mp_ops_silu_mul(float *a, const float *b, int64_t n)
 
 double mp_ops_softmax(float *x, int64_t n)
 {
+	/* x[i] > mx skips NaNs as fmaxf does, without its libm call per element
+	 * (the max's sign of zero cannot change an exp) */
 	float mx = -INFINITY;
 	for (int64_t i = 0; i < n; i++)
-		mx = fmaxf(mx, x[i]);
+		mx = x[i] > mx ? x[i] : mx;
 	double sum = 0;
 	for (int64_t i = 0; i < n; i++) {
 		x[i] = expf(x[i] - mx);
@@ -40,16 +43,12 @@ double mp_ops_softmax(float *x, int64_t n)
 
 void mp_ops_axpy(float *y, const float *x, float w, int64_t n)
 {
-	for (int64_t i = 0; i < n; i++)
-		y[i] += w * x[i];
+	mp_vf32()->axpy(y, x, w, n);
 }
 
 float mp_ops_dot(const float *x, const float *y, int64_t n)
 {
-	float s = 0;
-	for (int64_t i = 0; i < n; i++)
-		s += x[i] * y[i];
-	return s;
+	return mp_vf32()->dot(x, y, n);
 }
 
 /* Pair index at which the wavelength spans n_rot rotations of the original

@@ -18,10 +18,11 @@ void mp_ops_silu_mul(float *a, const float *b, int64_t n);
 /* In-place softmax over n values; returns log Σ exp (the log-sum-exp). */
 double mp_ops_softmax(float *x, int64_t n);
 
-/* y[i] += w · x[i] */
+/* y[i] += w · x[i] (kernels/vecf32.h, the process-wide path) */
 void mp_ops_axpy(float *y, const float *x, float w, int64_t n);
 
-/* Σ x[i]·y[i] in f32, element order. */
+/* Σ x[i]·y[i] in f32, in vecf32.h's fixed order (16 partial sums, a fixed
+ * tree): the same bits on every kernel path. */
 float mp_ops_dot(const float *x, const float *y, int64_t n);
 
 /* RoPE with YaRN, llama.cpp's NORM type: adjacent pairs (x[2m], x[2m+1]). */

@@ -188,6 +188,21 @@ static void test_absorbed_equals_naive(void)
 	}
 }
 
+/* Steps a and b through the same tokens (s·mul mod 31 + 2 at step s) and
+ * returns the first step whose logits differ in any bit, or −1 (−2: a step
+ * failed). */
+static int differing_step(struct mp_model *a, struct mp_model *b, uint32_t steps, uint32_t mul, uint32_t n_vocab)
+{
+	for (uint32_t s = 0; s < steps; s++) {
+		const float *la, *lb;
+		if (mp_model_step(a, s * mul % 31 + 2, &la) != 0 || mp_model_step(b, s * mul % 31 + 2, &lb) != 0)
+			return -2;
+		if (memcmp(la, lb, sizeof(float) * n_vocab) != 0)
+			return (int)s;
+	}
+	return -1;
+}
+
 /* The fused decode step (one quantization of each input per activation
  * type, one parallel region per batch of ready experts, merged attention
  * regions) gives the bits of the one-region-per-matrix step: logits compared
@@ -217,17 +232,11 @@ static void test_fused_equals_unfused(void)
 				ob.unfused = 1;
 				REQUIRE(mp_model_create(&tm.hp, tm.w, &sa, &oa, &a, err, sizeof err) == 0);
 				REQUIRE(mp_model_create(&tm.hp, tm.w, &sb, &ob, &b, err, sizeof err) == 0);
-				for (uint32_t s = 0; s < 16; s++) {
-					const float *la, *lb;
-					REQUIRE(mp_model_step(a, s * 5 % 31 + 2, &la) == 0);
-					REQUIRE(mp_model_step(b, s * 5 % 31 + 2, &lb) == 0);
-					if (memcmp(la, lb, sizeof(float) * tm.hp.n_vocab) != 0) {
-						MP_TEST_FAIL("%s mla_new %d q_lora %d, %d threads: step %u logits "
-							     "differ from the unfused step", mp_type_name(types[ti]),
-							     mla_new, q_lora, th, s);
-						break;
-					}
-				}
+				int s = differing_step(a, b, 16, 5, tm.hp.n_vocab);
+				if (s != -1)
+					MP_TEST_FAIL("%s mla_new %d q_lora %d, %d threads: step %d logits "
+						     "differ from the unfused step", mp_type_name(types[ti]),
+						     mla_new, q_lora, th, s);
 				mp_model_destroy(a);
 				mp_model_destroy(b);
 			}
@@ -237,6 +246,44 @@ static void test_fused_equals_unfused(void)
 		}
 	for (int n = 2; n <= 3; n++)
 		mp_threads_destroy(pool[n]);
+}
+
+/* Heads in groups of four (one thread, 10 heads: two groups, then two
+ * single heads) give the bits of one head at a time (3 threads: too few
+ * heads per thread to group), for both MLA layouts, f16, f32 and q8_0
+ * caches, and at 540 positions a cache dequantized by 3 threads. */
+static void test_head_groups(void)
+{
+	struct mp_threads *pool;
+	REQUIRE(mp_threads_create(3, &pool) == 0);
+	for (int variant = 0; variant < 4; variant++) {
+		struct test_model tm;
+		tiny_build_heads(&tm, MP_TYPE_Q8_0, variant & 1, 1, 0, 51 + variant, 10);
+		struct mp_resident_experts *ra, *rb;
+		struct mp_expert_source sa, sb;
+		char err[256];
+		REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &ra, &sa) == 0);
+		REQUIRE(mp_resident_experts_create(&tm.hp, tm.w, &rb, &sb) == 0);
+		struct mp_model *a, *b;
+		struct mp_model_opts oa = base_opts, ob = base_opts;
+		ob.threads = pool;
+		oa.kv_type = ob.kv_type = variant & 2 ? MP_KV_Q8_0 : variant ? MP_KV_F32 : MP_KV_F16;
+		/* variant 0 goes past 512 positions: the cache rows are then
+		 * dequantized in a region of 3 threads on b, by the caller on a */
+		uint32_t steps = variant ? 24 : 540;
+		oa.n_ctx = ob.n_ctx = steps;
+		REQUIRE(mp_model_create(&tm.hp, tm.w, &sa, &oa, &a, err, sizeof err) == 0);
+		REQUIRE(mp_model_create(&tm.hp, tm.w, &sb, &ob, &b, err, sizeof err) == 0);
+		int s = differing_step(a, b, steps, 7, tm.hp.n_vocab);
+		if (s != -1)
+			MP_TEST_FAIL("variant %d: step %d logits of grouped heads differ", variant, s);
+		mp_model_destroy(a);
+		mp_model_destroy(b);
+		mp_resident_experts_destroy(ra);
+		mp_resident_experts_destroy(rb);
+		tiny_drop(&tm);
+	}
+	mp_threads_destroy(pool);
 }
 
 /* A source whose experts become ready in stages: mode 0 none until waited
@@ -577,6 +624,14 @@ static void test_rope_constants(void)
 
 int main(void)
 {
+	/* the kernel path the CPU (or MOEPAGER_CPU) picks, as moepager runs:
+	 * test_head_groups then covers that path's grouped attention kernels */
+	char why[256];
+	if (mp_dispatch_init(why, sizeof why) < 0) {
+		fprintf(stderr, "test_model: %s\n", why);
+		return 1;
+	}
+	printf("note: kernel path %s\n", why);
 	RUN(test_router);
 	RUN(test_rope_constants);
 	RUN(test_f32_matches_reference);
@@ -584,6 +639,7 @@ int main(void)
 	RUN(test_q8_0_matches_reference);
 	RUN(test_absorbed_equals_naive);
 	RUN(test_fused_equals_unfused);
+	RUN(test_head_groups);
 	RUN(test_fused_ready_batches);
 	RUN(test_softmax_and_experts_override);
 	RUN(test_truncate);

@@ -30,10 +30,16 @@ static struct mp_tensor make(struct test_model *tm, struct mp_rng *r, uint32_t t
 void tiny_build(struct test_model *tm, uint32_t wtype, int mla_new, int q_lora, int softmax,
 		  uint64_t seed)
 {
+	tiny_build_heads(tm, wtype, mla_new, q_lora, softmax, seed, 4);
+}
+
+void tiny_build_heads(struct test_model *tm, uint32_t wtype, int mla_new, int q_lora, int softmax,
+		      uint64_t seed, uint32_t n_head)
+{
 	memset(tm, 0, sizeof *tm);
 	struct mp_hparams *hp = &tm->hp;
 	*hp = (struct mp_hparams){
-		.n_layer = 3, .n_dense_lead = 1, .n_embd = 128, .n_head = 4,
+		.n_layer = 3, .n_dense_lead = 1, .n_embd = 128, .n_head = n_head,
 		.q_lora_rank = q_lora ? 64 : 0, .kv_lora_rank = 64, .d_nope = 32, .d_rope = 32,
 		.d_v = 32, .n_ff = 128, .n_ff_exp = 64, .n_expert = 8, .n_expert_used = 2,
 		.n_expert_shared = 1, .n_group = softmax ? 1 : 4, .n_group_used = softmax ? 1 : 2,

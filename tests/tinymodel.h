@@ -22,6 +22,9 @@ struct test_model {
 /* wtype: type of every matrix (norms, router and bias stay F32). */
 void tiny_build(struct test_model *tm, uint32_t wtype, int mla_new, int q_lora, int softmax,
 		uint64_t seed);
+/* The same with n_head heads instead of 4. */
+void tiny_build_heads(struct test_model *tm, uint32_t wtype, int mla_new, int q_lora, int softmax,
+		      uint64_t seed, uint32_t n_head);
 void tiny_drop(struct test_model *tm);
 
 /* Writes tm as a GGUF deepseek2 file with R1's key names (no tokenizer).
