@@ -14,4 +14,4 @@ noinst_PROGRAMS += bench/matmul
 bench_matmul_CPPFLAGS = $(KERNELS_CPPFLAGS)
 bench_matmul_SOURCES = bench/matmul.c
 bench_matmul_LDADD = $(KERNELS_LIBS)
-EXTRA_DIST += bench/server.sh bench/ttft.sh
+EXTRA_DIST += bench/server.sh bench/ttft.sh bench/flops.py

@@ -155,9 +155,12 @@ int mp_matvec(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *
 /* ---- several direct products in one region ------------------------------------ */
 
 /* Chunks numbered across the items: item i owns chunks end[i-1] .. end[i]-1
- * of rows[i] rows each, ROW_CHUNK / m rows (at least one), so a chunk is
- * about ROW_CHUNK dots or more: one vector takes matvec's chunks.  A
- * thread's claims only grow, so its item index only moves forward. */
+ * of rows[i] rows each: QM_DOTS / m rows, at most ROW_CHUNK and at least
+ * one, so a chunk of many vectors is still about QM_DOTS dots (a counter
+ * claim per row costs more than it balances) and one vector takes matvec's
+ * chunks.  A thread's claims only grow, so its item index only moves
+ * forward. */
+enum { QM_DOTS = 512 };
 struct qmulti_job {
 	const struct mp_matmul_q_item *it;
 	int n;
@@ -219,7 +222,8 @@ static void qmulti_region(struct mp_threads *pool, enum mp_kpath path,
 		const struct mp_matmul_q_item *it = &items[i];
 		check_mat(&it->w, &j.row_bytes[i]);   /* checked by the caller */
 		j.dot[i] = mp_quant_vec_dot(it->w.type, path);
-		int64_t rows = it->m ? ROW_CHUNK / it->m : it->w.rows;
+		int64_t rows = it->m ? QM_DOTS / it->m : ROW_CHUNK;
+		rows = rows > ROW_CHUNK ? ROW_CHUNK : rows;
 		j.rows[i] = rows < 1 ? 1 : rows;
 		chunks += it->m ? (it->w.rows + j.rows[i] - 1) / j.rows[i] : 0;
 		j.end[i] = chunks;
