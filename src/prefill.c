@@ -18,8 +18,8 @@
  *     in waves of at most n_expert_used; each expert applied to exactly the
  *     tokens routed to it as soon as it is ready (the experts ready at once
  *     whose products all take the direct path as one group: their gates and
- *     ups in one parallel region over the batch input quantized once per
- *     activation type, their downs in one more); while a wave computes, the
+ *     ups in one parallel region over the batch input quantized once into
+ *     attention's buffer o, their downs in one more); while a wave computes, the
  *     next wave (or, for the last, layer L+1's router on the whole batch) is
  *     hinted to the source so its reads overlap this compute
  *
@@ -97,7 +97,7 @@ struct mp_batch {
 	float *fg, *fu;               /* [K+1][F]: gate (then silu(gate)·up), up */
 	uint8_t *fq;                  /* [K+1][4F]: fg in the down matrix's activation type */
 	/* the batched routed experts' regions (n > 1) */
-	struct mp_matvec_xcache xall; /* the layer's n inputs, each activation type once */
+	uint32_t xq_vt;               /* 1 + the vec_dot type of the layer inputs in o (0: none) */
 	const void **xp, **hq;        /* [cap·K]: a group's gate/up inputs, down inputs */
 };
 
@@ -113,7 +113,6 @@ void mp_batch_destroy(struct mp_batch *b)
 	}
 	mp_free(b->hb);
 	mp_matvec_xcache_free(&b->xin);
-	mp_matvec_xcache_free(&b->xall);
 	mp_free(b->xp);
 	mp_free(b->hq);
 	void *bufs[] = { b->h, b->x, b->f, b->q, b->qa, b->kv, b->o, b->ffa, b->ffb, b->rl, b->routes, b->eout, b->xe,
@@ -174,8 +173,7 @@ uint64_t mp_model_batch_bytes(const struct mp_hparams *hp, uint32_t n_batch, uin
 	uint64_t per_tok = 4 * (token_floats(hp, K, hp->kv_lora_rank + hp->d_rope) +
 				th * head_floats(hp)) +
 			   hp->n_layer * sizeof(struct mp_route) + K * sizeof(uint32_t) +
-			   K * 2 * sizeof(void *) +   /* xp, hq */
-			   2ull * hp->n_embd;         /* xall: about one 8-bit activation type */
+			   K * 2 * sizeof(void *);    /* xp, hq */
 	uint64_t fixed = 4ull * 2 * ff_floats(hp, cap) + 4ull * 3 * (K + 1) * expert_ff(hp) + 4ull * LOGIT_CHUNK * hp->n_vocab + 16ull * (hp->n_expert + 1) +
 			 th * (4ull * QBLOCK * n_ctx) +   /* each thread's scores */
 			 th * (1ull << 20);   /* each worker's dequantized chunk (matvec.c) */
@@ -510,6 +508,28 @@ static int ready_views(struct mp_model *m, uint32_t L, int block, uint32_t left,
 	return (int)got;
 }
 
+/* The layer's n inputs x in the vec_dot type of wtype, quantized as one
+ * vector into b->o (attention's output, free during the MoE layer) at the
+ * first request for that type since the layer began (b->xq_vt), or x itself
+ * for f32 activations; NULL when they do not fit o.  A request for another
+ * type quantizes over the first: groups ask for one type each (wave_ready). */
+static const uint8_t *batch_xq(struct mp_model *m, uint32_t wtype, const float *x, uint32_t n)
+{
+	struct mp_batch *b = m->batch;
+	const struct mp_hparams *hp = m->hp;
+	uint32_t vt = mp_type_info(wtype)->vec_dot_type;
+	int64_t bytes = mp_matvec_x_bytes(wtype, (int64_t)hp->n_embd * n);
+	if (vt == MP_TYPE_F32)
+		return (const uint8_t *)x;
+	if (bytes < 0 || (uint64_t)bytes > (uint64_t)b->cap * hp->n_head * hp->d_v * sizeof(float))
+		return NULL;
+	if (b->xq_vt != vt + 1) {
+		mp_matvec_quantize_x(wtype, x, (int64_t)hp->n_embd * n, b->o);
+		b->xq_vt = vt + 1;
+	}
+	return (const uint8_t *)b->o;
+}
+
 /* Whether expert e (matrices in ev) joins a wave's regions: every product of
  * its cnt tokens takes the direct path, as swiglu_batch would choose, and
  * the batch input quantized as one vector gives each token's bytes (so the
@@ -522,13 +542,15 @@ static int direct_expert(const struct mp_model *m, uint32_t e, const struct mp_e
 	return !m->opts.unfused && cnt < mp_matmul_crossover(g->type) && u->type == g->type &&
 	       u->ne[0] == g->ne[0] && u->ne[1] == g->ne[1] && g->ne[0] == D && d->ne[1] == D &&
 	       d->ne[0] == g->ne[1] && cnt < mp_matmul_crossover(d->type) && xb > 0 &&
-	       mp_matvec_x_bytes(g->type, D * n) == xb * n;
+	       mp_matvec_x_bytes(g->type, D * n) == xb * n &&
+	       (mp_type_info(g->type)->vec_dot_type == MP_TYPE_F32 ||
+		(uint64_t)xb * n <= (uint64_t)m->batch->cap * m->hp->n_head * m->hp->d_v * sizeof(float));
 }
 
 /* The gate and up items of experts ex[0..ne) on their tokens' rows of the
- * quantized batch input (b->xall); hidden values at ffa/ffb in order. */
-static int group_gate_up(struct mp_model *m, const uint32_t *ex, const struct mp_expert_view *ev,
-			 uint32_t ne, struct mp_matmul_q_item *it)
+ * quantized batch input (batch_xq); hidden values at ffa/ffb in order. */
+static int group_gate_up(struct mp_model *m, const float *x, uint32_t n, const uint32_t *ex,
+			 const struct mp_expert_view *ev, uint32_t ne, struct mp_matmul_q_item *it)
 {
 	struct mp_batch *b = m->batch;
 	uint32_t K = m->router.n_used;
@@ -537,13 +559,12 @@ static int group_gate_up(struct mp_model *m, const uint32_t *ex, const struct mp
 		const struct mp_tensor *g = &ev[s].gate, *u = &ev[s].up;
 		uint32_t cnt = b->cnt[ex[s]];
 		const uint32_t *use = b->use + b->first[ex[s]];
-		const void *xq;
-		int rc = mp_matvec_xcache_get(&b->xall, g->type, &xq);
-		if (rc < 0)
-			return rc;
+		const uint8_t *xq = batch_xq(m, g->type, x, n);
+		if (!xq)
+			return -MP_EARG;   /* direct_expert checked it fits */
 		uint64_t xb = (uint64_t)mp_matvec_x_bytes(g->type, g->ne[0]);
 		for (uint32_t t = 0; t < cnt; t++)
-			b->xp[off + t] = (const uint8_t *)xq + (uint64_t)(use[t] / K) * xb;
+			b->xp[off + t] = xq + (uint64_t)(use[t] / K) * xb;
 		it[2 * s] = (struct mp_matmul_q_item){ { g->data, g->type, g->ne[1], g->ne[0] }, cnt,
 						       b->xp + off, b->ffa + fo, g->ne[1], NULL };
 		it[2 * s + 1] = (struct mp_matmul_q_item){ { u->data, u->type, u->ne[1], u->ne[0] }, cnt,
@@ -591,11 +612,12 @@ static int group_down(struct mp_model *m, const uint32_t *ex, const struct mp_ex
  * tokens: all gates and ups in one parallel region, all downs in one more.
  * Each output is the direct path's vec_dot on the bytes apply_expert would
  * give it, so the results are its bits.  An error is kept in b->rc. */
-static void run_group(struct mp_model *m, const uint32_t *ex, const struct mp_expert_view *ev, uint32_t ne)
+static void run_group(struct mp_model *m, const float *x, uint32_t n, const uint32_t *ex,
+		      const struct mp_expert_view *ev, uint32_t ne)
 {
 	struct mp_batch *b = m->batch;
 	struct mp_matmul_q_item it[2 * MP_ROUTER_MAX_USED];
-	int rc = group_gate_up(m, ex, ev, ne, it);
+	int rc = group_gate_up(m, x, n, ex, ev, ne, it);
 	if (rc == 0)
 		rc = mp_matmul_q_multi(m->opts.threads, mp_dispatch_path(), it, (int)(2 * ne));
 	if (rc == 0)
@@ -622,14 +644,15 @@ static void wave_ready(struct mp_model *m, const struct mp_moe_io *io, const uin
 			continue;
 		}
 		size_t need = (size_t)b->cnt[e] * (size_t)ev[i].gate.ne[1];
-		if (ng && fill + need > b->ff_cap) {
-			run_group(m, ex, gv, ng);
+		uint32_t vt = mp_type_info(ev[i].gate.type)->vec_dot_type;
+		if (ng && (fill + need > b->ff_cap || vt != mp_type_info(gv[0].gate.type)->vec_dot_type)) {
+			run_group(m, io->x, io->n, ex, gv, ng);
 			ng = 0, fill = 0;
 		}
 		ex[ng] = e, gv[ng++] = ev[i], fill += need;
 	}
 	if (ng)
-		run_group(m, ex, gv, ng);
+		run_group(m, io->x, io->n, ex, gv, ng);
 }
 
 /* Applies the experts of an acquired wave as they become ready, every set
@@ -805,7 +828,7 @@ int mp_model_moe(struct mp_model *m, uint32_t L, const struct mp_moe_io *io)
 	size_t D = hp->n_embd;
 	uint32_t K = m->router.n_used, n = io->n;
 	b->rc = 0;
-	mp_matvec_xcache_reset(&b->xall, io->x, (int64_t)(n * D));
+	b->xq_vt = 0;   /* a new layer input */
 	uint64_t t = mp_clock_now_ns(), wait0 = m->ph[MP_PHASE_WAIT];
 	mm(m, &lw->gate_inp, 0, hp->n_expert, io->x, n, b->rl);
 	for (uint32_t i = 0; i < n; i++)
