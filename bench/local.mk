@@ -14,7 +14,7 @@ noinst_PROGRAMS += bench/matmul
 bench_matmul_CPPFLAGS = $(KERNELS_CPPFLAGS)
 bench_matmul_SOURCES = bench/matmul.c
 bench_matmul_LDADD = $(KERNELS_LIBS)
-EXTRA_DIST += bench/server.sh bench/ttft.sh bench/decode.sh
+EXTRA_DIST += bench/server.sh bench/ttft.sh bench/decode.sh bench/flops.py
 
 noinst_PROGRAMS += bench/attention
 bench_attention_CPPFLAGS = $(KERNELS_CPPFLAGS)

@@ -101,35 +101,8 @@ prefix() { # prefix N: the shortest byte count giving at least N tokens
 # ---- the prefill's FLOPs for N tokens, from the tensor shapes ----
 "$bin/moepager-gguf" tensors "$model" --json >"$tmp/tensors.json" || exit 1
 "$bin/moepager-gguf" info "$model" --json >"$tmp/info.json" || exit 1
-flops() { # flops N: floating-point operations of an N-token prefill
-	python3 - "$tmp/tensors.json" "$tmp/info.json" "$1" <<'PY'
-import json, sys
-ts = json.load(open(sys.argv[1]))
-md = {k: v.split()[-1] for k, v in json.load(open(sys.argv[2]))["metadata"].items()}
-n = int(sys.argv[3])
-g = lambda k: int(md["deepseek2." + k])
-E, K, H = g("expert_count"), g("expert_used_count"), g("attention.head_count")
-kv, rope, L = g("attention.kv_lora_rank"), g("rope.dimension_count"), g("block_count")
-per_tok = 0
-out = 0
-for t in ts:
-    s = t["shape"]
-    if len(s) < 2 or t["name"] == "token_embd.weight":
-        continue
-    e = 1
-    for d in s:
-        e *= d
-    if t["name"] == "output.weight":
-        out = 2 * e          # logits of the last position only (-n 1)
-    elif "_exps." in t["name"]:
-        per_tok += 2 * e * K // E
-    else:
-        per_tok += 2 * e
-# absorbed MLA: per head and (query, key) pair, a dot over kv + rope and a
-# kv-wide weighted sum of the latent values; causal, so n(n+1)/2 pairs
-attn = L * H * (2 * (kv + rope) + 2 * kv) * n * (n + 1) // 2
-print(per_tok * n + attn + out)
-PY
+flops() { # flops N: floating-point operations of an N-token prefill (bench/flops.py)
+	python3 bench/flops.py "$tmp/tensors.json" "$tmp/info.json" "$1"
 }
 
 bytes_of() { # "12.5 GiB" -> bytes

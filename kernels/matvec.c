@@ -152,25 +152,30 @@ int mp_matvec(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *
 	return rc;
 }
 
-/* ---- several matrices in one region ------------------------------------------ */
+/* ---- several direct products in one region ------------------------------------ */
 
-/* Chunks of ROW_CHUNK rows, numbered across the items: item i owns chunks
- * end[i-1] .. end[i]-1.  A thread's claims only grow, so its item index
- * only moves forward. */
-struct multi_job {
-	const struct mp_matvec_item *it;
+/* Chunks numbered across the items: item i owns chunks end[i-1] .. end[i]-1
+ * of rows[i] rows each: QM_DOTS / m rows, at most ROW_CHUNK and at least
+ * one, so a chunk of many vectors is still about QM_DOTS dots (a counter
+ * claim per row costs more than it balances) and one vector takes matvec's
+ * chunks.  A thread's claims only grow, so its item index only moves
+ * forward. */
+enum { QM_DOTS = 512 };
+struct qmulti_job {
+	const struct mp_matmul_q_item *it;
 	int n;
 	mp_vec_dot_fn dot[MP_MATVEC_MULTI_MAX];
 	uint64_t row_bytes[MP_MATVEC_MULTI_MAX];
+	int64_t rows[MP_MATVEC_MULTI_MAX];  /* rows per chunk of item i */
 	int64_t end[MP_MATVEC_MULTI_MAX];   /* chunks of items 0..i */
 	_Atomic int64_t next;               /* next unclaimed chunk */
 };
 
-static void multi_worker(void *ctx, int ith, int nth)
+static void qmulti_worker(void *ctx, int ith, int nth)
 {
 	(void)ith;
 	(void)nth;
-	struct multi_job *j = ctx;
+	struct qmulti_job *j = ctx;
 	int i = 0;
 	for (;;) {
 		int64_t c = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
@@ -178,30 +183,78 @@ static void multi_worker(void *ctx, int ith, int nth)
 			return;
 		while (c >= j->end[i])
 			i++;
-		const struct mp_matvec_item *it = &j->it[i];
-		int64_t r0 = (c - (i ? j->end[i - 1] : 0)) * ROW_CHUNK;
-		int64_t r1 = r0 + ROW_CHUNK < it->w.rows ? r0 + ROW_CHUNK : it->w.rows;
-		const uint8_t *w = it->w.data;
-		for (int64_t r = r0; r < r1; r++)
-			it->y[r] = j->dot[i](it->w.cols, w + (uint64_t)r * j->row_bytes[i], it->xq);
+		const struct mp_matmul_q_item *it = &j->it[i];
+		int64_t r0 = (c - (i ? j->end[i - 1] : 0)) * j->rows[i];
+		int64_t r1 = r0 + j->rows[i] < it->w.rows ? r0 + j->rows[i] : it->w.rows;
+		for (int64_t r = r0; r < r1; r++) {
+			const uint8_t *wr = (const uint8_t *)it->w.data + (uint64_t)r * j->row_bytes[i];
+			for (int64_t t = 0; t < it->m; t++) {
+				int64_t o = (it->yrow ? (int64_t)it->yrow[t] : t) * it->ldy;
+				it->y[o + r] = j->dot[i](it->w.cols, wr, it->xq[t]);
+			}
+		}
 	}
 }
 
-/* At most MP_MATVEC_MULTI_MAX items, checked, in one region. */
-static void multi_region(struct mp_threads *pool, enum mp_kpath path,
-			const struct mp_matvec_item *items, int n)
+static int qitem_check(const struct mp_matmul_q_item *it)
 {
-	struct multi_job j = { .it = items, .n = n };
+	uint64_t row_bytes;
+	int rc = check_mat(&it->w, &row_bytes);
+	if (rc < 0)
+		return rc;
+	if (it->m < 0 || it->ldy < it->w.rows)
+		return it->m < 0 ? -MP_EARG : -MP_EFORMAT;
+	if (it->m > 0 && (!it->xq || !it->y))
+		return -MP_EARG;
+	for (int64_t t = 0; t < it->m; t++)
+		if (!it->xq[t])
+			return -MP_EARG;
+	return 0;
+}
+
+/* At most MP_MATVEC_MULTI_MAX checked items in one region. */
+static void qmulti_region(struct mp_threads *pool, enum mp_kpath path,
+			  const struct mp_matmul_q_item *items, int n)
+{
+	struct qmulti_job j = { .it = items, .n = n };
 	int64_t chunks = 0;
 	for (int i = 0; i < n; i++) {
-		check_mat(&items[i].w, &j.row_bytes[i]);   /* checked by the caller */
-		j.dot[i] = mp_quant_vec_dot(items[i].w.type, path);
-		chunks += (items[i].w.rows + ROW_CHUNK - 1) / ROW_CHUNK;
+		const struct mp_matmul_q_item *it = &items[i];
+		check_mat(&it->w, &j.row_bytes[i]);   /* checked by the caller */
+		j.dot[i] = mp_quant_vec_dot(it->w.type, path);
+		int64_t rows = it->m ? QM_DOTS / it->m : ROW_CHUNK;
+		rows = rows > ROW_CHUNK ? ROW_CHUNK : rows;
+		j.rows[i] = rows < 1 ? 1 : rows;
+		chunks += it->m ? (it->w.rows + j.rows[i] - 1) / j.rows[i] : 0;
 		j.end[i] = chunks;
 	}
 	atomic_init(&j.next, 0);
 	if (chunks > 0)
-		mp_threads_run(pool, multi_worker, &j);
+		mp_threads_run(pool, qmulti_worker, &j);
+}
+
+int mp_matmul_q_multi(struct mp_threads *pool, enum mp_kpath path,
+		      const struct mp_matmul_q_item *items, int n)
+{
+	if (n < 0 || (n > 0 && !items))
+		return -MP_EARG;
+	if (!mp_dispatch_supported(path, mp_cpu_features()))
+		return -MP_EUNAVAIL;
+	for (int i = 0; i < n; i++) {   /* every item checked before any is run */
+		int rc = qitem_check(&items[i]);
+		if (rc < 0)
+			return rc;
+	}
+	for (int i0 = 0; i0 < n; i0 += MP_MATVEC_MULTI_MAX)
+		qmulti_region(pool, path, items + i0,
+			      n - i0 < MP_MATVEC_MULTI_MAX ? n - i0 : MP_MATVEC_MULTI_MAX);
+	return 0;
+}
+
+/* A matvec item as a direct product of one vector. */
+static struct mp_matmul_q_item one_vector(const struct mp_matvec_item *it)
+{
+	return (struct mp_matmul_q_item){ it->w, 1, &it->xq, it->y, it->w.rows, NULL };
 }
 
 int mp_matvec_multi(struct mp_threads *pool, enum mp_kpath path,
@@ -212,16 +265,18 @@ int mp_matvec_multi(struct mp_threads *pool, enum mp_kpath path,
 	if (!mp_dispatch_supported(path, mp_cpu_features()))
 		return -MP_EUNAVAIL;
 	for (int i = 0; i < n; i++) {   /* every item checked before any is run */
-		uint64_t row_bytes;
-		int rc = check_mat(&items[i].w, &row_bytes);
+		struct mp_matmul_q_item q = one_vector(&items[i]);
+		int rc = qitem_check(&q);
 		if (rc < 0)
 			return rc;
-		if (!items[i].xq || !items[i].y)
-			return -MP_EARG;
 	}
-	for (int i0 = 0; i0 < n; i0 += MP_MATVEC_MULTI_MAX)
-		multi_region(pool, path, items + i0,
-			     n - i0 < MP_MATVEC_MULTI_MAX ? n - i0 : MP_MATVEC_MULTI_MAX);
+	struct mp_matmul_q_item q[MP_MATVEC_MULTI_MAX];
+	for (int i0 = 0; i0 < n; i0 += MP_MATVEC_MULTI_MAX) {
+		int k = n - i0 < MP_MATVEC_MULTI_MAX ? n - i0 : MP_MATVEC_MULTI_MAX;
+		for (int i = 0; i < k; i++)
+			q[i] = one_vector(&items[i0 + i]);
+		qmulti_region(pool, path, q, k);
+	}
 	return 0;
 }
 

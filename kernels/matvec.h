@@ -113,6 +113,30 @@ int mp_matmul(struct mp_threads *pool, const struct mp_mat *w, const float *x, i
 int mp_matmul_q(struct mp_threads *pool, enum mp_kpath path, const struct mp_mat *w,
 		const float *x, int64_t m, float *y);
 
+/* One matrix of a multi-matrix direct product: Y = X·Wᵀ for m vectors that
+ * are already in the vec_dot type of W's type (each where xq[t] points: rows
+ * of one quantized batch, picked by token), output t at y + t·ldy, or at
+ * y + yrow[t]·ldy when yrow is not NULL (scattered to its token's slot). */
+struct mp_matmul_q_item {
+	struct mp_mat w;
+	int64_t m;                 /* vectors */
+	const void *const *xq;     /* [m]: the inputs, as mp_matvec_quantize_x writes them */
+	float *y;
+	int64_t ldy;               /* floats from one output row to the next (>= w.rows) */
+	const uint32_t *yrow;      /* [m] or NULL */
+};
+
+/* Every item's product in one parallel region (at most MP_MATVEC_MULTI_MAX
+ * items per region; more run in several): the rows of all the matrices are
+ * cut into chunks of about the same rows × vectors, handed out from one
+ * counter.  Each output is one vec_dot call on the same inputs as
+ * mp_matmul_q, so the results are bit-identical to it whatever the thread
+ * count.  No y may overlap an input or another item's y.  Returns as
+ * mp_matvec (-MP_EARG for a NULL pointer or m < 0); on error no output is
+ * written. */
+int mp_matmul_q_multi(struct mp_threads *pool, enum mp_kpath path,
+		      const struct mp_matmul_q_item *items, int n);
+
 /* Below this many vectors the direct path beats dequantize + sgemm for
  * weights of type wtype (measured by bench/matmul; f32 weights need no
  * dequantization and cross over earlier; a SIMD dequantizer moves it down).

@@ -16,7 +16,10 @@
  *   MoE layer: router for every token; shared expert as matrix products;
  *     the union of the routed experts, in expert order (file order), acquired
  *     in waves of at most n_expert_used; each expert applied to exactly the
- *     tokens routed to it as soon as it is ready; while a wave computes, the
+ *     tokens routed to it as soon as it is ready (the experts ready at once
+ *     whose products all take the direct path as one group: their gates and
+ *     ups in one parallel region over the batch input quantized once into
+ *     attention's buffer o, their downs in one more); while a wave computes, the
  *     next wave (or, for the last, layer L+1's router on the whole batch) is
  *     hinted to the source so its reads overlap this compute
  *
@@ -39,6 +42,10 @@
  *    the order experts become ready nor on the wave size.
  * 3. Our thread pool and OpenBLAS's never run at once: the pool dequantizes
  *    or runs the direct dot loop, then returns before sgemm starts.
+ * 4. A group gives each output the bits apply_expert would: the same
+ *    vec_dot on the same quantized bytes (the batch quantized as one vector
+ *    is each token's row quantized alone, checked by direct_expert), and
+ *    experts that would take sgemm in any product stay out of groups.
  */
 #include <errno.h>
 #include <string.h>
@@ -89,6 +96,9 @@ struct mp_batch {
 	struct mp_matvec_xcache xin;  /* the layer input in each activation type */
 	float *fg, *fu;               /* [K+1][F]: gate (then silu(gate)·up), up */
 	uint8_t *fq;                  /* [K+1][4F]: fg in the down matrix's activation type */
+	/* the batched routed experts' regions (n > 1) */
+	uint32_t xq_vt;               /* 1 + the vec_dot type of the layer inputs in o (0: none) */
+	const void **xp, **hq;        /* [cap·K]: a group's gate/up inputs, down inputs */
 };
 
 void mp_batch_destroy(struct mp_batch *b)
@@ -103,6 +113,8 @@ void mp_batch_destroy(struct mp_batch *b)
 	}
 	mp_free(b->hb);
 	mp_matvec_xcache_free(&b->xin);
+	mp_free(b->xp);
+	mp_free(b->hq);
 	void *bufs[] = { b->h, b->x, b->f, b->q, b->qa, b->kv, b->o, b->ffa, b->ffb, b->rl, b->routes, b->eout, b->xe,
 			 b->ye, b->logits, b->cnt, b->first, b->fill, b->use, b->uni, b->sc, b->fg, b->fu, b->fq };
 	for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
@@ -160,7 +172,8 @@ uint64_t mp_model_batch_bytes(const struct mp_hparams *hp, uint32_t n_batch, uin
 	uint64_t th = threads > 0 ? (uint64_t)threads : 1;
 	uint64_t per_tok = 4 * (token_floats(hp, K, hp->kv_lora_rank + hp->d_rope) +
 				th * head_floats(hp)) +
-			   hp->n_layer * sizeof(struct mp_route) + K * sizeof(uint32_t);
+			   hp->n_layer * sizeof(struct mp_route) + K * sizeof(uint32_t) +
+			   K * 2 * sizeof(void *);    /* xp, hq */
 	uint64_t fixed = 4ull * 2 * ff_floats(hp, cap) + 4ull * 3 * (K + 1) * expert_ff(hp) + 4ull * LOGIT_CHUNK * hp->n_vocab + 16ull * (hp->n_expert + 1) +
 			 th * (4ull * QBLOCK * n_ctx) +   /* each thread's scores */
 			 th * (1ull << 20);   /* each worker's dequantized chunk (matvec.c) */
@@ -202,10 +215,11 @@ static int batch_create(struct mp_model *m)
 	b->uni = mp_calloc(E, sizeof(uint32_t));
 	b->sc = fa(E, 1);
 	b->fg = fa(K + 1, expert_ff(hp)), b->fu = fa(K + 1, expert_ff(hp)), b->fq = fa(K + 1, expert_ff(hp));
+	b->xp = mp_calloc(cap * K, sizeof *b->xp), b->hq = mp_calloc(cap * K, sizeof *b->hq);
 	m->batch = b;
 	if (!b->h || !b->x || !b->f || !b->q || !b->qa || !b->kv || !hb_ok || !b->o || !b->ffa || !b->ffb || !b->rl || !b->routes ||
 	    !b->eout || !b->xe || !b->ye || !b->logits || !b->cnt || !b->first || !b->fill ||
-	    !b->use || !b->uni || !b->sc || !b->fg || !b->fu || !b->fq) {
+	    !b->use || !b->uni || !b->sc || !b->fg || !b->fu || !b->fq || !b->xp || !b->hq) {
 		mp_batch_destroy(b);
 		m->batch = NULL;
 		return -ENOMEM;
@@ -466,24 +480,196 @@ static void hint_after(struct mp_model *m, uint32_t L, const struct mp_moe_io *i
 		lookahead_batch(m, L, io->h, io->n);
 }
 
-/* Applies each expert of an acquired wave as it becomes ready; releases. */
-static int wave(struct mp_model *m, uint32_t L, const struct mp_moe_io *io, const uint32_t *ids,
-		uint32_t nw)
+/* Experts of the acquired set that are ready now (try_ready), after waiting
+ * for one when block: ev[i] their views, k[i] their index in the acquired
+ * list.  Returns the count or a negative error (the sentence in m->err). */
+static int ready_views(struct mp_model *m, uint32_t L, int block, uint32_t left,
+		       struct mp_expert_view *ev, uint32_t *k)
 {
-	for (uint32_t j = 0; j < nw; j++) {
-		uint32_t idx;
-		struct mp_expert_view ev;
+	uint32_t got = 0;
+	if (block && left) {
 		uint64_t t0 = mp_clock_now_ns();
-		int rc = m->src.next_ready(m->src.ctx, L, &idx, &ev);
+		int rc = m->src.next_ready(m->src.ctx, L, &k[0], &ev[0]);
 		uint64_t waited = mp_clock_now_ns() - t0;
 		m->wait_ns += waited;
 		m->ph[MP_PHASE_WAIT] += waited;
-		if (rc < 0) {
-			mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx));
-			m->src.release(m->src.ctx, L, ids, nw);
-			return rc;
+		if (rc < 0)
+			return mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
+		got = 1;
+	}
+	while (got < left && m->src.try_ready) {
+		int rc = m->src.try_ready(m->src.ctx, L, &k[got], &ev[got]);
+		if (rc < 0)
+			return mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
+		if (rc == 0)
+			break;
+		got++;
+	}
+	return (int)got;
+}
+
+/* The layer's n inputs x in the vec_dot type of wtype, quantized as one
+ * vector into b->o (attention's output, free during the MoE layer) at the
+ * first request for that type since the layer began (b->xq_vt), or x itself
+ * for f32 activations; NULL when they do not fit o.  A request for another
+ * type quantizes over the first: groups ask for one type each (wave_ready). */
+static const uint8_t *batch_xq(struct mp_model *m, uint32_t wtype, const float *x, uint32_t n)
+{
+	struct mp_batch *b = m->batch;
+	const struct mp_hparams *hp = m->hp;
+	uint32_t vt = mp_type_info(wtype)->vec_dot_type;
+	int64_t bytes = mp_matvec_x_bytes(wtype, (int64_t)hp->n_embd * n);
+	if (vt == MP_TYPE_F32)
+		return (const uint8_t *)x;
+	if (bytes < 0 || (uint64_t)bytes > (uint64_t)b->cap * hp->n_head * hp->d_v * sizeof(float))
+		return NULL;
+	if (b->xq_vt != vt + 1) {
+		mp_matvec_quantize_x(wtype, x, (int64_t)hp->n_embd * n, b->o);
+		b->xq_vt = vt + 1;
+	}
+	return (const uint8_t *)b->o;
+}
+
+/* Whether expert e (matrices in ev) joins a wave's regions: every product of
+ * its cnt tokens takes the direct path, as swiglu_batch would choose, and
+ * the batch input quantized as one vector gives each token's bytes (so the
+ * outputs keep apply_expert's bits). */
+static int direct_expert(const struct mp_model *m, uint32_t e, const struct mp_expert_view *ev, uint32_t n)
+{
+	const struct mp_tensor *g = &ev->gate, *u = &ev->up, *d = &ev->down;
+	uint32_t cnt = m->batch->cnt[e];
+	int64_t D = m->hp->n_embd, xb = mp_matvec_x_bytes(g->type, D);
+	return !m->opts.unfused && cnt < mp_matmul_crossover(g->type) && u->type == g->type &&
+	       u->ne[0] == g->ne[0] && u->ne[1] == g->ne[1] && g->ne[0] == D && d->ne[1] == D &&
+	       d->ne[0] == g->ne[1] && cnt < mp_matmul_crossover(d->type) && xb > 0 &&
+	       mp_matvec_x_bytes(g->type, D * n) == xb * n &&
+	       (mp_type_info(g->type)->vec_dot_type == MP_TYPE_F32 ||
+		(uint64_t)xb * n <= (uint64_t)m->batch->cap * m->hp->n_head * m->hp->d_v * sizeof(float));
+}
+
+/* The gate and up items of experts ex[0..ne) on their tokens' rows of the
+ * quantized batch input (batch_xq); hidden values at ffa/ffb in order. */
+static int group_gate_up(struct mp_model *m, const float *x, uint32_t n, const uint32_t *ex,
+			 const struct mp_expert_view *ev, uint32_t ne, struct mp_matmul_q_item *it)
+{
+	struct mp_batch *b = m->batch;
+	uint32_t K = m->router.n_used;
+	size_t off = 0, fo = 0;   /* vectors, floats before expert s */
+	for (uint32_t s = 0; s < ne; s++) {
+		const struct mp_tensor *g = &ev[s].gate, *u = &ev[s].up;
+		uint32_t cnt = b->cnt[ex[s]];
+		const uint32_t *use = b->use + b->first[ex[s]];
+		const uint8_t *xq = batch_xq(m, g->type, x, n);
+		if (!xq)
+			return -MP_EARG;   /* direct_expert checked it fits */
+		uint64_t xb = (uint64_t)mp_matvec_x_bytes(g->type, g->ne[0]);
+		for (uint32_t t = 0; t < cnt; t++)
+			b->xp[off + t] = xq + (uint64_t)(use[t] / K) * xb;
+		it[2 * s] = (struct mp_matmul_q_item){ { g->data, g->type, g->ne[1], g->ne[0] }, cnt,
+						       b->xp + off, b->ffa + fo, g->ne[1], NULL };
+		it[2 * s + 1] = (struct mp_matmul_q_item){ { u->data, u->type, u->ne[1], u->ne[0] }, cnt,
+							   b->xp + off, b->ffb + fo, u->ne[1], NULL };
+		off += cnt;
+		fo += (size_t)cnt * (size_t)g->ne[1];
+	}
+	return 0;
+}
+
+/* silu(gate)·up of each expert, each token's row quantized for its down
+ * matrix into ffb (behind the up values still to be read: no activation
+ * type takes more bytes than f32), and the down items, scattered to eout by
+ * selection slot. */
+static int group_down(struct mp_model *m, const uint32_t *ex, const struct mp_expert_view *ev,
+		      uint32_t ne, struct mp_matmul_q_item *it)
+{
+	struct mp_batch *b = m->batch;
+	size_t off = 0, fo = 0, qo = 0;   /* vectors, floats, bytes in ffb before expert s */
+	for (uint32_t s = 0; s < ne; s++) {
+		const struct mp_tensor *d = &ev[s].down;
+		int64_t F = ev[s].gate.ne[1], hb = mp_matvec_x_bytes(d->type, F);
+		uint32_t cnt = b->cnt[ex[s]];
+		if (hb < 0 || hb > 4 * F)
+			return hb < 0 ? (int)hb : -MP_EFORMAT;
+		float *h = b->ffa + fo;
+		mp_ops_silu_mul(h, b->ffb + fo, F * cnt);
+		int f32 = mp_type_info(d->type)->vec_dot_type == MP_TYPE_F32;
+		for (uint32_t t = 0; t < cnt; t++) {
+			uint8_t *q = (uint8_t *)b->ffb + qo + (uint64_t)t * (uint64_t)hb;
+			if (!f32)
+				mp_matvec_quantize_x(d->type, h + t * F, F, q);
+			b->hq[off + t] = f32 ? (const void *)(h + t * F) : q;
 		}
-		apply_expert(m, io->x, ids[idx], &ev);
+		it[s] = (struct mp_matmul_q_item){ { d->data, d->type, d->ne[1], d->ne[0] }, cnt, b->hq + off,
+						   b->eout, m->hp->n_embd, b->use + b->first[ex[s]] };
+		off += cnt;
+		fo += (size_t)cnt * (size_t)F;
+		qo += (size_t)cnt * (size_t)hb;
+	}
+	return 0;
+}
+
+/* Experts ex[0..ne) (direct_expert; Σ cnt·F ≤ ff_cap) applied to their
+ * tokens: all gates and ups in one parallel region, all downs in one more.
+ * Each output is the direct path's vec_dot on the bytes apply_expert would
+ * give it, so the results are its bits.  An error is kept in b->rc. */
+static void run_group(struct mp_model *m, const float *x, uint32_t n, const uint32_t *ex,
+		      const struct mp_expert_view *ev, uint32_t ne)
+{
+	struct mp_batch *b = m->batch;
+	struct mp_matmul_q_item it[2 * MP_ROUTER_MAX_USED];
+	int rc = group_gate_up(m, x, n, ex, ev, ne, it);
+	if (rc == 0)
+		rc = mp_matmul_q_multi(m->opts.threads, mp_dispatch_path(), it, (int)(2 * ne));
+	if (rc == 0)
+		rc = group_down(m, ex, ev, ne, it);
+	if (rc == 0)
+		rc = mp_matmul_q_multi(m->opts.threads, mp_dispatch_path(), it, (int)ne);
+	if (rc < 0 && !b->rc)
+		b->rc = rc;
+}
+
+/* The experts ready at once: the direct ones in groups whose hidden values
+ * fit ffa (run_group), the rest one by one through sgemm (apply_expert). */
+static void wave_ready(struct mp_model *m, const struct mp_moe_io *io, const uint32_t *ids,
+		       const struct mp_expert_view *ev, const uint32_t *k, uint32_t got)
+{
+	struct mp_batch *b = m->batch;
+	uint32_t ex[MP_ROUTER_MAX_USED], ng = 0;
+	struct mp_expert_view gv[MP_ROUTER_MAX_USED];
+	size_t fill = 0;   /* floats of the group's hidden values */
+	for (uint32_t i = 0; i < got; i++) {
+		uint32_t e = ids[k[i]];
+		if (!direct_expert(m, e, &ev[i], io->n)) {
+			apply_expert(m, io->x, e, &ev[i]);
+			continue;
+		}
+		size_t need = (size_t)b->cnt[e] * (size_t)ev[i].gate.ne[1];
+		uint32_t vt = mp_type_info(ev[i].gate.type)->vec_dot_type;
+		if (ng && (fill + need > b->ff_cap || vt != mp_type_info(gv[0].gate.type)->vec_dot_type)) {
+			run_group(m, io->x, io->n, ex, gv, ng);
+			ng = 0, fill = 0;
+		}
+		ex[ng] = e, gv[ng++] = ev[i], fill += need;
+	}
+	if (ng)
+		run_group(m, io->x, io->n, ex, gv, ng);
+}
+
+/* Applies the experts of an acquired wave as they become ready, every set
+ * ready at once together (wave_ready); releases. */
+static int wave(struct mp_model *m, uint32_t L, const struct mp_moe_io *io, const uint32_t *ids,
+		uint32_t nw)
+{
+	for (uint32_t done = 0; done < nw;) {
+		struct mp_expert_view ev[MP_ROUTER_MAX_USED];
+		uint32_t k[MP_ROUTER_MAX_USED];
+		int got = ready_views(m, L, 1, nw - done, ev, k);
+		if (got < 0) {
+			m->src.release(m->src.ctx, L, ids, nw);
+			return got;
+		}
+		wave_ready(m, io, ids, ev, k, (uint32_t)got);
+		done += (uint32_t)got;
 	}
 	m->src.release(m->src.ctx, L, ids, nw);
 	return 0;
@@ -535,35 +721,17 @@ static int fused_batch(struct mp_model *m, const struct fslot *sl, uint32_t ns)
 	return mp_matvec_multi(m->opts.threads, mp_dispatch_path(), it, (int)ns);
 }
 
-/* Adds to sl the experts of the set ready now (try_ready), after waiting for
- * one when block; k[] gets each one's selection slot.  Returns the count
+/* Adds to sl the experts of the set ready now (ready_views), after waiting
+ * for one when block; k[] gets each one's selection slot.  Returns the count
  * added or a negative error (the sentence in m->err). */
 static int gather(struct mp_model *m, uint32_t L, int block, uint32_t left, struct fslot *sl,
 		  struct mp_expert_view *ev, uint32_t *k)
 {
-	uint32_t got = 0;
-	if (block && left) {
-		uint64_t t0 = mp_clock_now_ns();
-		int rc = m->src.next_ready(m->src.ctx, L, &k[0], &ev[0]);
-		uint64_t waited = mp_clock_now_ns() - t0;
-		m->wait_ns += waited;
-		m->ph[MP_PHASE_WAIT] += waited;
-		if (rc < 0)
-			return mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
-		got = 1;
-	}
-	while (got < left && m->src.try_ready) {
-		int rc = m->src.try_ready(m->src.ctx, L, &k[got], &ev[got]);
-		if (rc < 0)
-			return mp_model_fail(m, "layer %u: %s", L, m->src.err_msg(m->src.ctx)), rc;
-		if (rc == 0)
-			break;
-		got++;
-	}
-	for (uint32_t i = 0; i < got; i++)
+	int got = ready_views(m, L, block, left, ev, k);
+	for (int i = 0; i < got; i++)
 		sl[i] = (struct fslot){ &ev[i].gate, &ev[i].up, &ev[i].down,
 					m->batch->eout + (size_t)k[i] * m->hp->n_embd };
-	return (int)got;
+	return got;
 }
 
 /* Bytes of a slot's three matrices. */
@@ -660,6 +828,7 @@ int mp_model_moe(struct mp_model *m, uint32_t L, const struct mp_moe_io *io)
 	size_t D = hp->n_embd;
 	uint32_t K = m->router.n_used, n = io->n;
 	b->rc = 0;
+	b->xq_vt = 0;   /* a new layer input */
 	uint64_t t = mp_clock_now_ns(), wait0 = m->ph[MP_PHASE_WAIT];
 	mm(m, &lw->gate_inp, 0, hp->n_expert, io->x, n, b->rl);
 	for (uint32_t i = 0; i < n; i++)

@@ -449,6 +449,105 @@ static void test_matvec_multi(void)
 		mp_threads_destroy(pool[k]);
 }
 
+/* Several direct products in one region (mp_matmul_q_multi), each on
+ * vectors picked by pointer from one batch quantized as a single vector and
+ * written to scattered rows: bit for bit mp_matmul_q on the gathered vectors,
+ * for 1..4 and 8 threads; nothing else written; bad items refused first. */
+enum { QM_N = 7, QM_X = 12, QM_LD = 45 };
+static const struct { enum mp_type t; int rows, cols, m; } qm_spec[QM_N] = {
+	{ MP_TYPE_Q4_K, 37, 512, 5 }, { MP_TYPE_Q6_K, 1, 512, 12 }, { MP_TYPE_Q5_0, 33, 512, 3 },
+	{ MP_TYPE_F32, 3, 512, 7 },   { MP_TYPE_Q8_0, 20, 512, 0 }, { MP_TYPE_F16, 19, 512, 1 },
+	{ MP_TYPE_Q4_K, 40, 512, 11 },
+};
+
+static void qmulti_run(struct mp_threads *pool, const struct mp_matmul_q_item *it, float (*want)[QM_X][QM_LD],
+		       float (*got)[QM_X][QM_LD])
+{
+	for (int i = 0; i < QM_N; i++)
+		for (int t = 0; t < QM_X; t++)
+			for (int r = 0; r < QM_LD; r++)
+				got[i][t][r] = -777.0f;
+	REQUIRE(mp_matmul_q_multi(pool, mp_dispatch_path(), it, QM_N) == 0);
+	if (memcmp(got, want, sizeof(float) * QM_N * QM_X * QM_LD) != 0)
+		MP_TEST_FAIL("%d threads: mp_matmul_q_multi differs from mp_matmul_q (or wrote "
+			     "outside its rows)", mp_threads_count(pool));
+}
+
+static void test_matmul_q_multi(void)
+{
+	static float x[QM_X * 512], gx[QM_X * 512], gy[QM_X * 40];
+	static float want[QM_N][QM_X][QM_LD], got[QM_N][QM_X][QM_LD];
+	static uint8_t wq[QM_N][40 * 512 * 4], xall[QM_N][QM_X * 512 * 4], row[512 * 4];
+	static const void *xp[QM_N][QM_X];
+	static uint32_t yrow[QM_N][QM_X];
+	struct mp_matmul_q_item it[QM_N];
+	for (int k = 0; k < QM_X * 512; k++)
+		x[k] = (float)mp_rng_normal(&rng);
+	for (int i = 0; i < QM_N; i++) {
+		enum mp_type t = qm_spec[i].t;
+		int rows = qm_spec[i].rows, cols = qm_spec[i].cols, m = qm_spec[i].m;
+		static float src[40 * 512];
+		for (int k = 0; k < rows * cols; k++)
+			src[k] = (float)mp_rng_normal(&rng) * 0.05f;
+		mp_quant_ops(t)->quantize(src, wq[i], (int64_t)rows * cols);
+		int64_t xb = mp_matvec_x_bytes(t, cols);
+		REQUIRE(xb > 0 && mp_matvec_x_bytes(t, (int64_t)cols * QM_X) == xb * QM_X);
+		REQUIRE(mp_matvec_quantize_x(t, x, (int64_t)cols * QM_X, xall[i]) == 0);
+		int f32 = mp_type_info(t)->vec_dot_type == MP_TYPE_F32;
+		for (int v = 0; v < m; v++) {   /* vector v: batch row (v·5 + i) mod QM_X, to row yrow */
+			int src_row = (v * 5 + i) % QM_X;
+			memcpy(gx + (size_t)v * cols, x + (size_t)src_row * cols, sizeof(float) * (size_t)cols);
+			xp[i][v] = f32 ? (const void *)(x + (size_t)src_row * cols) : xall[i] + (size_t)src_row * (size_t)xb;
+			yrow[i][v] = (uint32_t)((v * 7 + 3) % QM_X);
+			mp_matvec_quantize_x(t, x + (size_t)src_row * cols, cols, row);
+			if (!f32 && memcmp(row, xp[i][v], (size_t)xb) != 0)
+				MP_TEST_FAIL("%s: the batch quantized as one vector differs from row %d "
+					     "quantized alone", mp_type_name(t), src_row);
+		}
+		struct mp_mat w = { wq[i], t, rows, cols };
+		REQUIRE(mp_matmul_q(NULL, mp_dispatch_path(), &w, gx, m, gy) == 0);
+		for (int tk = 0; tk < QM_X; tk++)
+			for (int r = 0; r < QM_LD; r++)
+				want[i][tk][r] = -777.0f;
+		for (int v = 0; v < m; v++)
+			memcpy(want[i][yrow[i][v]], gy + (size_t)v * rows, sizeof(float) * (size_t)rows);
+		/* (v·7 + 3) mod 12 repeats no row: 7 is prime to 12 */
+		it[i] = (struct mp_matmul_q_item){ w, m, xp[i], got[i][0], QM_LD, yrow[i] };
+	}
+	it[5].yrow = NULL;   /* one item in plain order */
+	memcpy(want[5][0], want[5][yrow[5][0]], sizeof(float) * 19);
+	if (yrow[5][0] != 0)
+		for (int r = 0; r < QM_LD; r++)
+			want[5][yrow[5][0]][r] = -777.0f;
+	struct mp_threads *pool[9] = { NULL };
+	for (int n = 2; n <= 8; n++)
+		REQUIRE(mp_threads_create(n, &pool[n]) == 0);
+	for (int n = 1; n <= 4; n++)
+		qmulti_run(pool[n], it, want, got);
+	qmulti_run(pool[8], it, want, got);
+	/* refused before anything is written */
+	struct mp_matmul_q_item bad[2] = { it[0], it[1] };
+	const void *nulls[QM_X] = { NULL };
+	got[0][yrow[0][0]][0] = -777.0f;
+	bad[1].xq = nulls;
+	CHECK_EQ_INT(mp_matmul_q_multi(pool[2], mp_dispatch_path(), bad, 2), -MP_EARG);
+	bad[1] = it[1];
+	bad[1].ldy = 0;
+	CHECK_EQ_INT(mp_matmul_q_multi(pool[2], mp_dispatch_path(), bad, 2), -MP_EFORMAT);
+	bad[1] = it[1];
+	bad[1].w.cols = 100;
+	CHECK_EQ_INT(mp_matmul_q_multi(pool[2], mp_dispatch_path(), bad, 2), -MP_EFORMAT);
+	bad[1] = it[1];
+	bad[1].m = -1;
+	CHECK_EQ_INT(mp_matmul_q_multi(pool[2], mp_dispatch_path(), bad, 2), -MP_EARG);
+	CHECK(got[0][yrow[0][0]][0] == -777.0f);
+	CHECK_EQ_INT(mp_matmul_q_multi(pool[2], MP_KPATH_COUNT, it, 1), -MP_EUNAVAIL);
+	CHECK_EQ_INT(mp_matmul_q_multi(pool[2], mp_dispatch_path(), NULL, 1), -MP_EARG);
+	CHECK_EQ_INT(mp_matmul_q_multi(pool[2], mp_dispatch_path(), it, 0), 0);
+	for (int k = 2; k <= 8; k++)
+		mp_threads_destroy(pool[k]);
+}
+
 /* The layer-input cache: one quantization per activation type, the same
  * bytes as mp_matvec_quantize_x, x itself for f32, redone after a reset. */
 static void test_xcache(void)
@@ -528,6 +627,7 @@ int main(void)
 	RUN(test_matmul_tiles);
 	RUN(test_matmul_direct_auto_xw);
 	RUN(test_matvec_multi);
+	RUN(test_matmul_q_multi);
 	RUN(test_xcache);
 	RUN(test_matmul_paths_identical);
 	RUN(test_crossover);

@@ -4,7 +4,8 @@
  * 7, 64 and 512, f32 and q8_0 weights, both MLA layouts, f32/f16/q8_0 KV;
  * routing flips only at near-ties; prefill continued across calls; greedy
  * continuation after the prompt unchanged; each expert of a batch's union
- * acquired exactly once per layer, in waves no larger than n_expert_used; and
+ * acquired exactly once per layer, in waves no larger than n_expert_used; the
+ * experts ready at once in one group with the per-expert path's bits; and
  * the errors.  (q4_k_m, the pager's backends and budgets: tests/prefill.test.) */
 #include <math.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include "model.h"
 #include "quant.h"
 #include "router.h"
+#include "threads.h"
 #include "model_fixture.h"
 #include "tinymodel.h"
 #include "mp_test.h"
@@ -275,6 +277,65 @@ static void test_continue_waves_greedy(void)
 	fixture_close(&fx);
 }
 
+/* The routed experts ready at once run as one group (one parallel region for
+ * their gates and ups, one for their downs, on the batch input quantized
+ * once): q8_0 weights, so groups of fewer than 64 tokens take the direct
+ * path; every logit bit for bit the per-expert path's (opts.unfused), on 1
+ * and 3 threads, and groups of several experts did form (try_ready). */
+struct tries {
+	struct counting c;
+	uint32_t ready_more;   /* experts try_ready handed out */
+};
+
+static int t_try(void *ctx, uint32_t layer, uint32_t *index, struct mp_expert_view *out)
+{
+	struct tries *t = ctx;
+	int rc = t->c.inner.try_ready(t->c.inner.ctx, layer, index, out);
+	t->ready_more += rc > 0;
+	return rc;
+}
+
+static void test_regions_bits(void)
+{
+	struct model_fixture fx;
+	if (fixture_open(&fx, MP_TYPE_Q8_0, 1, 1, 0, 151) < 0) {
+		fixture_close(&fx);
+		return;
+	}
+	REQUIRE(fx.src.try_ready);
+	uint32_t toks[NTOK];
+	sequence(&fx, toks);
+	struct mp_threads *pool = NULL;
+	REQUIRE(mp_threads_create(3, &pool) == 0);
+	for (int th = 0; th < 2; th++)
+		for (uint32_t nb = 16; nb <= 64; nb *= 4) {
+			struct mp_model_opts o = { .n_ctx = NCTX, .kv_type = MP_KV_F16, .absorb = 1, .n_batch = nb,
+						   .unfused = 1, .threads = th ? pool : NULL };
+			struct mp_model *ref = fixture_model(&fx, NULL, &o, "per-expert reference");
+			REQUIRE(ref);
+			memset(&want_run, 0, sizeof want_run);
+			REQUIRE(prefill(ref, toks, NTOK, 0, &want_run) == 0);
+			struct tries t = { .c = { .inner = fx.src } };
+			struct mp_expert_source src = { &t, c_acquire, c_next, c_release, c_err,
+							NULL, NULL, NULL, t_try };
+			o.unfused = 0;
+			struct mp_model *m = fixture_model(&fx, &src, &o, "grouped experts");
+			REQUIRE(m);
+			memset(&got_run, 0, sizeof got_run);
+			REQUIRE(prefill(m, toks, NTOK, 0, &got_run) == 0);
+			if (memcmp(want_run.logits, got_run.logits, sizeof want_run.logits) != 0)
+				MP_TEST_FAIL("batch %u, %s: grouped experts' logits differ from the "
+					     "per-expert path's", nb, th ? "3 threads" : "1 thread");
+			if (t.ready_more == 0)
+				MP_TEST_FAIL("batch %u: no expert was ready beside another (no group "
+					     "of several formed)", nb);
+			mp_model_destroy(m);
+			mp_model_destroy(ref);
+		}
+	mp_threads_destroy(pool);
+	fixture_close(&fx);
+}
+
 static int stop_at_3(void *ctx, uint32_t pos, const float *logits)
 {
 	(void)ctx;
@@ -314,6 +375,7 @@ int main(void)
 	RUN(test_f32);
 	RUN(test_q8_0);
 	RUN(test_continue_waves_greedy);
+	RUN(test_regions_bits);
 	RUN(test_errors);
 	return mp_test_end();
 }
