@@ -74,6 +74,9 @@ struct mp_pager_config {
 	void (*on_access)(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n);
 	void *policy_ctx;                /* passed to the hooks */
 	struct mp_stats *stats;          /* stats segment to update, or NULL */
+	uint64_t reg_max;                /* io_uring: register the pool at start up to this many
+	                                    bytes, else piece by piece; 0: MP_IO_REG_MAX (tests) */
+	uint64_t reg_piece;              /* bytes per lazily registered piece; 0: MP_IO_REG_PIECE */
 };
 
 enum mp_pager_tier {
@@ -101,6 +104,8 @@ struct mp_pager_info {
 	uint32_t fallbacks;              /* MP_STATS_FB_* bits (stats.h): what the I/O gave up */
 	uint64_t cpu_ns;                 /* thread CPU time spent in the pager's calls */
 	uint64_t warmed_bytes;           /* pool bytes the background warmer faulted in */
+	uint32_t reg_warmed;             /* pool pieces the warmer registered with the backend */
+	uint32_t reg_on_read;            /* pool pieces a read registered (before the warmer) */
 	int lock_errno;                  /* why mlock of the pool failed; 0: not asked or locked */
 };
 

@@ -76,6 +76,7 @@ struct opts {
 	void (*access)(void *, uint32_t, const uint32_t *, uint32_t);
 	void *ctx;
 	uint64_t low_mem;
+	uint64_t reg_max, reg_piece;  /* io_uring registration (0: defaults) */
 };
 
 static struct mp_pager *make(const struct opts *o, int *rc_out)
@@ -85,6 +86,7 @@ static struct mp_pager *make(const struct opts *o, int *rc_out)
 		.io_threads = 3, .io_block = o->io_block, .n_layers = NL, .n_experts = NE,
 		.top_k = TOPK, .no_page_cache = !o->page_cache, .keep_score = o->keep,
 		.on_access = o->access, .policy_ctx = o->ctx, .stats = o->stats, .low_mem = o->low_mem,
+		.reg_max = o->reg_max, .reg_piece = o->reg_piece,
 	};
 	char msg[256];
 	struct mp_pager *p = NULL;
@@ -262,6 +264,21 @@ static void test_fits_whole(void)
 	}
 }
 
+/* Why the pool warmer cannot run here, or NULL when it can. */
+static const char *warmer_missing(void)
+{
+#ifdef MADV_POPULATE_WRITE
+	void *probe = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (probe == MAP_FAILED)
+		return "cannot map a page to probe MADV_POPULATE_WRITE";
+	int can = madvise(probe, 4096, MADV_POPULATE_WRITE) == 0;
+	munmap(probe, 4096);
+	return can ? NULL : "MADV_POPULATE_WRITE refused by this kernel (before 5.14)";
+#else
+	return "built without MADV_POPULATE_WRITE";
+#endif
+}
+
 /* The warmer faults the whole pool in on its own (no acquire needed), the
  * experts read into warmed slots are right, and a pager destroyed while its
  * warmer runs joins it before unmapping the pool. */
@@ -270,16 +287,9 @@ static void test_warm_pool(void)
 	const struct mp_io_ops *ops = tp_pool_backend(backends, n_backends);
 	if (!ops)
 		SKIP_CASE("no backend with a pool");
-#ifdef MADV_POPULATE_WRITE
-	void *probe = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	REQUIRE(probe != MAP_FAILED);
-	int can = madvise(probe, 4096, MADV_POPULATE_WRITE) == 0;
-	munmap(probe, 4096);
-	if (!can)
-		SKIP_CASE("MADV_POPULATE_WRITE refused by this kernel (before 5.14)");
-#else
-	SKIP_CASE("built without MADV_POPULATE_WRITE");
-#endif
+	const char *no_warmer = warmer_missing();
+	if (no_warmer)
+		SKIP_CASE(no_warmer);
 	struct opts o = { .ops = ops, .budget = 3 * slot1 + 3 * slot2, .io_block = 8192, .depth = 8 };
 	int rc;
 	struct mp_pager *p = make(&o, &rc);
@@ -298,6 +308,53 @@ static void test_warm_pool(void)
 		REQUIRE(p && rc == 0);
 		mp_pager_destroy(p);
 	}
+}
+
+/* A lazily registered io_uring pool: the warmer registers every piece once
+ * it has faulted it in, before any read, so the reads of a decode register
+ * none (mp_pager_info counts both), and their bytes are right. */
+static void test_warm_registers(void)
+{
+	const struct mp_io_ops *u = mp_io_find("uring");
+	char why[256];
+	if (!u || u->probe(why, sizeof why) < 0)
+		SKIP_CASE("no usable io_uring");
+	const char *no_warmer = warmer_missing();
+	if (no_warmer)
+		SKIP_CASE(no_warmer);
+	const uint64_t piece = 64 << 10;
+	struct opts o = { .ops = u, .budget = 3 * slot1 + 3 * slot2, .io_block = 8192, .depth = 8,
+	                  .reg_max = 4096, .reg_piece = piece };
+	int rc;
+	struct mp_pager *p = make(&o, &rc);
+	REQUIRE(p && rc == 0);
+	struct mp_pager_info in;
+	mp_pager_info(p, &in);
+	if (in.fallbacks & MP_STATS_FB_REG_REFUSED) {
+		mp_pager_destroy(p);
+		SKIP_CASE("buffer registration refused here");
+	}
+	CHECK(in.fallbacks & MP_STATS_FB_REG_LAZY);
+	uint32_t pieces = (uint32_t)((in.pool_bytes + piece - 1) / piece);
+	REQUIRE(pieces > 2);
+	uint64_t until = mp_clock_now_ns() + 10000000000ull;
+	do {
+		mp_pager_info(p, &in);
+	} while (in.reg_warmed < pieces && mp_clock_now_ns() < until && usleep(1000) == 0);
+	CHECK_EQ_U64(in.reg_warmed, pieces);
+	CHECK_EQ_U64(in.warmed_bytes, in.pool_bytes);
+	CHECK_EQ_INT(decode(p, 10, 9, 1), 0);
+	mp_pager_info(p, &in);
+	CHECK(in.misses > 0);
+	CHECK_EQ_U64(in.reg_on_read, 0);
+	CHECK_EQ_U64(in.reg_warmed, pieces);
+	mp_pager_destroy(p);
+	/* Without the warmer's head start (destroyed at once, or a read first)
+	 * the pieces are registered once in all, by one side or the other. */
+	p = make(&o, &rc);
+	REQUIRE(p && rc == 0);
+	CHECK_EQ_INT(decode(p, 2, 10, 0), 0);
+	mp_pager_destroy(p);
 }
 
 static void test_page_cache_tiers(void)
@@ -807,6 +864,7 @@ int main(void)
 	RUN(test_decode_every_backend);
 	RUN(test_fits_whole);
 	RUN(test_warm_pool);
+	RUN(test_warm_registers);
 	RUN(test_page_cache_tiers);
 	RUN(test_eio);
 	RUN(test_short_reorder_delay);
