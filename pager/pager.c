@@ -44,6 +44,9 @@
  *   7. Neither an acquire nor a prefetch evicts an expert of the current
  *      acquire set (the last acquire's experts); a prefetch evicts only an
  *      expert whose keep_score is below the hint's score.
+ *   8. pending_bytes is the sum of the lengths of the reads queued or in
+ *      flight; a hint starts a load only when nothing is pending or
+ *      pending_bytes plus the expert's bytes fit the speculation cap.
  *
  * Locking.  mu guards everything.  Stats updates go between stats_begin and
  * stats_end (the segment's seqlock), never across a call to progress().  io_mu serialises the mp_io calls; a thread
@@ -69,6 +72,18 @@
  * it takes mu only to broadcast cv for the threads that found io_mu taken.
  * Not started when the start already touched the whole pool (mlock, or the
  * preload of a model that fits).
+ *
+ * Speculation.  A prefetch that cannot land before its layer runs only
+ * competes with the demand reads behind it, and one that is wrong evicts an
+ * expert for nothing; when the disk is the limit both lose to no prefetch
+ * (bench/README.md, issue 15).  So a hint starts a load only while the
+ * bytes already pending (demand and prefetch, queued or in flight) plus the
+ * expert's fit the speculation cap: what the disk reads in one layer's
+ * compute time, = measured bandwidth (bytes completed over the time reads
+ * were in flight) x the moving average of the time between acquires less
+ * the waits in it.  Hints come best first, the next layer's before deeper
+ * ones, so the cap drops the least likely.  cfg.prefetch_cap fixes the cap
+ * (tests); before both are measured there is no cap.
  *
  * Page-cache tier.  Before a disk read the pager asks mincore (on a
  * read-only mapping of the file) whether every page of every range is in
@@ -215,6 +230,12 @@ struct mp_pager {
 	struct queue demand, prefetch;   /* reads not yet submitted */
 	uint32_t read_free;              /* free read records */
 	uint32_t pf_inflight;            /* prefetch reads in flight */
+	uint64_t pending_bytes;          /* bytes of reads queued or in flight (invariant 8) */
+	uint64_t busy_t0;                /* ns: start of the disk's current busy interval, 0: idle */
+	uint64_t bw_bytes, bw_ns;        /* bytes completed over busy ns (halved past 2 s) */
+	uint64_t t_acquire;              /* ns of the last acquire, 0: none yet */
+	uint64_t stall_acc;              /* ns waited since the last acquire */
+	uint64_t layer_ns;               /* compute ns between acquires, moving average; 0: unknown */
 	uint64_t tick;                   /* acquire counter (LRU clock) */
 	uint32_t cur_layer;              /* the last acquire's layer */
 	uint32_t *cur;                   /* [top_k] the last acquire's experts */
@@ -919,10 +940,12 @@ static uint32_t take_reads(struct mp_pager *p, struct queue *from, uint32_t s, s
 				from->tail = prev;
 			from->n--;
 			n++;
-			if (to)
+			if (to) {
 				q_push(p, to, r);
-			else
+			} else {
+				p->pending_bytes -= p->reads[r].len;
 				free_read(p, r);
+			}
 		} else {
 			prev = r;
 		}
@@ -1002,6 +1025,7 @@ static void complete_read(struct mp_pager *p, const struct mp_io_cqe *c)
 		if (p->nopool)
 			sl->ptr[rd->range] = c->data;
 	}
+	p->pending_bytes -= rd->len;
 	free_read(p, r);
 	if (--sl->pending == 0)
 		finish_load(p, rd->slot);
@@ -1044,6 +1068,8 @@ static void pump(struct mp_pager *p)
 		complete_read(p, &c);
 		return;
 	}
+	if (acc > 0 && !p->busy_t0)
+		p->busy_t0 = now;                /* the disk's busy interval starts */
 	for (int i = 0; i < acc; i++) {
 		int from_demand = (uint32_t)i < nd;
 		uint32_t r = q_pop(p, from_demand ? &p->demand : &p->prefetch);
@@ -1054,12 +1080,32 @@ static void pump(struct mp_pager *p)
 	}
 }
 
+/* Bandwidth (see Speculation): bytes completed over the time reads were in
+ * flight, the older half forgotten every 2 s of it.  mu and io_mu held. */
+static void measure_bw(struct mp_pager *p, uint64_t bytes)
+{
+	uint64_t now = mp_clock_now_ns();
+	if (p->busy_t0) {
+		p->bw_ns += now - p->busy_t0;
+		p->bw_bytes += bytes;
+		if (p->bw_ns > 2000000000ull) {
+			p->bw_ns /= 2;
+			p->bw_bytes /= 2;
+		}
+	}
+	p->busy_t0 = mp_io_inflight(p->io) ? now : 0;
+}
+
 static void apply(struct mp_pager *p, int n)
 {
+	uint64_t bytes = 0;
 	stats_begin(p);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		bytes += p->cqes[i].result > 0 ? (uint64_t)p->cqes[i].result : 0;
 		complete_read(p, &p->cqes[i]);
+	}
 	stats_end(p);
+	measure_bw(p, bytes);
 }
 
 /* Called with mu held; returns with it held (see Locking).  Submits what is
@@ -1213,6 +1259,7 @@ static int issue_load(struct mp_pager *p, uint32_t id, uint32_t s, int demand)
 			rd->len = len - o < block ? len - o : block;
 			rd->dst = r->cover_off + o;
 			q_push(p, demand ? &p->demand : &p->prefetch, rid);
+			p->pending_bytes += rd->len;
 			sl->pending++;
 		}
 	}
@@ -1409,6 +1456,21 @@ static void leave(struct mp_pager *p, uint64_t cpu0)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/* The compute time between acquires (see Speculation): the time since the
+ * last one less the waits in it, a moving average over about 8 layers;
+ * gaps over 5 s (the program paused between requests) are not layers. */
+static void time_layer(struct mp_pager *p)
+{
+	uint64_t now = mp_clock_now_ns();
+	if (p->t_acquire && now - p->t_acquire < 5000000000ull) {
+		uint64_t d = now - p->t_acquire;
+		d -= p->stall_acc < d ? p->stall_acc : d;
+		p->layer_ns = p->layer_ns ? (7 * p->layer_ns + d) / 8 : d;
+	}
+	p->t_acquire = now;
+	p->stall_acc = 0;
+}
+
 int mp_pager_acquire(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint32_t n)
 {
 	uint64_t cpu0 = enter(p);
@@ -1416,6 +1478,7 @@ int mp_pager_acquire(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint
 	if (rc < 0)
 		goto out;
 	p->tick++;
+	time_layer(p);
 	p->cur_layer = layer;
 	p->n_cur = n;
 	memcpy(p->cur, x, n * sizeof *x);
@@ -1512,6 +1575,8 @@ static int wait_locked(struct mp_pager *p, uint32_t layer, const uint32_t *x, ui
 		if (rc < 0)
 			break;
 	}
+	if (t0)
+		p->stall_acc += mp_clock_now_ns() - t0;
 	add_stall(p, layer, t0);
 	return rc;
 }
@@ -1549,6 +1614,20 @@ void mp_pager_release(struct mp_pager *p, uint32_t layer, const uint32_t *x, uin
 	leave(p, cpu0);
 }
 
+/* The speculation cap for a hint of layer (see Speculation): bytes the disk
+ * reads in the compute time until that layer runs (one layer's per layer
+ * ahead of the last acquire; one when it is not ahead), UINT64_MAX while
+ * unmeasured. */
+static uint64_t spec_cap(const struct mp_pager *p, uint32_t layer)
+{
+	if (p->cfg.prefetch_cap)
+		return p->cfg.prefetch_cap;
+	if (!p->layer_ns || !p->bw_ns || !p->bw_bytes)
+		return UINT64_MAX;
+	uint32_t ahead = layer > p->cur_layer ? layer - p->cur_layer : 1;
+	return (uint64_t)((double)p->bw_bytes / (double)p->bw_ns * (double)p->layer_ns * ahead);
+}
+
 int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *x, const double *scores,
                   uint32_t n)
 {
@@ -1564,6 +1643,7 @@ int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *x, const d
 			order[j] = order[j - 1];
 		order[j] = i;
 	}
+	uint64_t cap = spec_cap(p, layer);
 	stats_begin(p);
 	for (uint32_t k = 0; k < m; k++) {
 		uint32_t i = order[k];
@@ -1573,6 +1653,10 @@ int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *x, const d
 		struct expert *e = &p->experts[id];
 		if (!e->n_ranges || e->slot != NONE || e->pins)
 			continue;
+		if (p->pending_bytes && p->pending_bytes + p->classes[e->cls].slot_bytes > cap) {
+			p->info.pf_capped++;         /* invariant 8 */
+			continue;
+		}
 		uint32_t s = find_slot(p, e->cls, 1, scores[i]);
 		if (s == NONE)
 			continue;
@@ -1716,9 +1800,18 @@ static int check_locked(struct mp_pager *p, int level)
 	if (!pending)
 		return 0;   /* no memory for a check: not a violation */
 	int rc = 0;
+	uint64_t bytes_pending = 0;
 	for (uint32_t r = 0; r < p->n_reads; r++)
-		if (p->reads[r].queued)
+		if (p->reads[r].queued) {
 			pending[p->reads[r].slot]++;
+			bytes_pending += p->reads[r].len;
+		}
+	if (bytes_pending != p->pending_bytes) {
+		say(p, "invariant 8: %" PRIu64 " bytes of reads pending, %" PRIu64 " counted",
+		    bytes_pending, p->pending_bytes);
+		rc = -MP_ECORRUPT;
+		goto done;
+	}
 	for (uint32_t r = p->prefetch.head; r != NONE; r = p->reads[r].next) {
 		uint32_t id = p->slots[p->reads[r].slot].expert;
 		if (id != NONE && p->experts[id].pins) {

@@ -77,6 +77,7 @@ struct opts {
 	void *ctx;
 	uint64_t low_mem;
 	uint64_t reg_max, reg_piece;  /* io_uring registration (0: defaults) */
+	uint64_t prefetch_cap;        /* 0: measured */
 };
 
 static struct mp_pager *make(const struct opts *o, int *rc_out)
@@ -86,7 +87,7 @@ static struct mp_pager *make(const struct opts *o, int *rc_out)
 		.io_threads = 3, .io_block = o->io_block, .n_layers = NL, .n_experts = NE,
 		.top_k = TOPK, .no_page_cache = !o->page_cache, .keep_score = o->keep,
 		.on_access = o->access, .policy_ctx = o->ctx, .stats = o->stats, .low_mem = o->low_mem,
-		.reg_max = o->reg_max, .reg_piece = o->reg_piece,
+		.reg_max = o->reg_max, .reg_piece = o->reg_piece, .prefetch_cap = o->prefetch_cap,
 	};
 	char msg[256];
 	struct mp_pager *p = NULL;
@@ -582,6 +583,48 @@ static void test_demand_before_prefetch(void)
 	mp_pager_destroy(p);
 }
 
+/* The speculation cap: with reads pending, a hint starts only what fits
+ * under it (best score first) and counts the rest in pf_capped, evicting
+ * nothing for them; with nothing pending one load always starts; pending
+ * bytes are accounted exactly (invariant 8, checked at level 2). */
+static void test_prefetch_cap(void)
+{
+	const struct mp_io_ops *ops = tp_pool_backend(backends, n_backends);
+	if (!ops)
+		SKIP_CASE("no backend with a pool is usable here");
+	tp_drop_cache(path_a);
+	tp_drop_cache(path_b);
+	struct mp_io_fault f = { .delay_us = 300 };
+	struct opts o = { .ops = ops, .budget = 8 * (slot1 + slot2) - 1, .depth = 4, .io_block = 4096,
+	                  .fault = &f, .prefetch_cap = 2 * slot1 };
+	int rc;
+	struct mp_pager *p = make(&o, &rc);
+	REQUIRE(p && rc == 0);
+	uint32_t h[4] = { 3, 2, 1, 0 };
+	double s[4] = { 0.6, 0.7, 0.8, 0.9 };     /* 0 is the best */
+	CHECK_EQ_INT(mp_pager_hint(p, 1, h, s, 4), 2);   /* 0 (nothing pending), 1 (fits) */
+	struct mp_pager_info in;
+	mp_pager_info(p, &in);
+	CHECK_EQ_U64(in.pf_capped, 2);
+	CHECK_EQ_U64(in.n_loading, 2);
+	CHECK_EQ_INT(mp_pager_check(p, 2), 0);
+	CHECK(mp_pager_tier(p, 1, 0) == MP_TIER_LOADING && mp_pager_tier(p, 1, 1) == MP_TIER_LOADING);
+	CHECK(mp_pager_tier(p, 1, 2) == MP_TIER_DISK && mp_pager_tier(p, 1, 3) == MP_TIER_DISK);
+	uint32_t x[2] = { 0, 1 };                 /* both land; then nothing is pending */
+	CHECK_EQ_INT(mp_pager_acquire(p, 1, x, 2), 0);
+	const void *ptr[3];
+	for (int i = 0; i < 2; i++) {
+		CHECK_EQ_INT(mp_pager_wait(p, 1, x[i], ptr, 3), 0);
+		CHECK_EQ_INT(bytes_ok(ptr, 1, x[i]), 0);
+	}
+	mp_pager_release(p, 1, x, 2);
+	CHECK_EQ_INT(mp_pager_hint(p, 1, h, s, 2), 2);   /* 3 and 2 now */
+	CHECK_EQ_INT(mp_pager_check(p, 2), 0);
+	CHECK_EQ_INT(decode(p, 4, 12, 1), 0);
+	CHECK_EQ_INT(mp_pager_check(p, 2), 0);
+	mp_pager_destroy(p);
+}
+
 /* Stale prefetches cancelled: their slots come back FREE; one acquired
  * right after its cancel is read again and served whole. */
 static void test_cancel_prefetch(void)
@@ -872,6 +915,7 @@ int main(void)
 	RUN(test_hooks_and_current_set);
 	RUN(test_demand_before_prefetch);
 	RUN(test_cancel_prefetch);
+	RUN(test_prefetch_cap);
 	RUN(test_add_file_oom);
 	RUN(test_stats_segment);
 	RUN(test_threads);
