@@ -43,7 +43,8 @@
  *      demand reads.
  *   7. Neither an acquire nor a prefetch evicts an expert of the current
  *      acquire set (the last acquire's experts); a prefetch evicts only an
- *      expert whose keep_score is below the hint's score.
+ *      expert whose keep_score is below the hint's score times the
+ *      prefetches' measured precision (see Speculation).
  *   8. pending_bytes is the sum of the lengths of the reads queued or in
  *      flight; a hint starts a load only when nothing is pending or
  *      pending_bytes plus the expert's bytes fit the speculation cap.
@@ -83,7 +84,11 @@
  * were in flight) x the moving average of the time between acquires less
  * the waits in it.  Hints come best first, the next layer's before deeper
  * ones, so the cap drops the least likely.  cfg.prefetch_cap fixes the cap
- * (tests); before both are measured there is no cap.
+ * (tests); before both are measured there is no cap.  And a prefetch evicts
+ * only an expert whose keep score is below the hint's score times the share
+ * of prefetches that were used (used / (used + wasted), 1 until 16 are
+ * known): a hint of a look-ahead right 2 times in 3 is worth 2/3 of its
+ * score, and a likelier-needed resident stays.
  *
  * Page-cache tier.  Before a disk read the pager asks mincore (on a
  * read-only mapping of the file) whether every page of every range is in
@@ -1628,6 +1633,16 @@ static uint64_t spec_cap(const struct mp_pager *p, uint32_t layer)
 	return (uint64_t)((double)p->bw_bytes / (double)p->bw_ns * (double)p->layer_ns * ahead);
 }
 
+/* The share of resolved prefetches that were used (see Speculation): a
+ * hint's score times this is what a victim's keep score must be below; 1
+ * until PF_RESOLVED_MIN prefetches were used or wasted. */
+#define PF_RESOLVED_MIN 16
+static double pf_precision(const struct mp_pager *p)
+{
+	uint64_t resolved = p->info.pf_used + p->info.pf_wasted;
+	return resolved < PF_RESOLVED_MIN ? 1.0 : (double)p->info.pf_used / (double)resolved;
+}
+
 int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *x, const double *scores,
                   uint32_t n)
 {
@@ -1644,6 +1659,7 @@ int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *x, const d
 		order[j] = i;
 	}
 	uint64_t cap = spec_cap(p, layer);
+	double precision = pf_precision(p);
 	stats_begin(p);
 	for (uint32_t k = 0; k < m; k++) {
 		uint32_t i = order[k];
@@ -1657,7 +1673,7 @@ int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *x, const d
 			p->info.pf_capped++;         /* invariant 8 */
 			continue;
 		}
-		uint32_t s = find_slot(p, e->cls, 1, scores[i]);
+		uint32_t s = find_slot(p, e->cls, 1, scores[i] * precision);
 		if (s == NONE)
 			continue;
 		if (issue_load(p, id, s, 0) >= 0) {

@@ -625,6 +625,46 @@ static void test_prefetch_cap(void)
 	mp_pager_destroy(p);
 }
 
+static double keep_half(void *ctx, uint32_t layer, uint32_t expert)
+{
+	(void)ctx;
+	(void)layer;
+	(void)expert;
+	return 0.5;
+}
+
+/* A prefetch evicts only below its hint's score times the measured share
+ * of prefetches used: while fewer than 16 are known it counts in full
+ * (score 0.9 beats keep 0.5); once 16 were evicted unused (precision 0)
+ * the same hint starts nothing. */
+static void test_prefetch_precision(void)
+{
+	struct opts o = { .ops = &mp_io_memory_ops, .budget = 3 * slot1 + 2 * slot2, .keep = keep_half };
+	int rc;
+	struct mp_pager *p = make(&o, &rc);
+	REQUIRE(p && rc == 0);
+	uint32_t a[2] = { 0, 1 };       /* the current set: never evicted */
+	CHECK_EQ_INT(mp_pager_acquire(p, 1, a, 2), 0);
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ_INT(mp_pager_wait(p, 1, a[i], NULL, 0), 0);
+	mp_pager_release(p, 1, a, 2);
+	double sc = 0.9;
+	for (uint32_t k = 0; k < 17; k++) {   /* 6, 7, 6, ...: each evicts the last */
+		uint32_t h = 6 + k % 2;
+		CHECK_EQ_INT(mp_pager_hint(p, 1, &h, &sc, 1), 1);
+	}
+	struct mp_pager_info in;
+	mp_pager_info(p, &in);
+	CHECK_EQ_U64(in.pf_wasted, 16);
+	CHECK_EQ_U64(in.pf_used, 0);
+	uint32_t h = 7;                       /* 6 is in, 7 is not: it would evict 6 */
+	CHECK_EQ_INT(mp_pager_hint(p, 1, &h, &sc, 1), 0);
+	CHECK_EQ_INT(mp_pager_tier(p, 1, 6), MP_TIER_POOL);   /* kept */
+	CHECK(mp_pager_tier(p, 1, 7) != MP_TIER_POOL);
+	CHECK_EQ_INT(mp_pager_check(p, 2), 0);
+	mp_pager_destroy(p);
+}
+
 /* Stale prefetches cancelled: their slots come back FREE; one acquired
  * right after its cancel is read again and served whole. */
 static void test_cancel_prefetch(void)
@@ -916,6 +956,7 @@ int main(void)
 	RUN(test_demand_before_prefetch);
 	RUN(test_cancel_prefetch);
 	RUN(test_prefetch_cap);
+	RUN(test_prefetch_precision);
 	RUN(test_add_file_oom);
 	RUN(test_stats_segment);
 	RUN(test_threads);
