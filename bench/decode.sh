@@ -28,6 +28,7 @@
 # usage: bench/decode.sh [--bin DIR] [--threads N] [--tokens N] [--models DIR]
 #                        [--ram-layers L] [--ooc-layers L] [--dense D]
 #                        [--parts "bw ram ooc"] [--cases "auto nopf mmap"]
+#                        (a case more: pfd1 = prefetch with --prefetch-depth 1)
 #                        [--timeout S]
 # Models are made once into --models DIR (default models/; the out-of-core
 # r1slice is ~6.5 GB per MoE layer: check df).  Needs root (drop_caches,
@@ -227,8 +228,9 @@ print(t.get("tokens", 0), d["io"]["disk_bytes"], d["io"]["page_cache_bytes"], t.
 		case $c in
 		auto) name="--io auto, prefetch on"; args="--mem-limit $limit" ;;
 		nopf) name="--io auto, --prefetch none"; args="--mem-limit $limit --prefetch none" ;;
+		pfd1) name="--io auto, --prefetch-depth 1"; args="--mem-limit $limit --prefetch-depth 1" ;;
 		mmap) name="--io mmap (cgroup only)"; args="--io mmap" ;;
-		*) echo "bench/decode.sh: unknown case '$c' (expected auto, nopf or mmap)" >&2; exit 2 ;;
+		*) echo "bench/decode.sh: unknown case '$c' (expected auto, nopf, pfd1 or mmap)" >&2; exit 2 ;;
 		esac
 		drop
 		seg=$tmp/$c.stats
@@ -267,7 +269,7 @@ print(t.get("tokens", 0), d["io"]["disk_bytes"], d["io"]["page_cache_bytes"], t.
 		END {
 			for (i = 1; i <= NR; i++) {
 				split(c[i], f, " ")
-				name = f[1] == "auto" ? "--io auto, prefetch on" : f[1] == "nopf" ? "--io auto, --prefetch none" : "--io mmap (cgroup only)"
+				name = f[1] == "auto" ? "--io auto, prefetch on" : f[1] == "nopf" ? "--io auto, --prefetch none" : f[1] == "pfd1" ? "--io auto, --prefetch-depth 1" : "--io mmap (cgroup only)"
 				if (f[1] == "mmap" || !f[18]) {
 					disk = (f[17] - res) / f[16]; bound = "–"; ratio = "–"; rate = "–"
 					dtxt = sprintf("%.0f (whole run)", disk / 1e6)

@@ -440,6 +440,20 @@ int mp_io_cancel(struct mp_io *io, uint64_t tag)
 	return -MP_ENOTFOUND;
 }
 
+int mp_io_prepare(struct mp_io *io, uint64_t off, uint64_t len)
+{
+	/* the real backend's pool, under the shim too: a shim adds no buffers */
+	if (!io->inner->ops->prepare || !len)
+		return 0;
+	return io->inner->ops->prepare(io->inner, off, len);
+}
+
+void mp_io_reg_counts(const struct mp_io *io, uint32_t *ahead, uint32_t *on_read)
+{
+	*ahead = io->inner->reg_ahead;
+	*on_read = io->inner->reg_on_read;
+}
+
 unsigned mp_io_inflight(const struct mp_io *io)
 {
 	return io->n_inflight;

@@ -35,7 +35,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define MP_IO_VERSION 2
+#define MP_IO_VERSION 3
 
 enum mp_io_cap {
 	MP_IO_CAP_ASYNC = 1u << 0,       /* submit returns before the data lands */
@@ -88,6 +88,8 @@ struct mp_io_config {
 	const struct mp_io_fault *fault; /* NULL: no shim */
 	uint64_t reg_max;                /* register buf_base at open only when buf_len <= this,
 	                                    else lazily; 0: MP_IO_REG_MAX; UINT64_MAX: always */
+	uint64_t reg_piece;              /* bytes per lazily registered piece, a multiple of
+	                                    4 KiB; 0: MP_IO_REG_PIECE (tests use small ones) */
 };
 
 /* Registering a pool with io_uring pins all of it at start (and counts it
@@ -95,6 +97,7 @@ struct mp_io_config {
  * 1 GiB piece when a read first lands in it (bench/README.md: what
  * registration buys). */
 #define MP_IO_REG_MAX (2ull << 30)
+#define MP_IO_REG_PIECE (1ull << 30) /* bytes: the kernel's limit per registered buffer */
 
 /* What a backend had to give up, reported at start and in the stats segment
  * (never silent).  Bits of mp_io_fallbacks(). */
@@ -127,6 +130,11 @@ struct mp_io_ops {
 	int (*reap)(struct mp_io_backend *b, struct mp_io_cqe *out, unsigned max, unsigned min);
 	int (*cancel)(struct mp_io_backend *b, uint64_t tag);
 	void (*close)(struct mp_io_backend *b);
+	/* Optional (NULL: nothing to prepare): makes the pool's buffer pieces
+	 * that lie wholly inside [off, off+len) of it ready for reads ahead of
+	 * them (io_uring: registers the lazily registered ones).  Returns the
+	 * pieces it registered now, or -errno. */
+	int (*prepare)(struct mp_io_backend *b, uint64_t off, uint64_t len);
 };
 
 /* Backends built into this binary, in auto-selection order; NULL-terminated. */
@@ -174,6 +182,17 @@ int mp_io_reap(struct mp_io *io, struct mp_io_cqe *out, unsigned max, unsigned m
 /* Asks for the request with this tag to be abandoned; it still completes
  * once.  Returns 0, or -MP_ENOTFOUND when no such request is in flight. */
 int mp_io_cancel(struct mp_io *io, uint64_t tag);
+
+/* Prepares the pool's buffer pieces wholly inside [off, off+len) (bytes
+ * from buf_base) for reads, so that no read pays for it: io_uring registers
+ * (pins) a lazily registered piece here instead of on its first read.  Call
+ * it with the pages already faulted in.  Returns the pieces registered now
+ * (0 when the backend has nothing to prepare), or -errno. */
+int mp_io_prepare(struct mp_io *io, uint64_t off, uint64_t len);
+
+/* Buffer pieces registered so far by mp_io_prepare (*ahead) and by a read
+ * that found its piece unregistered (*on_read). */
+void mp_io_reg_counts(const struct mp_io *io, uint32_t *ahead, uint32_t *on_read);
 
 unsigned mp_io_inflight(const struct mp_io *io);  /* requests submitted, not reaped */
 unsigned mp_io_depth(const struct mp_io *io);     /* the most in flight */

@@ -15,7 +15,8 @@
  *             is the raw one: bytes (possibly short), or -errno (EINTR and
  *             EAGAIN included: the wrapper retries them);
  *   cancel    best effort; the request still completes once;
- *   close     called with nothing in flight; frees everything.
+ *   close     called with nothing in flight; frees everything;
+ *   prepare   optional; under the same serialisation as the others.
  */
 #ifndef MP_IO_INTERNAL_H
 #define MP_IO_INTERNAL_H
@@ -26,6 +27,8 @@
 struct mp_io_backend {
 	const struct mp_io_ops *ops;     /* methods; first in every backend struct */
 	unsigned fallbacks;              /* enum mp_io_fallback bits the backend set */
+	uint32_t reg_ahead;              /* buffer pieces registered by prepare */
+	uint32_t reg_on_read;            /* buffer pieces registered by a read's submit */
 };
 
 /* A ring of completions, for backends that finish reads before reap

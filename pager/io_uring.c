@@ -15,6 +15,9 @@
  * is registered when a read first lands in it, so pinning follows the pool's
  * filling (MP_IO_FB_REG_LAZY).  A piece the kernel refuses is read
  * unregistered (MP_IO_FB_REG_REFUSED); bench/README.md measures both.
+ * The pager's pool warmer registers each piece once it has faulted it in
+ * (mp_io_prepare, under the pager's io_mu), so a read registers a piece
+ * only when it gets there before the warmer (counted in reg_on_read).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -29,7 +32,6 @@
 #include "io_internal.h"
 
 #define CANCEL_TAG UINT64_MAX           /* user_data of our cancel requests */
-#define IOV_MAX_LEN (1ull << 30)        /* bytes: the kernel's limit per registered buffer */
 #define READ_MAX_LEN (1ull << 30)       /* bytes: one sqe reads at most this (len is 32-bit) */
 
 struct uring_be {
@@ -41,12 +43,20 @@ struct uring_be {
 	int bufs_registered;             /* 1: pool registered as n_iov buffers */
 	char *buf_base;                  /* the pool, or NULL */
 	uint64_t buf_len;                /* bytes */
-	uint32_t n_iov;                  /* registered buffers, IOV_MAX_LEN each but the last */
+	uint64_t piece;                  /* bytes per registered buffer (cfg->reg_piece) */
+	uint32_t n_iov;                  /* registered buffers, piece bytes each but the last */
 	uint8_t *lazy;                   /* [n_iov] lazy mode: 0 not yet, 1 registered, 2 refused;
 	                                    NULL: all registered at open (or none) */
 	uint32_t inflight;               /* reads submitted, not reaped */
 	uint32_t cancels;                /* cancel sqes whose cqe is outstanding */
 };
+
+/* Piece k of the pool: piece bytes from k * piece, the last one shorter. */
+static struct iovec piece_iov(const struct uring_be *u, uint32_t k)
+{
+	uint64_t off = (uint64_t)k * u->piece;
+	return (struct iovec){ u->buf_base + off, u->buf_len - off < u->piece ? u->buf_len - off : u->piece };
+}
 
 static int uring_probe(char *why, size_t why_len)
 {
@@ -108,23 +118,28 @@ static int uring_open(const struct mp_io_config *cfg, struct mp_io_backend **out
 	if (!u->files_registered)
 		u->base.fallbacks |= MP_IO_FB_FILES_REFUSED;
 	uint64_t reg_max = cfg->reg_max ? cfg->reg_max : MP_IO_REG_MAX;
+	u->piece = cfg->reg_piece ? cfg->reg_piece : MP_IO_REG_PIECE;
+	if (u->piece > MP_IO_REG_PIECE || u->piece % MP_IO_ALIGN) {
+		snprintf(msg, msg_len, "io_uring: reg_piece %llu bytes: expected a multiple of 4 KiB "
+		         "up to 1 GiB", (unsigned long long)u->piece);
+		uring_close(&u->base);
+		return -MP_EARG;
+	}
 	if (cfg->buf_base && cfg->buf_len > reg_max) {
 		u->buf_base = cfg->buf_base;
 		u->buf_len = cfg->buf_len;
-		u->n_iov = (uint32_t)((cfg->buf_len + IOV_MAX_LEN - 1) / IOV_MAX_LEN);
+		u->n_iov = (uint32_t)((cfg->buf_len + u->piece - 1) / u->piece);
 		u->lazy = mp_calloc(u->n_iov, 1);
 		u->bufs_registered = u->lazy && io_uring_register_buffers_sparse(&u->ring, u->n_iov) == 0;
 		u->base.fallbacks |= u->bufs_registered ? MP_IO_FB_REG_LAZY : MP_IO_FB_REG_REFUSED;
 	} else if (cfg->buf_base && cfg->buf_len) {
 		u->buf_base = cfg->buf_base;
 		u->buf_len = cfg->buf_len;
-		u->n_iov = (uint32_t)((cfg->buf_len + IOV_MAX_LEN - 1) / IOV_MAX_LEN);
+		u->n_iov = (uint32_t)((cfg->buf_len + u->piece - 1) / u->piece);
 		struct iovec *iov = mp_calloc(u->n_iov, sizeof *iov);
 		if (iov) {
 			for (uint32_t i = 0; i < u->n_iov; i++) {
-				uint64_t off = (uint64_t)i * IOV_MAX_LEN;
-				iov[i].iov_base = u->buf_base + off;
-				iov[i].iov_len = cfg->buf_len - off < IOV_MAX_LEN ? cfg->buf_len - off : IOV_MAX_LEN;
+				iov[i] = piece_iov(u, i);
 			}
 			u->bufs_registered = io_uring_register_buffers(&u->ring, iov, u->n_iov) == 0;
 			mp_free(iov);
@@ -161,21 +176,46 @@ static struct io_uring_sqe *get_sqe(struct uring_be *u)
 	return sqe;
 }
 
+/* In lazy mode, registers piece k (pins its pages) unless done or refused
+ * before; 1 if it did so now. */
+static int register_piece(struct uring_be *u, uint32_t k)
+{
+	if (u->lazy[k])
+		return 0;
+	struct iovec iov = piece_iov(u, k);
+	u->lazy[k] = io_uring_register_buffers_update_tag(&u->ring, k, &iov, NULL, 1) == 1 ? 1 : 2;
+	if (u->lazy[k] == 2)
+		u->base.fallbacks |= MP_IO_FB_REG_REFUSED;
+	return u->lazy[k] == 1;
+}
+
 /* 1 if buffer k may be used with read_fixed; in lazy mode registers it
- * (pins its pages) on first use. */
+ * on first use (counted: the warmer's prepare should have come first). */
 static int buf_ready(struct uring_be *u, uint32_t k)
 {
 	if (!u->lazy)
 		return 1;
-	if (!u->lazy[k]) {
-		uint64_t off = (uint64_t)k * IOV_MAX_LEN;
-		struct iovec iov = { u->buf_base + off,
-		                     u->buf_len - off < IOV_MAX_LEN ? u->buf_len - off : IOV_MAX_LEN };
-		u->lazy[k] = io_uring_register_buffers_update_tag(&u->ring, k, &iov, NULL, 1) == 1 ? 1 : 2;
-		if (u->lazy[k] == 2)
-			u->base.fallbacks |= MP_IO_FB_REG_REFUSED;
-	}
+	u->base.reg_on_read += (uint32_t)register_piece(u, k);
 	return u->lazy[k] == 1;
+}
+
+/* Registers the lazy pieces wholly inside [off, off+len) of the pool (the
+ * last piece counts as whole when the range reaches the pool's end). */
+static int uring_prepare(struct mp_io_backend *b, uint64_t off, uint64_t len)
+{
+	struct uring_be *u = (struct uring_be *)b;
+	if (!u->lazy || !u->bufs_registered)
+		return 0;
+	uint64_t end = off + len < u->buf_len ? off + len : u->buf_len;
+	int n = 0;
+	for (uint32_t k = (uint32_t)((off + u->piece - 1) / u->piece); k < u->n_iov; k++) {
+		struct iovec iov = piece_iov(u, k);
+		if ((uint64_t)k * u->piece + iov.iov_len > end)
+			break;
+		n += register_piece(u, k);
+	}
+	u->base.reg_ahead += (uint32_t)n;
+	return n;
 }
 
 static int uring_submit(struct mp_io_backend *b, const struct mp_io_req *reqs, unsigned n)
@@ -191,10 +231,10 @@ static int uring_submit(struct mp_io_backend *b, const struct mp_io_req *reqs, u
 		char *buf = r->buf;
 		int fd = u->files_registered ? (int)r->file : u->fds[r->file];
 		uint64_t at = (uint64_t)((uintptr_t)buf - (uintptr_t)u->buf_base);
-		uint32_t k = (uint32_t)(at / IOV_MAX_LEN);
+		uint32_t k = (uint32_t)(at / u->piece);
 		if (u->bufs_registered && (uintptr_t)buf >= (uintptr_t)u->buf_base && at < u->buf_len &&
 		    buf_ready(u, k)) {
-			uint64_t room = (uint64_t)(k + 1) * IOV_MAX_LEN - at;   /* stay in one buffer */
+			uint64_t room = (uint64_t)(k + 1) * u->piece - at;   /* stay in one buffer */
 			if (len > room)
 				len = room;
 			io_uring_prep_read_fixed(sqe, fd, buf, (unsigned)len, r->offset, (int)k);
@@ -278,4 +318,5 @@ const struct mp_io_ops mp_io_uring_ops = {
 	.reap = uring_reap,
 	.cancel = uring_cancel,
 	.close = uring_close,
+	.prepare = uring_prepare,
 };

@@ -43,7 +43,11 @@
  *      demand reads.
  *   7. Neither an acquire nor a prefetch evicts an expert of the current
  *      acquire set (the last acquire's experts); a prefetch evicts only an
- *      expert whose keep_score is below the hint's score.
+ *      expert whose keep_score is below the hint's score times the
+ *      prefetches' measured precision (see Speculation).
+ *   8. pending_bytes is the sum of the lengths of the reads queued or in
+ *      flight; a hint starts a load only when nothing is pending or
+ *      pending_bytes plus the expert's bytes fit the speculation cap.
  *
  * Locking.  mu guards everything.  Stats updates go between stats_begin and
  * stats_end (the segment's seqlock), never across a call to progress().  io_mu serialises the mp_io calls; a thread
@@ -61,9 +65,30 @@
  * while the resident weights load and the prompt runs; issue_load still
  * faults in a slot the warmer has not reached.  The warmer touches only slot
  * pages and the slots' `populated` flags (atomics, both sides; a slot
- * faulted in twice costs nothing the second time), never takes mu, and is
- * joined before the pool is unmapped.  Not started when the start already
- * touched the whole pool (mlock, or the preload of a model that fits).
+ * faulted in twice costs nothing the second time), and is joined before the
+ * pool is unmapped.  Once the pool's first bytes up to a piece boundary
+ * (cfg.reg_piece, 1 GiB) are faulted in, it registers those pieces with the
+ * backend (mp_io_prepare: io_uring pins them, 12% of a run's CPU when a
+ * read did it on the decode path) holding io_mu alone, never with mu; then
+ * it takes mu only to broadcast cv for the threads that found io_mu taken.
+ * Not started when the start already touched the whole pool (mlock, or the
+ * preload of a model that fits).
+ *
+ * Speculation.  A prefetch that cannot land before its layer runs only
+ * competes with the demand reads behind it, and one that is wrong evicts an
+ * expert for nothing; when the disk is the limit both lose to no prefetch
+ * (bench/README.md, issue 15).  So a hint starts a load only while the
+ * bytes already pending (demand and prefetch, queued or in flight) plus the
+ * expert's fit the speculation cap: what the disk reads in one layer's
+ * compute time, = measured bandwidth (bytes completed over the time reads
+ * were in flight) x the moving average of the time between acquires less
+ * the waits in it.  Hints come best first, the next layer's before deeper
+ * ones, so the cap drops the least likely.  cfg.prefetch_cap fixes the cap
+ * (tests); before both are measured there is no cap.  And a prefetch evicts
+ * only an expert whose keep score is below the hint's score times the share
+ * of prefetches that were used (used / (used + wasted), 1 until 16 are
+ * known): a hint of a look-ahead right 2 times in 3 is worth 2/3 of its
+ * score, and a likelier-needed resident stays.
  *
  * Page-cache tier.  Before a disk read the pager asks mincore (on a
  * read-only mapping of the file) whether every page of every range is in
@@ -205,10 +230,17 @@ struct mp_pager {
 	int warmer_running;              /* 1: the warmer is to be joined */
 	int warm_stop;                   /* atomic: 1 asks the warmer to stop */
 	uint64_t warmed;                 /* atomic: pool bytes the warmer faulted in */
+	uint32_t reg_warmed;             /* atomic: pool pieces the warmer registered */
 	/* ---- changes every step ---- */
 	struct queue demand, prefetch;   /* reads not yet submitted */
 	uint32_t read_free;              /* free read records */
 	uint32_t pf_inflight;            /* prefetch reads in flight */
+	uint64_t pending_bytes;          /* bytes of reads queued or in flight (invariant 8) */
+	uint64_t busy_t0;                /* ns: start of the disk's current busy interval, 0: idle */
+	uint64_t bw_bytes, bw_ns;        /* bytes completed over busy ns (halved past 2 s) */
+	uint64_t t_acquire;              /* ns of the last acquire, 0: none yet */
+	uint64_t stall_acc;              /* ns waited since the last acquire */
+	uint64_t layer_ns;               /* compute ns between acquires, moving average; 0: unknown */
 	uint64_t tick;                   /* acquire counter (LRU clock) */
 	uint32_t cur_layer;              /* the last acquire's layer */
 	uint32_t *cur;                   /* [top_k] the last acquire's experts */
@@ -619,24 +651,47 @@ static void free_list_push(struct mp_pager *p, uint32_t s)
 static int issue_load(struct mp_pager *p, uint32_t id, uint32_t s, int demand);
 static int progress(struct mp_pager *p, int block);
 
+/* The warmer registers the pool's pieces wholly inside its first `upto`
+ * bytes with the backend (io_uring: pins them), under io_mu, then wakes the
+ * threads that found io_mu taken (see Locking: they sleep on cv under mu). */
+static void warm_register(struct mp_pager *p, uint64_t upto)
+{
+	pthread_mutex_lock(&p->io_mu);
+	int n = mp_io_prepare(p->io, 0, upto);
+	pthread_mutex_unlock(&p->io_mu);
+	if (n > 0)
+		__atomic_fetch_add(&p->reg_warmed, (uint32_t)n, __ATOMIC_RELAXED);
+	pthread_mutex_lock(&p->mu);
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
 /* The warmer (see Warming the pool): every slot not yet faulted in, in slot
- * order (the order the free lists hand them out), until asked to stop. */
+ * order (the order the free lists hand them out, and the pool's address
+ * order), until asked to stop; each piece of the pool is registered once
+ * all of it is faulted in. */
 static void *warm_pool(void *arg)
 {
 	struct mp_pager *p = arg;
+	uint64_t piece = p->cfg.reg_piece ? p->cfg.reg_piece : MP_IO_REG_PIECE;
+	uint64_t end = 0;                    /* pool bytes faulted in, from its start */
 	for (uint32_t s = 0; s < p->n_slots && !__atomic_load_n(&p->warm_stop, __ATOMIC_RELAXED); s++) {
 		struct slot *sl = &p->slots[s];
-		if (__atomic_load_n(&sl->populated, __ATOMIC_RELAXED))
-			continue;
 		uint64_t n = p->classes[sl->cls].slot_bytes;
+		if (!__atomic_load_n(&sl->populated, __ATOMIC_RELAXED)) {
 #ifdef MADV_POPULATE_WRITE
-		if (madvise(sl->base, n, MADV_POPULATE_WRITE) != 0)
-			break;                   /* an older kernel: issue_load's way only */
+			if (madvise(sl->base, n, MADV_POPULATE_WRITE) != 0)
+				break;           /* an older kernel: issue_load's way only */
 #else
-		break;
+			break;
 #endif
-		__atomic_store_n(&sl->populated, 1, __ATOMIC_RELAXED);
-		__atomic_fetch_add(&p->warmed, n, __ATOMIC_RELAXED);
+			__atomic_store_n(&sl->populated, 1, __ATOMIC_RELAXED);
+			__atomic_fetch_add(&p->warmed, n, __ATOMIC_RELAXED);
+		}
+		uint64_t was = end;
+		end = (uint64_t)(sl->base + n - p->pool);
+		if (end / piece > was / piece || end == p->pool_bytes)
+			warm_register(p, end);
 	}
 	return NULL;
 }
@@ -777,7 +832,8 @@ int mp_pager_start(struct mp_pager *p)
 
 	struct mp_io_config ic = { .depth = p->cfg.io_depth, .threads = p->cfg.io_threads,
 	                           .max_files = p->cfg.max_files, .buf_base = p->pool,
-	                           .buf_len = p->pool_bytes, .fault = p->cfg.fault };
+	                           .buf_len = p->pool_bytes, .fault = p->cfg.fault,
+	                           .reg_max = p->cfg.reg_max, .reg_piece = p->cfg.reg_piece };
 	if (p->cfg.backend)
 		rc = mp_io_open(ops, &ic, &p->io, note, sizeof note);
 	else
@@ -889,10 +945,12 @@ static uint32_t take_reads(struct mp_pager *p, struct queue *from, uint32_t s, s
 				from->tail = prev;
 			from->n--;
 			n++;
-			if (to)
+			if (to) {
 				q_push(p, to, r);
-			else
+			} else {
+				p->pending_bytes -= p->reads[r].len;
 				free_read(p, r);
+			}
 		} else {
 			prev = r;
 		}
@@ -972,6 +1030,7 @@ static void complete_read(struct mp_pager *p, const struct mp_io_cqe *c)
 		if (p->nopool)
 			sl->ptr[rd->range] = c->data;
 	}
+	p->pending_bytes -= rd->len;
 	free_read(p, r);
 	if (--sl->pending == 0)
 		finish_load(p, rd->slot);
@@ -1004,6 +1063,8 @@ static void pump(struct mp_pager *p)
 	}
 	int acc = mp_io_submit(p->io, p->batch, k);
 	uint64_t now = mp_clock_now_ns();
+	uint32_t ahead;
+	mp_io_reg_counts(p->io, &ahead, &p->info.reg_on_read);
 	if (acc < 0) {                       /* the first read is refused: fail it */
 		uint32_t r = q_pop(p, nd ? &p->demand : &p->prefetch);
 		p->reads[r].queued = 2;
@@ -1012,6 +1073,8 @@ static void pump(struct mp_pager *p)
 		complete_read(p, &c);
 		return;
 	}
+	if (acc > 0 && !p->busy_t0)
+		p->busy_t0 = now;                /* the disk's busy interval starts */
 	for (int i = 0; i < acc; i++) {
 		int from_demand = (uint32_t)i < nd;
 		uint32_t r = q_pop(p, from_demand ? &p->demand : &p->prefetch);
@@ -1022,12 +1085,32 @@ static void pump(struct mp_pager *p)
 	}
 }
 
+/* Bandwidth (see Speculation): bytes completed over the time reads were in
+ * flight, the older half forgotten every 2 s of it.  mu and io_mu held. */
+static void measure_bw(struct mp_pager *p, uint64_t bytes)
+{
+	uint64_t now = mp_clock_now_ns();
+	if (p->busy_t0) {
+		p->bw_ns += now - p->busy_t0;
+		p->bw_bytes += bytes;
+		if (p->bw_ns > 2000000000ull) {
+			p->bw_ns /= 2;
+			p->bw_bytes /= 2;
+		}
+	}
+	p->busy_t0 = mp_io_inflight(p->io) ? now : 0;
+}
+
 static void apply(struct mp_pager *p, int n)
 {
+	uint64_t bytes = 0;
 	stats_begin(p);
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n; i++) {
+		bytes += p->cqes[i].result > 0 ? (uint64_t)p->cqes[i].result : 0;
 		complete_read(p, &p->cqes[i]);
+	}
 	stats_end(p);
+	measure_bw(p, bytes);
 }
 
 /* Called with mu held; returns with it held (see Locking).  Submits what is
@@ -1181,6 +1264,7 @@ static int issue_load(struct mp_pager *p, uint32_t id, uint32_t s, int demand)
 			rd->len = len - o < block ? len - o : block;
 			rd->dst = r->cover_off + o;
 			q_push(p, demand ? &p->demand : &p->prefetch, rid);
+			p->pending_bytes += rd->len;
 			sl->pending++;
 		}
 	}
@@ -1377,6 +1461,21 @@ static void leave(struct mp_pager *p, uint64_t cpu0)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/* The compute time between acquires (see Speculation): the time since the
+ * last one less the waits in it, a moving average over about 8 layers;
+ * gaps over 5 s (the program paused between requests) are not layers. */
+static void time_layer(struct mp_pager *p)
+{
+	uint64_t now = mp_clock_now_ns();
+	if (p->t_acquire && now - p->t_acquire < 5000000000ull) {
+		uint64_t d = now - p->t_acquire;
+		d -= p->stall_acc < d ? p->stall_acc : d;
+		p->layer_ns = p->layer_ns ? (7 * p->layer_ns + d) / 8 : d;
+	}
+	p->t_acquire = now;
+	p->stall_acc = 0;
+}
+
 int mp_pager_acquire(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint32_t n)
 {
 	uint64_t cpu0 = enter(p);
@@ -1384,6 +1483,7 @@ int mp_pager_acquire(struct mp_pager *p, uint32_t layer, const uint32_t *x, uint
 	if (rc < 0)
 		goto out;
 	p->tick++;
+	time_layer(p);
 	p->cur_layer = layer;
 	p->n_cur = n;
 	memcpy(p->cur, x, n * sizeof *x);
@@ -1480,6 +1580,8 @@ static int wait_locked(struct mp_pager *p, uint32_t layer, const uint32_t *x, ui
 		if (rc < 0)
 			break;
 	}
+	if (t0)
+		p->stall_acc += mp_clock_now_ns() - t0;
 	add_stall(p, layer, t0);
 	return rc;
 }
@@ -1517,6 +1619,30 @@ void mp_pager_release(struct mp_pager *p, uint32_t layer, const uint32_t *x, uin
 	leave(p, cpu0);
 }
 
+/* The speculation cap for a hint of layer (see Speculation): bytes the disk
+ * reads in the compute time until that layer runs (one layer's per layer
+ * ahead of the last acquire; one when it is not ahead), UINT64_MAX while
+ * unmeasured. */
+static uint64_t spec_cap(const struct mp_pager *p, uint32_t layer)
+{
+	if (p->cfg.prefetch_cap)
+		return p->cfg.prefetch_cap;
+	if (!p->layer_ns || !p->bw_ns || !p->bw_bytes)
+		return UINT64_MAX;
+	uint32_t ahead = layer > p->cur_layer ? layer - p->cur_layer : 1;
+	return (uint64_t)((double)p->bw_bytes / (double)p->bw_ns * (double)p->layer_ns * ahead);
+}
+
+/* The share of resolved prefetches that were used (see Speculation): a
+ * hint's score times this is what a victim's keep score must be below; 1
+ * until PF_RESOLVED_MIN prefetches were used or wasted. */
+#define PF_RESOLVED_MIN 16
+static double pf_precision(const struct mp_pager *p)
+{
+	uint64_t resolved = p->info.pf_used + p->info.pf_wasted;
+	return resolved < PF_RESOLVED_MIN ? 1.0 : (double)p->info.pf_used / (double)resolved;
+}
+
 int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *x, const double *scores,
                   uint32_t n)
 {
@@ -1532,6 +1658,8 @@ int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *x, const d
 			order[j] = order[j - 1];
 		order[j] = i;
 	}
+	uint64_t cap = spec_cap(p, layer);
+	double precision = pf_precision(p);
 	stats_begin(p);
 	for (uint32_t k = 0; k < m; k++) {
 		uint32_t i = order[k];
@@ -1541,7 +1669,11 @@ int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *x, const d
 		struct expert *e = &p->experts[id];
 		if (!e->n_ranges || e->slot != NONE || e->pins)
 			continue;
-		uint32_t s = find_slot(p, e->cls, 1, scores[i]);
+		if (p->pending_bytes && p->pending_bytes + p->classes[e->cls].slot_bytes > cap) {
+			p->info.pf_capped++;         /* invariant 8 */
+			continue;
+		}
+		uint32_t s = find_slot(p, e->cls, 1, scores[i] * precision);
 		if (s == NONE)
 			continue;
 		if (issue_load(p, id, s, 0) >= 0) {
@@ -1621,6 +1753,7 @@ void mp_pager_info(struct mp_pager *p, struct mp_pager_info *out)
 	pthread_mutex_lock(&p->mu);
 	*out = p->info;
 	out->warmed_bytes = __atomic_load_n(&p->warmed, __ATOMIC_RELAXED);
+	out->reg_warmed = __atomic_load_n(&p->reg_warmed, __ATOMIC_RELAXED);
 	out->pool_bytes = p->pool_bytes;
 	out->min_budget = p->min_budget;
 	out->full_budget = p->full_budget;
@@ -1683,9 +1816,18 @@ static int check_locked(struct mp_pager *p, int level)
 	if (!pending)
 		return 0;   /* no memory for a check: not a violation */
 	int rc = 0;
+	uint64_t bytes_pending = 0;
 	for (uint32_t r = 0; r < p->n_reads; r++)
-		if (p->reads[r].queued)
+		if (p->reads[r].queued) {
 			pending[p->reads[r].slot]++;
+			bytes_pending += p->reads[r].len;
+		}
+	if (bytes_pending != p->pending_bytes) {
+		say(p, "invariant 8: %" PRIu64 " bytes of reads pending, %" PRIu64 " counted",
+		    bytes_pending, p->pending_bytes);
+		rc = -MP_ECORRUPT;
+		goto done;
+	}
 	for (uint32_t r = p->prefetch.head; r != NONE; r = p->reads[r].next) {
 		uint32_t id = p->slots[p->reads[r].slot].expert;
 		if (id != NONE && p->experts[id].pins) {

@@ -74,6 +74,12 @@ struct mp_pager_config {
 	void (*on_access)(void *ctx, uint32_t layer, const uint32_t *experts, uint32_t n);
 	void *policy_ctx;                /* passed to the hooks */
 	struct mp_stats *stats;          /* stats segment to update, or NULL */
+	uint64_t reg_max;                /* io_uring: register the pool at start up to this many
+	                                    bytes, else piece by piece; 0: MP_IO_REG_MAX (tests) */
+	uint64_t reg_piece;              /* bytes per lazily registered piece; 0: MP_IO_REG_PIECE */
+	uint64_t prefetch_cap;           /* bytes pending (queued or in flight) past which a hint
+	                                    starts nothing; 0: the disk's measured bandwidth x a
+	                                    layer's compute time (pager.c, Speculation) */
 };
 
 enum mp_pager_tier {
@@ -94,6 +100,7 @@ struct mp_pager_info {
 	uint32_t n_free, n_loading, n_ready, n_in_use;  /* slots by state */
 	uint64_t hits, pc_hits, misses;  /* acquires served from pool, page cache, disk */
 	uint64_t pf_issued, pf_used, pf_wasted;         /* prefetches */
+	uint64_t pf_capped;              /* hinted experts not started: the speculation cap */
 	uint64_t evictions;              /* READY -> FREE */
 	uint64_t bytes_read;             /* bytes read from disk by the backend */
 	uint64_t pc_bytes, pc_dropped;   /* bytes copied from / dropped from the page cache */
@@ -101,6 +108,8 @@ struct mp_pager_info {
 	uint32_t fallbacks;              /* MP_STATS_FB_* bits (stats.h): what the I/O gave up */
 	uint64_t cpu_ns;                 /* thread CPU time spent in the pager's calls */
 	uint64_t warmed_bytes;           /* pool bytes the background warmer faulted in */
+	uint32_t reg_warmed;             /* pool pieces the warmer registered with the backend */
+	uint32_t reg_on_read;            /* pool pieces a read registered (before the warmer) */
 	int lock_errno;                  /* why mlock of the pool failed; 0: not asked or locked */
 };
 
@@ -157,8 +166,10 @@ void mp_pager_release(struct mp_pager *p, uint32_t layer, const uint32_t *expert
 
 /* Prefetch hint: starts reads for hinted experts not resident, best score
  * first, into free slots or in place of a READY expert whose keep_score is
- * lower than the hint's, never evicting the current layer's set.  Returns
- * the number of prefetches started. */
+ * lower than the hint's, never evicting the current layer's set, and only
+ * while the bytes already pending leave room under the speculation cap
+ * (cfg.prefetch_cap; info.pf_capped counts those left out).  Returns the
+ * number of prefetches started. */
 int mp_pager_hint(struct mp_pager *p, uint32_t layer, const uint32_t *experts,
                   const double *scores, uint32_t n);
 

@@ -697,8 +697,10 @@ void mp_session_print_pager(const struct mp_session *s)
 	uint64_t steps = s->counts.prompt_tokens + s->counts.gen_tokens;
 	fprintf(stderr, "%s: pager CPU: %.3f s in its calls, %.2f ms per token\n", prog,
 		(double)pi.cpu_ns / 1e9, steps ? (double)pi.cpu_ns / 1e6 / (double)steps : 0.0);
-	fprintf(stderr, "%s: prefetch: %llu issued, %llu used, %llu wasted (precision %.2f)\n", prog,
+	fprintf(stderr, "%s: prefetch: %llu issued, %llu used, %llu wasted (precision %.2f), "
+		"%llu left out by the disk's cap\n", prog,
 		(unsigned long long)pi.pf_issued, (unsigned long long)pi.pf_used,
 		(unsigned long long)pi.pf_wasted,
-		pi.pf_issued ? (double)pi.pf_used / (double)pi.pf_issued : 0.0);
+		pi.pf_issued ? (double)pi.pf_used / (double)pi.pf_issued : 0.0,
+		(unsigned long long)pi.pf_capped);
 }

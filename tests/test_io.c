@@ -239,6 +239,50 @@ static void test_registration(void)
 	}
 }
 
+/* mp_io_prepare registers the lazy pieces wholly inside its range ahead of
+ * any read (once each), a read into a piece not prepared registers it and
+ * is counted apart, and the reads are right; a piece size that is not a
+ * multiple of 4 KiB is refused at open with the value named. */
+static void test_prepare(void)
+{
+	const struct mp_io_ops *u = mp_io_find("uring");
+	char why[256];
+	if (!u || u->probe(why, sizeof why) < 0)
+		SKIP_CASE("no usable io_uring");
+	const uint64_t piece = 64 << 10;    /* pool_len / piece = 64 pieces */
+	struct mp_io_config cfg = { .depth = 4, .buf_base = pool, .buf_len = pool_len,
+	                            .reg_max = 4096, .reg_piece = piece };
+	struct mp_io *io = NULL;
+	char msg[512] = "";
+	REQUIRE(mp_io_open(u, &cfg, &io, msg, sizeof msg) == 0);
+	if (mp_io_fallbacks(io) & MP_IO_FB_REG_REFUSED) {
+		mp_io_close(io);
+		SKIP_CASE("buffer registration refused here");
+	}
+	CHECK_EQ_INT(mp_io_add_file(io, path, NULL), 0);
+	CHECK_EQ_INT(mp_io_prepare(io, 0, 2 * piece + 4096), 2);   /* pieces 0 and 1 */
+	CHECK_EQ_INT(mp_io_prepare(io, 0, 2 * piece), 0);          /* done already */
+	CHECK_EQ_INT(mp_io_prepare(io, piece + 4096, piece), 0);   /* no whole piece inside */
+	uint32_t ahead, on_read;
+	const uint64_t at[2] = { 4096, 5 * piece };                   /* prepared; not */
+	for (int i = 0; i < 2; i++) {
+		struct mp_io_req r = { .file = 0, .offset = 8192, .len = 16384, .buf = pool + at[i], .tag = 1 };
+		CHECK_EQ_INT(mp_io_submit(io, &r, 1), 1);
+		struct mp_io_cqe c;
+		CHECK_EQ_INT(mp_io_reap(io, &c, 1, 1), 1);
+		CHECK(c.result == 16384 && !tp_mismatch(pool + at[i], 1, 8192, 16384));
+		mp_io_reg_counts(io, &ahead, &on_read);
+		CHECK_EQ_U64(ahead, 2);
+		CHECK_EQ_U64(on_read, (uint64_t)i);
+	}
+	CHECK_EQ_INT(mp_io_prepare(io, 0, pool_len), 61);           /* the rest */
+	mp_io_close(io);
+	cfg.reg_piece = 5000;
+	msg[0] = 0;
+	CHECK_EQ_INT(mp_io_open(u, &cfg, &io, msg, sizeof msg), -MP_EARG);
+	CHECK(strstr(msg, "reg_piece 5000") != NULL);
+}
+
 static void test_read_every_backend(void)
 {
 	const struct mp_io_ops *b[8];
@@ -419,6 +463,7 @@ int main(void)
 	RUN(test_fallback);
 	RUN(test_read_every_backend);
 	RUN(test_registration);
+	RUN(test_prepare);
 	RUN(test_short_eagain_reorder);
 	RUN(test_eio);
 	RUN(test_truncated);

@@ -76,6 +76,8 @@ struct opts {
 	void (*access)(void *, uint32_t, const uint32_t *, uint32_t);
 	void *ctx;
 	uint64_t low_mem;
+	uint64_t reg_max, reg_piece;  /* io_uring registration (0: defaults) */
+	uint64_t prefetch_cap;        /* 0: measured */
 };
 
 static struct mp_pager *make(const struct opts *o, int *rc_out)
@@ -85,6 +87,7 @@ static struct mp_pager *make(const struct opts *o, int *rc_out)
 		.io_threads = 3, .io_block = o->io_block, .n_layers = NL, .n_experts = NE,
 		.top_k = TOPK, .no_page_cache = !o->page_cache, .keep_score = o->keep,
 		.on_access = o->access, .policy_ctx = o->ctx, .stats = o->stats, .low_mem = o->low_mem,
+		.reg_max = o->reg_max, .reg_piece = o->reg_piece, .prefetch_cap = o->prefetch_cap,
 	};
 	char msg[256];
 	struct mp_pager *p = NULL;
@@ -262,6 +265,21 @@ static void test_fits_whole(void)
 	}
 }
 
+/* Why the pool warmer cannot run here, or NULL when it can. */
+static const char *warmer_missing(void)
+{
+#ifdef MADV_POPULATE_WRITE
+	void *probe = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (probe == MAP_FAILED)
+		return "cannot map a page to probe MADV_POPULATE_WRITE";
+	int can = madvise(probe, 4096, MADV_POPULATE_WRITE) == 0;
+	munmap(probe, 4096);
+	return can ? NULL : "MADV_POPULATE_WRITE refused by this kernel (before 5.14)";
+#else
+	return "built without MADV_POPULATE_WRITE";
+#endif
+}
+
 /* The warmer faults the whole pool in on its own (no acquire needed), the
  * experts read into warmed slots are right, and a pager destroyed while its
  * warmer runs joins it before unmapping the pool. */
@@ -270,16 +288,9 @@ static void test_warm_pool(void)
 	const struct mp_io_ops *ops = tp_pool_backend(backends, n_backends);
 	if (!ops)
 		SKIP_CASE("no backend with a pool");
-#ifdef MADV_POPULATE_WRITE
-	void *probe = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	REQUIRE(probe != MAP_FAILED);
-	int can = madvise(probe, 4096, MADV_POPULATE_WRITE) == 0;
-	munmap(probe, 4096);
-	if (!can)
-		SKIP_CASE("MADV_POPULATE_WRITE refused by this kernel (before 5.14)");
-#else
-	SKIP_CASE("built without MADV_POPULATE_WRITE");
-#endif
+	const char *no_warmer = warmer_missing();
+	if (no_warmer)
+		SKIP_CASE(no_warmer);
 	struct opts o = { .ops = ops, .budget = 3 * slot1 + 3 * slot2, .io_block = 8192, .depth = 8 };
 	int rc;
 	struct mp_pager *p = make(&o, &rc);
@@ -298,6 +309,53 @@ static void test_warm_pool(void)
 		REQUIRE(p && rc == 0);
 		mp_pager_destroy(p);
 	}
+}
+
+/* A lazily registered io_uring pool: the warmer registers every piece once
+ * it has faulted it in, before any read, so the reads of a decode register
+ * none (mp_pager_info counts both), and their bytes are right. */
+static void test_warm_registers(void)
+{
+	const struct mp_io_ops *u = mp_io_find("uring");
+	char why[256];
+	if (!u || u->probe(why, sizeof why) < 0)
+		SKIP_CASE("no usable io_uring");
+	const char *no_warmer = warmer_missing();
+	if (no_warmer)
+		SKIP_CASE(no_warmer);
+	const uint64_t piece = 64 << 10;
+	struct opts o = { .ops = u, .budget = 3 * slot1 + 3 * slot2, .io_block = 8192, .depth = 8,
+	                  .reg_max = 4096, .reg_piece = piece };
+	int rc;
+	struct mp_pager *p = make(&o, &rc);
+	REQUIRE(p && rc == 0);
+	struct mp_pager_info in;
+	mp_pager_info(p, &in);
+	if (in.fallbacks & MP_STATS_FB_REG_REFUSED) {
+		mp_pager_destroy(p);
+		SKIP_CASE("buffer registration refused here");
+	}
+	CHECK(in.fallbacks & MP_STATS_FB_REG_LAZY);
+	uint32_t pieces = (uint32_t)((in.pool_bytes + piece - 1) / piece);
+	REQUIRE(pieces > 2);
+	uint64_t until = mp_clock_now_ns() + 10000000000ull;
+	do {
+		mp_pager_info(p, &in);
+	} while (in.reg_warmed < pieces && mp_clock_now_ns() < until && usleep(1000) == 0);
+	CHECK_EQ_U64(in.reg_warmed, pieces);
+	CHECK_EQ_U64(in.warmed_bytes, in.pool_bytes);
+	CHECK_EQ_INT(decode(p, 10, 9, 1), 0);
+	mp_pager_info(p, &in);
+	CHECK(in.misses > 0);
+	CHECK_EQ_U64(in.reg_on_read, 0);
+	CHECK_EQ_U64(in.reg_warmed, pieces);
+	mp_pager_destroy(p);
+	/* Without the warmer's head start (destroyed at once, or a read first)
+	 * the pieces are registered once in all, by one side or the other. */
+	p = make(&o, &rc);
+	REQUIRE(p && rc == 0);
+	CHECK_EQ_INT(decode(p, 2, 10, 0), 0);
+	mp_pager_destroy(p);
 }
 
 static void test_page_cache_tiers(void)
@@ -522,6 +580,88 @@ static void test_demand_before_prefetch(void)
 	CHECK(in.n_loading > 0);
 	CHECK_EQ_U64(in.pf_used, 1);
 	mp_pager_release(p, 1, x, 2);
+	mp_pager_destroy(p);
+}
+
+/* The speculation cap: with reads pending, a hint starts only what fits
+ * under it (best score first) and counts the rest in pf_capped, evicting
+ * nothing for them; with nothing pending one load always starts; pending
+ * bytes are accounted exactly (invariant 8, checked at level 2). */
+static void test_prefetch_cap(void)
+{
+	const struct mp_io_ops *ops = tp_pool_backend(backends, n_backends);
+	if (!ops)
+		SKIP_CASE("no backend with a pool is usable here");
+	tp_drop_cache(path_a);
+	tp_drop_cache(path_b);
+	struct mp_io_fault f = { .delay_us = 300 };
+	struct opts o = { .ops = ops, .budget = 8 * (slot1 + slot2) - 1, .depth = 4, .io_block = 4096,
+	                  .fault = &f, .prefetch_cap = 2 * slot1 };
+	int rc;
+	struct mp_pager *p = make(&o, &rc);
+	REQUIRE(p && rc == 0);
+	uint32_t h[4] = { 3, 2, 1, 0 };
+	double s[4] = { 0.6, 0.7, 0.8, 0.9 };     /* 0 is the best */
+	CHECK_EQ_INT(mp_pager_hint(p, 1, h, s, 4), 2);   /* 0 (nothing pending), 1 (fits) */
+	struct mp_pager_info in;
+	mp_pager_info(p, &in);
+	CHECK_EQ_U64(in.pf_capped, 2);
+	CHECK_EQ_U64(in.n_loading, 2);
+	CHECK_EQ_INT(mp_pager_check(p, 2), 0);
+	CHECK(mp_pager_tier(p, 1, 0) == MP_TIER_LOADING && mp_pager_tier(p, 1, 1) == MP_TIER_LOADING);
+	CHECK(mp_pager_tier(p, 1, 2) == MP_TIER_DISK && mp_pager_tier(p, 1, 3) == MP_TIER_DISK);
+	uint32_t x[2] = { 0, 1 };                 /* both land; then nothing is pending */
+	CHECK_EQ_INT(mp_pager_acquire(p, 1, x, 2), 0);
+	const void *ptr[3];
+	for (int i = 0; i < 2; i++) {
+		CHECK_EQ_INT(mp_pager_wait(p, 1, x[i], ptr, 3), 0);
+		CHECK_EQ_INT(bytes_ok(ptr, 1, x[i]), 0);
+	}
+	mp_pager_release(p, 1, x, 2);
+	CHECK_EQ_INT(mp_pager_hint(p, 1, h, s, 2), 2);   /* 3 and 2 now */
+	CHECK_EQ_INT(mp_pager_check(p, 2), 0);
+	CHECK_EQ_INT(decode(p, 4, 12, 1), 0);
+	CHECK_EQ_INT(mp_pager_check(p, 2), 0);
+	mp_pager_destroy(p);
+}
+
+static double keep_half(void *ctx, uint32_t layer, uint32_t expert)
+{
+	(void)ctx;
+	(void)layer;
+	(void)expert;
+	return 0.5;
+}
+
+/* A prefetch evicts only below its hint's score times the measured share
+ * of prefetches used: while fewer than 16 are known it counts in full
+ * (score 0.9 beats keep 0.5); once 16 were evicted unused (precision 0)
+ * the same hint starts nothing. */
+static void test_prefetch_precision(void)
+{
+	struct opts o = { .ops = &mp_io_memory_ops, .budget = 3 * slot1 + 2 * slot2, .keep = keep_half };
+	int rc;
+	struct mp_pager *p = make(&o, &rc);
+	REQUIRE(p && rc == 0);
+	uint32_t a[2] = { 0, 1 };       /* the current set: never evicted */
+	CHECK_EQ_INT(mp_pager_acquire(p, 1, a, 2), 0);
+	for (int i = 0; i < 2; i++)
+		CHECK_EQ_INT(mp_pager_wait(p, 1, a[i], NULL, 0), 0);
+	mp_pager_release(p, 1, a, 2);
+	double sc = 0.9;
+	for (uint32_t k = 0; k < 17; k++) {   /* 6, 7, 6, ...: each evicts the last */
+		uint32_t h = 6 + k % 2;
+		CHECK_EQ_INT(mp_pager_hint(p, 1, &h, &sc, 1), 1);
+	}
+	struct mp_pager_info in;
+	mp_pager_info(p, &in);
+	CHECK_EQ_U64(in.pf_wasted, 16);
+	CHECK_EQ_U64(in.pf_used, 0);
+	uint32_t h = 7;                       /* 6 is in, 7 is not: it would evict 6 */
+	CHECK_EQ_INT(mp_pager_hint(p, 1, &h, &sc, 1), 0);
+	CHECK_EQ_INT(mp_pager_tier(p, 1, 6), MP_TIER_POOL);   /* kept */
+	CHECK(mp_pager_tier(p, 1, 7) != MP_TIER_POOL);
+	CHECK_EQ_INT(mp_pager_check(p, 2), 0);
 	mp_pager_destroy(p);
 }
 
@@ -807,6 +947,7 @@ int main(void)
 	RUN(test_decode_every_backend);
 	RUN(test_fits_whole);
 	RUN(test_warm_pool);
+	RUN(test_warm_registers);
 	RUN(test_page_cache_tiers);
 	RUN(test_eio);
 	RUN(test_short_reorder_delay);
@@ -814,6 +955,8 @@ int main(void)
 	RUN(test_hooks_and_current_set);
 	RUN(test_demand_before_prefetch);
 	RUN(test_cancel_prefetch);
+	RUN(test_prefetch_cap);
+	RUN(test_prefetch_precision);
 	RUN(test_add_file_oom);
 	RUN(test_stats_segment);
 	RUN(test_threads);
