@@ -86,13 +86,15 @@ static char *decode(const struct ids *a)
 	return s;
 }
 
-/* Two user turns at temperature 3 (near-uniform sampling on random weights,
- * so that some answers contain "</think>" and some end early). */
+/* Two user turns sampled nearly uniformly (temperature 50, no top-p or min-p
+ * cut: with a cut, which near-equal tokens survive depends on the last bit of
+ * the logits), so that some answers contain "</think>" (1 token in ~512) and
+ * some end early. */
 static int run_chat(int seed, int n, const char *extra, const char *err)
 {
 	char cmd[2048];
 	snprintf(cmd, sizeof cmd, "printf 'hello there\\nand how are you\\n' | MOEPAGER_LOG=debug "
-		 "%s -m %s -i -n %d -t 1 --temp 3 --seed %d --no-profile %s >/dev/null 2>%s", bin, model,
+		 "%s -m %s -i -n %d -t 1 --temp 50 --top-p 1 --min-p 0 --seed %d --no-profile %s >/dev/null 2>%s", bin, model,
 		 n, seed, extra, err);
 	return system(cmd);
 }
@@ -106,8 +108,10 @@ static void test_two_turns_match_template(void)
 	char err[600];
 	snprintf(err, sizeof err, "%s.err", model);
 	int thought = 0;
-	for (int seed = 1; seed <= 8; seed++) {
-		REQUIRE(run_chat(seed, 32, "", err) == 0);
+	/* seeds 1-8 always; more (up to 40) until a first answer has thought —
+	 * which seeds think depends on the kernels' rounding */
+	for (int seed = 1; seed <= 40 && (seed <= 8 || !thought); seed++) {
+		REQUIRE(run_chat(seed, 64, "", err) == 0);
 		static struct ids ctx1, ans1, ctx2, want;
 		REQUIRE(read_ids(err, "chat context", 0, &ctx1) == 0);
 		REQUIRE(read_ids(err, "answer", 0, &ans1) == 0);
@@ -130,7 +134,7 @@ static void test_two_turns_match_template(void)
 	}
 	if (!thought)
 		MP_TEST_FAIL("no first answer contained </think>: the dropped thinking was not exercised "
-			     "(pick other seeds)");
+			     "(seeds 1-40)");
 	remove(err);
 }
 
