@@ -1,7 +1,7 @@
 # tests — the harness pieces shared by every layer's tests.  Each layer's
 # local.mk declares its own test programs (linked against that layer and
 # below); command-line tests of the installed programs are listed here.
-noinst_HEADERS = tests/mp_test.h tests/model_fixture.h
+noinst_HEADERS = tests/mp_test.h tests/model_fixture.h tests/kpath_case.h
 EXTRA_DIST += tests/tally tests/driver tests/lib.sh tests/data
 
 # The reference routing trace (tests/data/README.md) is 11 MB raw and 6 MB as

@@ -19,6 +19,7 @@
 #include "rng.h"
 #include "types.h"
 #include "mp_test.h"
+#include "kpath_case.h"
 #include "quant_ref.h"
 
 static const enum mp_type dq_types[] = {
@@ -46,11 +47,6 @@ static const int *f16_fields(enum mp_type t)
 	case MP_TYPE_Q6_K: return q6k;
 	default: return none;
 	}
-}
-
-static int have_path(enum mp_kpath p)
-{
-	return mp_dispatch_supported(p, mp_cpu_features());
 }
 
 /* Dequantizes n elements of src with path p and with the reference and
@@ -201,14 +197,7 @@ static void test_fallback(void)
 	fallback();
 }
 
-/* One case per SIMD path and check: a path this CPU lacks is a skipped case. */
-#define PATH_CASE(fn, path, why)                                                \
-	static void test_##fn##_##path(void)                                    \
-	{                                                                       \
-		if (!have_path(MP_KPATH_##path))                                \
-			SKIP_CASE(why);                                         \
-		fn(MP_KPATH_##path);                                            \
-	}
+/* One case per SIMD path and check (tests/kpath_case.h). */
 #define NO_AVX2 "this CPU lacks AVX2, FMA and F16C"
 #define NO_AVX512 "this CPU lacks AVX-512 (F, BW, DQ, VL)"
 PATH_CASE(random_blocks, AVX2, NO_AVX2)

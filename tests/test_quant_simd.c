@@ -20,6 +20,7 @@
 #include "rng.h"
 #include "types.h"
 #include "mp_test.h"
+#include "kpath_case.h"
 
 static const enum mp_type simd_types[] = {
 	MP_TYPE_F32, MP_TYPE_F16, MP_TYPE_BF16, MP_TYPE_Q8_0, MP_TYPE_Q4_0, MP_TYPE_Q4_1,
@@ -160,12 +161,6 @@ static void compare(enum mp_type t, enum mp_kpath p, const void *w, const void *
 }
 
 static uint8_t wbuf[MAXN * 4], abuf[MAXN * 4];
-
-/* Runs fn for each SIMD path this CPU has. */
-static int have_path(enum mp_kpath p)
-{
-	return mp_dispatch_supported(p, mp_cpu_features());
-}
 
 static void random_blocks(enum mp_kpath p)
 {
@@ -308,14 +303,7 @@ static void test_table(void)
 	CHECK(mp_quant_vec_dot(MP_TYPE_Q8_K, MP_KPATH_SCALAR) == NULL);
 }
 
-/* One case per SIMD path and check: a path this CPU lacks is a skipped case. */
-#define PATH_CASE(fn, path, why)                                                \
-	static void test_##fn##_##path(void)                                    \
-	{                                                                       \
-		if (!have_path(MP_KPATH_##path))                                \
-			SKIP_CASE(why);                                         \
-		fn(MP_KPATH_##path);                                            \
-	}
+/* One case per SIMD path and check (tests/kpath_case.h). */
 #define NO_AVX2 "this CPU lacks AVX2 and FMA"
 #define NO_AVX512 "this CPU lacks AVX-512 (F, BW, VL)"
 PATH_CASE(random_blocks, AVX2, NO_AVX2)

@@ -8,6 +8,7 @@
 #include "dispatch.h"
 #include "fp16.h"
 #include "mp_test.h"
+#include "kpath_case.h"
 #include "rng.h"
 #include "vecf32.h"
 
@@ -102,11 +103,6 @@ static void test_accuracy(void)
 		}
 		CHECK_NEAR(ops->dot(xa, rows, n), ref, mag * 4e-6 + 1e-30);
 	}
-}
-
-static int have_path(enum mp_kpath p)
-{
-	return mp_dispatch_supported(p, mp_cpu_features());
 }
 
 /* dot_heads and axpy_heads of path p against the scalar ones, on rows
@@ -205,15 +201,8 @@ static void test_process_path(void)
 	CHECK(mp_vf32() == mp_vf32_ops(mp_dispatch_path()));
 }
 
-#define PATH_CASE(path, why)                                                    \
-	static void test_same_bits_##path(void)                                 \
-	{                                                                       \
-		if (!have_path(MP_KPATH_##path))                                \
-			SKIP_CASE(why);                                         \
-		same_bits(MP_KPATH_##path);                                     \
-	}
-PATH_CASE(AVX2, "this CPU lacks AVX2, FMA and F16C")
-PATH_CASE(AVX512, "this CPU lacks AVX-512 (F, BW, DQ, VL)")
+PATH_CASE(same_bits, AVX2, "this CPU lacks AVX2, FMA and F16C")
+PATH_CASE(same_bits, AVX512, "this CPU lacks AVX-512 (F, BW, DQ, VL)")
 
 int main(void)
 {
